@@ -1,0 +1,23 @@
+# The two commands a user needs: `make demo` runs the loop, `make test` runs every check.
+.PHONY: setup demo test lint typecheck pytest lock
+
+setup:
+	@bash deploy/bootstrap.sh
+
+demo: setup
+	.venv/bin/driftloop demo
+
+lint: setup
+	.venv/bin/ruff check shared services tests
+	.venv/bin/ruff format --check shared services tests
+
+typecheck: setup
+	.venv/bin/mypy shared services
+
+pytest: setup
+	bash deploy/run-pytest.sh
+
+test: lint typecheck pytest
+
+lock:
+	.venv/bin/uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11 -q

@@ -1,0 +1,15 @@
+"""The ``driftloop`` command: one entry point whose sub-commands live one concept per module."""
+
+from __future__ import annotations
+
+import typer
+
+from shared.cli import infra
+
+app = typer.Typer(help="Driftloop: monitor production models, detect drift, retrain, register and serve.",
+                  no_args_is_help=True, add_completion=False)
+app.add_typer(infra.app, name="infra")
+
+
+def main() -> None:
+    app()

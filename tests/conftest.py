@@ -1,0 +1,7 @@
+"""Session fixtures: the real local servers, started once on free ports (see tests/fixtures/)."""
+
+pytest_plugins = [
+    "tests.fixtures.clickhouse",
+    "tests.fixtures.kafka",
+    "tests.fixtures.s3",
+]
