@@ -27,7 +27,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DRIFTLOOP_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(Path(".driftloop"), description="Folder for local data: broker log, ClickHouse, S3.")
+    data_dir: Path = Field(
+        Path(".driftloop"), description="Folder for local data: broker log, ClickHouse, S3."
+    )
     log_level: str = Field("INFO", description="Log level of every service.")
 
     kafka_bootstrap: str = Field(
@@ -48,7 +50,8 @@ class Settings(BaseSettings):
     clickhouse_password: str = Field("", description="ClickHouse password.")
 
     artifact_root: str = Field(
-        "", description="Where artifacts live: file:///path or s3://bucket/prefix; empty is DATA_DIR/artifacts."
+        "",
+        description="Where artifacts live: file:///path or s3://bucket/prefix; empty is DATA_DIR/artifacts.",
     )
     s3_endpoint_url: str = Field(
         "http://127.0.0.1:9000",
@@ -72,7 +75,9 @@ class Settings(BaseSettings):
 
     @property
     def kafka_is_local(self) -> bool:
-        return all(is_loopback(s.strip().rpartition(":")[0].strip("[]")) for s in self.kafka_bootstrap.split(","))
+        return all(
+            is_loopback(s.strip().rpartition(":")[0].strip("[]")) for s in self.kafka_bootstrap.split(",")
+        )
 
     @property
     def clickhouse_host_port(self) -> tuple[str, int]:

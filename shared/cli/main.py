@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from shared.cli import infra
+from shared.cli import bench, infra, schema
 
-app = typer.Typer(help="Driftloop: monitor production models, detect drift, retrain, register and serve.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Driftloop: monitor production models, detect drift, retrain, register and serve.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 app.add_typer(infra.app, name="infra")
+app.add_typer(schema.app, name="schema")
+app.add_typer(bench.app, name="bench")
 
 
 def main() -> None:
