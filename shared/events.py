@@ -230,6 +230,40 @@ class ModelVersionRegistered(Event):
     created_by: str
 
 
+class ModelUpdated(Event):
+    """A registered model's description, tags, schema, recipe or drift thresholds changed."""
+
+    topic: ClassVar[str] = "model-events"
+    event_type: Literal["model_updated"] = "model_updated"
+    changed_fields: list[str] = Field(min_length=1, description="Names of the fields that changed.")
+    updated_by: str
+
+
+class ModelDeleted(Event):
+    """A registered model, its versions and aliases were deleted; servers of it should stop."""
+
+    topic: ClassVar[str] = "model-events"
+    event_type: Literal["model_deleted"] = "model_deleted"
+    deleted_by: str
+
+
+class VersionStatus(StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class ModelVersionStatusChanged(Event):
+    """A version became ready (servable) or failed, or went back to pending."""
+
+    topic: ClassVar[str] = "model-events"
+    event_type: Literal["model_version_status_changed"] = "model_version_status_changed"
+    version: int = Field(ge=1)
+    status: VersionStatus
+    previous_status: VersionStatus
+    changed_by: str
+
+
 class AliasAction(StrEnum):
     SET = "set"
     MOVED = "moved"
@@ -263,6 +297,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TrainingRunRejected,
     ModelCreated,
     ModelVersionRegistered,
+    ModelUpdated,
+    ModelDeleted,
+    ModelVersionStatusChanged,
     AliasChanged,
 )
 EVENTS_BY_TYPE: dict[str, type[Event]] = {cls.model_fields["event_type"].default: cls for cls in EVENT_TYPES}

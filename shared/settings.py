@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -10,6 +11,11 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", ""}
+
+
+def _default_cache_dir() -> Path:
+    """The user's cache (XDG), so large downloads like the Kafka jars survive ``rm -rf .driftloop``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "driftloop"
 
 
 def is_loopback(host: str) -> bool:
@@ -29,6 +35,10 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         Path(".driftloop"), description="Folder for local data: broker log, ClickHouse, S3."
+    )
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="Cache outside the repo for downloads shared by every checkout (the Kafka broker jars).",
     )
     log_level: str = Field("INFO", description="Log level of every service.")
 
@@ -64,6 +74,29 @@ class Settings(BaseSettings):
     registry_url: str = Field("http://127.0.0.1:8000", description="Base URL of the registry service.")
     registry_database_url: str = Field(
         "", description="SQLAlchemy URL of the registry metadata; empty is SQLite in DATA_DIR."
+    )
+    # registry
+    registry_token: str = Field(
+        "", description="Bearer token the CLI and other clients send to the registry (DRIFTLOOP_REGISTRY_TOKEN)."
+    )
+    registry_tokens: dict[str, str] = Field(
+        default_factory=dict,
+        description='Tokens the registry accepts, as JSON: {"<token>": "<name>:<role>"}; role is reader, writer or admin.',
+    )
+    registry_open_reads: bool = Field(
+        True, description="Let requests without a token read the registry (as an anonymous reader)."
+    )
+    registry_allow_anonymous_writes: bool = Field(
+        False, description="Let requests without a token write as an anonymous admin; for local use only."
+    )
+    registry_relay_interval: float = Field(
+        0.5, gt=0, description="Seconds between the registry outbox relay's polls for unpublished events."
+    )
+    registry_relay_enabled: bool = Field(
+        True, description="Run the outbox relay (Kafka) and webhook deliveries inside the registry process."
+    )
+    registry_webhook_max_attempts: int = Field(
+        8, ge=1, description="Attempts per webhook delivery before it is marked failed."
     )
 
     @property

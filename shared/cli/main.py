@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from shared.cli import bench, infra, schema
+from shared.cli.config import show_settings
+from shared.cli.demo import demo
 
 app = typer.Typer(
     help="Driftloop: monitor production models, detect drift, retrain, register and serve.",
@@ -14,6 +16,8 @@ app = typer.Typer(
 app.add_typer(infra.app, name="infra")
 app.add_typer(schema.app, name="schema")
 app.add_typer(bench.app, name="bench")
+app.command("settings")(show_settings)
+app.command("demo")(demo)
 
 
 def main() -> None:

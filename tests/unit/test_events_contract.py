@@ -24,13 +24,17 @@ from shared.events import (
     EventDeadLettered,
     LabelLogged,
     ModelCreated,
+    ModelDeleted,
+    ModelUpdated,
     ModelVersionRegistered,
+    ModelVersionStatusChanged,
     PredictionLogged,
     RetrainModel,
     TrainingRunFailed,
     TrainingRunFinished,
     TrainingRunRejected,
     TrainingRunStarted,
+    VersionStatus,
     event_json_schemas,
 )
 
@@ -111,6 +115,15 @@ def sample(cls: type[Event]) -> Event:
             artifact_uri="file:///a/b",
             artifact_sha256="0" * 64,
             created_by="bob",
+        ),
+        ModelUpdated: ModelUpdated(model_name="churn", changed_fields=["tags"], updated_by="alice"),
+        ModelDeleted: ModelDeleted(model_name="churn", deleted_by="admin"),
+        ModelVersionStatusChanged: ModelVersionStatusChanged(
+            model_name="churn",
+            version=4,
+            status=VersionStatus.READY,
+            previous_status=VersionStatus.PENDING,
+            changed_by="trainer",
         ),
         AliasChanged: AliasChanged(
             model_name="churn",
