@@ -1,0 +1,123 @@
+"""Detector contract: on seeded streams with a known change point, each detector fires after it, never before."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from services.monitor.drift.columns import feature_drift
+from services.monitor.drift.detectors import AccuracyDropDetector, ColumnDetector, PageHinkley
+from services.monitor.drift.thresholds import DriftThresholds
+from shared.profile import build_profile, categorical_profile, numeric_profile
+
+CHANGE = 6_000
+LENGTH = 12_000
+
+
+def _first_alarm(detector: Any, stream: Iterable[Any]) -> int | None:
+    for i, x in enumerate(stream):
+        detector.update(x)
+        if detector.drift_detected:
+            return i
+    return None
+
+
+def numeric_stream(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    reference = rng.normal(10, 2, 20_000)
+    stream = np.concatenate([rng.normal(10, 2, CHANGE), rng.normal(11.5, 2.5, LENGTH - CHANGE)])
+    return reference, stream
+
+
+def categorical_stream(seed: int) -> tuple[list[str], list[str]]:
+    rng = np.random.default_rng(seed)
+    cats = ["a", "b", "c", "d"]
+    reference = rng.choice(cats, 20_000, p=[0.4, 0.3, 0.2, 0.1]).tolist()
+    before = rng.choice(cats, CHANGE, p=[0.4, 0.3, 0.2, 0.1]).tolist()
+    after = rng.choice(cats, LENGTH - CHANGE, p=[0.15, 0.25, 0.3, 0.3]).tolist()
+    return reference, before + after
+
+
+NUMERIC: dict[str, Callable[[Any], Any]] = {
+    "default": lambda p: ColumnDetector(p),
+    "ks": lambda p: ColumnDetector(p, test="ks", threshold=1e-4),
+    "wasserstein": lambda p: ColumnDetector(p, test="wasserstein", threshold=0.25),
+    "psi": lambda p: ColumnDetector(p, test="psi"),
+}
+CATEGORICAL: dict[str, Callable[[Any], Any]] = {
+    "default": lambda p: ColumnDetector(p),
+    "chi2": lambda p: ColumnDetector(p, test="chi2", threshold=1e-4),
+    "jensen_shannon": lambda p: ColumnDetector(p, test="jensen_shannon"),
+    "psi": lambda p: ColumnDetector(p, test="psi"),
+}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("name", sorted(NUMERIC))
+def test_numeric_detector_fires_after_the_change_only(name: str, seed: int) -> None:
+    reference, stream = numeric_stream(seed)
+    alarm = _first_alarm(NUMERIC[name](numeric_profile(reference.tolist())), stream)
+    assert alarm is not None and CHANGE <= alarm < CHANGE + 1_500, alarm
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("name", sorted(CATEGORICAL))
+def test_categorical_detector_fires_after_the_change_only(name: str, seed: int) -> None:
+    reference, stream = categorical_stream(seed)
+    alarm = _first_alarm(CATEGORICAL[name](categorical_profile(reference)), stream)
+    assert alarm is not None and CHANGE <= alarm < CHANGE + 1_500, alarm
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_page_hinkley_fires_when_the_error_rate_rises(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    errors = np.concatenate([rng.random(CHANGE) < 0.1, rng.random(LENGTH - CHANGE) < 0.35]).astype(float)
+    alarm = _first_alarm(PageHinkley(), errors)
+    assert alarm is not None and CHANGE <= alarm < CHANGE + 1_500, alarm
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_accuracy_drop_detector_fires_when_accuracy_falls(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    correct = np.concatenate([rng.random(CHANGE) < 0.9, rng.random(LENGTH - CHANGE) < 0.7])
+    alarm = _first_alarm(AccuracyDropDetector(reference_accuracy=0.9), correct)
+    assert alarm is not None and CHANGE <= alarm < CHANGE + 1_500, alarm
+
+
+def test_large_stationary_sample_is_not_drift_but_a_real_shift_is() -> None:
+    """Sample-size aware: 200k values from the reference distribution never drift; a big shift does."""
+    rng = np.random.default_rng(0)
+    reference = {f"f{i}": rng.normal(0, 1, 20_000).tolist() for i in range(20)}
+    reference["plan"] = rng.choice(["free", "pro"], 20_000, p=[0.7, 0.3]).tolist()
+    profile = build_profile(reference)
+    window = {f"f{i}": rng.normal(0, 1, 200_000).tolist() for i in range(20)}
+    window["plan"] = rng.choice(["free", "pro"], 200_000, p=[0.7, 0.3]).tolist()
+    assert not [c.feature for c in feature_drift(profile, window, DriftThresholds()) if c.drifted]
+
+    window["f3"] = rng.normal(0.8, 1, 200_000).tolist()
+    window["plan"] = rng.choice(["free", "pro"], 200_000, p=[0.3, 0.7]).tolist()
+    drifted = [c for c in feature_drift(profile, window, DriftThresholds()) if c.drifted]
+    assert sorted(c.feature for c in drifted) == ["f3", "plan"]
+    evidence = drifted[0].evidence()
+    assert evidence.drifted and evidence.p_value is not None and evidence.p_value < 0.01
+    assert evidence.current_size == 200_000
+
+
+def test_tiny_shift_on_a_huge_sample_is_not_drift() -> None:
+    """A p-value alone cries wolf on big samples (scipy's KS here); the effect-size gate does not."""
+    rng = np.random.default_rng(5)
+    reference, current = rng.normal(0, 1, 50_000), rng.normal(0.03, 1, 500_000)
+    assert sps.ks_2samp(reference, current).pvalue < 1e-4
+    result = feature_drift(
+        build_profile({"x": reference.tolist()}), {"x": current.tolist()}, DriftThresholds()
+    )[0]
+    assert not result.drifted and result.effect_size < 0.1
+
+
+def test_small_windows_are_not_judged() -> None:
+    profile = build_profile({"x": list(range(1000))})
+    assert feature_drift(profile, {"x": [5000.0] * 50}, DriftThresholds()) == []
