@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.drift_thresholds import DriftThresholds
+
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", ""}
 
 
@@ -71,13 +73,39 @@ class Settings(BaseSettings):
     s3_access_key_id: str = Field("driftloop", description="S3 access key id.")
     s3_secret_access_key: str = Field("driftloop-secret", description="S3 secret access key.")
 
+    # monitor
+    monitor_window_seconds: int = Field(60, ge=1, description="Length of the monitor's event-time windows.")
+    monitor_allowed_lateness_seconds: int = Field(
+        10, ge=0, description="How long after a window ends its late events are still counted in it."
+    )
+    monitor_label_wait_seconds: int = Field(
+        300,
+        ge=0,
+        description="How long after a window ends its labels are awaited before judging performance.",
+    )
+    monitor_retention_days: int = Field(365, ge=1, description="TTL of the monitor's ClickHouse rows.")
+    monitor_batch_size: int = Field(10_000, ge=1, description="Most events the monitor inserts in one batch.")
+    monitor_batch_seconds: float = Field(1.0, gt=0, description="Longest the monitor holds a partial batch.")
+    monitor_session_timeout_seconds: float = Field(
+        10.0, ge=6, description="How soon a dead monitor worker's partitions move to the live ones."
+    )
+    monitor_profile_cache_seconds: float = Field(
+        30.0, ge=0, description="How long the monitor reuses a reference profile read from the registry."
+    )
+    drift_thresholds: DriftThresholds = Field(
+        default_factory=DriftThresholds,
+        description="Default drift thresholds as JSON (alpha, effect sizes, K of M windows, cooldown); "
+        "a model's registry entry may override them.",
+    )
+
     registry_url: str = Field("http://127.0.0.1:8000", description="Base URL of the registry service.")
     registry_database_url: str = Field(
         "", description="SQLAlchemy URL of the registry metadata; empty is SQLite in DATA_DIR."
     )
     # registry
     registry_token: str = Field(
-        "", description="Bearer token the CLI and other clients send to the registry (DRIFTLOOP_REGISTRY_TOKEN)."
+        "",
+        description="Bearer token the CLI and other clients send to the registry (DRIFTLOOP_REGISTRY_TOKEN).",
     )
     registry_tokens: dict[str, str] = Field(
         default_factory=dict,
@@ -97,6 +125,46 @@ class Settings(BaseSettings):
     )
     registry_webhook_max_attempts: int = Field(
         8, ge=1, description="Attempts per webhook delivery before it is marked failed."
+    )
+    # ingest
+    ingest_host: str = Field(
+        "127.0.0.1", description="Address the ingest HTTP service binds; 0.0.0.0 to accept other machines."
+    )
+    ingest_port: int = Field(8100, description="Port of the ingest HTTP service.")
+    ingest_api_keys: dict[str, str] = Field(
+        default_factory=lambda: {"driftloop-local-key": "local-app"},
+        description='API keys the ingest service accepts, as JSON {"<key>": "<producing app>"}; '
+        "the default key is for local use only.",
+    )
+    ingest_max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest request body ingest accepts (413 above it)."
+    )
+    ingest_max_batch_items: int = Field(
+        50_000, ge=1, description="Most events in one batch request (413 above it)."
+    )
+    ingest_kafka_timeout_s: float = Field(
+        10.0, gt=0, description="How long a request waits for Kafka's acknowledgements before a 503."
+    )
+    ingest_retry_after_s: int = Field(5, ge=1, description="Retry-After seconds sent with a 503.")
+    ingest_schema_ttl_s: float = Field(
+        30.0, ge=0, description="Seconds a model's feature schema fetched from the registry is cached."
+    )
+    ingest_registry_timeout_s: float = Field(
+        2.0, gt=0, description="Timeout of a registry lookup; an unreachable registry means 'schema unknown'."
+    )
+    ingest_reject_unknown_models: bool = Field(
+        True,
+        description="Reject (422 / dead-letter) events of a model the registry answers 404 for; "
+        "an unreachable registry never rejects.",
+    )
+    ingest_run_validator: bool = Field(
+        True, description="Run the stream validator (raw topics -> validated topics) inside the ingest service."
+    )
+    ingest_validator_group: str = Field(
+        "driftloop-ingest-validator", description="Consumer group of the stream validator (shared by replicas)."
+    )
+    ingest_quality_interval_s: float = Field(
+        60.0, gt=0, description="Seconds between DataQualityCounted events per model."
     )
 
     @property

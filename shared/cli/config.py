@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
+from pydantic import BaseModel
 
 from shared.settings import Settings
 
@@ -17,6 +19,8 @@ def settings_table() -> str:
     lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
         value = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
+        if isinstance(value, BaseModel | dict) and value:
+            value = json.dumps(value.model_dump() if isinstance(value, BaseModel) else value)
         default = str(value).replace(str(Path.home()), "~") if value not in ("", None, {}) else "(empty)"
         lines.append(f"| `DRIFTLOOP_{name.upper()}` | `{default}` | {field.description or ''} |")
     return "\n".join(lines)

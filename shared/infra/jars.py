@@ -52,7 +52,9 @@ def _cache_complete(lib: Path, digest: str, marker_jar: str) -> bool:
     return marker.is_file() and marker.read_text().strip() == digest and (lib / marker_jar).is_file()
 
 
-def ensure_jars(pom: Path, *, name: str, version: str, marker_jar: str, cache_dir: Path | None = None) -> Path:
+def ensure_jars(
+    pom: Path, *, name: str, version: str, marker_jar: str, cache_dir: Path | None = None
+) -> Path:
     """The folder holding every runtime jar ``pom`` resolves to; runs Maven only when the cache is stale.
 
     ``marker_jar`` is a jar that must be in the folder (the server's own), a cheap check that the copy is

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.monitor.drift.decision import Alert, DriftDecider, WindowVerdict
-from services.monitor.drift.thresholds import DriftThresholds
+from shared.drift_thresholds import DriftThresholds
 from shared.events import DriftKind
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

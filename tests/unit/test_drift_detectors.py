@@ -11,7 +11,7 @@ from scipy import stats as sps
 
 from services.monitor.drift.columns import feature_drift
 from services.monitor.drift.detectors import AccuracyDropDetector, ColumnDetector, PageHinkley
-from services.monitor.drift.thresholds import DriftThresholds
+from shared.drift_thresholds import DriftThresholds
 from shared.profile import build_profile, categorical_profile, numeric_profile
 
 CHANGE = 6_000

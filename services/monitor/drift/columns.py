@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from services.monitor.drift import stats
-from services.monitor.drift.thresholds import DriftThresholds
+from shared.drift_thresholds import DriftThresholds
 from shared.events import DriftEvidence
 from shared.profile import OTHER, CategoricalProfile, NumericProfile, ReferenceProfile
 
@@ -26,6 +26,7 @@ class TestResult:
     threshold: float | None
     reference_size: int
     current_size: int
+    drifted: bool = False
 
 
 @dataclass(frozen=True)

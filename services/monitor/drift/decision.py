@@ -6,7 +6,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.monitor.drift.thresholds import DriftThresholds
+from shared.drift_thresholds import DriftThresholds
 from shared.events import DriftEvidence, DriftKind
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from services.monitor.drift import stats
 from services.monitor.drift.columns import categorical_drift, numeric_drift
-from services.monitor.drift.thresholds import DriftThresholds
+from shared.drift_thresholds import DriftThresholds
 from shared.profile import CategoricalProfile, NumericProfile
 
 ColumnTest = Literal["default", "ks", "wasserstein", "psi", "chi2", "jensen_shannon"]
@@ -80,6 +80,11 @@ class PageHinkley:
     _mean: float = 0.0
     _sum: float = 0.0
     _min: float = 0.0
+
+    @property
+    def statistic(self) -> float:
+        """The cumulative deviation compared with ``threshold``."""
+        return self._sum - self._min
 
     def update(self, x: float) -> None:
         if self.drift_detected:  # start afresh after an alarm, as river does

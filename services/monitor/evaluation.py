@@ -1,0 +1,206 @@
+"""Judge one closed window of one model version: metrics, drift tests and the window's verdict. Pure.
+
+Data windows (features and outputs) are judged as soon as they close; label windows (performance) later,
+once ground truth had time to arrive. Both produce rows for ClickHouse and a verdict for the decider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+import numpy as np
+from numpy.typing import NDArray
+
+from services.monitor import metrics as m
+from services.monitor.drift.columns import ColumnDrift, TestResult, column_drift, feature_drift
+from services.monitor.drift.decision import WindowVerdict
+from services.monitor.drift.detectors import PageHinkley, performance_dropped
+from shared.drift_thresholds import DriftThresholds
+from shared.events import DriftEvidence, DriftKind
+from shared.profile import ReferenceProfile
+
+OUTPUT = "__prediction__"
+ERROR_RATE = "error_rate"
+
+
+@dataclass(frozen=True)
+class DataWindow:
+    """A window's predictions, features split by type (numeric arrays, categorical strings)."""
+
+    start: datetime
+    end: datetime
+    count: int
+    latency_ms: NDArray[np.float64]
+    predictions: list[str]
+    prediction_num: NDArray[np.float64]
+    numeric: dict[str, NDArray[np.float64]] = field(default_factory=dict)
+    categorical: dict[str, list[str]] = field(default_factory=dict)
+    missing: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LabelWindow:
+    """A window's labelled predictions, in event-time order, with how long each label took."""
+
+    start: datetime
+    end: datetime
+    count: int
+    labels: list[str]
+    label_num: NDArray[np.float64]
+    predictions: list[str]
+    prediction_num: NDArray[np.float64]
+    positive_proba: NDArray[np.float64] | None
+    delay_s: NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    metrics: list[m.MetricRow]
+    tests: list[TestResult]
+    verdict: WindowVerdict
+
+
+def _columns(window: DataWindow) -> dict[str, list[object]]:
+    cols: dict[str, list[object]] = {k: v.tolist() for k, v in window.numeric.items()}
+    cols.update({k: list(v) for k, v in window.categorical.items()})
+    return cols
+
+
+def evaluate_data_window(
+    window: DataWindow, profile: ReferenceProfile | None, t: DriftThresholds
+) -> WindowResult:
+    """Traffic, output and feature metrics; feature and output drift against the version's profile."""
+    seconds = max((window.end - window.start).total_seconds(), 1e-9)
+    rows = m.traffic_metrics(window.count, seconds, window.latency_ms)
+    rows += m.output_metrics(window.predictions, window.prediction_num)
+    rows += m.feature_metrics(window.numeric, window.categorical, window.missing, window.count)
+    if profile is None:  # nothing to compare against: metrics only
+        return WindowResult(rows, [], WindowVerdict(window.start, window.end))
+
+    features = feature_drift(profile, _columns(window), t)
+    output: ColumnDrift | None = None
+    if profile.prediction is not None:
+        outputs: list[object] = (
+            window.prediction_num.tolist()
+            if profile.prediction.kind == "numeric"
+            else list(window.predictions)
+        )
+        output = column_drift(OUTPUT, profile.prediction, outputs, t)
+        if output is not None:
+            output = _decide_single(output, t)
+    tested = features + ([output] if output is not None else [])
+    tests = [replace(r, drifted=c.drifted) for c in tested for r in c.results]
+    drifted = [c for c in features if c.drifted]
+    share = len(drifted) / len(features) if features else 0.0
+    rows.append(("drifted_feature_share", "", share))
+    kinds: set[DriftKind] = set()
+    if drifted and share > t.drifted_share:
+        kinds.add(DriftKind.FEATURE)
+    if output is not None and output.drifted:
+        kinds.add(DriftKind.OUTPUT)
+    flagged = drifted + ([output] if output is not None and output.drifted else [])
+    verdict = WindowVerdict(
+        window.start,
+        window.end,
+        frozenset(kinds),
+        tuple(c.feature for c in drifted),
+        tuple(c.evidence() for c in flagged) if kinds else (),
+        severity=share
+        if DriftKind.FEATURE in kinds
+        else (output.effect_size if output and output.drifted else 0.0),
+    )
+    return WindowResult(rows, tests, verdict)
+
+
+def _decide_single(c: ColumnDrift, t: DriftThresholds) -> ColumnDrift:
+    """The output is one test, not one of many: significance at ``alpha`` itself, plus the effect size."""
+    significant = c.p_value <= t.alpha
+    return replace(c, significant=significant, drifted=significant and c.effect_size > c.effect_threshold)
+
+
+def evaluate_label_window(
+    window: LabelWindow, profile: ReferenceProfile | None, t: DriftThresholds, errors: PageHinkley
+) -> WindowResult:
+    """Quality metrics once labels are in; performance drift against the version's validation accuracy.
+
+    Two views: the window's accuracy interval against validation (a drop), and Page-Hinkley over the
+    error sequence carried across windows (a rising error rate). Either one makes the window drifted.
+    """
+    labelled = len(window.labels)
+    rows = m.label_metrics(window.count, labelled, window.delay_s)
+    if labelled == 0:
+        return WindowResult(rows, [], WindowVerdict(window.start, window.end))
+    task = m.infer_task(window.labels, window.label_num)
+    if task == "regression":
+        rows += m.regression_metrics(window.label_num, window.prediction_num)
+        return WindowResult(rows, [], WindowVerdict(window.start, window.end))
+
+    rows += m.classification_metrics(window.labels, window.predictions, window.positive_proba)
+    wrong = np.asarray(window.labels, dtype=object) != np.asarray(window.predictions, dtype=object)
+    alarm = False
+    for e in wrong.astype(float):
+        errors.update(float(e))
+        alarm = alarm or errors.drift_detected
+    tests = [
+        TestResult(ERROR_RATE, "page_hinkley", errors.statistic, None, errors.threshold, 0, labelled, alarm)
+    ]
+    evidence: list[DriftEvidence] = []
+    reference = profile.metrics.get("accuracy") if profile is not None else None
+    dropped = False
+    if reference is not None and labelled >= t.min_window_size:
+        correct = int(labelled - wrong.sum())
+        dropped, accuracy, _ = performance_dropped(
+            correct, labelled, reference, t.performance_drop, t.confidence
+        )
+        tests.append(
+            TestResult(
+                "accuracy",
+                "accuracy_drop",
+                accuracy,
+                None,
+                reference - t.performance_drop,
+                0,
+                labelled,
+                dropped,
+            )
+        )
+        evidence.append(
+            DriftEvidence(
+                feature="accuracy",
+                test="accuracy_drop",
+                statistic=accuracy,
+                threshold=reference - t.performance_drop,
+                effect_size=reference - accuracy,
+                reference_size=0,
+                current_size=labelled,
+                drifted=dropped,
+            )
+        )
+    if alarm:
+        evidence.append(
+            DriftEvidence(
+                feature=ERROR_RATE,
+                test="page_hinkley",
+                statistic=float(wrong.mean()),
+                threshold=errors.threshold,
+                reference_size=0,
+                current_size=labelled,
+                drifted=True,
+            )
+        )
+    drifted = dropped or alarm
+    severity = (
+        float(reference - (labelled - wrong.sum()) / labelled)
+        if reference is not None
+        else float(wrong.mean())
+    )
+    verdict = WindowVerdict(
+        window.start,
+        window.end,
+        frozenset({DriftKind.PERFORMANCE}) if drifted else frozenset(),
+        (),
+        tuple(evidence) if drifted else (),
+        max(severity, 0.0) if drifted else 0.0,
+    )
+    return WindowResult(rows, tests, verdict)

@@ -1,0 +1,68 @@
+"""Writes batches of rows into ClickHouse, retrying until accepted, so offsets are committed only after."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from services.monitor.storage import schema
+from shared.clickhouse import clickhouse_client
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ClickHouseSink:
+    """One client per sink (clickhouse-connect clients are not shared across threads); tables made on open."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self.open()
+        return self._client
+
+    def open(self) -> None:
+        client = clickhouse_client(self.settings)
+        for ddl in schema(self.settings.monitor_retention_days):
+            client.command(ddl)
+        self._client = client
+
+    def write(
+        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], max_wait_s: float = 300.0
+    ) -> int:
+        """Insert ``rows`` in one batch; retries with backoff and raises only after ``max_wait_s``.
+
+        Raising (instead of skipping) matters: the batch's offsets must not be committed unless ClickHouse
+        holds its rows.
+        """
+        if not rows:
+            return 0
+        delay, deadline = 0.2, time.monotonic() + max_wait_s
+        while True:
+            try:
+                self.client.insert(table, rows, column_names=list(columns))
+                return len(rows)
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning(
+                    "insert of %d rows into %s failed; retrying in %.1fs",
+                    len(rows),
+                    table,
+                    delay,
+                    exc_info=True,
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                self._client = None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
