@@ -7,7 +7,9 @@ from typing import Any
 from shared.settings import Settings
 
 
-def clickhouse_client(settings: Settings, *, database: str | None = None, create_database: bool = True) -> Any:
+def clickhouse_client(
+    settings: Settings, *, database: str | None = None, create_database: bool = True
+) -> Any:
     """A clickhouse-connect HTTP client on the configured server, with Driftloop's database created.
 
     Built on call (never at import); one per thread or task, as clickhouse-connect clients are not
