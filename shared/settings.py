@@ -158,10 +158,12 @@ class Settings(BaseSettings):
         "an unreachable registry never rejects.",
     )
     ingest_run_validator: bool = Field(
-        True, description="Run the stream validator (raw topics -> validated topics) inside the ingest service."
+        True,
+        description="Run the stream validator (raw topics -> validated topics) inside the ingest service.",
     )
     ingest_validator_group: str = Field(
-        "driftloop-ingest-validator", description="Consumer group of the stream validator (shared by replicas)."
+        "driftloop-ingest-validator",
+        description="Consumer group of the stream validator (shared by replicas).",
     )
     ingest_quality_interval_s: float = Field(
         60.0, gt=0, description="Seconds between DataQualityCounted events per model."
