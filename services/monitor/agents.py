@@ -20,7 +20,6 @@ from services.monitor.judge import DriftAnnouncement, WindowJudge
 from services.monitor.profiles import ProfileSource
 from services.monitor.progress import VersionProgress
 from services.monitor.sink import ClickHouseSink
-from services.monitor.storage import LABEL_COLUMNS, PREDICTION_COLUMNS, label_rows, prediction_rows
 from shared import codec, wire
 from shared.events import DataQualityCounted, EventDeadLettered
 from shared.settings import Settings
@@ -30,16 +29,20 @@ log = logging.getLogger(__name__)
 SOURCE = "topic"
 
 
-def decode_batch(payloads: Sequence[bytes], decode: Any) -> tuple[list[Any], list[tuple[bytes, str]]]:
-    """Decode what is valid; return the rest with the reason, for the dead-letter topic."""
-    events: list[Any] = []
+def decode_batch(
+    payloads: Sequence[bytes], decode: Any
+) -> tuple[list[Any], list[bytes], list[tuple[bytes, str]]]:
+    """Decode what is valid; returns the decoded values, their payloads, and the rest with the reason."""
+    decoded: list[Any] = []
+    good: list[bytes] = []
     bad: list[tuple[bytes, str]] = []
     for payload in payloads:
         try:
-            events.append(decode(payload))
+            decoded.append(decode(payload))
+            good.append(payload)
         except (wire.WireError, ValueError) as exc:
             bad.append((payload, str(exc)[:500]))
-    return events, bad
+    return decoded, good, bad
 
 
 def quality_rows(events: Sequence[DataQualityCounted]) -> list[list[Any]]:
@@ -97,26 +100,26 @@ class Monitor:
 
     # -- predictions -------------------------------------------------------------------------------------
     async def on_predictions(self, payloads: Sequence[bytes]) -> int:
-        events, bad = decode_batch(payloads, wire.decode_prediction)
+        heads, good, bad = decode_batch(payloads, wire.decode_head)
         await self._dead_letter(bad, self.topics.predictions)
-        rows = prediction_rows(events)
-        written = await asyncio.to_thread(self.sink.write, "predictions", rows, PREDICTION_COLUMNS)
-        for model, versions in self._latest_by_model(events).items():
+        written = await asyncio.to_thread(self.sink.write_lines, "predictions_intake", good)
+        for model, versions in self._latest_by_model(heads).items():
             state = dict(self.progress_table.get(model) or {})
             announcements, state = await asyncio.to_thread(self._advance, model, versions, state)
             self.progress_table[model] = state  # in the event loop: Faust writes the changelog from here
             for event in announcements:
                 await self.drift.send(key=event.model_name.encode(), value=codec.encode(event))
-        await self._stats(events)
+        await self._stats(heads)
         return written
 
     @staticmethod
-    def _latest_by_model(events: Sequence[wire.PredictionWire]) -> dict[str, dict[str, int]]:
+    def _latest_by_model(heads: Sequence[wire.EventHead]) -> dict[str, dict[str, int]]:
         latest: dict[str, dict[str, int]] = {}
-        for e in events:
+        for e in heads:
             ms = int(e.occurred_at.timestamp() * 1000)
             versions = latest.setdefault(e.model_name, {})
-            versions[e.model_version] = max(versions.get(e.model_version, ms), ms)
+            version = e.model_version or ""
+            versions[version] = max(versions.get(version, ms), ms)
         return latest
 
     def _advance(
@@ -138,12 +141,12 @@ class Monitor:
 
     # -- labels and data quality -------------------------------------------------------------------------
     async def on_labels(self, payloads: Sequence[bytes]) -> int:
-        events, bad = decode_batch(payloads, wire.decode_label)
+        _, good, bad = decode_batch(payloads, wire.decode_head)
         await self._dead_letter(bad, self.topics.labels)
-        return await asyncio.to_thread(self.sink.write, "labels", label_rows(events), LABEL_COLUMNS)
+        return await asyncio.to_thread(self.sink.write_lines, "labels_intake", good)
 
     async def on_data_quality(self, payloads: Sequence[bytes]) -> int:
-        events, bad = decode_batch(payloads, lambda b: codec.decode(b, DataQualityCounted))
+        events, _, bad = decode_batch(payloads, lambda b: codec.decode(b, DataQualityCounted))
         await self._dead_letter(bad, self.topics.data_quality)
         return await asyncio.to_thread(self.sink.write, "data_quality", quality_rows(events), QUALITY_COLUMNS)
 
@@ -157,7 +160,7 @@ class Monitor:
         if bad:
             log.warning("sent %d undecodable %s payloads to %s", len(bad), what, self.topics.dead_letter)
 
-    async def _stats(self, events: Sequence[wire.PredictionWire]) -> None:
+    async def _stats(self, events: Sequence[wire.EventHead]) -> None:
         """The worker's own health, written every few seconds (never per event)."""
         self._events_since += len(events)
         elapsed = time.monotonic() - self._stats_at

@@ -27,6 +27,9 @@ def create_app(
         web_port=web_port,
         web_bind="127.0.0.1",
         autodiscover=False,
+        # take() yields early only when its buffer fills: it must hold a whole batch, or every batch
+        # waits out ``monitor_batch_seconds`` (Faust's default buffer is 4096 events)
+        stream_buffer_maxsize=2 * settings.monitor_batch_size,
         broker_session_timeout=settings.monitor_session_timeout_seconds,
         broker_heartbeat_interval=settings.monitor_session_timeout_seconds / 4,
     )

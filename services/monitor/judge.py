@@ -7,6 +7,7 @@ after a crash announces the same event again, which every consumer deduplicates 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ from services.monitor.window_reader import read_data_window, read_label_window
 from shared.events import DriftDetected, DriftRecovered
 from shared.settings import Settings
 
+log = logging.getLogger(__name__)
 ALERT_NAMESPACE = uuid.UUID("6c1f7c55-2b43-4c1e-9a55-4d5f0f0f4a11")
 METRIC_COLUMNS = [
     "model_name",
@@ -110,6 +112,14 @@ class WindowJudge:
             result = evaluate_data_window(window, reference.profile, reference.thresholds)
             out += self._record(model, version, "data", result, progress.data.observe(result.verdict))
             progress.next_window_ms = end_ms
+            log.info(
+                "%s v%s window %s: %d events, drift %s",
+                model,
+                version,
+                start,
+                window.count,
+                sorted(result.verdict.kinds),
+            )
         for start_ms, end_ms in progress.label_windows_to_close(self.length_ms, self.label_wait_ms):
             start, end = ms_to_datetime(start_ms), ms_to_datetime(end_ms)
             reference = self.profiles.get(model, version)

@@ -43,20 +43,35 @@ class ClickHouseSink:
         """
         if not rows:
             return 0
+        self._retry(
+            lambda: self.client.insert(table, rows, column_names=list(columns)), table, len(rows), max_wait_s
+        )
+        return len(rows)
+
+    def write_lines(self, table: str, lines: Sequence[bytes], max_wait_s: float = 300.0) -> int:
+        """Insert raw JSON documents, one per line, into an ``*_intake`` table (parsed by its view)."""
+        if not lines:
+            return 0
+        body = b"\n".join(lines)
+        self._retry(
+            lambda: self.client.raw_insert(table, ["line"], body, fmt="LineAsString"),
+            table,
+            len(lines),
+            max_wait_s,
+        )
+        return len(lines)
+
+    def _retry(self, insert: Any, table: str, count: int, max_wait_s: float) -> None:
         delay, deadline = 0.2, time.monotonic() + max_wait_s
         while True:
             try:
-                self.client.insert(table, rows, column_names=list(columns))
-                return len(rows)
+                insert()
+                return
             except Exception:
                 if time.monotonic() > deadline:
                     raise
                 log.warning(
-                    "insert of %d rows into %s failed; retrying in %.1fs",
-                    len(rows),
-                    table,
-                    delay,
-                    exc_info=True,
+                    "insert of %d rows into %s failed; retrying in %.1fs", count, table, delay, exc_info=True
                 )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)

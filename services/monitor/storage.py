@@ -1,35 +1,13 @@
-"""ClickHouse tables owned by the monitor, and the pure conversion of events into their rows."""
+"""ClickHouse tables owned by the monitor, created at start; raw event JSON is parsed by their intake views."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
-
-from shared.wire import LabelWire, PredictionWire
-
-PREDICTION_COLUMNS = [
-    "event_id",
-    "model_name",
-    "model_version",
-    "prediction_id",
-    "occurred_at",
-    "num_features",
-    "cat_features",
-    "missing_features",
-    "prediction",
-    "prediction_num",
-    "probabilities",
-    "latency_ms",
-    "ingested_at",
-]
 
 
 def predictions_ddl(table: str = "predictions", ttl_days: int = 365) -> str:
     """Raw predictions; features split into a numeric and a categorical map so SQL needs no casts.
 
     ReplacingMergeTree on a key that ends with ``event_id``: a replay after a crash writes the same
-    rows again and they collapse into one (query with ``FINAL`` or through the ``*_dedup`` views).
+    rows again and they collapse into one (query with ``FINAL`` to see each event once).
     """
     return f"""
     CREATE TABLE IF NOT EXISTS {table} (
@@ -52,43 +30,6 @@ def predictions_ddl(table: str = "predictions", ttl_days: int = 365) -> str:
     ORDER BY (model_name, occurred_at, event_id)
     TTL toDateTime(occurred_at) + INTERVAL {int(ttl_days)} DAY
     """
-
-
-def prediction_rows(events: Sequence[PredictionWire], ingested_at: datetime | None = None) -> list[list[Any]]:
-    """One row per prediction, columns in ``PREDICTION_COLUMNS`` order."""
-    now = ingested_at or datetime.now(UTC)
-    rows: list[list[Any]] = []
-    for e in events:
-        num: dict[str, float] = {}
-        cat: dict[str, str] = {}
-        missing: list[str] = []
-        for name, value in e.features.items():
-            if value is None:
-                missing.append(name)
-            elif isinstance(value, str):
-                cat[name] = value
-            else:
-                num[name] = float(value)
-        output = e.prediction
-        output_num = None if isinstance(output, str) else float(output)
-        rows.append(
-            [
-                e.event_id,
-                e.model_name,
-                e.model_version,
-                e.prediction_id,
-                e.occurred_at,
-                num,
-                cat,
-                missing,
-                str(int(output)) if isinstance(output, bool) else str(output),
-                output_num,
-                e.probabilities or {},
-                e.latency_ms,
-                now,
-            ]
-        )
-    return rows
 
 
 LABEL_COLUMNS = [
@@ -227,7 +168,9 @@ def schema(ttl_days: int = 365) -> list[str]:
     """Every table the monitor owns, created (idempotently) when a worker starts."""
     return [
         predictions_ddl(ttl_days=ttl_days),
+        *predictions_intake_ddl(),
         labels_ddl(ttl_days=ttl_days),
+        *labels_intake_ddl(),
         window_metrics_ddl(ttl_days=ttl_days),
         drift_tests_ddl(ttl_days=ttl_days),
         drift_events_ddl(),
@@ -236,13 +179,60 @@ def schema(ttl_days: int = 365) -> list[str]:
     ]
 
 
-def label_rows(events: Sequence[LabelWire], ingested_at: datetime | None = None) -> list[list[Any]]:
-    """One row per label, columns in ``LABEL_COLUMNS`` order; numeric labels also kept as numbers."""
-    now = ingested_at or datetime.now(UTC)
-    rows: list[list[Any]] = []
-    for e in events:
-        label = e.label
-        text = str(int(label)) if isinstance(label, bool) else str(label)
-        number = None if isinstance(label, str) else float(label)
-        rows.append([e.event_id, e.model_name, e.prediction_id, text, number, e.occurred_at, now])
-    return rows
+def predictions_intake_ddl(table: str = "predictions") -> list[str]:
+    """A ``Null`` intake table and a materialized view that parses raw event JSON into ``table``.
+
+    The worker inserts the Kafka payloads as they are (one JSON document per line); ClickHouse parses them
+    and splits features by type in C++, so no Python touches an event's fields on the hot path.
+    """
+    return [
+        f"CREATE TABLE IF NOT EXISTS {table}_intake (line String) ENGINE = Null",
+        f"""
+        CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_intake_mv TO {table} AS
+        WITH JSONExtractKeysAndValuesRaw(line, 'features') AS kv,
+             arrayFilter(x -> x.2 != 'null' AND NOT startsWith(x.2, '"'), kv) AS nums,
+             arrayFilter(x -> startsWith(x.2, '"'), kv) AS cats,
+             JSONExtractRaw(line, 'prediction') AS pred
+        SELECT
+            toUUID(JSONExtractString(line, 'event_id')) AS event_id,
+            JSONExtractString(line, 'model_name') AS model_name,
+            JSONExtractString(line, 'model_version') AS model_version,
+            JSONExtractString(line, 'prediction_id') AS prediction_id,
+            parseDateTime64BestEffort(JSONExtractString(line, 'occurred_at'), 3, 'UTC') AS occurred_at,
+            mapFromArrays(
+                arrayMap(x -> x.1, nums),
+                arrayMap(x -> multiIf(x.2 = 'true', 1., x.2 = 'false', 0., toFloat64(x.2)), nums)
+            ) AS num_features,
+            mapFromArrays(arrayMap(x -> x.1, cats), arrayMap(x -> JSONExtractString(x.2), cats)) AS cat_features,
+            arrayMap(x -> x.1, arrayFilter(x -> x.2 = 'null', kv)) AS missing_features,
+            multiIf(startsWith(pred, '"'), JSONExtractString(pred), pred = 'true', '1', pred = 'false', '0', pred)
+                AS prediction,
+            multiIf(startsWith(pred, '"'), NULL, pred = 'true', 1., pred = 'false', 0., toFloat64OrNull(pred))
+                AS prediction_num,
+            CAST(JSONExtract(line, 'probabilities', 'Map(String, Float64)'), 'Map(LowCardinality(String), Float64)')
+                AS probabilities,
+            JSONExtract(line, 'latency_ms', 'Nullable(Float64)') AS latency_ms,
+            now64(3, 'UTC') AS ingested_at
+        FROM {table}_intake
+        """,
+    ]
+
+
+def labels_intake_ddl(table: str = "labels") -> list[str]:
+    """Raw label JSON in, typed rows out, as for predictions."""
+    return [
+        f"CREATE TABLE IF NOT EXISTS {table}_intake (line String) ENGINE = Null",
+        f"""
+        CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_intake_mv TO {table} AS
+        WITH JSONExtractRaw(line, 'label') AS raw
+        SELECT
+            toUUID(JSONExtractString(line, 'event_id')) AS event_id,
+            JSONExtractString(line, 'model_name') AS model_name,
+            JSONExtractString(line, 'prediction_id') AS prediction_id,
+            multiIf(startsWith(raw, '"'), JSONExtractString(raw), raw = 'true', '1', raw = 'false', '0', raw) AS label,
+            multiIf(startsWith(raw, '"'), NULL, raw = 'true', 1., raw = 'false', 0., toFloat64OrNull(raw)) AS label_num,
+            parseDateTime64BestEffort(JSONExtractString(line, 'occurred_at'), 3, 'UTC') AS occurred_at,
+            now64(3, 'UTC') AS ingested_at
+        FROM {table}_intake
+        """,
+    ]

@@ -13,3 +13,51 @@ def events(n: int = typer.Option(200_000, help="Events to round-trip.")) -> None
     from shared.bench.events import main
 
     main(n)
+
+
+@app.command("clickhouse")
+def clickhouse(
+    rows: int = typer.Option(1_000_000, help="Rows to insert."),
+    queries: int = typer.Option(500, help="Small queries to time."),
+) -> None:
+    """Rows/s of a clickhouse-connect insert and queries/s through the configured ClickHouse server."""
+    from shared.bench.clickhouse import main
+
+    main(rows, queries)
+
+
+@app.command("ingest")
+def ingest(
+    n: int = typer.Option(200_000, help="Predictions to log through the SDK."),
+    http_n: int = typer.Option(200_000, help="Predictions to POST to the HTTP batch endpoint."),
+    batch_size: int = typer.Option(5000, help="Events per HTTP batch."),
+    clients: int = typer.Option(2, help="Concurrent HTTP clients."),
+) -> None:
+    """SDK events/s into Kafka and HTTP batch events/s (validated and acknowledged)."""
+    from shared.bench.ingest import main
+
+    main(n, http_n, batch_size, clients)
+
+
+@app.command("registry")
+def registry(
+    versions: int = typer.Option(10_000, help="Versions to register (and search over)."),
+    requests: int = typer.Option(5_000, help="Requests per read benchmark."),
+    clients: int = typer.Option(2, help="Concurrent client processes for the read benchmarks."),
+    workers: int = typer.Option(1, help="Registry server processes (DRIFTLOOP_REGISTRY_WORKERS)."),
+) -> None:
+    """Registry requests/s and p50/p99: register, resolve alias, get version, search over many versions."""
+    from shared.bench.registry import main
+
+    main(versions, requests, clients, workers)
+
+
+@app.command("monitor")
+def monitor(
+    events: int = typer.Option(200_000, help="Stationary events (half as many more carry a known change)."),
+    features: int = typer.Option(20, help="Features per event."),
+) -> None:
+    """Monitor events/s from Kafka to ClickHouse, rows-queryable latency, detection delay, false alarms."""
+    from shared.bench.monitor import main
+
+    main(events, features)

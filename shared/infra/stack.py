@@ -326,6 +326,7 @@ def local_stack(
     Raises InfraError when a component is not reachable, so commands fail before doing any work.
     """
     stack = LocalStack(settings)
+    s3 = s3 or settings.resolved_artifact_root.startswith("s3://")  # artifacts on S3 need the S3 server
     try:
         statuses = stack.up(components if components is not None else default_components(s3))
         down = [st for st in statuses if not st.up]

@@ -7,8 +7,8 @@ import os
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
-from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -23,9 +23,6 @@ from tests.fixtures.kafka import free_ports, random_topic_prefix
 pytestmark = pytest.mark.integration
 
 DRIFTLOOP = [str(Path(sys.executable).with_name("driftloop"))]
-# Until the embedded ClickHouse server lands, the lifecycle covers Kafka alone.
-HAS_CLICKHOUSE = find_spec("shared.infra.clickhouse_server") is not None
-COMPONENTS = [] if HAS_CLICKHOUSE else ["kafka"]
 
 
 class Stack:
@@ -33,7 +30,12 @@ class Stack:
 
     def __init__(self, data_dir: Path) -> None:
         kafka, controller, clickhouse, s3 = free_ports(4)
-        self.kafka_port, self.controller_port, self.clickhouse_port = kafka, controller, clickhouse
+        self.kafka_port, self.controller_port, self.clickhouse_port, self.s3_port = (
+            kafka,
+            controller,
+            clickhouse,
+            s3,
+        )
         self.data_dir = data_dir
         self.env = {
             **os.environ,
@@ -84,7 +86,7 @@ def _topics(bootstrap: str) -> set[str]:
 def test_up_status_up_again_down(stack: Stack) -> None:
     kafka_addr = f"127.0.0.1:{stack.kafka_port}"
 
-    up = stack.run("up", *COMPONENTS)
+    up = stack.run("up", "--s3")
     assert up.returncode == 0, up.stderr + up.stdout
     kafka_line = _line(up.stdout, "kafka")
     assert kafka_addr in kafka_line and f"controller 127.0.0.1:{stack.controller_port}" in kafka_line
@@ -98,18 +100,25 @@ def test_up_status_up_again_down(stack: Stack) -> None:
     kafka_status = _line(status.stdout, "kafka")
     assert kafka_status.split()[1] == "up" and kafka_addr in kafka_status and f"pid {pid}" in kafka_status
     assert str(stack.data_dir / "logs" / "kafka.log") in kafka_status
-    assert f"http://127.0.0.1:{stack.clickhouse_port}" in _line(status.stdout, "clickhouse")
-    if HAS_CLICKHOUSE:
-        assert _line(status.stdout, "clickhouse").split()[1] == "up"
+    for component, address in (
+        ("clickhouse", f"http://127.0.0.1:{stack.clickhouse_port}"),
+        ("s3", f"http://127.0.0.1:{stack.s3_port}"),
+    ):
+        line = _line(status.stdout, component)
+        assert line.split()[1] == "up" and address in line, status.stdout
+    ping = urllib.request.urlopen(f"http://127.0.0.1:{stack.clickhouse_port}/ping", timeout=5).read()
+    assert ping == b"Ok.\n"
 
-    again = stack.run("up", *COMPONENTS)
+    again = stack.run("up", "--s3")
     assert again.returncode == 0, again.stderr
     assert "already running" in _line(again.stdout, "kafka") and f"pid {pid}" in again.stdout
 
     down = stack.run("down")
     assert down.returncode == 0, down.stderr
     assert f"stopped (pid {pid})" in _line(down.stdout, "kafka")
-    assert not port_open("127.0.0.1", stack.kafka_port)
+    assert "stopped" in _line(down.stdout, "clickhouse") and "stopped" in _line(down.stdout, "s3")
+    for port in (stack.kafka_port, stack.clickhouse_port, stack.s3_port):
+        assert not port_open("127.0.0.1", port)
     assert not process_running(pid)
     assert not (stack.data_dir / "stack.json").exists()
     assert _line(stack.run("status").stdout, "kafka").split()[1] == "down"

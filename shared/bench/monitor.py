@@ -1,0 +1,238 @@
+"""Benchmark: the monitor end to end, from Kafka to queryable ClickHouse rows, and how well it detects drift.
+
+Phase 1 puts a stationary stream and a stream with a known change point on Kafka, starts one monitor worker
+and times it until every row is stored (events/s), then reads the drift events it raised (detection delay in
+events after the change point, false alarms per million stationary events). Phase 2 sends live traffic at a
+steady rate and times each chunk from the producer's acknowledgement to its rows being counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared import synthetic, wire
+from shared.settings import Settings
+
+WINDOW_S = 60
+
+
+async def _send_all(bootstrap: str, topic: str, events: Iterable[Any]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=1 << 20)
+    await producer.start()
+    try:
+        pending = []
+        for e in events:
+            pending.append(await producer.send(topic, wire.encode(e), key=e.model_name.encode()))
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+def _count(client: Any, model: str) -> int:
+    try:
+        return int(
+            client.command(
+                "SELECT count() FROM predictions FINAL WHERE model_name = {m:String}", parameters={"m": model}
+            )
+        )
+    except Exception:  # tables not created yet
+        return 0
+
+
+def _wait(check: Any, timeout: float, what: str, poll: float = 0.2) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if check():
+            return time.monotonic()
+        time.sleep(poll)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _live_latencies(
+    settings: Settings, client: Any, chunks: int, chunk_size: int, interval: float
+) -> list[float]:
+    """Seconds from each chunk's acknowledgement to all its rows being counted, at a steady rate."""
+    from aiokafka import AIOKafkaProducer
+
+    spec = synthetic.StreamSpec("bench-live", seed=9)
+    topic = f"{settings.topic_prefix}predictions"
+
+    async def go() -> list[float]:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+        await producer.start()
+        acked: list[tuple[float, int]] = []
+        try:
+            for i in range(chunks):
+                now = datetime.now(UTC)
+                events = synthetic.predictions(spec, chunk_size, now, timedelta(microseconds=100))
+                futures = [await producer.send(topic, wire.encode(e), key=b"bench-live") for e in events]
+                await asyncio.gather(*futures)
+                acked.append((time.monotonic(), (i + 1) * chunk_size))
+                await asyncio.sleep(interval)
+        finally:
+            await producer.stop()
+        latencies = []
+        for at, cumulative in acked:
+            done = await asyncio.to_thread(
+                _wait, lambda c=cumulative: _count(client, "bench-live") >= c, 60, "live rows", 0.02
+            )
+            latencies.append(max(done - at, 0.0))
+        return latencies
+
+    return asyncio.run(go())
+
+
+def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
+    from services.monitor.profiles import profiles_file_json
+    from shared.clickhouse import clickhouse_client
+    from shared.infra.kafka import create_topics
+    from shared.infra.process import free_port, spawn
+    from shared.infra.stack import Component, local_stack
+    from shared.topics import topic_names
+
+    base = Settings()
+    tag = uuid.uuid4().hex[:8]
+    settings = base.model_copy(
+        update={
+            "topic_prefix": f"bench-{tag}-",
+            "clickhouse_database": f"bench_{tag}",
+            "monitor_window_seconds": WINDOW_S,
+            "monitor_allowed_lateness_seconds": 0,
+        }
+    )
+    numeric, categorical = features - features // 5, features // 5
+    calm = synthetic.StreamSpec("bench-calm", numeric, categorical, seed=1)
+    change_at = events // 4
+    shift = synthetic.StreamSpec(
+        "bench-shift",
+        numeric,
+        categorical,
+        shifted=("num_0", "cat_0"),
+        change_at=change_at,
+        numeric_shift=0.5,
+        seed=2,
+    )
+    per_window = 10_000
+    spacing = timedelta(seconds=WINDOW_S) / per_window
+    start = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+
+    with (
+        local_stack(base, components=[Component.KAFKA, Component.CLICKHOUSE]),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        topics = topic_names(settings.topic_prefix)
+        create_topics(
+            settings.kafka_bootstrap,
+            topics.all(),
+            settings.kafka_partitions,
+            settings.kafka_replication_factor,
+        )
+        profiles = Path(tmp) / "profiles.json"
+        profiles.write_text(
+            profiles_file_json(
+                {
+                    "bench-calm": {"1": synthetic.reference_profile(calm)},
+                    "bench-shift": {"1": synthetic.reference_profile(shift)},
+                }
+            )
+        )
+        print(
+            f"producing {events:,} stationary + {events // 2:,} shifting events with {features} features ..."
+        )
+        asyncio.run(
+            _send_all(
+                settings.kafka_bootstrap,
+                topics.predictions,
+                synthetic.predictions(calm, events, start, spacing),
+            )
+        )
+        asyncio.run(
+            _send_all(
+                settings.kafka_bootstrap,
+                topics.predictions,
+                synthetic.predictions(shift, events // 2, start, spacing),
+            )
+        )
+        env = {
+            f"DRIFTLOOP_{k.upper()}": str(v)
+            for k, v in settings.model_dump(mode="json").items()
+            if not isinstance(v, dict | list)
+        }
+        env["DRIFTLOOP_DRIFT_THRESHOLDS"] = settings.drift_thresholds.model_dump_json()
+        log_path = Path(tmp) / "monitor.log"
+        argv = [
+            sys.executable,
+            "-m",
+            "services.monitor",
+            "--web-port",
+            str(free_port()),
+            "--profiles",
+            str(profiles),
+        ]
+        worker = spawn("monitor", argv, log_path, env=env)
+        try:
+            client = clickhouse_client(settings)
+            _wait(lambda: "Worker]: Ready" in log_path.read_text(), 120, "the monitor worker")
+            began = time.monotonic()
+            total = events + events // 2
+            done = _wait(
+                lambda: _count(client, "bench-calm") + _count(client, "bench-shift") >= total, 900, "rows"
+            )
+            events_per_s = total / (done - began)
+            print(f"monitor stored {total:,} events in {done - began:.1f}s: {events_per_s:,.0f} events/s")
+            closed = events // per_window - 1
+            _wait(
+                lambda: (
+                    int(client.command("SELECT count() FROM window_metrics FINAL WHERE metric = 'count'"))
+                    >= closed + (events // 2) // per_window - 1
+                ),
+                300,
+                "windows judged",
+            )
+            alerts = client.query(
+                "SELECT model_name, event_type, window_end, drifted_features FROM drift_events FINAL ORDER BY window_end"
+            ).result_rows
+            latencies = _live_latencies(settings, client, chunks=40, chunk_size=500, interval=0.25)
+        finally:
+            worker.stop()
+    false_alarms = [a for a in alerts if a[0] == "bench-calm" and a[1] == "drift_detected"]
+    detected = [a for a in alerts if a[0] == "bench-shift" and a[1] == "drift_detected"]
+    change_time = start + spacing * change_at
+    delay_events = (
+        int((detected[0][2].replace(tzinfo=UTC) - change_time) / spacing) if detected else float("nan")
+    )
+    figures = {
+        "events_per_s": round(events_per_s),
+        "queryable_p50_s": round(float(np.percentile(latencies, 50)), 3),
+        "queryable_p99_s": round(float(np.percentile(latencies, 99)), 3),
+        "detection_delay_events": delay_events,
+        "detected_features": sorted(detected[0][3]) if detected else [],
+        "false_alarms_per_million": round(len(false_alarms) * 1e6 / events, 2),
+        "features": features,
+        "events": total,
+    }
+    print(
+        f"rows queryable after the producer's ack: p50 {figures['queryable_p50_s']}s, p99 {figures['queryable_p99_s']}s"
+    )
+    print(
+        f"drift detected {delay_events} events after the change point, naming {figures['detected_features']}"
+    )
+    print(f"false drift events per million stationary events: {figures['false_alarms_per_million']}")
+    print(json.dumps(figures))
+    return figures  # type: ignore[return-value]

@@ -1,0 +1,59 @@
+"""The embedded ClickHouse server: ClickHouse's HTTP interface served from chDB, persisted in a data folder.
+
+Importing this package is cheap; the engine and the HTTP stack load only in the server process.
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from shared.infra.process import InfraError, ManagedProcess, ensure_port_free, spawn, wait_until
+
+__all__ = ["server_url", "start_clickhouse_server"]
+
+
+def server_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _answers(url: str) -> bool:
+    """True once the server answers a real query (the engine is open, not just the socket)."""
+    try:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
+        with opener.open(f"{url}/?query=SELECT%201", timeout=2) as response:
+            return bool(response.status == 200 and response.read() == b"1\n")
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_clickhouse_server(
+    host: str, port: int, data_dir: Path, log_path: Path, timeout: float = 60.0
+) -> ManagedProcess:
+    """Start the server on ``host:port`` over ``data_dir`` and return once it answers queries.
+
+    Tables and rows live in ``data_dir`` and survive a restart; stop the process with SIGTERM
+    (``ManagedProcess.stop``) so queued work finishes before it exits.
+    """
+    ensure_port_free("the ClickHouse server", host, port)
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "shared.infra.clickhouse_server", "--host", host, "--port", str(port)]
+    argv += ["--path", str(data_dir)]
+    root = Path(__file__).resolve().parents[3]
+    managed = spawn("clickhouse", argv, log_path, cwd=root)
+    url = server_url(host, port)
+    try:
+        wait_until(
+            lambda: _answers(url),
+            timeout=timeout,
+            what=f"the ClickHouse server at {url}",
+            proc=managed.proc,
+            log_path=log_path,
+        )
+    except InfraError:
+        managed.stop(timeout=5)
+        raise
+    return managed

@@ -1,0 +1,21 @@
+"""``python -m shared.infra.clickhouse_server --host H --port P --path DIR``: the embedded ClickHouse server."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from shared.infra.clickhouse_server.server import run
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="ClickHouse HTTP interface served from chDB.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8123)
+    parser.add_argument("--path", type=Path, required=True, help="data folder (created if missing)")
+    args = parser.parse_args(argv)
+    run(args.host, args.port, args.path.resolve())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Run ``python -m services.monitor`` as a real worker process against the session's Kafka and ClickHouse."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from shared import wire
+from shared.infra.process import ManagedProcess, free_port, spawn
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def monitor_settings(kafka: Any, clickhouse_server: Any, tmp_path: Path, **overrides: Any) -> Settings:
+    """Isolated settings: own database, topic prefix and data dir; the registry points nowhere."""
+    return Settings(
+        kafka_bootstrap=kafka.bootstrap,
+        clickhouse_url=clickhouse_server.url,
+        clickhouse_database=f"t_{uuid.uuid4().hex[:8]}",
+        topic_prefix=f"t-{uuid.uuid4().hex[:8]}-",
+        data_dir=tmp_path,
+        kafka_partitions=2,
+        registry_url=f"http://127.0.0.1:{free_port()}",
+        **overrides,
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {
+        f"DRIFTLOOP_{name.upper()}": value
+        for name, value in settings.model_dump(mode="json").items()
+        if not isinstance(value, dict | list)
+    }
+    env["DRIFTLOOP_DRIFT_THRESHOLDS"] = settings.drift_thresholds.model_dump_json()
+    env["PYTHONPATH"] = str(ROOT)
+    return {k: str(v) for k, v in env.items()}
+
+
+def start_monitor(settings: Settings, log_path: Path, profiles: Path | None = None) -> ManagedProcess:
+    argv = [sys.executable, "-m", "services.monitor", "--web-port", str(free_port())]
+    if profiles is not None:
+        argv += ["--profiles", str(profiles)]
+    return spawn("monitor", argv, log_path, env=settings_env(settings), cwd=ROOT)
+
+
+async def _produce(bootstrap: str, topic: str, events: Iterable[Any]) -> int:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+    )
+    await producer.start()
+    sent = 0
+    try:
+        pending = []
+        for e in events:
+            pending.append(await producer.send(topic, wire.encode(e), key=e.model_name.encode()))
+            sent += 1
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return sent
+
+
+def produce(settings: Settings, topic: str, events: Iterable[Any]) -> int:
+    """Publish events keyed by model name with acks=all; returns how many were acknowledged."""
+    return asyncio.run(_produce(settings.kafka_bootstrap, topic, events))
+
+
+def wait_for(
+    check: Callable[[], bool], timeout: float, what: str | Callable[[], str], log_path: Path | None = None
+) -> None:
+    """Poll ``check``; on timeout fail with ``what`` (a callable is evaluated then) and the log's tail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    tail = log_path.read_text()[-4000:] if log_path and log_path.exists() else ""
+    described = what() if callable(what) else what
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {described}\n{tail}")
