@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     registry_webhook_max_attempts: int = Field(
         8, ge=1, description="Attempts per webhook delivery before it is marked failed."
     )
+    registry_workers: int = Field(
+        1,
+        ge=1,
+        description="Registry server processes on one host; each is a replica (one relays at a time).",
+    )
     # ingest
     ingest_host: str = Field(
         "127.0.0.1", description="Address the ingest HTTP service binds; 0.0.0.0 to accept other machines."

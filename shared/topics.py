@@ -16,6 +16,8 @@ class Topics:
     model_events: str
     training_runs: str
     data_quality: str
+    predictions_raw: str
+    labels_raw: str
 
     def all(self) -> tuple[str, ...]:
         """Every topic, for creating them up front (``driftloop infra up``)."""
@@ -32,4 +34,8 @@ def topic_names(prefix: str = "") -> Topics:
         model_events=f"{prefix}model-events",
         training_runs=f"{prefix}training-runs",
         data_quality=f"{prefix}data-quality",
+        # producers (SDK, model servers) write here; the ingest validator checks each event once and
+        # forwards it to ``predictions``/``labels`` or to ``dead-letter`` (docs/ingest.md)
+        predictions_raw=f"{prefix}predictions-raw",
+        labels_raw=f"{prefix}labels-raw",
     )

@@ -17,6 +17,7 @@ from typing import Any
 import faust
 
 from services.monitor.judge import DriftAnnouncement, WindowJudge
+from services.monitor.observability import MonitorMetrics, add_pages
 from services.monitor.profiles import ProfileSource
 from services.monitor.progress import VersionProgress
 from services.monitor.sink import ClickHouseSink
@@ -76,7 +77,10 @@ class Monitor:
         self.settings = settings
         self.topics = topic_names(settings.topic_prefix)
         self.sink = ClickHouseSink(settings)
-        self.judge = WindowJudge(settings, self.sink, profiles)
+        self.metrics = MonitorMetrics()
+        self.judge = WindowJudge(
+            settings, self.sink, profiles, lambda stream: self.metrics.windows.labels(stream).inc()
+        )
         self.progress_table = app.Table(
             "monitor-progress",  # the app id already carries the topic prefix
             default=None,
@@ -95,11 +99,13 @@ class Monitor:
         self.drift = raw_topic(self.topics.drift_events)
         self.dead_letter = raw_topic(self.topics.dead_letter)
         self.worker = f"{os.uname().nodename}:{os.getpid()}"
+        add_pages(app, self.metrics)
         self._stats_at = time.monotonic()
         self._events_since = 0
 
     # -- predictions -------------------------------------------------------------------------------------
     async def on_predictions(self, payloads: Sequence[bytes]) -> int:
+        began = time.monotonic()
         heads, good, bad = decode_batch(payloads, wire.decode_head)
         await self._dead_letter(bad, self.topics.predictions)
         written = await asyncio.to_thread(self.sink.write_lines, "predictions_intake", good)
@@ -109,6 +115,10 @@ class Monitor:
             self.progress_table[model] = state  # in the event loop: Faust writes the changelog from here
             for event in announcements:
                 await self.drift.send(key=event.model_name.encode(), value=codec.encode(event))
+                self.metrics.alerts.labels(event.event_type).inc()
+        self.metrics.events.labels("predictions").inc(written)
+        self.metrics.batch_seconds.observe(time.monotonic() - began)
+        self.metrics.last_batch.set(time.time())
         await self._stats(heads)
         return written
 
@@ -143,7 +153,9 @@ class Monitor:
     async def on_labels(self, payloads: Sequence[bytes]) -> int:
         _, good, bad = decode_batch(payloads, wire.decode_head)
         await self._dead_letter(bad, self.topics.labels)
-        return await asyncio.to_thread(self.sink.write_lines, "labels_intake", good)
+        written = await asyncio.to_thread(self.sink.write_lines, "labels_intake", good)
+        self.metrics.events.labels("labels").inc(written)
+        return written
 
     async def on_data_quality(self, payloads: Sequence[bytes]) -> int:
         events, _, bad = decode_batch(payloads, lambda b: codec.decode(b, DataQualityCounted))
@@ -158,6 +170,7 @@ class Monitor:
             )
             await self.dead_letter.send(key=b"unknown", value=codec.encode(event))
         if bad:
+            self.metrics.dead_letters.labels(what).inc(len(bad))
             log.warning("sent %d undecodable %s payloads to %s", len(bad), what, self.topics.dead_letter)
 
     async def _stats(self, events: Sequence[wire.EventHead]) -> None:
@@ -168,6 +181,7 @@ class Monitor:
             return
         now = datetime.now(UTC)
         newest = max(e.occurred_at for e in events)
+        self.metrics.delay.set((now - newest).total_seconds())
         rows = [
             [now, self.worker, "events_per_s", self._events_since / elapsed],
             [now, self.worker, "processing_delay_s", (now - newest).total_seconds()],

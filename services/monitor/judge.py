@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,7 +94,14 @@ def drift_event_row(event: DriftAnnouncement) -> list[Any]:
 class WindowJudge:
     """Judges the closed windows of one model version at a time; one per worker (owns a ClickHouse client)."""
 
-    def __init__(self, settings: Settings, sink: ClickHouseSink, profiles: ProfileSource) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sink: ClickHouseSink,
+        profiles: ProfileSource,
+        on_judged: Callable[[str], None] | None = None,
+    ) -> None:
+        self.on_judged = on_judged or (lambda stream: None)
         self.settings = settings
         self.sink = sink
         self.profiles = profiles
@@ -138,6 +146,7 @@ class WindowJudge:
         self, model: str, version: str, stream: str, result: WindowResult, alert: Alert | None
     ) -> list[DriftAnnouncement]:
         now = datetime.now(UTC)
+        self.on_judged(stream)
         v = result.verdict
         self.sink.write(
             "window_metrics",

@@ -38,7 +38,7 @@ def thresholds_for(defaults: DriftThresholds, overrides: dict[str, Any] | None) 
 
 
 class RegistryProfiles:
-    """Reads ``GET /models/{name}`` (thresholds) and ``GET /models/{name}/versions/{v}`` (profile).
+    """Reads ``GET /models/{name}`` (thresholds) and ``GET /models/{name}/versions/{v}/reference-profile``.
 
     An unreachable registry or an unknown version is not fatal: the window gets metrics but no drift
     tests, and a warning says why; the lookup is retried after the cache time.
@@ -68,14 +68,16 @@ class RegistryProfiles:
                 return VersionReference(None, defaults)
             model.raise_for_status()
             thresholds = thresholds_for(defaults, model.json().get("drift_thresholds"))
-            response = self.client.get(f"/models/{model_name}/versions/{version}")
-            if response.status_code == 404:
-                log.warning("%s version %s is not in the registry: no drift tests", model_name, version)
+            response = self.client.get(f"/models/{model_name}/versions/{version}/reference-profile")
+            if response.status_code in (404, 422):  # unknown version, no profile, or not a registry version
+                log.warning(
+                    "%s version %s has no reference profile in the registry: no drift tests",
+                    model_name,
+                    version,
+                )
                 return VersionReference(None, thresholds)
             response.raise_for_status()
-            raw = response.json().get("reference_profile")
-            profile = ReferenceProfile.model_validate(raw) if raw else None
-            return VersionReference(profile, thresholds)
+            return VersionReference(ReferenceProfile.model_validate(response.json()), thresholds)
         except (httpx.HTTPError, ValueError) as exc:
             log.warning(
                 "cannot read %s v%s from the registry (%s): no drift tests for now", model_name, version, exc

@@ -44,8 +44,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return {k: str(v) for k, v in env.items()}
 
 
-def start_monitor(settings: Settings, log_path: Path, profiles: Path | None = None) -> ManagedProcess:
-    argv = [sys.executable, "-m", "services.monitor", "--web-port", str(free_port())]
+def start_monitor(
+    settings: Settings, log_path: Path, profiles: Path | None = None, web_port: int | None = None
+) -> ManagedProcess:
+    argv = [sys.executable, "-m", "services.monitor", "--web-port", str(web_port or free_port())]
     if profiles is not None:
         argv += ["--profiles", str(profiles)]
     return spawn("monitor", argv, log_path, env=settings_env(settings), cwd=ROOT)

@@ -7,10 +7,12 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from shared import wire
 from shared.clickhouse import clickhouse_client
+from shared.infra.process import free_port
 from shared.topics import topic_names
 from tests.integration.monitor_worker import monitor_settings, produce, start_monitor, wait_for
 
@@ -51,7 +53,8 @@ def test_produced_predictions_and_labels_land_in_clickhouse_once(
     ]
     produce(settings, topics.labels, labels)
 
-    worker = start_monitor(settings, tmp_path / "monitor.log")
+    web_port = free_port()
+    worker = start_monitor(settings, tmp_path / "monitor.log", web_port=web_port)
     try:
         client = clickhouse_client(settings)
         wait_for(
@@ -65,6 +68,11 @@ def test_produced_predictions_and_labels_land_in_clickhouse_once(
             "FROM predictions WHERE prediction_id = 'p-7'"
         ).result_rows
         assert row == [("model-1", 37.0, "pro", ["income"], "1")]
+        base = f"http://127.0.0.1:{web_port}"
+        assert httpx.get(f"{base}/health", timeout=5).json()["status"] == "ok"
+        metrics = httpx.get(f"{base}/metrics", timeout=5).text
+        assert 'driftloop_monitor_events_stored_total{topic="predictions"} 500.0' in metrics
+        assert 'driftloop_monitor_events_stored_total{topic="labels"} 100.0' in metrics
     finally:
         worker.stop()
 

@@ -1,0 +1,139 @@
+"""Where ingest learns a model's registered feature schema: the registry over HTTP, or a fixed map in tests.
+
+An unreachable registry means "schema unknown" (events pass without the feature check), never an error:
+ingest must keep accepting traffic while the registry restarts. Only a registry that answers 404 makes
+a model unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Literal, Protocol
+from urllib.parse import quote
+
+import httpx
+
+from shared.feature_schema import FeatureSchema, check_features
+
+log = logging.getLogger(__name__)
+
+
+class FeatureIssueLike(Protocol):
+    """One problem with one feature, like ``shared.feature_schema.FeatureIssue``."""
+
+    @property
+    def feature(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+
+
+FeatureCheck = Callable[[Mapping[str, Any]], Sequence[FeatureIssueLike]]
+LookupStatus = Literal["known", "no_schema", "unknown_model", "unavailable"]
+
+
+@dataclass(frozen=True)
+class SchemaLookup:
+    """The answer for one model: its feature check when the registry has a schema for it."""
+
+    status: LookupStatus
+    check: FeatureCheck | None = None
+    feature_names: tuple[str, ...] = ()
+
+
+class SchemaSource(Protocol):
+    async def lookup(self, model_name: str) -> SchemaLookup: ...
+
+
+class StaticSchemaSource:
+    """A fixed schema per model (tests, or an air-gapped deployment); other models get ``default``."""
+
+    def __init__(
+        self, schemas: Mapping[str, FeatureSchema | None], default: LookupStatus = "unknown_model"
+    ) -> None:
+        self._lookups = {
+            name: lookup_from_schema(schema) if schema is not None else SchemaLookup("no_schema")
+            for name, schema in schemas.items()
+        }
+        self._default = SchemaLookup(default)
+
+    async def lookup(self, model_name: str) -> SchemaLookup:
+        return self._lookups.get(model_name, self._default)
+
+
+def lookup_from_schema(schema: FeatureSchema) -> SchemaLookup:
+    """A known model's lookup: ``shared.feature_schema.check_features`` bound to its schema."""
+    return SchemaLookup("known", partial(check_features, schema), tuple(schema.names))
+
+
+class RegistrySchemaSource:
+    """``GET {registry_url}/models/{name}`` with a TTL cache; failures are cached briefly as 'unavailable'."""
+
+    def __init__(
+        self,
+        registry_url: str,
+        *,
+        ttl_s: float = 30.0,
+        timeout_s: float = 2.0,
+        token: str = "",
+        unavailable_ttl_s: float = 5.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._url = registry_url.rstrip("/")
+        self._ttl = ttl_s
+        self._unavailable_ttl = min(unavailable_ttl_s, ttl_s) if ttl_s else 0.0
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = client or httpx.AsyncClient(timeout=timeout_s, headers=headers)
+        self._cache: dict[str, tuple[float, SchemaLookup]] = {}
+        self._inflight: dict[str, asyncio.Future[SchemaLookup]] = {}
+
+    async def lookup(self, model_name: str) -> SchemaLookup:
+        cached = self._cache.get(model_name)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        pending = self._inflight.get(model_name)
+        if pending is not None:  # one registry request per model, however many batches ask at once
+            return await asyncio.shield(pending)
+        future: asyncio.Future[SchemaLookup] = asyncio.get_running_loop().create_future()
+        self._inflight[model_name] = future
+        try:
+            result = await self._fetch(model_name)
+            future.set_result(result)
+        finally:
+            self._inflight.pop(model_name, None)
+            if not future.done():
+                future.set_result(SchemaLookup("unavailable"))
+        ttl = self._unavailable_ttl if result.status == "unavailable" else self._ttl
+        self._cache[model_name] = (time.monotonic() + ttl, result)
+        return result
+
+    async def _fetch(self, model_name: str) -> SchemaLookup:
+        try:
+            response = await self._client.get(f"{self._url}/models/{quote(model_name, safe='')}")
+        except httpx.HTTPError as exc:
+            log.warning(
+                "registry at %s unreachable (%s); treating %r's schema as unknown", self._url, exc, model_name
+            )
+            return SchemaLookup("unavailable")
+        if response.status_code == 404:
+            return SchemaLookup("unknown_model")
+        if response.status_code != 200:
+            log.warning("registry answered %s for model %r; schema unknown", response.status_code, model_name)
+            return SchemaLookup("unavailable")
+        try:
+            document = response.json().get("feature_schema")
+            if not document:
+                return SchemaLookup("no_schema")
+            return lookup_from_schema(FeatureSchema.model_validate(document))
+        except (ValueError, AttributeError) as exc:  # a schema we cannot read must not stop ingestion
+            log.warning("could not read the feature schema of %r from the registry: %s", model_name, exc)
+            return SchemaLookup("unavailable")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,69 @@
+"""The ingest use case, apart from HTTP: validate a batch, write what passed to Kafka, count everything."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from services.ingest.metrics import IngestMetrics
+from services.ingest.quality import QualityCounter
+from services.ingest.schemas import SchemaSource
+from services.ingest.validation import BatchResult, EventKind, validate_batch
+from shared import codec, wire
+from shared.sdk.batches import KeyedRecord
+from shared.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+class EventWriter(Protocol):
+    async def write(self, records: Sequence[KeyedRecord]) -> None: ...
+
+
+@dataclass
+class IngestService:
+    """What the HTTP routes call; the writer raises ``KafkaUnavailableError`` when nothing was accepted."""
+
+    topics: Topics
+    writer: EventWriter
+    schemas: SchemaSource
+    metrics: IngestMetrics
+    quality: QualityCounter
+    reject_unknown_models: bool
+
+    def topic_for(self, kind: EventKind) -> str:
+        return self.topics.predictions if kind is EventKind.PREDICTION else self.topics.labels
+
+    async def ingest(self, kind: EventKind, payloads: Sequence[bytes]) -> BatchResult:
+        """Validated events go straight to the validated topic (they need no second check) after the acks."""
+        result = await validate_batch(
+            kind,
+            payloads,
+            self.schemas,
+            reject_unknown_models=self.reject_unknown_models,
+            quality=self.quality,
+        )
+        topic = self.topic_for(kind)
+        await self.writer.write(
+            [(topic, event.model_name.encode(), wire.encode(event)) for _, event in result.accepted]
+        )
+        if result.accepted:
+            self.metrics.accepted.labels(kind.value, "http").inc(len(result.accepted))
+        for _, rejection in result.rejected:
+            self.metrics.rejected.labels(kind.value, rejection.reason, "http").inc()
+        return result
+
+    async def publish_quality(self) -> int:
+        """Send the interval's DataQualityCounted events; on failure keep the counts for the next try."""
+        events = self.quality.drain()
+        if not events:
+            return 0
+        try:
+            await self.writer.write([(self.topics.data_quality, e.key, codec.encode(e)) for e in events])
+        except Exception:
+            self.quality.restore(events)
+            raise
+        self.metrics.quality_events.inc(len(events))
+        return len(events)

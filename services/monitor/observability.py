@@ -1,0 +1,77 @@
+"""The worker's own health for Prometheus (``/metrics``) and load balancers (``/health``).
+
+A registry per worker (not the global one) so tests and several apps in one process never collide.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import faust
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+
+class MonitorMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events = Counter(
+            "driftloop_monitor_events_stored_total",
+            "Events stored in ClickHouse.",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "driftloop_monitor_dead_letters_total",
+            "Undecodable events sent to dead-letter.",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.windows = Counter(
+            "driftloop_monitor_windows_judged_total", "Windows judged.", ["stream"], registry=self.registry
+        )
+        self.alerts = Counter(
+            "driftloop_monitor_drift_events_total",
+            "Drift and recovery events announced.",
+            ["type"],
+            registry=self.registry,
+        )
+        self.batch_seconds = Histogram(
+            "driftloop_monitor_batch_seconds",
+            "Time to store and judge one batch.",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.delay = Gauge(
+            "driftloop_monitor_processing_delay_seconds",
+            "Wall time minus the newest event time in the last batch.",
+            registry=self.registry,
+        )
+        self.last_batch = Gauge(
+            "driftloop_monitor_last_batch_timestamp_seconds",
+            "When the last batch was stored.",
+            registry=self.registry,
+        )
+        self.started = time.time()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def add_pages(app: faust.App, metrics: MonitorMetrics) -> None:
+    """``/metrics`` (Prometheus text) and ``/health`` (200 while the worker runs) on the worker's web port."""
+
+    @app.page("/metrics")
+    async def prometheus(web: Any, request: Any) -> Any:
+        return web.bytes(metrics.exposition(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", "uptime_s": round(time.time() - metrics.started, 1)})

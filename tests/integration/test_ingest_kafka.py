@@ -1,0 +1,153 @@
+"""Ingest on the real broker: HTTP writes durably or says 503, the stream validator splits raw topics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from aiokafka import AIOKafkaProducer
+from fastapi.testclient import TestClient
+
+from services.ingest.app import build_service, create_app
+from services.ingest.validator import StreamValidator
+from shared.events import DataQualityCounted, EventDeadLettered
+from shared.infra.kafka import create_topics
+from shared.sdk import Driftloop, ProducerConfig
+from shared.settings import Settings
+from shared.topics import topic_names
+from tests.fixtures.kafka import KafkaBroker, free_ports
+from tests.integration.ingest_helpers import read_topic
+from tests.unit.ingest_fakes import API_KEY, schema_source
+
+pytestmark = pytest.mark.integration
+HEADERS = {"X-API-Key": API_KEY}
+
+
+def _settings(bootstrap: str, prefix: str, **kw: Any) -> Settings:
+    return Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix, ingest_api_keys={API_KEY: "test"}, **kw)
+
+
+def _prediction(i: int, **overrides: Any) -> dict[str, Any]:
+    event = {
+        "model_name": "churn",
+        "model_version": "1",
+        "prediction_id": f"p-{i}",
+        "features": {"age": 30 + i % 50, "plan": "pro"},
+        "prediction": i % 2,
+    }
+    event.update(overrides)
+    return event
+
+
+def test_http_batch_is_split_and_only_good_events_reach_kafka(kafka: KafkaBroker, topic_prefix: str) -> None:
+    topics = topic_names(topic_prefix)
+    create_topics(kafka.bootstrap, topics.all(), 3, 1)
+    app = create_app(_settings(kafka.bootstrap, topic_prefix), schemas=schema_source(), run_validator=False)
+    batch: list[Any] = [_prediction(i) for i in range(200)]
+    batch[10]["features"] = {"age": "ten"}
+    batch[20] = {"model_name": "churn", "prediction": 1}
+    batch[30] = _prediction(30, model_name="ghost")
+    with TestClient(app) as client:
+        response = client.post("/v1/predictions/batch", json=batch, headers=HEADERS)
+        label = client.post(
+            "/v1/labels", json={"model_name": "churn", "prediction_id": "p-1", "label": 1}, headers=HEADERS
+        )
+        bad = client.post("/v1/predictions", content=b'{"model_name": "churn", NaN}', headers=HEADERS)
+        metrics = client.get("/metrics").text
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["accepted"], [e["index"] for e in body["errors"]]) == (197, [10, 20, 30])
+    assert [e["reason"] for e in body["errors"]] == ["feature_type_error", "schema_error", "unknown_model"]
+    assert label.status_code == 202 and bad.status_code == 422
+    ids = [
+        msgspec.json.decode(v)["prediction_id"]
+        for v in read_topic(kafka.bootstrap, topics.predictions, expected=197)
+    ]
+    assert sorted(ids) == sorted(f"p-{i}" for i in range(200) if i not in (10, 20, 30))
+    assert len(read_topic(kafka.bootstrap, topics.labels, expected=1)) == 1
+    assert "driftloop_ingest_kafka_write_seconds_count" in metrics
+
+
+def test_http_answers_503_when_kafka_is_unreachable(topic_prefix: str) -> None:
+    [dead_port] = free_ports(1)
+    settings = _settings(f"127.0.0.1:{dead_port}", topic_prefix, ingest_kafka_timeout_s=2.0)
+    app = create_app(settings, schemas=schema_source(), run_validator=False)
+    with TestClient(app) as client:
+        response = client.post("/v1/predictions", json=_prediction(1), headers=HEADERS)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == str(settings.ingest_retry_after_s)
+
+
+MALFORMED: dict[str, bytes] = {
+    "invalid_json": b"\x89PNG\r\n not an event",
+    "schema_error": json.dumps(_prediction(0, features=["age", 3])).encode(),
+    "feature_type_error": json.dumps(_prediction(0, features={"age": "forty", "plan": "pro"})).encode(),
+    "non_finite_number": json.dumps(_prediction(0, features={"age": float("nan"), "plan": "pro"})).encode(),
+    "unknown_model": json.dumps(_prediction(0, model_name="ghost")).encode(),
+}
+
+
+async def _produce_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, key=b"churn")
+    finally:
+        await producer.stop()
+
+
+def test_validator_forwards_sdk_events_and_dead_letters_malformed_ones(
+    kafka: KafkaBroker, topic_prefix: str, tmp_path: Path
+) -> None:
+    topics = topic_names(topic_prefix)
+    create_topics(kafka.bootstrap, topics.all(), 3, 1)
+    settings = _settings(kafka.bootstrap, topic_prefix)
+    n_good = 1000
+    config = ProducerConfig.from_settings(settings.model_copy(update={"data_dir": tmp_path}), app_name="v")
+    with Driftloop(config) as dl:
+        for i in range(n_good):
+            dl.log_prediction("churn", "1", {"age": 200 if i % 10 == 0 else 30, "plan": "pro"}, prediction=1)
+        dl.log_label("churn", "p-1", 1)
+        assert dl.flush(timeout=60)
+    asyncio.run(_produce_raw(kafka.bootstrap, topics.predictions_raw, list(MALFORMED.values())))
+
+    async def run_validator() -> int:
+        service, closers = build_service(settings, schemas=schema_source())
+        validator = StreamValidator(settings, service)
+        task = asyncio.create_task(validator.run())
+        try:
+            for _ in range(600):
+                await asyncio.sleep(0.1)
+                if validator.committed >= n_good + 1 + len(MALFORMED):
+                    break
+            return await service.publish_quality()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            for close in closers:
+                await close()
+
+    assert asyncio.run(run_validator()) == 1
+    valid = read_topic(kafka.bootstrap, topics.predictions, expected=n_good)
+    assert len(valid) == n_good
+    assert len(read_topic(kafka.bootstrap, topics.labels, expected=1)) == 1
+    letters = [
+        EventDeadLettered.model_validate_json(v)
+        for v in read_topic(kafka.bootstrap, topics.dead_letter, expected=len(MALFORMED))
+    ]
+    assert {letter.reason: letter.original for letter in letters} == MALFORMED
+    assert all(letter.source == f"topic:{topics.predictions_raw}" for letter in letters)
+    [quality] = [
+        DataQualityCounted.model_validate_json(v)
+        for v in read_topic(kafka.bootstrap, topics.data_quality, expected=1)
+    ]
+    assert quality.model_name == "churn"
+    assert quality.counts["age"]["out_of_range"] == n_good // 10
+    assert quality.counts["age"]["type_error"] == 1  # the 'forty' event: dead-lettered and counted

@@ -1,0 +1,112 @@
+"""A prediction's features are checked against its model's schema, every problem named, nothing raised."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+from pydantic import ValidationError
+
+import shared.feature_schema as feature_schema
+from shared.feature_schema import (
+    FeatureSchema,
+    FeatureSpec,
+    IssueKind,
+    check_features,
+    check_value,
+    count_issues,
+)
+
+
+@pytest.fixture
+def schema() -> FeatureSchema:
+    return FeatureSchema(
+        features=[
+            FeatureSpec(name="amount", type="numeric", nullable=False, min=0.0, max=10_000.0),
+            FeatureSpec(name="items", type="integer", min=1),
+            FeatureSpec(name="plan", type="categorical", categories=["free", "pro"]),
+            FeatureSpec(name="country", type="categorical"),
+            FeatureSpec(name="is_new", type="boolean"),
+            FeatureSpec(name="note", type="text"),
+        ]
+    )
+
+
+def kinds(issues: list[feature_schema.FeatureIssue]) -> dict[str, str]:
+    return {i.feature: i.kind.value for i in issues}
+
+
+def test_a_valid_prediction_has_no_issues(schema: FeatureSchema) -> None:
+    features = {"amount": 12.5, "items": 3, "plan": "pro", "country": "FR", "is_new": True, "note": "hi"}
+    assert check_features(schema, features) == []
+
+
+def test_missing_values_are_issues_only_for_required_features(schema: FeatureSchema) -> None:
+    assert kinds(check_features(schema, {"items": None})) == {"amount": "missing"}
+    assert kinds(check_features(schema, {"amount": None})) == {"amount": "missing"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("amount", "12"),
+        ("amount", True),
+        ("amount", float("nan")),
+        ("items", 2.5),
+        ("plan", 1),
+        ("is_new", 1),
+        ("note", 3.0),
+    ],
+)
+def test_wrong_types_are_type_errors(schema: FeatureSchema, name: str, value: object) -> None:
+    features = {"amount": 1.0, name: value}
+    assert kinds(check_features(schema, features)) == {name: "type_error"}  # type: ignore[arg-type]
+
+
+def test_integral_floats_are_integers_and_ints_are_numeric(schema: FeatureSchema) -> None:
+    assert check_features(schema, {"amount": 3, "items": 4.0}) == []
+
+
+def test_range_categories_and_unknown_features_are_named(schema: FeatureSchema) -> None:
+    issues = check_features(schema, {"amount": -1.0, "items": 0, "plan": "gold", "extra": 1})
+    assert kinds(issues) == {
+        "amount": "out_of_range",
+        "items": "out_of_range",
+        "plan": "unseen_category",
+        "extra": "unknown_feature",
+    }
+    assert "minimum" in issues[0].detail
+
+
+def test_open_categorical_accepts_any_string(schema: FeatureSchema) -> None:
+    spec = schema.spec("country")
+    assert spec is not None and check_value(spec, "never-seen") is None
+
+
+def test_issues_are_counted_per_feature_and_kind(schema: FeatureSchema) -> None:
+    issues = check_features(schema, {"plan": "gold"}) + check_features(schema, {"plan": "x"})
+    assert count_issues(issues) == {"amount": {"missing": 2}, "plan": {"unseen_category": 2}}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"features": [{"name": "a", "type": "numeric"}, {"name": "a", "type": "text"}]},
+        {"features": [{"name": "a", "type": "numeric", "min": 2, "max": 1}]},
+        {"features": [{"name": "a", "type": "text", "min": 0}]},
+        {"features": [{"name": "a", "type": "numeric", "categories": ["x"]}]},
+        {"features": [{"name": "a", "type": "float"}]},
+    ],
+)
+def test_inconsistent_schemas_are_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        FeatureSchema.model_validate(bad)
+
+
+def test_schema_round_trips_through_json(schema: FeatureSchema) -> None:
+    assert FeatureSchema.model_validate_json(schema.model_dump_json()) == schema
+    assert IssueKind("unseen_category") is IssueKind.UNSEEN_CATEGORY
+
+
+def test_docstring_examples_run() -> None:
+    assert doctest.testmod(feature_schema).failed == 0
