@@ -21,8 +21,9 @@ from uuid import uuid4
 import httpx
 
 from shared.bench.events import sample_prediction_fields
-from shared.infra.kafka import broker_ready, create_topics, start_kafka
+from shared.infra.kafka import create_topics
 from shared.infra.process import free_port
+from shared.infra.stack import Component, local_stack
 from shared.sdk import Driftloop, ProducerConfig
 from shared.settings import Settings
 from shared.topics import topic_names
@@ -30,21 +31,9 @@ from shared.topics import topic_names
 
 @contextlib.contextmanager
 def _broker(settings: Settings) -> Iterator[str]:
-    """The configured broker if it is up, else a private local one for the length of the benchmark."""
-    if broker_ready(settings.kafka_bootstrap):
+    """The configured broker, started for the length of the benchmark when it is local and not running."""
+    with local_stack(settings, components=[Component.KAFKA]):
         yield settings.kafka_bootstrap
-        return
-    with tempfile.TemporaryDirectory(prefix="driftloop-bench-") as tmp:
-        host = "127.0.0.1"
-        port, controller = free_port(host), free_port(host)
-        while controller == port:
-            controller = free_port(host)
-        print(f"(no broker at {settings.kafka_bootstrap}; starting a private one on {host}:{port})")
-        broker = start_kafka(host, port, controller, Path(tmp) / "kafka", Path(tmp) / "kafka.log", settings)
-        try:
-            yield f"{host}:{port}"
-        finally:
-            broker.stop()
 
 
 def bench_sdk(settings: Settings, n: int, spool: Path) -> dict[str, float]:

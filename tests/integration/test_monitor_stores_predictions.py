@@ -81,10 +81,10 @@ def test_killed_worker_restarts_without_loss_or_double_counting(
     kafka: Any, clickhouse_server: Any, tmp_path: Path
 ) -> None:
     settings = monitor_settings(
-        kafka, clickhouse_server, tmp_path, monitor_batch_size=1000, monitor_batch_seconds=0.2
+        kafka, clickhouse_server, tmp_path, monitor_batch_size=500, monitor_batch_seconds=0.2
     )
     topics = topic_names(settings.topic_prefix)
-    total = 100_000
+    total = 30_000
     produce(settings, topics.predictions, _predictions(total))
 
     worker = start_monitor(settings, tmp_path / "monitor-1.log")
@@ -104,7 +104,13 @@ def test_killed_worker_restarts_without_loss_or_double_counting(
     restarted = start_monitor(settings, tmp_path / "monitor-2.log")
     try:
         wait_for(
-            lambda: _count(client, "predictions") == total, 120, f"{total} distinct rows", restarted.log_path
+            lambda: _count(client, "predictions") == total,
+            300,
+            lambda: (
+                f"{total} distinct rows (have {_count(client, 'predictions')}, "
+                f"{_count(client, 'predictions', final=False)} with duplicates)"
+            ),
+            restarted.log_path,
         )
         assert _count(client, "predictions") == total
         assert int(client.command("SELECT uniqExact(event_id) FROM predictions")) == total
