@@ -3,5 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.clickhouse",
     "tests.fixtures.kafka",
+    "tests.fixtures.postgres",
     "tests.fixtures.s3",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from shared.cli import bench, infra, schema
+from shared.cli import bench, infra, models, schema
 from shared.cli.config import show_settings
 from shared.cli.demo import demo
 
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.add_typer(infra.app, name="infra")
 app.add_typer(schema.app, name="schema")
 app.add_typer(bench.app, name="bench")
+app.add_typer(models.app, name="models")
 app.command("settings")(show_settings)
 app.command("demo")(demo)
 

@@ -1,0 +1,27 @@
+"""``python -m services.registry``: serve the registry on the port of ``DRIFTLOOP_REGISTRY_URL``."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+import uvicorn
+
+from services.registry.app import create_app
+from shared.settings import Settings
+
+
+def main() -> None:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level)
+    url = urlsplit(settings.registry_url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    # listen on every interface: in a container the URL's host is the service name, not a local address
+    host = "127.0.0.1" if url.hostname in ("127.0.0.1", "localhost") else "0.0.0.0"
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level=settings.log_level.lower(), access_log=False
+    )
+
+
+if __name__ == "__main__":
+    main()

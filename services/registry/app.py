@@ -1,0 +1,123 @@
+"""The registry's FastAPI app: wiring (settings → engine → store → routes) and the background relays."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.registry import routes_admin, routes_aliases, routes_models, routes_versions
+from services.registry.auth import parse_tokens
+from services.registry.db import make_engine
+from services.registry.deps import Registry
+from services.registry.errors import RegistryError
+from services.registry.migrations import migrate
+from services.registry.relay import KafkaPublisher, OutboxRelay
+from services.registry.schemas import ErrorBody
+from services.registry.store import RegistryStore
+from services.registry.webhook_delivery import WebhookSender
+from shared.settings import Settings
+from shared.topics import topic_names
+
+log = logging.getLogger(__name__)
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        401: "No or unknown token",
+        403: "The token's role may not do this",
+        404: "No such model, version or alias",
+        409: "Conflicts with the current state",
+        422: "Invalid input; `field` names it",
+    }.items()
+}
+
+
+def _error(status: int, code: str, message: str, field: str | None) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content={"error": {"code": code, "message": message, "field": field}}
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RegistryError)
+    async def registry_error(_request: Request, exc: RegistryError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message, exc.field)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        field = ".".join(str(p) for p in first.get("loc", ()))
+        message = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in errors)
+        return _error(422, "invalid", message, field or None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail), None)
+
+
+async def _stop(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    stop.set()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=10)
+
+
+def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI:
+    """The registry app; the database is migrated and relays started when the app starts (lifespan)."""
+    relays_on = settings.registry_relay_enabled if run_relays is None else run_relays
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.resolved_registry_database_url)
+        if settings.resolved_registry_database_url.startswith("sqlite"):
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(migrate, engine)
+        store = RegistryStore(engine)
+        app.state.registry = Registry(settings, store, parse_tokens(settings.registry_tokens))
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+        publisher = KafkaPublisher(settings.kafka_bootstrap, topic_names(settings.topic_prefix).model_events)
+        if relays_on:
+            app.state.relay = OutboxRelay(engine, publisher)
+            tasks.append(asyncio.create_task(app.state.relay.run(stop, settings.registry_relay_interval)))
+            sender = WebhookSender(engine, max_attempts=settings.registry_webhook_max_attempts)
+            tasks.append(asyncio.create_task(sender.run(stop, settings.registry_relay_interval)))
+        try:
+            yield
+        finally:
+            await _stop(stop, tasks)
+            await publisher.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title="Driftloop registry",
+        version="1",
+        description="Registered models, versions, aliases with history, artifacts, lineage, audit. "
+        "Every change is announced on the model-events Kafka topic and to webhooks.",
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+    )
+    _install_error_handlers(app)
+    for module in (routes_models, routes_versions, routes_aliases, routes_admin):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for uvicorn workers: each process builds its own settings and app."""
+    return create_app(Settings())

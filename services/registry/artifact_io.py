@@ -1,0 +1,80 @@
+"""Artifacts as the registry handles them: store an upload, inspect a referenced URI, read back verified.
+
+Thin I/O over :mod:`shared.artifacts`; the registry never trusts a hash it did not compute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+import uuid
+from typing import IO, BinaryIO
+
+from services.registry.errors import ArtifactCorrupted, Invalid, NotFound
+from shared.artifacts import ArtifactError, ArtifactNotFound, StoredArtifact, artifact_store, store_for_uri
+from shared.settings import Settings
+
+SPOOL_BYTES = 16 << 20
+_SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def upload_key(model_name: str, filename: str | None) -> str:
+    """Where an uploaded artifact goes: a fresh folder per upload, so nothing is ever overwritten."""
+    name = _SAFE_FILENAME.sub("_", filename or "").strip("._") or "model.joblib"
+    return f"models/{model_name}/uploads/{uuid.uuid4().hex}/{name}"
+
+
+def save_upload(
+    settings: Settings, model_name: str, filename: str | None, stream: BinaryIO
+) -> StoredArtifact:
+    """Stream an uploaded artifact into the store; the store hashes what it writes."""
+    try:
+        return artifact_store(settings).put_stream(upload_key(model_name, filename), stream)
+    except ArtifactError as exc:
+        raise Invalid(f"could not store the artifact: {exc}", field="artifact") from exc
+
+
+def inspect_uri(settings: Settings, uri: str, expected_sha256: str | None) -> StoredArtifact:
+    """Hash and size of an artifact referenced by URI, checked against ``expected_sha256`` when given."""
+    digest, size = hashlib.sha256(), 0
+    try:
+        for chunk in store_for_uri(settings, uri).open_stream(uri):
+            digest.update(chunk)
+            size += len(chunk)
+    except ArtifactNotFound as exc:
+        raise Invalid(f"no artifact at {uri}; upload it first or fix the URI", field="artifact_uri") from exc
+    except ArtifactError as exc:
+        raise Invalid(f"cannot read {uri}: {exc}", field="artifact_uri") from exc
+    sha256 = digest.hexdigest()
+    if expected_sha256 is not None and expected_sha256 != sha256:
+        raise Invalid(
+            f"the artifact at {uri} has sha256 {sha256}, not the {expected_sha256} you sent",
+            field="artifact_sha256",
+        )
+    return StoredArtifact(uri=uri, sha256=sha256, size=size)
+
+
+def verified_copy(settings: Settings, uri: str, sha256: str) -> IO[bytes]:
+    """The artifact's bytes in a temporary file, rewound, only if they still hash to ``sha256``."""
+    digest = hashlib.sha256()
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - the caller closes it
+    try:
+        for chunk in store_for_uri(settings, uri).open_stream(uri):
+            digest.update(chunk)
+            spool.write(chunk)
+    except ArtifactNotFound as exc:
+        spool.close()
+        raise NotFound(f"the artifact at {uri} is gone from the store", field="artifact_uri") from exc
+    except BaseException:
+        spool.close()
+        raise
+    if digest.hexdigest() != sha256:
+        spool.close()
+        raise ArtifactCorrupted(
+            f"the artifact at {uri} hashes to {digest.hexdigest()}, not the registered {sha256}; "
+            "register a new version with a good artifact",
+            field="artifact_sha256",
+        )
+    spool.seek(0)
+    return spool

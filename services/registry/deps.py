@@ -1,0 +1,62 @@
+"""FastAPI dependencies: the registry, the caller, and the role checks every write route shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.registry.auth import Principal, Role, authenticate, require
+from services.registry.store import RegistryStore
+from shared.settings import Settings
+
+bearer = HTTPBearer(auto_error=False, description="A registry token (DRIFTLOOP_REGISTRY_TOKENS).")
+
+
+@dataclass
+class Registry:
+    """What the routes need, built once at start-up (see ``app.create_app``)."""
+
+    settings: Settings
+    store: RegistryStore
+    principals: dict[str, Principal]
+
+
+async def get_registry(request: Request) -> Registry:
+    registry: Registry = request.app.state.registry
+    return registry
+
+
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+
+
+async def current_user(
+    request: Request,
+    registry: RegistryDep,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+) -> Principal:
+    settings = registry.settings
+    return authenticate(
+        request.headers.get("authorization"),
+        registry.principals,
+        open_reads=settings.registry_open_reads,
+        anonymous_writes=settings.registry_allow_anonymous_writes,
+    )
+
+
+CurrentUser = Annotated[Principal, Depends(current_user)]
+
+
+async def _writer(user: CurrentUser) -> Principal:
+    return require(user, Role.WRITER)
+
+
+async def _admin(user: CurrentUser) -> Principal:
+    return require(user, Role.ADMIN)
+
+
+Reader = CurrentUser
+Writer = Annotated[Principal, Depends(_writer)]
+Admin = Annotated[Principal, Depends(_admin)]

@@ -1,0 +1,47 @@
+"""The registry's exceptions: one base, one subclass per HTTP outcome, each naming the offending field."""
+
+from __future__ import annotations
+
+
+class RegistryError(Exception):
+    """Base of every error the registry reports to a caller; ``status`` is its HTTP status."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(RegistryError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(RegistryError):
+    status = 409
+    code = "conflict"
+
+
+class Forbidden(RegistryError):
+    status = 403
+    code = "forbidden"
+
+
+class Unauthenticated(RegistryError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Invalid(RegistryError):
+    status = 422
+    code = "invalid"
+
+
+class ArtifactCorrupted(RegistryError):
+    """The stored artifact no longer matches the sha256 recorded at registration."""
+
+    status = 409
+    code = "artifact_corrupted"

@@ -1,0 +1,62 @@
+"""Routes for the audit log and webhooks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from services.registry import domain
+from services.registry.deps import Reader, RegistryDep, Writer
+from services.registry.errors import Invalid
+from services.registry.schemas import AuditEntry, Page, WebhookCreate, WebhookDeliveryOut, WebhookOut
+
+router = APIRouter(tags=["audit", "webhooks"])
+
+
+@router.get("/audit", tags=["audit"])
+def audit_log(
+    registry: RegistryDep,
+    _user: Reader,
+    model: Annotated[str | None, Query(description="Only writes to this model.")] = None,
+    actor: Annotated[str | None, Query(description="Only writes by this token's name.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    page_token: str | None = None,
+) -> Page[AuditEntry]:
+    """Every write (who, what, when, before/after), newest first."""
+    before_id = None
+    if page_token:
+        before_id = domain.decode_page_token(page_token)
+        if not isinstance(before_id, int):
+            raise Invalid("page_token is not one this registry issued", field="page_token")
+    return registry.store.audit(model_name=model, actor=actor, limit=limit, before_id=before_id)
+
+
+@router.post("/models/{name}/webhooks", status_code=status.HTTP_201_CREATED, tags=["webhooks"])
+def create_webhook(name: str, body: WebhookCreate, registry: RegistryDep, user: Writer) -> WebhookOut:
+    """POST this model's events to ``url``, signed ``X-Driftloop-Signature: sha256=HMAC(secret, body)``."""
+    return registry.store.create_webhook(name, body, user)
+
+
+@router.get("/models/{name}/webhooks", tags=["webhooks"])
+def list_webhooks(name: str, registry: RegistryDep, _user: Writer) -> list[WebhookOut]:
+    return registry.store.list_webhooks(name)
+
+
+@router.delete(
+    "/models/{name}/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["webhooks"]
+)
+def delete_webhook(name: str, webhook_id: int, registry: RegistryDep, user: Writer) -> None:
+    registry.store.delete_webhook(name, webhook_id, user)
+
+
+@router.get("/models/{name}/webhooks/{webhook_id}/deliveries", tags=["webhooks"])
+def webhook_deliveries(
+    name: str,
+    webhook_id: int,
+    registry: RegistryDep,
+    _user: Writer,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[WebhookDeliveryOut]:
+    """Recent deliveries with their attempts and last error, newest first."""
+    return registry.store.webhook_deliveries(name, webhook_id, limit)

@@ -1,0 +1,40 @@
+"""``python -m services.serving --model NAME [--alias production] [--port 8080]``: an HTTP model server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+
+from services.serving.app import create_app
+from services.serving.server import ModelServer
+from shared.sdk import Driftloop, ProducerConfig
+from shared.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.serving", description=__doc__)
+    parser.add_argument("--model", required=True, help="Registered model to serve.")
+    parser.add_argument("--alias", default="production", help="Alias to follow (default: production).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--no-publish", action="store_true", help="Do not publish predictions to Kafka.")
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level)
+    sink = None
+    if not args.no_publish:
+        app_name = f"serving-{args.model}-{args.alias}-{args.port}"
+        sink = Driftloop(ProducerConfig.from_settings(settings, app_name=app_name))
+    server = ModelServer(settings, args.model, args.alias, sink=sink)
+    try:
+        uvicorn.run(create_app(server), host=args.host, port=args.port, log_level=settings.log_level.lower())
+    finally:
+        if sink is not None:
+            sink.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""The little of the registry's HTTP API a model server needs: resolve an alias, read the model's schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from services.serving.errors import ModelLoadError
+from shared.feature_schema import FeatureSchema
+
+
+@dataclass(frozen=True)
+class AliasTarget:
+    version: int
+    artifact_uri: str
+    artifact_sha256: str
+
+
+class RegistryClient:
+    def __init__(self, base_url: str, token: str = "", timeout: float = 10.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
+
+    def _get(self, path: str) -> dict[str, object]:
+        try:
+            response = self._http.get(path)
+        except httpx.HTTPError as exc:
+            raise ModelLoadError(f"registry unreachable at {self._http.base_url}: {exc}") from exc
+        if response.status_code != 200:
+            raise ModelLoadError(f"registry said {response.status_code} for {path}: {response.text[:300]}")
+        body: dict[str, object] = response.json()
+        return body
+
+    def resolve(self, model_name: str, alias: str) -> AliasTarget:
+        body = self._get(f"/models/{model_name}/aliases/{alias}")
+        return AliasTarget(int(body["version"]), str(body["artifact_uri"]), str(body["artifact_sha256"]))  # type: ignore[call-overload]
+
+    def feature_schema(self, model_name: str) -> FeatureSchema:
+        return FeatureSchema.model_validate(self._get(f"/models/{model_name}")["feature_schema"])
+
+    def close(self) -> None:
+        self._http.close()

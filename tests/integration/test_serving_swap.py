@@ -1,0 +1,213 @@
+"""A running model server follows its alias: swaps under steady traffic, refuses a corrupted artifact."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import uuid4
+
+import httpx
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from aiokafka import AIOKafkaConsumer
+from sklearn.dummy import DummyClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from shared.infra.kafka import create_topics
+from shared.infra.process import free_port
+from shared.topics import topic_names
+from tests.fixtures.kafka import KafkaBroker
+
+pytestmark = pytest.mark.integration
+
+WRITER = {"Authorization": "Bearer w-token"}
+DEADLINE_S = 60.0
+
+
+def model_bytes(constant: int) -> bytes:
+    """A scikit-learn pipeline that always answers ``constant``, pickled with joblib."""
+    x = pd.DataFrame({"x": np.linspace(0, 1, 20)})
+    pipeline = make_pipeline(StandardScaler(), DummyClassifier(strategy="constant", constant=constant))
+    pipeline.fit(x, [0, 1] * 10)
+    buffer = io.BytesIO()
+    joblib.dump(pipeline, buffer)
+    return buffer.getvalue()
+
+
+def wait_until(check: object, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+@pytest.fixture
+def stack(kafka: KafkaBroker, topic_prefix: str, tmp_path: Path) -> Iterator[dict[str, object]]:
+    topics = topic_names(topic_prefix)
+    create_topics(kafka.bootstrap, [topics.model_events, topics.predictions_raw, topics.labels_raw], 3, 1)
+    registry_port = free_port("127.0.0.1")
+    env = {
+        **os.environ,
+        "DRIFTLOOP_DATA_DIR": str(tmp_path),
+        "DRIFTLOOP_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "DRIFTLOOP_TOPIC_PREFIX": topic_prefix,
+        "DRIFTLOOP_REGISTRY_URL": f"http://127.0.0.1:{registry_port}",
+        "DRIFTLOOP_REGISTRY_TOKENS": json.dumps({"w-token": "wes:writer"}),
+        "DRIFTLOOP_REGISTRY_RELAY_INTERVAL": "0.1",
+        "DRIFTLOOP_LOG_LEVEL": "WARNING",
+    }
+    processes = [subprocess.Popen([sys.executable, "-m", "services.registry"], env=env)]
+    registry = f"http://127.0.0.1:{registry_port}"
+    try:
+        wait_until(lambda: httpx.get(f"{registry}/healthz").status_code == 200, "the registry")
+        yield {"env": env, "registry": registry, "processes": processes, "topics": topics, "kafka": kafka}
+    finally:
+        for p in processes:
+            p.kill()
+            p.wait()
+
+
+def register(registry: str, name: str, data: bytes) -> dict[str, object]:
+    response = httpx.post(
+        f"{registry}/models/{name}/versions/upload",
+        files={"artifact": ("model.joblib", data)},
+        headers=WRITER,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def promote(registry: str, name: str, version: int) -> None:
+    url = f"{registry}/models/{name}/aliases/production"
+    assert httpx.put(url, json={"version": version}, headers=WRITER).status_code == 200
+
+
+def read_predictions(bootstrap: str, topic: str, name: str, want_version: str) -> list[dict[str, object]]:
+    async def consume() -> list[dict[str, object]]:
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+        )
+        await consumer.start()
+        seen: list[dict[str, object]] = []
+        try:
+            deadline = time.monotonic() + DEADLINE_S
+            while time.monotonic() < deadline and not any(e["model_version"] == want_version for e in seen):
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    seen += [json.loads(r.value or b"{}") for r in records]
+        finally:
+            await consumer.stop()
+        return [e for e in seen if e.get("model_name") == name]
+
+    return asyncio.run(consume())
+
+
+def test_server_swaps_under_traffic_and_keeps_serving_past_a_corrupted_artifact(
+    stack: dict[str, object],
+) -> None:
+    registry = str(stack["registry"])
+    name = f"churn-{uuid4().hex[:8]}"
+    schema = {"features": [{"name": "x", "type": "numeric", "nullable": False}]}
+    assert httpx.post(
+        f"{registry}/models", json={"name": name, "feature_schema": schema}, headers=WRITER
+    ).is_success
+    register(registry, name, model_bytes(0))
+    register(registry, name, model_bytes(1))
+    promote(registry, name, 1)
+
+    port = free_port("127.0.0.1")
+    server = f"http://127.0.0.1:{port}"
+    stack["processes"].append(  # type: ignore[attr-defined]
+        subprocess.Popen(
+            [sys.executable, "-m", "services.serving", "--model", name, "--port", str(port)],
+            env=stack["env"],  # type: ignore[arg-type]
+        )
+    )
+    wait_until(lambda: httpx.get(f"{server}/healthz").status_code == 200, "the model server")
+
+    results: list[tuple[int, int | None]] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        with httpx.Client(base_url=server, timeout=10) as http:
+            while not stop.is_set():
+                try:
+                    response = http.post("/predict", json={"features": {"x": 0.3}})
+                    version = response.json().get("model_version") if response.status_code == 200 else None
+                    results.append((response.status_code, version))
+                except httpx.HTTPError:
+                    results.append((0, None))
+
+    thread = threading.Thread(target=traffic)
+    thread.start()
+    try:
+        wait_until(lambda: len(results) > 20, "first responses")
+        promoted_at = time.monotonic()
+        promote(registry, name, 2)
+        wait_until(lambda: any(v == 2 for _, v in results), "the swap to version 2")
+        print(f"\nswap seen by clients {time.monotonic() - promoted_at:.3f}s after the alias moved")
+
+        corrupted = register(registry, name, model_bytes(0))
+        Path(str(corrupted["artifact_uri"]).removeprefix("file://")).write_bytes(b"not a model")
+        promote(registry, name, 3)
+
+        def refused() -> bool:
+            status = httpx.get(f"{server}/status").json()
+            return bool(status["last_error"]) and "hashes to" in status["last_error"]
+
+        wait_until(refused, "the server to refuse version 3")
+        served_before = len(results)
+        wait_until(lambda: len(results) > served_before + 20, "more responses after the refusal")
+    finally:
+        stop.set()
+        thread.join()
+
+    failures = [r for r in results if r[0] != 200]
+    assert failures == []
+    versions = [v for _, v in results]
+    assert set(versions) == {1, 2}
+    assert versions[-1] == 2 and httpx.get(f"{server}/status").json()["version"] == 2
+    assert versions == sorted(versions)  # never flipped back once swapped
+
+    kafka = stack["kafka"]
+    topics = stack["topics"]
+    logged = read_predictions(kafka.bootstrap, topics.predictions_raw, name, "2")  # type: ignore[attr-defined]
+    assert {e["model_version"] for e in logged} <= {"1", "2"}
+    assert any(e["model_version"] == "2" and e["features"] == {"x": 0.3} for e in logged)
+
+
+def test_invalid_features_are_refused_naming_the_feature(stack: dict[str, object]) -> None:
+    registry = str(stack["registry"])
+    name = f"churn-{uuid4().hex[:8]}"
+    schema = {"features": [{"name": "x", "type": "numeric", "nullable": False}]}
+    httpx.post(f"{registry}/models", json={"name": name, "feature_schema": schema}, headers=WRITER)
+    register(registry, name, model_bytes(1))
+    promote(registry, name, 1)
+    port = free_port("127.0.0.1")
+    stack["processes"].append(  # type: ignore[attr-defined]
+        subprocess.Popen(
+            [sys.executable, "-m", "services.serving", "--model", name, "--port", str(port), "--no-publish"],
+            env=stack["env"],  # type: ignore[arg-type]
+        )
+    )
+    server = f"http://127.0.0.1:{port}"
+    wait_until(lambda: httpx.get(f"{server}/healthz").status_code == 200, "the model server")
+    refused = httpx.post(f"{server}/predict", json={"features": {"x": "abc"}})
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "features.x"
+    ok = httpx.post(f"{server}/predict", json={"features": {"x": 1.5}}).json()
+    assert ok["prediction"] == 1 and ok["probabilities"] == {"0": 0.0, "1": 1.0}
