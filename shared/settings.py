@@ -92,6 +92,7 @@ class Settings(BaseSettings):
     monitor_profile_cache_seconds: float = Field(
         30.0, ge=0, description="How long the monitor reuses a reference profile read from the registry."
     )
+    monitor_web_port: int = Field(6066, description="Port of a monitor worker's /health and /metrics.")
     drift_thresholds: DriftThresholds = Field(
         default_factory=DriftThresholds,
         description="Default drift thresholds as JSON (alpha, effect sizes, K of M windows, cooldown); "
@@ -130,6 +131,13 @@ class Settings(BaseSettings):
         1,
         ge=1,
         description="Registry server processes on one host; each is a replica (one relays at a time).",
+    )
+    # serving and the local system (`driftloop up`)
+    serving_port: int = Field(8080, description="Port of the model server `driftloop up` starts.")
+    serving_model: str = Field("demo", description="Model the model server started by `driftloop up` serves.")
+    serving_alias: str = Field("production", description="Alias that model server follows.")
+    service_start_timeout_s: float = Field(
+        120.0, gt=0, description="How long `driftloop up` waits for each service to become healthy."
     )
     # ingest
     ingest_host: str = Field(

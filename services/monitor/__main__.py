@@ -14,7 +14,7 @@ from shared.settings import Settings
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run a Driftloop monitor worker.")
-    parser.add_argument("--web-port", type=int, default=6066)
+    parser.add_argument("--web-port", type=int, default=None, help="Default: DRIFTLOOP_MONITOR_WEB_PORT.")
     parser.add_argument("--loglevel", default=None)
     parser.add_argument(
         "--profiles",
@@ -25,7 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     profiles = load_profiles_file(args.profiles, settings.drift_thresholds) if args.profiles else None
-    app = create_app(settings, web_port=args.web_port, profiles=profiles)
+    app = create_app(settings, web_port=args.web_port or settings.monitor_web_port, profiles=profiles)
     Worker(app, loglevel=args.loglevel or settings.log_level.lower()).execute_from_commandline()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from shared.cli import bench, infra, models, schema
+from shared.cli import bench, infra, models, schema, sql, system
 from shared.cli.config import show_settings
 from shared.cli.demo import demo
 
@@ -19,6 +19,12 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(models.app, name="models")
 app.command("settings")(show_settings)
 app.command("demo")(demo)
+app.command("up")(system.up)
+app.command("down")(system.down)
+app.command("status")(system.status)
+app.command("logs")(system.logs)
+app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(system.run)
+app.command("sql")(sql.sql)
 
 
 def main() -> None:

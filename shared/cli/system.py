@@ -1,0 +1,195 @@
+"""``driftloop up|down|status|logs|run``: the whole system on one machine, or one service against any servers.
+
+``up`` starts the local infrastructure (only what is local and not running) and then every service as its
+own background process; ``run`` is how a single service runs on a machine of a cluster, in the foreground.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import typer
+
+from shared.infra.process import InfraError
+from shared.infra.services import (
+    ServiceSpec,
+    Supervisor,
+    find_service,
+    log_tail,
+    service_table,
+)
+from shared.infra.stack import Component, LocalStack, default_components, local_stack
+from shared.settings import Settings
+
+app = typer.Typer(
+    help="Start, stop and inspect the whole Driftloop system.", no_args_is_help=True, add_completion=False
+)
+
+MODEL_OPTION = typer.Option(
+    None, "--model", help="Model the model server serves (default: DRIFTLOOP_SERVING_MODEL or 'demo')."
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _supervisor(settings: Settings, model: str | None = None) -> Supervisor:
+    start_timeout = settings.service_start_timeout_s
+    return Supervisor(settings, service_table(settings, model), start_timeout=start_timeout)
+
+
+def _needs_s3(settings: Settings) -> bool:
+    return settings.resolved_artifact_root.startswith("s3://")
+
+
+@app.command()
+def up(model: str | None = MODEL_OPTION) -> None:
+    """Start the infrastructure and every service in the background, each healthy before the next.
+
+    What already runs is left as it is, so a second `up` is harmless. When a service cannot start, the
+    error names it and shows its log, and everything this call started is stopped again.
+    """
+    settings = Settings()
+    stack = LocalStack(settings)
+    supervisor = _supervisor(settings, model)
+    try:
+        statuses = stack.up(default_components(_needs_s3(settings)), report=lambda st: typer.echo(st.line()))
+        unreachable = [st for st in statuses if not st.up]
+        if unreachable:
+            raise InfraError(
+                "; ".join(f"{st.component.value} at {st.address} is {st.note}" for st in unreachable)
+            )
+        supervisor.up(report=lambda st: typer.echo(st.line()))
+    except (InfraError, KeyboardInterrupt) as exc:
+        if stack.started:
+            stack.down(list(stack.started))
+        if isinstance(exc, KeyboardInterrupt):
+            raise _fail("interrupted; stopped what this `up` started") from exc
+        raise _fail(str(exc)) from exc
+    typer.echo(f"driftloop is up (data in {settings.data_dir.resolve()}); `driftloop down` stops it")
+
+
+@app.command()
+def down() -> None:
+    """Stop the services first (SIGTERM: each flushes what it buffers), then the local infrastructure."""
+    settings = Settings()
+    try:
+        for status in _supervisor(settings).down():
+            typer.echo(status.line())
+        for infra in LocalStack(settings).down(list(Component)):
+            typer.echo(infra.line())
+    except InfraError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@app.command()
+def status() -> None:
+    """Print each infrastructure component and service: up or down, address, pid, log file."""
+    settings = Settings()
+    for infra in LocalStack(settings).status(list(Component)):
+        typer.echo(infra.line())
+    for service in _supervisor(settings).status():
+        typer.echo(service.line())
+
+
+def _log_path(settings: Settings, name: str) -> Path:
+    names = [spec.name for spec in service_table(settings)] + [c.value for c in Component]
+    if name not in names:
+        raise _fail(f"unknown service {name!r}; choose one of {', '.join(names)}")
+    return settings.data_dir.resolve() / "logs" / f"{name}.log"
+
+
+@app.command()
+def logs(
+    service: str = typer.Argument(
+        ..., help="registry, ingest, monitor, trainer, serving, kafka, clickhouse, s3"
+    ),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines until Ctrl-C."),
+    lines: int = typer.Option(0, "--lines", "-n", help="Print only the last N lines (0: all)."),
+) -> None:
+    """Print (or follow) the log file of a service or infrastructure component."""
+    path = _log_path(Settings(), service)
+    if not path.exists() and not follow:
+        raise _fail(f"no log for {service} yet at {path}; start it with `driftloop up`")
+    for line in log_tail(path, lines):
+        typer.echo(line)
+    if not follow:
+        return
+    offset = path.stat().st_size if path.exists() else 0
+    try:
+        while True:
+            if path.exists():
+                if path.stat().st_size < offset:  # truncated or replaced: start over
+                    offset = 0
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    chunk = f.read()
+                if chunk:
+                    offset += len(chunk)
+                    sys.stdout.write(chunk.decode(errors="replace"))
+                    sys.stdout.flush()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return
+
+
+def _run_foreground(spec: ServiceSpec, extra: list[str]) -> int:
+    """Run the service with the terminal as its output; SIGINT/SIGTERM are passed on once, for a clean stop.
+
+    The service in its own session gets the signal once (from us, not also from the terminal), so uvicorn
+    and Faust shut down gracefully instead of taking a second Ctrl-C as "force quit".
+    """
+    proc = subprocess.Popen([*spec.argv, *extra], start_new_session=True)
+    forwarded: set[int] = set()
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        if proc.poll() is None:
+            forwarded.add(signum)
+            proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if code < 0 and -code in forwarded:
+        return 0  # stopped as asked (uvicorn re-raises the signal after its graceful shutdown)
+    return code if code >= 0 else 128 - code  # killed by something else: the shell's convention
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run(
+    ctx: typer.Context,
+    service: str = typer.Argument(..., help="registry, ingest, monitor, trainer or serving"),
+    model: str | None = MODEL_OPTION,
+) -> None:
+    """Run one service in the foreground with the settings as they are (external servers on other machines).
+
+    Local infrastructure the service needs that is not running is started for the run and stopped after;
+    extra arguments go to the service (e.g. `driftloop run monitor --web-port 6067`).
+    """
+    settings = Settings()
+    try:
+        spec = find_service(service_table(settings, model), service)
+    except InfraError as exc:
+        raise _fail(str(exc)) from exc
+    if not spec.installed:
+        raise _fail(f"{spec.name} is not installed in this checkout ({spec.module} has no __main__)")
+    try:
+        with local_stack(settings, components=spec.needs):
+            code = _run_foreground(spec, list(ctx.args))
+    except InfraError as exc:
+        raise _fail(f"cannot run {spec.name}: {exc}") from exc
+    raise typer.Exit(code)
+
+
+if __name__ == "__main__":
+    app()
