@@ -132,6 +132,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Registry server processes on one host; each is a replica (one relays at a time).",
     )
+    # trainer
+    trainer_group: str = Field("driftloop-trainer", description="Consumer group the trainer replicas share.")
+    trainer_debounce_seconds: float = Field(
+        2.0, ge=0, description="How long a training trigger waits for others for the same model to coalesce."
+    )
+    code_version: str = Field(
+        "", description="Commit of the training code recorded in lineage; empty is the package version."
+    )
     # serving and the local system (`driftloop up`)
     serving_port: int = Field(8080, description="Port of the model server `driftloop up` starts.")
     serving_model: str = Field("demo", description="Model the model server started by `driftloop up` serves.")

@@ -61,3 +61,11 @@ def monitor(
     from shared.bench.monitor import main
 
     main(events, features)
+
+
+@app.command("trainer")
+def trainer(rows: int = typer.Option(50_000, help="Labelled rows in the training window.")) -> None:
+    """Seconds from a drift event to a promoted, announced version, and the run's cost record."""
+    from services.trainer.bench import main
+
+    main(rows)

@@ -7,6 +7,7 @@ import typer
 from shared.cli import bench, infra, models, schema, sql, system
 from shared.cli.config import show_settings
 from shared.cli.demo import demo
+from shared.cli.train import train
 
 app = typer.Typer(
     help="Driftloop: monitor production models, detect drift, retrain, register and serve.",
@@ -25,6 +26,7 @@ app.command("status")(system.status)
 app.command("logs")(system.logs)
 app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(system.run)
 app.command("sql")(sql.sql)
+app.command("train")(train)
 
 
 def main() -> None:

@@ -1,0 +1,77 @@
+"""The trainer's thin adapter to the registry's HTTP API (models, versions, aliases, artifacts)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from shared.feature_schema import FeatureSchema
+from shared.settings import Settings
+
+
+class RegistryError(RuntimeError):
+    """The registry refused or could not be reached; the message carries its answer."""
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """What the trainer reads of a model: its schema, recipe and aliases."""
+
+    name: str
+    task_type: str
+    feature_schema: FeatureSchema
+    training_recipe: dict[str, Any]
+    aliases: dict[str, int]
+
+
+class RegistryClient:
+    """Synchronous client; runs run in a worker thread, so blocking I/O is fine here."""
+
+    def __init__(self, base_url: str, token: str = "", timeout: float = 60.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RegistryClient:
+        return cls(settings.registry_url, settings.registry_token)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _check(self, response: httpx.Response) -> httpx.Response:
+        if response.is_error:
+            raise RegistryError(
+                f"registry {response.request.method} {response.request.url.path} answered "
+                f"{response.status_code}: {response.text[:500]}"
+            )
+        return response
+
+    def get_model(self, name: str) -> RegisteredModel:
+        body = self._check(self._http.get(f"/models/{name}")).json()
+        return RegisteredModel(
+            name=body["name"],
+            task_type=body["task_type"],
+            feature_schema=FeatureSchema.model_validate(body["feature_schema"]),
+            training_recipe=body.get("training_recipe") or {},
+            aliases=body.get("aliases") or {},
+        )
+
+    def download_artifact(self, name: str, version: int) -> bytes:
+        return self._check(self._http.get(f"/models/{name}/versions/{version}/artifact")).content
+
+    def register_version(self, name: str, artifact: bytes, filename: str, metadata: dict[str, Any]) -> int:
+        """Upload the artifact and register it as the next version in one request; returns its number."""
+        response = self._http.post(
+            f"/models/{name}/versions/upload",
+            files={"artifact": (filename, artifact, "application/octet-stream")},
+            data={"metadata": json.dumps(metadata, default=str)},
+        )
+        return int(self._check(response).json()["version"])
+
+    def set_alias(self, name: str, alias: str, version: int, reason: str) -> None:
+        self._check(
+            self._http.put(f"/models/{name}/aliases/{alias}", json={"version": version, "reason": reason})
+        )
