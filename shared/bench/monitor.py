@@ -12,6 +12,7 @@ import asyncio
 import json
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -67,35 +68,48 @@ def _wait(check: Any, timeout: float, what: str, poll: float = 0.2) -> float:
 def _live_latencies(
     settings: Settings, client: Any, chunks: int, chunk_size: int, interval: float
 ) -> list[float]:
-    """Seconds from each chunk's acknowledgement to all its rows being counted, at a steady rate."""
+    """Seconds from each chunk's acknowledgement to all its rows being counted, at a steady rate.
+
+    A thread polls the row count while the chunks are sent, so each chunk is timed from its own ack.
+    """
     from aiokafka import AIOKafkaProducer
 
     spec = synthetic.StreamSpec("bench-live", seed=9)
     topic = f"{settings.topic_prefix}predictions"
+    seen: list[tuple[float, int]] = []
+    stop = threading.Event()
 
-    async def go() -> list[float]:
+    def poll() -> None:
+        while not stop.is_set():
+            seen.append((time.monotonic(), _count(client, "bench-live")))
+            time.sleep(0.02)
+
+    async def send() -> list[tuple[float, int]]:
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
         await producer.start()
         acked: list[tuple[float, int]] = []
         try:
             for i in range(chunks):
-                now = datetime.now(UTC)
-                events = synthetic.predictions(spec, chunk_size, now, timedelta(microseconds=100))
+                events = synthetic.predictions(
+                    spec, chunk_size, datetime.now(UTC), timedelta(microseconds=100)
+                )
                 futures = [await producer.send(topic, wire.encode(e), key=b"bench-live") for e in events]
                 await asyncio.gather(*futures)
                 acked.append((time.monotonic(), (i + 1) * chunk_size))
                 await asyncio.sleep(interval)
         finally:
             await producer.stop()
-        latencies = []
-        for at, cumulative in acked:
-            done = await asyncio.to_thread(
-                _wait, lambda c=cumulative: _count(client, "bench-live") >= c, 60, "live rows", 0.02
-            )
-            latencies.append(max(done - at, 0.0))
-        return latencies
+        return acked
 
-    return asyncio.run(go())
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        acked = asyncio.run(send())
+        _wait(lambda: bool(seen) and seen[-1][1] >= chunks * chunk_size, 120, "live rows")
+    finally:
+        stop.set()
+        poller.join()
+    return [next(t for t, n in seen if t >= at and n >= cumulative) - at for at, cumulative in acked]
 
 
 def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
