@@ -70,6 +70,18 @@ QUALITY_COLUMNS = [
 ]  # fmt: skip
 
 
+def event_time_ranges(heads: Sequence[wire.EventHead]) -> dict[str, dict[str, tuple[int, int]]]:
+    """Per model and version, the earliest and latest event time (ms) in a batch."""
+    ranges: dict[str, dict[str, tuple[int, int]]] = {}
+    for e in heads:
+        ms = int(e.occurred_at.timestamp() * 1000)
+        versions = ranges.setdefault(e.model_name, {})
+        version = e.model_version or ""
+        first, last = versions.get(version, (ms, ms))
+        versions[version] = (min(first, ms), max(last, ms))
+    return ranges
+
+
 class Monitor:
     """The worker's state and I/O: one ClickHouse sink, the window judge and the progress table."""
 
@@ -109,7 +121,7 @@ class Monitor:
         heads, good, bad = decode_batch(payloads, wire.decode_head)
         await self._dead_letter(bad, self.topics.predictions)
         written = await asyncio.to_thread(self.sink.write_lines, "predictions_intake", good)
-        for model, versions in self._latest_by_model(heads).items():
+        for model, versions in event_time_ranges(heads).items():
             state = dict(self.progress_table.get(model) or {})
             announcements, state = await asyncio.to_thread(self._advance, model, versions, state)
             self.progress_table[model] = state  # in the event loop: Faust writes the changelog from here
@@ -122,27 +134,21 @@ class Monitor:
         await self._stats(heads)
         return written
 
-    @staticmethod
-    def _latest_by_model(heads: Sequence[wire.EventHead]) -> dict[str, dict[str, int]]:
-        latest: dict[str, dict[str, int]] = {}
-        for e in heads:
-            ms = int(e.occurred_at.timestamp() * 1000)
-            versions = latest.setdefault(e.model_name, {})
-            version = e.model_version or ""
-            versions[version] = max(versions.get(version, ms), ms)
-        return latest
-
     def _advance(
-        self, model: str, seen: dict[str, int], raw: dict[str, Any]
+        self, model: str, seen: dict[str, tuple[int, int]], raw: dict[str, Any]
     ) -> tuple[list[DriftAnnouncement], dict[str, Any]]:
-        """Move the model's event-time watermark and judge every window it closed, for every version."""
+        """Move the model's event-time watermark and judge every window it closed, for every version.
+
+        ``seen`` holds each version's (earliest, latest) event time in this batch: a new version's first
+        window is the one holding its earliest event, the watermark is the latest event of any version.
+        """
         thresholds = self.settings.drift_thresholds
         versions = {v: VersionProgress.from_json(p, thresholds) for v, p in raw.items()}
-        watermark = max([*seen.values(), *(p.max_event_ms for p in versions.values())])
+        watermark = max([*(last for _, last in seen.values()), *(p.max_event_ms for p in versions.values())])
         length_ms = self.settings.monitor_window_seconds * 1000
-        for version, ms in seen.items():
+        for version, (first, _) in seen.items():
             if version not in versions:
-                versions[version] = VersionProgress.starting_at(ms, length_ms, thresholds)
+                versions[version] = VersionProgress.starting_at(first, length_ms, thresholds)
         out: list[DriftAnnouncement] = []
         for version, progress in versions.items():
             progress.observe(watermark)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import numpy as np
 import pytest
@@ -181,3 +182,20 @@ def test_alert_ids_are_stable_so_a_replay_is_deduplicated() -> None:
     a, b = alert_event("churn", "3", "data", alert), alert_event("churn", "3", "data", alert)
     assert isinstance(a, DriftDetected) and a.event_id == b.event_id
     assert alert_event("churn", "3", "performance", alert).event_id != a.event_id
+
+
+def test_event_time_ranges_give_each_version_its_earliest_and_latest_event() -> None:
+    from services.monitor.agents import event_time_ranges
+    from shared.wire import EventHead
+
+    def head(model: str, version: str, minute: int) -> EventHead:
+        return EventHead(
+            event_id=uuid4(),
+            occurred_at=START + timedelta(minutes=minute),
+            model_name=model,
+            model_version=version,
+        )
+
+    ranges = event_time_ranges([head("a", "1", 5), head("a", "1", 2), head("a", "2", 7), head("b", "1", 1)])
+    ms = lambda minute: int((START + timedelta(minutes=minute)).timestamp() * 1000)  # noqa: E731
+    assert ranges == {"a": {"1": (ms(2), ms(5)), "2": (ms(7), ms(7))}, "b": {"1": (ms(1), ms(1))}}
