@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -189,6 +190,13 @@ class Settings(BaseSettings):
     ingest_quality_interval_s: float = Field(
         60.0, gt=0, description="Seconds between DataQualityCounted events per model."
     )
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as ``DRIFTLOOP_*`` variables (JSON for structured ones), to hand to a child process."""
+        return {
+            f"DRIFTLOOP_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
+            for name, value in self.model_dump(mode="json").items()
+        }
 
     @property
     def kafka_host_port(self) -> tuple[str, int]:

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,28 +24,13 @@ from services.serving.errors import InvalidFeatures, ModelLoadError, NoModelLoad
 from services.serving.loading import LoadedModel, load_model
 from services.serving.registry_client import RegistryClient
 from shared.feature_schema import IssueKind, check_features
+from shared.sdk.timing import PredictionLogger
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Problems a model cannot be called with; out-of-range values and new categories are drift, not errors.
 REJECTED_ISSUES = frozenset({IssueKind.MISSING, IssueKind.TYPE_ERROR})
-
-
-class PredictionSink(Protocol):
-    """Where served predictions go back into the loop (the producer SDK's ``Driftloop`` is one)."""
-
-    def log_prediction(
-        self,
-        model_name: str,
-        model_version: str,
-        features: Mapping[str, Any],
-        prediction: Any,
-        *,
-        prediction_id: str | None = None,
-        probabilities: Mapping[Any, float] | None = None,
-        latency_ms: float | None = None,
-    ) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -87,7 +72,7 @@ class ModelServer:
         model_name: str,
         alias: str = "production",
         *,
-        sink: PredictionSink | None = None,
+        sink: PredictionLogger | None = None,
         registry: RegistryClient | None = None,
     ) -> None:
         self.settings = settings

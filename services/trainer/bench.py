@@ -189,13 +189,7 @@ def main(rows: int = 50_000) -> dict[str, Any]:
         for statement in monitor_schema():
             client.command(statement)
         client.close()
-        env = {
-            f"DRIFTLOOP_{k.upper()}": str(v)
-            for k, v in settings.model_dump(mode="json").items()
-            if not isinstance(v, dict | list)
-        }
-        env["DRIFTLOOP_DRIFT_THRESHOLDS"] = settings.drift_thresholds.model_dump_json()
-        env["DRIFTLOOP_TRAINER_DEBOUNCE_SECONDS"] = "0.2"
+        env = {**settings.as_env(), "DRIFTLOOP_TRAINER_DEBOUNCE_SECONDS": "0.2"}
         registry = spawn(
             "registry", [sys.executable, "-m", "services.registry"], Path(tmp) / "registry.log", env=env
         )

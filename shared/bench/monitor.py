@@ -28,21 +28,27 @@ from shared.settings import Settings
 WINDOW_S = 60
 
 
-async def _send_all(bootstrap: str, topic: str, events: Iterable[Any]) -> None:
+async def publish_events(bootstrap: str, topic: str, events: Iterable[Any]) -> int:
+    """Publish wire events keyed by model name (acks=all, idempotent), in flights of 20k; returns the count."""
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=1 << 20)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20, max_batch_size=1 << 20
+    )
     await producer.start()
+    sent = 0
     try:
         pending = []
         for e in events:
             pending.append(await producer.send(topic, wire.encode(e), key=e.model_name.encode()))
+            sent += 1
             if len(pending) >= 20_000:
                 await asyncio.gather(*pending)
                 pending = []
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
+    return sent
 
 
 def _count(client: Any, model: str) -> int:
@@ -170,25 +176,20 @@ def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
             f"producing {events:,} stationary + {events // 2:,} shifting events with {features} features ..."
         )
         asyncio.run(
-            _send_all(
+            publish_events(
                 settings.kafka_bootstrap,
                 topics.predictions,
                 synthetic.predictions(calm, events, start, spacing),
             )
         )
         asyncio.run(
-            _send_all(
+            publish_events(
                 settings.kafka_bootstrap,
                 topics.predictions,
                 synthetic.predictions(shift, events // 2, start, spacing),
             )
         )
-        env = {
-            f"DRIFTLOOP_{k.upper()}": str(v)
-            for k, v in settings.model_dump(mode="json").items()
-            if not isinstance(v, dict | list)
-        }
-        env["DRIFTLOOP_DRIFT_THRESHOLDS"] = settings.drift_thresholds.model_dump_json()
+        env = settings.as_env()
         log_path = Path(tmp) / "monitor.log"
         argv = [
             sys.executable,

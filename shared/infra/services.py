@@ -7,22 +7,27 @@ adapter that spawns, probes and stops them. Started services are recorded in ``<
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
-import json
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from shared.infra.process import InfraError, ManagedProcess, ensure_port_free, spawn, wait_until
-from shared.infra.stack import Component, Record, _proc_stat, process_running, stop_recorded
+from shared.infra.stack import (
+    Component,
+    ProcessRecords,
+    Record,
+    _proc_stat,
+    locked,
+    process_running,
+    stop_recorded,
+)
 from shared.settings import Settings, is_loopback
 
 
@@ -191,39 +196,6 @@ class ServiceStatus:
         return "  ".join(parts)
 
 
-class ServiceState:
-    """``<data_dir>/services.json``: the services started from this data dir, written atomically."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def load(self) -> dict[str, Record]:
-        if not self.path.exists():
-            return {}
-        try:
-            raw = json.loads(self.path.read_text())
-            return {name: Record(**rec) for name, rec in raw.get("services", {}).items()}
-        except (ValueError, TypeError) as exc:
-            raise InfraError(f"{self.path} is not a Driftloop services file ({exc}); remove it") from exc
-
-    def save(self, records: dict[str, Record]) -> None:
-        if not records:
-            self.path.unlink(missing_ok=True)
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"services": {n: asdict(r) for n, r in records.items()}}, indent=2) + "\n")
-        tmp.replace(self.path)
-
-    def put(self, name: str, record: Record) -> None:
-        self.save({**self.load(), name: record})
-
-    def drop(self, name: str) -> None:
-        records = self.load()
-        if records.pop(name, None) is not None:
-            self.save(records)
-
-
 class Supervisor:
     """Starts, probes and stops the services of one data dir as background processes; one per command."""
 
@@ -233,27 +205,12 @@ class Supervisor:
         self.settings = settings
         self.table = list(table)
         self.data_dir = settings.data_dir.resolve()
-        self.state = ServiceState(self.data_dir / "services.json")
+        self.state = ProcessRecords(self.data_dir / "services.json", section="services")
         self.start_timeout = start_timeout
         self.started: dict[str, ManagedProcess] = {}
 
     def log_path(self, name: str) -> Path:
         return self.data_dir / "logs" / f"{name}.log"
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """One ``up``/``down`` per data dir at a time (a lock apart from the infrastructure's)."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.data_dir / "services.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
-
-    def _live_record(self, name: str) -> Record | None:
-        record = self.state.load().get(name)
-        if record is not None and not process_running(record.pid, record.start_ticks):
-            self.state.drop(name)  # it died or was killed: forget it
-            return None
-        return record
 
     def probe(self, spec: ServiceSpec) -> ServiceStatus:
         """Where ``spec`` listens and whether it is healthy, without starting anything."""
@@ -261,7 +218,7 @@ class Supervisor:
             return ServiceStatus(spec.name, spec.address, False, "not installed")
         if spec.external:
             return self._probe_external(spec)
-        record = self._live_record(spec.name)
+        record = self.state.live(spec.name)
         log = self.log_path(spec.name)
         if record is None:  # e.g. `driftloop run` in another shell, or another program on its port
             code = None if spec.port is None else http_status(f"{spec.address}{spec.health_path}")
@@ -287,7 +244,7 @@ class Supervisor:
         call started are stopped again first (also on Ctrl-C), those that were already running are left alone.
         """
         statuses = []
-        with self._locked():
+        with locked(self.data_dir / "services.lock"):
             try:
                 for spec in self.table:
                     statuses.append(self._up_one(spec))
@@ -303,7 +260,7 @@ class Supervisor:
             return ServiceStatus(spec.name, spec.address, False, "not installed, skipped")
         if spec.external:
             return self._probe_external(spec)
-        if (record := self._live_record(spec.name)) is not None:
+        if (record := self.state.live(spec.name)) is not None:
             return ServiceStatus(
                 spec.name, spec.address, True, "already running", record.pid, Path(record.log_path)
             )
@@ -357,7 +314,7 @@ class Supervisor:
     def down(self, timeout: float = 30.0) -> list[ServiceStatus]:
         """SIGTERM every recorded service (reverse start order) so each flushes what it buffers, then forget it."""
         statuses = []
-        with self._locked():
+        with locked(self.data_dir / "services.lock"):
             for spec in reversed(self.table):
                 record = self.state.load().get(spec.name)
                 if record is None:

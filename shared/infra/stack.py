@@ -12,7 +12,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -77,38 +77,62 @@ class Record:
     started_at: float = field(default_factory=time.time)
 
 
-class StackState:
-    """``<data_dir>/stack.json``: the servers started from this data dir, written atomically."""
+class ProcessRecords:
+    """A JSON file of the processes Driftloop started from one data dir, one section per kind, written
+    atomically so ``down`` or ``status`` in another shell always reads a whole file.
 
-    def __init__(self, path: Path) -> None:
+    ``stack.json`` (section ``components``) holds the servers, ``services.json`` (``services``) the services.
+    """
+
+    def __init__(self, path: Path, section: str = "components") -> None:
         self.path = path
+        self.section = section
 
-    def load(self) -> dict[Component, Record]:
+    def load(self) -> dict[str, Record]:
         if not self.path.exists():
             return {}
         try:
             raw = json.loads(self.path.read_text())
-            return {Component(name): Record(**rec) for name, rec in raw.get("components", {}).items()}
+            return {str(name): Record(**rec) for name, rec in raw.get(self.section, {}).items()}
         except (ValueError, TypeError) as exc:
-            raise InfraError(f"{self.path} is not a Driftloop stack file ({exc}); remove it") from exc
+            raise InfraError(
+                f"{self.path} is not a Driftloop {self.section} file ({exc}); remove it"
+            ) from exc
 
-    def save(self, records: dict[Component, Record]) -> None:
+    def save(self, records: Mapping[str, Record]) -> None:
         if not records:
             self.path.unlink(missing_ok=True)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"components": {c.value: asdict(r) for c, r in sorted(records.items())}}
+        payload = {self.section: {str(n): asdict(r) for n, r in sorted(records.items())}}
         tmp = self.path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(payload, indent=2) + "\n")
         tmp.replace(self.path)
 
-    def put(self, component: Component, record: Record) -> None:
-        self.save({**self.load(), component: record})
+    def put(self, name: str, record: Record) -> None:
+        self.save({**self.load(), name: record})
 
-    def drop(self, component: Component) -> None:
+    def drop(self, name: str) -> None:
         records = self.load()
-        if records.pop(component, None) is not None:
+        if records.pop(name, None) is not None:
             self.save(records)
+
+    def live(self, name: str) -> Record | None:
+        """The record of ``name`` if its process still runs; a dead or killed one is forgotten."""
+        record = self.load().get(name)
+        if record is not None and not process_running(record.pid, record.start_ticks):
+            self.drop(name)
+            return None
+        return record
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """One ``up``/``down`` per data dir at a time, so two shells never both start the same process."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _proc_stat(pid: int) -> tuple[str, int] | None:
@@ -159,7 +183,7 @@ class LocalStack:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir.resolve()
-        self.state = StackState(self.data_dir / "stack.json")
+        self.state = ProcessRecords(self.data_dir / "stack.json")
         self.started: dict[Component, ManagedProcess] = {}
 
     def endpoint(self, component: Component) -> Endpoint:
@@ -177,21 +201,6 @@ class LocalStack:
     def log_path(self, component: Component) -> Path:
         return self.data_dir / "logs" / f"{component.value}.log"
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """One ``up``/``down`` per data dir at a time, so two shells never both start the same server."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.data_dir / "stack.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
-
-    def _live_record(self, component: Component) -> Record | None:
-        record = self.state.load().get(component)
-        if record is not None and not process_running(record.pid, record.start_ticks):
-            self.state.drop(component)  # it died or was killed: forget it
-            return None
-        return record
-
     def probe(self, component: Component) -> ComponentStatus:
         """Where ``component`` listens and whether it answers, without starting anything."""
         ep = self.endpoint(component)
@@ -200,7 +209,7 @@ class LocalStack:
             return ComponentStatus(
                 component, ep.address, listening, "external" if listening else "unreachable"
             )
-        record = self._live_record(component)
+        record = self.state.live(component)
         if record is None:
             note = "listening, not started by driftloop" if listening else "not running"
             return ComponentStatus(component, ep.address, listening, note, log_path=self.log_path(component))
@@ -224,7 +233,7 @@ class LocalStack:
         else, missing tool, crash during start-up); servers started before that keep running.
         """
         statuses = []
-        with self._locked():
+        with locked(self.data_dir / "stack.lock"):
             for component in sorted(set(components), key=list(Component).index):
                 statuses.append(self._up_one(component))
                 if report is not None:
@@ -235,7 +244,7 @@ class LocalStack:
         ep = self.endpoint(component)
         if not ep.local:
             status = self.probe(component)
-        elif (record := self._live_record(component)) is not None:
+        elif (record := self.state.live(component)) is not None:
             if (record.host, record.port) != (ep.host, ep.port):
                 raise InfraError(
                     f"{component.value} from {self.data_dir} already runs at {record.address}, not at the "
@@ -291,7 +300,7 @@ class LocalStack:
     def down(self, components: Iterable[Component] = tuple(Component)) -> list[ComponentStatus]:
         """Stop the recorded servers among ``components`` (reverse start order); external ones are left."""
         statuses = []
-        with self._locked():
+        with locked(self.data_dir / "stack.lock"):
             for component in sorted(set(components), key=list(Component).index, reverse=True):
                 ep = self.endpoint(component)
                 record = self.state.load().get(component)

@@ -17,7 +17,9 @@ from typing import Any, Protocol
 log = logging.getLogger("shared.sdk")
 
 
-class _Logger(Protocol):
+class PredictionLogger(Protocol):
+    """Anything that logs predictions like ``Driftloop.log_prediction`` (timed calls, model servers)."""
+
     def log_prediction(
         self,
         model_name: str,
@@ -25,8 +27,9 @@ class _Logger(Protocol):
         features: Mapping[str, Any],
         prediction: Any,
         *,
-        probabilities: Mapping[Any, float] | None = ...,
-        latency_ms: float | None = ...,
+        prediction_id: str | None = None,
+        probabilities: Mapping[Any, float] | None = None,
+        latency_ms: float | None = None,
     ) -> str: ...
 
 
@@ -52,7 +55,7 @@ def _split_output(result: Any) -> tuple[Any, Mapping[Any, float] | None]:
 
 
 def timed_decorator(
-    producer: _Logger,
+    producer: PredictionLogger,
     model_name: str,
     model_version: str,
     *,

@@ -10,9 +10,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
-from shared import wire
+from shared.bench.monitor import publish_events
 from shared.infra.process import ManagedProcess, free_port, spawn
 from shared.settings import Settings
 
@@ -34,14 +32,8 @@ def monitor_settings(kafka: Any, clickhouse_server: Any, tmp_path: Path, **overr
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = {
-        f"DRIFTLOOP_{name.upper()}": value
-        for name, value in settings.model_dump(mode="json").items()
-        if not isinstance(value, dict | list)
-    }
-    env["DRIFTLOOP_DRIFT_THRESHOLDS"] = settings.drift_thresholds.model_dump_json()
-    env["PYTHONPATH"] = str(ROOT)
-    return {k: str(v) for k, v in env.items()}
+    """The settings for a child process, plus the checkout on its import path."""
+    return {**settings.as_env(), "PYTHONPATH": str(ROOT)}
 
 
 def start_monitor(
@@ -53,33 +45,9 @@ def start_monitor(
     return spawn("monitor", argv, log_path, env=settings_env(settings), cwd=ROOT)
 
 
-async def _produce(bootstrap: str, topic: str, events: Iterable[Any]) -> int:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=20,
-        max_batch_size=512 * 1024,
-    )
-    await producer.start()
-    sent = 0
-    try:
-        pending = []
-        for e in events:
-            pending.append(await producer.send(topic, wire.encode(e), key=e.model_name.encode()))
-            sent += 1
-            if len(pending) >= 20_000:
-                await asyncio.gather(*pending)
-                pending = []
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-    return sent
-
-
 def produce(settings: Settings, topic: str, events: Iterable[Any]) -> int:
     """Publish events keyed by model name with acks=all; returns how many were acknowledged."""
-    return asyncio.run(_produce(settings.kafka_bootstrap, topic, events))
+    return asyncio.run(publish_events(settings.kafka_bootstrap, topic, events))
 
 
 def wait_for(

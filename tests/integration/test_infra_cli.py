@@ -15,7 +15,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.infra.process import port_open
-from shared.infra.stack import Component, LocalStack, StackState, local_stack, process_running
+from shared.infra.stack import Component, LocalStack, ProcessRecords, local_stack, process_running
 from shared.settings import Settings
 from shared.topics import topic_names
 from tests.fixtures.kafka import free_ports, random_topic_prefix
@@ -93,7 +93,7 @@ def test_up_status_up_again_down(stack: Stack) -> None:
     assert "started" in kafka_line
     prefix = stack.env["DRIFTLOOP_TOPIC_PREFIX"]
     assert set(topic_names(prefix).all()) <= _topics(kafka_addr)
-    pid = StackState(stack.data_dir / "stack.json").load()[Component.KAFKA].pid
+    pid = ProcessRecords(stack.data_dir / "stack.json").load()[Component.KAFKA].pid
 
     status = stack.run("status")
     assert status.returncode == 0, status.stderr
