@@ -1,15 +1,44 @@
-"""``python -m services.monitor``: run one monitor worker process (several share the work by partition)."""
+"""``python -m services.monitor``: run one monitor worker process (several share the work by partition).
+
+SIGTERM or Ctrl-C finishes and commits the batch in hand, then stops.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import signal
 from pathlib import Path
 
-from faust import Worker
+from aiohttp import web
 
-from services.monitor.app import create_app
-from services.monitor.profiles import load_profiles_file
+from services.monitor.consumer import MonitorLoop, Publisher
+from services.monitor.observability import MonitorMetrics, web_app
+from services.monitor.profiles import ProfileSource, RegistryProfiles, load_profiles_file
+from services.monitor.worker import Monitor
 from shared.settings import Settings
+
+log = logging.getLogger("services.monitor")
+
+
+async def serve(settings: Settings, web_port: int, profiles: ProfileSource) -> None:
+    metrics = MonitorMetrics()
+    publisher = Publisher(settings)
+    monitor = Monitor(settings, profiles, publisher.send, metrics)
+    loop = MonitorLoop(settings, monitor, publisher, metrics)
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stopping.set)
+    runner = web.AppRunner(web_app(metrics, loop.status), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", web_port).start()
+    log.info("monitor worker %s: /health and /metrics on http://127.0.0.1:%d", monitor.worker, web_port)
+    try:
+        await loop.run(stopping)
+    finally:
+        await runner.cleanup()
+        log.info("monitor worker %s stopped", monitor.worker)
 
 
 def main() -> None:
@@ -24,9 +53,16 @@ def main() -> None:
     )
     args = parser.parse_args()
     settings = Settings()
-    profiles = load_profiles_file(args.profiles, settings.drift_thresholds) if args.profiles else None
-    app = create_app(settings, web_port=args.web_port or settings.monitor_web_port, profiles=profiles)
-    Worker(app, loglevel=args.loglevel or settings.log_level.lower()).execute_from_commandline()
+    logging.basicConfig(
+        level=(args.loglevel or settings.log_level).upper(),
+        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+    )
+    profiles = (
+        load_profiles_file(args.profiles, settings.drift_thresholds)
+        if args.profiles
+        else RegistryProfiles(settings)
+    )
+    asyncio.run(serve(settings, args.web_port or settings.monitor_web_port, profiles))
 
 
 if __name__ == "__main__":

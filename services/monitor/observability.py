@@ -6,9 +6,10 @@ A registry per worker (not the global one) so tests and several apps in one proc
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
-import faust
+from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -59,19 +60,39 @@ class MonitorMetrics:
             "When the last batch was stored.",
             registry=self.registry,
         )
+        self.lag = Gauge(
+            "driftloop_monitor_consumer_lag",
+            "Records in this worker's partitions not yet stored, as of its last batch.",
+            registry=self.registry,
+        )
+        self.partitions = Gauge(
+            "driftloop_monitor_assigned_partitions", "Partitions this worker owns.", registry=self.registry
+        )
         self.started = time.time()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
 
-def add_pages(app: faust.App, metrics: MonitorMetrics) -> None:
-    """``/metrics`` (Prometheus text) and ``/health`` (200 while the worker runs) on the worker's web port."""
+def web_app(metrics: MonitorMetrics, status: Callable[[], dict[str, Any]]) -> web.Application:
+    """``/metrics`` (Prometheus text) and ``/health``: 200 while the Kafka loop runs, 503 before and after.
 
-    @app.page("/metrics")
-    async def prometheus(web: Any, request: Any) -> Any:
-        return web.bytes(metrics.exposition(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+    ``status`` returns at least ``running`` (bool); everything else it returns is shown as is.
+    """
 
-    @app.page("/health")
-    async def health(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok", "uptime_s": round(time.time() - metrics.started, 1)})
+    async def prometheus(request: web.Request) -> web.Response:
+        return web.Response(body=metrics.exposition(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    async def health(request: web.Request) -> web.Response:
+        now = status()
+        body = {
+            "status": "ok" if now["running"] else "unavailable",
+            "uptime_s": round(time.time() - metrics.started, 1),
+            **{k: v for k, v in now.items() if k != "running"},
+        }
+        return web.json_response(body, status=200 if now["running"] else 503)
+
+    app = web.Application()
+    app.router.add_get("/metrics", prometheus)
+    app.router.add_get("/health", health)
+    return app

@@ -1,6 +1,6 @@
 """Where each model version's evaluation stands: event-time watermark, next windows, alert state.
 
-Kept per model in a Faust table (changelog-backed), so a restarted or rebalanced worker resumes from the
+Checkpointed per model in ClickHouse (``checkpoints.py``), so a restarted or rebalanced worker resumes from the
 last evaluated window instead of starting over or evaluating twice.
 """
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from services.monitor.views import views_ddl
+
 
 def predictions_ddl(table: str = "predictions", ttl_days: int = 365) -> str:
     """Raw predictions; features split into a numeric and a categorical map so SQL needs no casts.
@@ -164,8 +166,69 @@ def monitor_stats_ddl(table: str = "monitor_stats", ttl_days: int = 30) -> str:
     """
 
 
+def dead_letters_ddl(table: str = "dead_letters", ttl_days: int = 365) -> str:
+    """Everything refused anywhere in the loop, with its reason and original bytes, for "what are we losing?"."""
+    return f"""
+    CREATE TABLE IF NOT EXISTS {table} (
+        event_id UUID,
+        model_name LowCardinality(String),
+        source LowCardinality(String),
+        reason LowCardinality(String),
+        detail String,
+        original String,
+        source_partition Nullable(Int32),
+        source_offset Nullable(Int64),
+        occurred_at DateTime64(3, 'UTC'),
+        ingested_at DateTime64(3, 'UTC')
+    )
+    ENGINE = ReplacingMergeTree(ingested_at)
+    PARTITION BY toYYYYMM(occurred_at)
+    ORDER BY (model_name, occurred_at, event_id)
+    TTL toDateTime(occurred_at) + INTERVAL {int(ttl_days)} DAY
+    """
+
+
+def model_events_ddl(table: str = "model_events") -> str:
+    """The registry's announcements (registrations, alias moves), so "which version served when" is SQL."""
+    return f"""
+    CREATE TABLE IF NOT EXISTS {table} (
+        event_id UUID,
+        event_type LowCardinality(String),
+        model_name LowCardinality(String),
+        version Nullable(UInt32),
+        alias LowCardinality(String),
+        action LowCardinality(String),
+        previous_version Nullable(UInt32),
+        actor String,
+        occurred_at DateTime64(3, 'UTC'),
+        ingested_at DateTime64(3, 'UTC')
+    )
+    ENGINE = ReplacingMergeTree(ingested_at)
+    ORDER BY (model_name, occurred_at, event_id)
+    """
+
+
+def progress_ddl(table: str = "monitor_progress") -> str:
+    """Each model's evaluation progress, checkpointed before its batch's offsets are committed.
+
+    ``source_offset`` (the Kafka offset the checkpoint covers) is the row's version: a partition's offsets
+    only grow, whichever worker owns it, so the newest checkpoint wins without trusting any clock.
+    """
+    return f"""
+    CREATE TABLE IF NOT EXISTS {table} (
+        model_name String,
+        versions String,
+        source_offset UInt64,
+        worker String,
+        saved_at DateTime64(3, 'UTC')
+    )
+    ENGINE = ReplacingMergeTree(source_offset)
+    ORDER BY model_name
+    """
+
+
 def schema(ttl_days: int = 365) -> list[str]:
-    """Every table the monitor owns, created (idempotently) when a worker starts."""
+    """Every table and view the monitor owns, created (idempotently) when a worker starts; views last."""
     return [
         predictions_ddl(ttl_days=ttl_days),
         *predictions_intake_ddl(),
@@ -176,6 +239,10 @@ def schema(ttl_days: int = 365) -> list[str]:
         drift_events_ddl(),
         data_quality_ddl(ttl_days=ttl_days),
         monitor_stats_ddl(),
+        dead_letters_ddl(ttl_days=ttl_days),
+        model_events_ddl(),
+        progress_ddl(),
+        *views_ddl(),
     ]
 
 

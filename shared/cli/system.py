@@ -144,7 +144,7 @@ def _run_foreground(spec: ServiceSpec, extra: list[str]) -> int:
     """Run the service with the terminal as its output; SIGINT/SIGTERM are passed on once, for a clean stop.
 
     The service in its own session gets the signal once (from us, not also from the terminal), so uvicorn
-    and Faust shut down gracefully instead of taking a second Ctrl-C as "force quit".
+    and the monitor shut down gracefully instead of taking a second Ctrl-C as "force quit".
     """
     proc = subprocess.Popen([*spec.argv, *extra], start_new_session=True)
     forwarded: set[int] = set()

@@ -72,8 +72,8 @@ def render_server_properties(
 ) -> str:
     """``server.properties`` for one node that is both broker and KRaft controller, tuned for local use.
 
-    Replication factors are 1 because there is one node; auto-created topics stay on because Faust creates
-    its changelog and repartition topics that way; internal topics get few partitions so start-up is quick.
+    Replication factors are 1 because there is one node; auto-created topics stay on so a producer's first
+    message to a new topic is not refused; internal topics get few partitions so start-up is quick.
     """
     h = _listener_host(host)
     props = {

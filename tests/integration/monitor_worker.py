@@ -62,3 +62,20 @@ def wait_for(
     tail = log_path.read_text()[-4000:] if log_path and log_path.exists() else ""
     described = what() if callable(what) else what
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {described}\n{tail}")
+
+
+def produce_raw(settings: Settings, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> None:
+    """Publish (key, value) byte pairs as they are: for payloads no event class would produce."""
+
+    async def send() -> None:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            for key, value in messages:
+                await producer.send_and_wait(topic, value, key=key)
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())

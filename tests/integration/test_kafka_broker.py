@@ -99,7 +99,7 @@ def test_create_topics_reports_real_errors(kafka: KafkaBroker, topic_prefix: str
 
 
 def test_unknown_topics_are_auto_created(kafka: KafkaBroker, topic_prefix: str) -> None:
-    """Faust creates its changelog/repartition topics by producing to them."""
+    """A producer's first message to a topic that does not exist yet creates it."""
     topic = f"{topic_prefix}auto"
     asyncio.run(_produce(kafka.bootstrap, topic, 10))
     assert len(asyncio.run(_consume(kafka.bootstrap, topic, 10))) == 10

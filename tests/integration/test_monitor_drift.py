@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.monitor.profiles import profiles_file_json
 from shared import codec, synthetic
@@ -58,8 +58,15 @@ async def _read_topic(bootstrap: str, topic: str) -> list[Any]:
     )
     await consumer.start()
     try:
-        batches = await consumer.getmany(timeout_ms=3000)
-        return [codec.decode_any(m.value) for msgs in batches.values() for m in msgs]
+        partitions = consumer.assignment() or {
+            TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)
+        }
+        ends = await consumer.end_offsets(list(partitions))
+        out: list[Any] = []
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            batches = await consumer.getmany(timeout_ms=3000)
+            out += [codec.decode_any(m.value) for msgs in batches.values() for m in msgs]
+        return out
     finally:
         await consumer.stop()
 

@@ -1,7 +1,8 @@
-"""Events produced with aiokafka are consumed by the monitor's Faust agents and land as ClickHouse rows, once."""
+"""Events produced with aiokafka are consumed by monitor workers and land as ClickHouse rows, once."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -9,21 +10,33 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
-from shared import wire
+from shared import codec, wire
 from shared.clickhouse import clickhouse_client
+from shared.events import AliasAction, AliasChanged, EventDeadLettered
+from shared.infra.kafka import create_topics
 from shared.infra.process import free_port
 from shared.topics import topic_names
-from tests.integration.monitor_worker import monitor_settings, produce, start_monitor, wait_for
+from tests.integration.monitor_worker import (
+    monitor_settings,
+    produce,
+    produce_raw,
+    start_monitor,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
 
-def _predictions(n: int, offset: int = 0) -> list[wire.PredictionWire]:
+def _predictions(
+    n: int, offset: int = 0, models: int | list[str] = 3, version: str = "1"
+) -> list[wire.PredictionWire]:
+    names = models if isinstance(models, list) else [f"model-{i}" for i in range(models)]
     return [
         wire.PredictionWire(
-            model_name=f"model-{i % 3}",
-            model_version="1",
+            model_name=names[i % len(names)],
+            model_version=version,
             prediction_id=f"p-{i}",
             features={"age": 30 + i % 50, "plan": "pro" if i % 2 else "free", "income": None},
             prediction=i % 2,
@@ -116,3 +129,122 @@ def test_killed_worker_restarts_without_loss_or_double_counting(
         assert int(client.command("SELECT uniqExact(event_id) FROM predictions")) == total
     finally:
         restarted.stop()
+
+
+def test_dead_letters_and_registry_announcements_become_rows(
+    kafka: Any, clickhouse_server: Any, tmp_path: Path
+) -> None:
+    settings = monitor_settings(kafka, clickhouse_server, tmp_path)
+    topics = topic_names(settings.topic_prefix)
+    refused = EventDeadLettered(
+        model_name="churn",
+        source="http:ingest",
+        reason="unknown_model",
+        detail="no model 'churn'",
+        original=b"{}",
+    )
+    moved = AliasChanged(
+        model_name="churn",
+        alias="production",
+        action=AliasAction.MOVED,
+        version=4,
+        previous_version=3,
+        changed_by="ci",
+    )
+    produce_raw(settings, topics.dead_letter, [(b"churn", codec.encode(refused))])
+    produce_raw(settings, topics.model_events, [(b"churn", codec.encode(moved))])
+    produce_raw(settings, topics.predictions, [(b"churn", b"{not json")])
+
+    worker = start_monitor(settings, tmp_path / "monitor.log")
+    try:
+        client = clickhouse_client(settings)
+        wait_for(lambda: _count(client, "dead_letters") == 2, 90, "two dead letters", worker.log_path)
+        wait_for(lambda: _count(client, "model_events") == 1, 30, "the alias move", worker.log_path)
+        letters = client.query(
+            "SELECT source, reason, original, source_offset FROM dead_letters FINAL ORDER BY source"
+        ).result_rows
+        assert letters == [
+            ("http:ingest", "unknown_model", "{}", None),
+            (f"topic:{topics.predictions}", "invalid_event", "{not json", 0),
+        ]
+        served = client.query(
+            "SELECT version, previous_version, action, actor FROM model_events FINAL WHERE alias = 'production'"
+        ).result_rows
+        assert served == [(4, 3, "moved", "ci")]
+    finally:
+        worker.stop()
+
+
+def _models_on_every_partition(partitions: int, per_partition: int) -> list[str]:
+    """Model names that the producers' key hashing spreads evenly over the partitions."""
+    choose = DefaultPartitioner()
+    found: dict[int, list[str]] = {p: [] for p in range(partitions)}
+    i = 0
+    while any(len(names) < per_partition for names in found.values()):
+        name = f"model-{i}"
+        spot = found[choose(name.encode(), list(range(partitions)), list(range(partitions)))]
+        if len(spot) < per_partition:
+            spot.append(name)
+        i += 1
+    return [name for names in found.values() for name in names]
+
+
+def _healthy_partitions(port: int) -> int:
+    try:
+        body = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
+    except httpx.HTTPError:
+        return 0
+    return int(body.get("assigned_partitions", 0)) if body.get("status") == "ok" else 0
+
+
+def _checkpoint_owners(client: Any) -> dict[str, tuple[str, list[str]]]:
+    """Per model: the worker of its newest checkpoint and the versions that checkpoint knows."""
+    rows = client.query(
+        "SELECT model_name, argMax(worker, source_offset), argMax(versions, source_offset) "
+        "FROM monitor_progress GROUP BY model_name"
+    ).result_rows
+    return {model: (worker, sorted(json.loads(versions))) for model, worker, versions in rows}
+
+
+def test_workers_share_models_by_partition_and_a_survivor_resumes_a_dead_workers_models(
+    kafka: Any, clickhouse_server: Any, tmp_path: Path
+) -> None:
+    settings = monitor_settings(kafka, clickhouse_server, tmp_path, monitor_session_timeout_seconds=6)
+    topics = topic_names(settings.topic_prefix)
+    create_topics(settings.kafka_bootstrap, topics.all(), 3, 1)
+    models = _models_on_every_partition(3, per_partition=4)
+    produce(settings, topics.predictions, _predictions(12, models=models))  # each model has a checkpoint
+    ports = [free_port(), free_port()]
+    workers = [
+        start_monitor(settings, tmp_path / f"monitor-{i}.log", web_port=p) for i, p in enumerate(ports)
+    ]
+    client = clickhouse_client(settings)
+    try:
+        wait_for(lambda: all(_healthy_partitions(p) > 0 for p in ports), 90, "both workers owning partitions")
+        first = 12 + produce(settings, topics.predictions, _predictions(12_000, offset=12, models=models))
+        wait_for(lambda: _count(client, "predictions") == first, 120, f"{first} rows", workers[0].log_path)
+        owners = _checkpoint_owners(client)
+        assert len(owners) == 12
+        assert len({worker for worker, _ in owners.values()}) == 2, (
+            "each worker checkpointed the models it owns"
+        )
+
+        os.killpg(workers[0].pid, signal.SIGKILL)
+        workers[0].proc.wait(timeout=10)
+        orphaned = {m for m, (w, _) in owners.items() if w.endswith(f":{workers[0].pid}")}
+        later = _predictions(6_000, offset=first, models=models, version="2")
+        total = first + produce(settings, topics.predictions, later)
+        wait_for(lambda: _count(client, "predictions") == total, 180, f"{total} rows", workers[1].log_path)
+        wait_for(
+            lambda: all(w.endswith(f":{workers[1].pid}") for w, _ in _checkpoint_owners(client).values()),
+            60,
+            "the survivor checkpointing every model",
+        )
+        after = _checkpoint_owners(client)
+        assert orphaned and all(after[m][1] == ["1", "2"] for m in orphaned), (
+            "the survivor resumed from the dead worker's checkpoints instead of starting over"
+        )
+        assert _count(client, "predictions", final=False) >= total
+    finally:
+        for w in workers:
+            w.stop()

@@ -185,7 +185,7 @@ def test_alert_ids_are_stable_so_a_replay_is_deduplicated() -> None:
 
 
 def test_event_time_ranges_give_each_version_its_earliest_and_latest_event() -> None:
-    from services.monitor.agents import event_time_ranges
+    from services.monitor.worker import event_time_ranges
     from shared.wire import EventHead
 
     def head(model: str, version: str, minute: int) -> EventHead:

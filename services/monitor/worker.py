@@ -1,0 +1,309 @@
+"""What a monitor worker does with one batch of records: store it, let event time close windows, announce.
+
+The Kafka loop (``consumer.py``) hands over a batch per topic and commits its offsets only after the
+handlers returned, so a batch is acknowledged once ClickHouse holds its rows and the models' progress; a
+crash replays it and ``ReplacingMergeTree`` collapses the duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from services.monitor.checkpoints import ProgressCheckpoints
+from services.monitor.judge import DriftAnnouncement, WindowJudge
+from services.monitor.observability import MonitorMetrics
+from services.monitor.profiles import ProfileSource
+from services.monitor.progress import VersionProgress
+from services.monitor.sink import ClickHouseSink
+from shared import codec, wire
+from shared.events import DataQualityCounted, EventDeadLettered
+from shared.settings import Settings
+from shared.topics import topic_names
+
+log = logging.getLogger(__name__)
+RECORD_NAMESPACE = uuid.UUID("0b6a4c4e-64c9-4a0e-8f1e-7f1e8f0e2d31")
+
+
+class Record(Protocol):
+    """What the worker needs of a Kafka record (aiokafka's ``ConsumerRecord`` has it)."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+
+
+Send = Callable[[str, bytes, bytes], Awaitable[None]]
+"""Publish (topic, key, value) and return once the broker acknowledged it."""
+
+
+def decode_batch(
+    records: Sequence[Record], decode: Any
+) -> tuple[list[Any], list[Record], list[tuple[Record, str]]]:
+    """Decode what is valid; returns the decoded values, their records, and the rest with the reason."""
+    decoded: list[Any] = []
+    good: list[Record] = []
+    bad: list[tuple[Record, str]] = []
+    for record in records:
+        try:
+            decoded.append(decode(record.value or b""))
+            good.append(record)
+        except (wire.WireError, ValueError) as exc:
+            bad.append((record, str(exc)[:500]))
+    return decoded, good, bad
+
+
+def quality_rows(events: Sequence[DataQualityCounted]) -> list[list[Any]]:
+    return [
+        [
+            e.event_id,
+            e.model_name,
+            e.model_version or "",
+            e.interval_start,
+            e.interval_end,
+            e.events,
+            feature,
+            problem,
+            n,
+        ]
+        for e in events
+        for feature, problems in e.counts.items()
+        for problem, n in problems.items()
+    ]
+
+
+QUALITY_COLUMNS = [
+    "event_id", "model_name", "model_version", "interval_start", "interval_end", "events", "feature", "problem", "count",
+]  # fmt: skip
+DEAD_LETTER_COLUMNS = [
+    "event_id", "model_name", "source", "reason", "detail", "original", "source_partition", "source_offset",
+    "occurred_at", "ingested_at",
+]  # fmt: skip
+MODEL_EVENT_COLUMNS = [
+    "event_id", "event_type", "model_name", "version", "alias", "action", "previous_version", "actor",
+    "occurred_at", "ingested_at",
+]  # fmt: skip
+
+
+def record_id(record: Record) -> uuid.UUID:
+    """A stable id for a record that has none of its own, so its replay deduplicates."""
+    return uuid.uuid5(RECORD_NAMESPACE, f"{record.topic}\x1f{record.partition}\x1f{record.offset}")
+
+
+def dead_letter_rows(records: Sequence[Record], now: datetime) -> list[list[Any]]:
+    """``dead_letters`` rows; a dead letter that is itself unreadable is kept whole, never dropped."""
+    rows = []
+    for r in records:
+        payload = r.value or b""
+        try:
+            e = codec.decode(payload, EventDeadLettered)
+        except ValueError as exc:
+            rows.append(
+                [record_id(r), "unknown", f"topic:{r.topic}", "undecodable_dead_letter", str(exc)[:500],
+                 payload, r.partition, r.offset, now, now]
+            )  # fmt: skip
+            continue
+        rows.append(
+            [e.event_id, e.model_name, e.source, e.reason, e.detail, e.original, e.source_partition,
+             e.source_offset, e.occurred_at, now]
+        )  # fmt: skip
+    return rows
+
+
+def model_event_rows(
+    records: Sequence[Record], now: datetime
+) -> tuple[list[list[Any]], list[tuple[Record, str]]]:
+    """``model_events`` rows from the registry's announcements, and the records that were not events."""
+    rows, bad = [], []
+    for r in records:
+        try:
+            e = codec.decode_any(r.value or b"")
+        except ValueError as exc:
+            bad.append((r, str(exc)[:500]))
+            continue
+        action = getattr(e, "action", "")
+        rows.append(
+            [e.event_id, e.event_type, e.model_name, getattr(e, "version", None), getattr(e, "alias", ""),
+             str(action.value if hasattr(action, "value") else action),
+             getattr(e, "previous_version", None),
+             getattr(e, "changed_by", None) or getattr(e, "created_by", None) or "", e.occurred_at, now]
+        )  # fmt: skip
+    return rows, bad
+
+
+def event_time_ranges(heads: Sequence[wire.EventHead]) -> dict[str, dict[str, tuple[int, int]]]:
+    """Per model and version, the earliest and latest event time (ms) in a batch."""
+    ranges: dict[str, dict[str, tuple[int, int]]] = {}
+    for e in heads:
+        ms = int(e.occurred_at.timestamp() * 1000)
+        versions = ranges.setdefault(e.model_name, {})
+        version = e.model_version or ""
+        first, last = versions.get(version, (ms, ms))
+        versions[version] = (min(first, ms), max(last, ms))
+    return ranges
+
+
+class Monitor:
+    """The worker's state and I/O: one ClickHouse sink, the window judge and the models' checkpoints."""
+
+    def __init__(
+        self, settings: Settings, profiles: ProfileSource, send: Send, metrics: MonitorMetrics
+    ) -> None:
+        self.settings = settings
+        self.topics = topic_names(settings.topic_prefix)
+        self.sink = ClickHouseSink(settings)
+        self.metrics = metrics
+        self.send = send
+        self.worker = f"{os.uname().nodename}:{os.getpid()}"
+        self.judge = WindowJudge(
+            settings, self.sink, profiles, lambda stream: self.metrics.windows.labels(stream).inc()
+        )
+        self.checkpoints = ProgressCheckpoints(self.sink, self.worker)
+        self._stats_at = time.monotonic()
+        self._events_since = 0
+        self.consumer_lag = 0
+        """Records in the assigned partitions not yet handled, as of the last batch (set by the Kafka loop)."""
+        self.handlers: dict[str, Callable[[Sequence[Record]], Awaitable[int]]] = {
+            self.topics.predictions: self.on_predictions,
+            self.topics.labels: self.on_labels,
+            self.topics.data_quality: self.on_data_quality,
+            self.topics.dead_letter: self.on_dead_letters,
+            self.topics.model_events: self.on_model_events,
+        }
+
+    @property
+    def subscribed(self) -> list[str]:
+        return list(self.handlers)
+
+    async def handle(self, batch: dict[str, list[Record]]) -> int:
+        """Store and judge one batch, every topic of it; returns how many records were handled."""
+        began = time.monotonic()
+        handled = 0
+        for topic, records in batch.items():
+            handled += len(records)
+            await self.handlers[topic](records)
+        self.metrics.batch_seconds.observe(time.monotonic() - began)
+        self.metrics.last_batch.set(time.time())
+        return handled
+
+    def forget(self) -> None:
+        """Partitions were revoked: what this worker cached about their models may now be stale."""
+        self.checkpoints.forget()
+
+    # -- predictions -------------------------------------------------------------------------------------
+    async def on_predictions(self, records: Sequence[Record]) -> int:
+        heads, good, bad = decode_batch(records, wire.decode_head)
+        await self._dead_letter(bad)
+        written = await asyncio.to_thread(
+            self.sink.write_lines, "predictions_intake", [r.value or b"" for r in good]
+        )
+        offsets: dict[str, int] = {}
+        for head, record in zip(heads, good, strict=True):
+            offsets[head.model_name] = max(offsets.get(head.model_name, 0), record.offset)
+        announcements = await asyncio.to_thread(self._advance, event_time_ranges(heads), offsets)
+        for event in announcements:
+            await self.send(self.topics.drift_events, event.model_name.encode(), codec.encode(event))
+            self.metrics.alerts.labels(event.event_type).inc()
+        self.metrics.events.labels("predictions").inc(written)
+        await self._stats(heads)
+        return written
+
+    def _advance(
+        self, ranges: dict[str, dict[str, tuple[int, int]]], offsets: dict[str, int]
+    ) -> list[DriftAnnouncement]:
+        """Move each model's watermark, judge the windows it closed, then checkpoint every model at once."""
+        self.checkpoints.load(set(ranges))
+        out: list[DriftAnnouncement] = []
+        saved: dict[str, tuple[dict[str, Any], int]] = {}
+        for model, seen in ranges.items():
+            announcements, state = self._advance_model(model, seen, self.checkpoints.get(model))
+            out += announcements
+            saved[model] = (state, offsets[model])
+        self.checkpoints.save(saved)
+        return out
+
+    def _advance_model(
+        self, model: str, seen: dict[str, tuple[int, int]], raw: dict[str, Any]
+    ) -> tuple[list[DriftAnnouncement], dict[str, Any]]:
+        """Move the model's event-time watermark and judge every window it closed, for every version.
+
+        ``seen`` holds each version's (earliest, latest) event time in this batch: a new version's first
+        window is the one holding its earliest event, the watermark is the latest event of any version.
+        """
+        thresholds = self.settings.drift_thresholds
+        versions = {v: VersionProgress.from_json(p, thresholds) for v, p in raw.items()}
+        watermark = max([*(last for _, last in seen.values()), *(p.max_event_ms for p in versions.values())])
+        length_ms = self.settings.monitor_window_seconds * 1000
+        for version, (first, _) in seen.items():
+            if version not in versions:
+                versions[version] = VersionProgress.starting_at(first, length_ms, thresholds)
+        out: list[DriftAnnouncement] = []
+        for version, progress in versions.items():
+            progress.observe(watermark)
+            out += self.judge.advance(model, version, progress)
+        return out, {v: p.to_json() for v, p in versions.items()}
+
+    # -- labels, data quality, dead letters, registry announcements --------------------------------------
+    async def on_labels(self, records: Sequence[Record]) -> int:
+        _, good, bad = decode_batch(records, wire.decode_head)
+        await self._dead_letter(bad)
+        written = await asyncio.to_thread(
+            self.sink.write_lines, "labels_intake", [r.value or b"" for r in good]
+        )
+        self.metrics.events.labels("labels").inc(written)
+        return written
+
+    async def on_data_quality(self, records: Sequence[Record]) -> int:
+        events, _, bad = decode_batch(records, lambda b: codec.decode(b, DataQualityCounted))
+        await self._dead_letter(bad)
+        return await asyncio.to_thread(self.sink.write, "data_quality", quality_rows(events), QUALITY_COLUMNS)
+
+    async def on_dead_letters(self, records: Sequence[Record]) -> int:
+        rows = dead_letter_rows(records, datetime.now(UTC))
+        return await asyncio.to_thread(self.sink.write, "dead_letters", rows, DEAD_LETTER_COLUMNS)
+
+    async def on_model_events(self, records: Sequence[Record]) -> int:
+        rows, bad = model_event_rows(records, datetime.now(UTC))
+        await self._dead_letter(bad)
+        return await asyncio.to_thread(self.sink.write, "model_events", rows, MODEL_EVENT_COLUMNS)
+
+    # -- shared ------------------------------------------------------------------------------------------
+    async def _dead_letter(self, bad: Sequence[tuple[Record, str]]) -> None:
+        for record, reason in bad:
+            event = EventDeadLettered(
+                event_id=record_id(record),
+                source=f"topic:{record.topic}",
+                reason="invalid_event",
+                detail=reason,
+                original=record.value or b"",
+                source_partition=record.partition,
+                source_offset=record.offset,
+            )
+            await self.send(self.topics.dead_letter, b"unknown", codec.encode(event))
+            self.metrics.dead_letters.labels(record.topic).inc()
+        if bad:
+            log.warning("sent %d undecodable records to %s", len(bad), self.topics.dead_letter)
+
+    async def _stats(self, events: Sequence[wire.EventHead]) -> None:
+        """The worker's own health, written every few seconds (never per event)."""
+        self._events_since += len(events)
+        elapsed = time.monotonic() - self._stats_at
+        if elapsed < 5 or not events:
+            return
+        now = datetime.now(UTC)
+        newest = max(e.occurred_at for e in events)
+        self.metrics.delay.set((now - newest).total_seconds())
+        rows = [
+            [now, self.worker, "events_per_s", self._events_since / elapsed],
+            [now, self.worker, "processing_delay_s", (now - newest).total_seconds()],
+            [now, self.worker, "consumer_lag", float(self.consumer_lag)],
+        ]
+        self._stats_at, self._events_since = time.monotonic(), 0
+        await asyncio.to_thread(self.sink.write, "monitor_stats", rows, ["at", "worker", "metric", "value"])
