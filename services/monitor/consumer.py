@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from services.monitor.observability import MonitorMetrics
-from services.monitor.worker import Monitor, Record
+from services.monitor.worker import Batch, Monitor, Record
 from shared.infra.kafka import acreate_topics
 from shared.settings import Settings
 
@@ -120,12 +120,21 @@ class MonitorLoop:
         self.consumer.subscribe(self.monitor.subscribed, listener=_Handover(self))
         await self.consumer.start()
         self.running = True
+        storing: asyncio.Task[None] | None = None
         try:
-            while not stopping.is_set():
-                batch = await self._take(stopping)
-                if batch:
-                    await self._handle(batch)
+            while not stopping.is_set():  # batch N is stored while batch N+1 is taken and decoded
+                taken = await self._take(stopping)
+                decoded = self.monitor.decode(by_topic(taken)) if taken else None
+                if storing is not None:
+                    await storing  # batches are handled and committed in order, one at a time
+                    storing = None
+                if taken and decoded is not None:
+                    storing = asyncio.create_task(self._handle(taken, decoded))
+            if storing is not None:
+                await storing
         finally:
+            if storing is not None and not storing.done():
+                storing.cancel()
             self.running = False
             await self.consumer.stop()
             await self.publisher.stop()
@@ -150,13 +159,15 @@ class MonitorLoop:
                 deadline = loop.time() + within
         return batch
 
-    async def _handle(self, batch: dict[TopicPartition, list[Any]]) -> None:
+    async def _handle(self, batch: dict[TopicPartition, list[Any]], decoded: Batch) -> None:
         async with self.handling:
             owned = self.consumer.assignment()
             mine = {tp: records for tp, records in batch.items() if tp in owned}  # the rest: the new owner's
             if not mine:
                 return
-            await self.monitor.handle(by_topic(mine))
+            if len(mine) < len(batch):  # a rebalance took some partitions since the batch was decoded
+                decoded = self.monitor.decode(by_topic(mine))
+            await self.monitor.handle(decoded)
             await self.publisher.confirm()
             try:
                 await self.consumer.commit(next_offsets(mine))

@@ -250,22 +250,25 @@ def predictions_intake_ddl(table: str = "predictions") -> list[str]:
     """A ``Null`` intake table and a materialized view that parses raw event JSON into ``table``.
 
     The worker inserts the Kafka payloads as they are (one JSON document per line); ClickHouse parses them
-    and splits features by type in C++, so no Python touches an event's fields on the hot path.
+    and splits features by type in C++, so no Python touches an event's fields on the hot path. The scalar
+    fields come out of one ``JSONExtract`` into a tuple: one parse of the line instead of one per field.
     """
     return [
         f"CREATE TABLE IF NOT EXISTS {table}_intake (line String) ENGINE = Null",
         f"""
         CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_intake_mv TO {table} AS
-        WITH JSONExtractKeysAndValuesRaw(line, 'features') AS kv,
+        WITH JSONExtract(line, 'Tuple(event_id String, model_name String, model_version String, prediction_id String,
+                 occurred_at String, probabilities Map(String, Float64), latency_ms Nullable(Float64))') AS head,
+             JSONExtractKeysAndValuesRaw(line, 'features') AS kv,
              arrayFilter(x -> x.2 != 'null' AND NOT startsWith(x.2, '"'), kv) AS nums,
              arrayFilter(x -> startsWith(x.2, '"'), kv) AS cats,
              JSONExtractRaw(line, 'prediction') AS pred
         SELECT
-            toUUID(JSONExtractString(line, 'event_id')) AS event_id,
-            JSONExtractString(line, 'model_name') AS model_name,
-            JSONExtractString(line, 'model_version') AS model_version,
-            JSONExtractString(line, 'prediction_id') AS prediction_id,
-            parseDateTime64BestEffort(JSONExtractString(line, 'occurred_at'), 3, 'UTC') AS occurred_at,
+            toUUID(head.event_id) AS event_id,
+            head.model_name AS model_name,
+            head.model_version AS model_version,
+            head.prediction_id AS prediction_id,
+            parseDateTime64BestEffort(head.occurred_at, 3, 'UTC') AS occurred_at,
             mapFromArrays(
                 arrayMap(x -> x.1, nums),
                 arrayMap(x -> multiIf(x.2 = 'true', 1., x.2 = 'false', 0., toFloat64(x.2)), nums)
@@ -276,9 +279,8 @@ def predictions_intake_ddl(table: str = "predictions") -> list[str]:
                 AS prediction,
             multiIf(startsWith(pred, '"'), NULL, pred = 'true', 1., pred = 'false', 0., toFloat64OrNull(pred))
                 AS prediction_num,
-            CAST(JSONExtract(line, 'probabilities', 'Map(String, Float64)'), 'Map(LowCardinality(String), Float64)')
-                AS probabilities,
-            JSONExtract(line, 'latency_ms', 'Nullable(Float64)') AS latency_ms,
+            CAST(head.probabilities, 'Map(LowCardinality(String), Float64)') AS probabilities,
+            head.latency_ms AS latency_ms,
             now64(3, 'UTC') AS ingested_at
         FROM {table}_intake
         """,

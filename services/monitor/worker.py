@@ -13,6 +13,7 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -44,9 +45,7 @@ Send = Callable[[str, bytes, bytes], Awaitable[None]]
 """Publish (topic, key, value) and return once the broker acknowledged it."""
 
 
-def decode_batch(
-    records: Sequence[Record], decode: Any
-) -> tuple[list[Any], list[Record], list[tuple[Record, str]]]:
+def decode_batch(records: Sequence[Record], decode: Any) -> Decoded:
     """Decode what is valid; returns the decoded values, their records, and the rest with the reason."""
     decoded: list[Any] = []
     good: list[Record] = []
@@ -58,6 +57,18 @@ def decode_batch(
         except (wire.WireError, ValueError) as exc:
             bad.append((record, str(exc)[:500]))
     return decoded, good, bad
+
+
+Decoded = tuple[list[Any], list[Record], list[tuple[Record, str]]]
+"""What ``decode_batch`` returns: decoded values, their records, and the refused records with the reason."""
+
+
+@dataclass
+class Batch:
+    """One batch per topic, with the predictions' and labels' routing heads already decoded."""
+
+    records: dict[str, list[Record]]
+    heads: dict[str, Decoded]
 
 
 def quality_rows(events: Sequence[DataQualityCounted]) -> list[list[Any]]:
@@ -170,9 +181,12 @@ class Monitor:
         self._events_since = 0
         self.consumer_lag = 0
         """Records in the assigned partitions not yet handled, as of the last batch (set by the Kafka loop)."""
-        self.handlers: dict[str, Callable[[Sequence[Record]], Awaitable[int]]] = {
+        self.streams: dict[str, Callable[[Decoded], Awaitable[int]]] = {
             self.topics.predictions: self.on_predictions,
             self.topics.labels: self.on_labels,
+        }
+        """The high-volume topics: their records' routing heads are decoded ahead (``decode``)."""
+        self.side_topics: dict[str, Callable[[Sequence[Record]], Awaitable[int]]] = {
             self.topics.data_quality: self.on_data_quality,
             self.topics.dead_letter: self.on_dead_letters,
             self.topics.model_events: self.on_model_events,
@@ -180,15 +194,27 @@ class Monitor:
 
     @property
     def subscribed(self) -> list[str]:
-        return list(self.handlers)
+        return [*self.streams, *self.side_topics]
 
-    async def handle(self, batch: dict[str, list[Record]]) -> int:
+    def decode(self, records: dict[str, list[Record]]) -> Batch:
+        """The CPU-bound half of handling a batch, done while the previous batch is being stored."""
+        heads = {
+            topic: decode_batch(records[topic], wire.decode_head)
+            for topic in self.streams
+            if topic in records
+        }
+        return Batch(records, heads)
+
+    async def handle(self, batch: Batch) -> int:
         """Store and judge one batch, every topic of it; returns how many records were handled."""
         began = time.monotonic()
         handled = 0
-        for topic, records in batch.items():
+        for topic, records in batch.records.items():
             handled += len(records)
-            await self.handlers[topic](records)
+            if topic in self.streams:
+                await self.streams[topic](batch.heads[topic])
+            else:
+                await self.side_topics[topic](records)
         self.metrics.batch_seconds.observe(time.monotonic() - began)
         self.metrics.last_batch.set(time.time())
         return handled
@@ -198,8 +224,8 @@ class Monitor:
         self.checkpoints.forget()
 
     # -- predictions -------------------------------------------------------------------------------------
-    async def on_predictions(self, records: Sequence[Record]) -> int:
-        heads, good, bad = decode_batch(records, wire.decode_head)
+    async def on_predictions(self, decoded: Decoded) -> int:
+        heads, good, bad = decoded
         await self._dead_letter(bad)
         written = await asyncio.to_thread(
             self.sink.write_lines, "predictions_intake", [r.value or b"" for r in good]
@@ -251,8 +277,8 @@ class Monitor:
         return out, {v: p.to_json() for v, p in versions.items()}
 
     # -- labels, data quality, dead letters, registry announcements --------------------------------------
-    async def on_labels(self, records: Sequence[Record]) -> int:
-        _, good, bad = decode_batch(records, wire.decode_head)
+    async def on_labels(self, decoded: Decoded) -> int:
+        _, good, bad = decoded
         await self._dead_letter(bad)
         written = await asyncio.to_thread(
             self.sink.write_lines, "labels_intake", [r.value or b"" for r in good]

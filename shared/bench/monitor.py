@@ -62,6 +62,16 @@ def _count(client: Any, model: str) -> int:
         return 0
 
 
+def _consuming(web_port: int) -> bool:
+    """The worker answers /health with 200 once it consumes (after joining its consumer group)."""
+    import httpx
+
+    try:
+        return httpx.get(f"http://127.0.0.1:{web_port}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def _wait(check: Any, timeout: float, what: str, poll: float = 0.2) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
@@ -191,19 +201,20 @@ def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
         )
         env = settings.as_env()
         log_path = Path(tmp) / "monitor.log"
+        web_port = free_port()
         argv = [
             sys.executable,
             "-m",
             "services.monitor",
             "--web-port",
-            str(free_port()),
+            str(web_port),
             "--profiles",
             str(profiles),
         ]
         worker = spawn("monitor", argv, log_path, env=env)
         try:
             client = clickhouse_client(settings)
-            _wait(lambda: "Worker]: Ready" in log_path.read_text(), 120, "the monitor worker")
+            _wait(lambda: _consuming(web_port), 120, "the monitor worker")
             began = time.monotonic()
             total = events + events // 2
             done = _wait(

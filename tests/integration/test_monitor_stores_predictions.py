@@ -223,11 +223,13 @@ def test_workers_share_models_by_partition_and_a_survivor_resumes_a_dead_workers
         wait_for(lambda: all(_healthy_partitions(p) > 0 for p in ports), 90, "both workers owning partitions")
         first = 12 + produce(settings, topics.predictions, _predictions(12_000, offset=12, models=models))
         wait_for(lambda: _count(client, "predictions") == first, 120, f"{first} rows", workers[0].log_path)
+        wait_for(  # a batch's checkpoint is saved just after its rows
+            lambda: len({worker for worker, _ in _checkpoint_owners(client).values()}) == 2,
+            60,
+            "each worker checkpointing the models of its partitions",
+        )
         owners = _checkpoint_owners(client)
         assert len(owners) == 12
-        assert len({worker for worker, _ in owners.values()}) == 2, (
-            "each worker checkpointed the models it owns"
-        )
 
         os.killpg(workers[0].pid, signal.SIGKILL)
         workers[0].proc.wait(timeout=10)
