@@ -5,14 +5,31 @@ from __future__ import annotations
 from services.monitor.views import views_ddl
 
 
+def create_table(
+    table: str,
+    columns: str,
+    engine: str,
+    order_by: str,
+    *,
+    expires_by: str | None = None,
+    ttl_days: int = 365,
+    monthly: bool = True,
+) -> str:
+    """``CREATE TABLE IF NOT EXISTS``; rows expire ``ttl_days`` after ``expires_by`` (monthly partitions by it)."""
+    partition = f"PARTITION BY toYYYYMM({expires_by})" if expires_by and monthly else ""
+    ttl = f"TTL toDateTime({expires_by}) + INTERVAL {int(ttl_days)} DAY" if expires_by else ""
+    return f"CREATE TABLE IF NOT EXISTS {table} ({columns}) ENGINE = {engine} {partition} ORDER BY {order_by} {ttl}"
+
+
 def predictions_ddl(table: str = "predictions", ttl_days: int = 365) -> str:
     """Raw predictions; features split into a numeric and a categorical map so SQL needs no casts.
 
     ReplacingMergeTree on a key that ends with ``event_id``: a replay after a crash writes the same
     rows again and they collapse into one (query with ``FINAL`` to see each event once).
     """
-    return f"""
-    CREATE TABLE IF NOT EXISTS {table} (
+    return create_table(
+        table,
+        """
         event_id UUID,
         model_name LowCardinality(String),
         model_version LowCardinality(String),
@@ -26,12 +43,12 @@ def predictions_ddl(table: str = "predictions", ttl_days: int = 365) -> str:
         probabilities Map(LowCardinality(String), Float64),
         latency_ms Nullable(Float64),
         ingested_at DateTime64(3, 'UTC')
+        """,
+        "ReplacingMergeTree(ingested_at)",
+        "(model_name, occurred_at, event_id)",
+        expires_by="occurred_at",
+        ttl_days=ttl_days,
     )
-    ENGINE = ReplacingMergeTree(ingested_at)
-    PARTITION BY toYYYYMM(occurred_at)
-    ORDER BY (model_name, occurred_at, event_id)
-    TTL toDateTime(occurred_at) + INTERVAL {int(ttl_days)} DAY
-    """
 
 
 LABEL_COLUMNS = [
@@ -47,8 +64,9 @@ LABEL_COLUMNS = [
 
 def labels_ddl(table: str = "labels", ttl_days: int = 365) -> str:
     """Ground truth, joined to predictions by ``prediction_id`` whenever it arrives (even hours later)."""
-    return f"""
-    CREATE TABLE IF NOT EXISTS {table} (
+    return create_table(
+        table,
+        """
         event_id UUID,
         model_name LowCardinality(String),
         prediction_id String,
@@ -56,18 +74,19 @@ def labels_ddl(table: str = "labels", ttl_days: int = 365) -> str:
         label_num Nullable(Float64),
         occurred_at DateTime64(3, 'UTC'),
         ingested_at DateTime64(3, 'UTC')
+        """,
+        "ReplacingMergeTree(ingested_at)",
+        "(model_name, prediction_id, event_id)",
+        expires_by="occurred_at",
+        ttl_days=ttl_days,
     )
-    ENGINE = ReplacingMergeTree(ingested_at)
-    PARTITION BY toYYYYMM(occurred_at)
-    ORDER BY (model_name, prediction_id, event_id)
-    TTL toDateTime(occurred_at) + INTERVAL {int(ttl_days)} DAY
-    """
 
 
 def window_metrics_ddl(table: str = "window_metrics", ttl_days: int = 365) -> str:
     """Long format (one row per metric and feature) so a new metric never needs a schema change."""
-    return f"""
-    CREATE TABLE IF NOT EXISTS {table} (
+    return create_table(
+        table,
+        """
         model_name LowCardinality(String),
         model_version LowCardinality(String),
         window_start DateTime64(3, 'UTC'),
@@ -76,18 +95,19 @@ def window_metrics_ddl(table: str = "window_metrics", ttl_days: int = 365) -> st
         feature String,
         value Float64,
         computed_at DateTime64(3, 'UTC')
+        """,
+        "ReplacingMergeTree(computed_at)",
+        "(model_name, model_version, window_start, metric, feature)",
+        expires_by="window_start",
+        ttl_days=ttl_days,
     )
-    ENGINE = ReplacingMergeTree(computed_at)
-    PARTITION BY toYYYYMM(window_start)
-    ORDER BY (model_name, model_version, window_start, metric, feature)
-    TTL toDateTime(window_start) + INTERVAL {int(ttl_days)} DAY
-    """
 
 
 def drift_tests_ddl(table: str = "drift_tests", ttl_days: int = 365) -> str:
     """Every statistic behind every decision, so "why did it alert?" is one query."""
-    return f"""
-    CREATE TABLE IF NOT EXISTS {table} (
+    return create_table(
+        table,
+        """
         model_name LowCardinality(String),
         model_version LowCardinality(String),
         window_start DateTime64(3, 'UTC'),
@@ -101,18 +121,19 @@ def drift_tests_ddl(table: str = "drift_tests", ttl_days: int = 365) -> str:
         current_size UInt64,
         drifted UInt8,
         computed_at DateTime64(3, 'UTC')
+        """,
+        "ReplacingMergeTree(computed_at)",
+        "(model_name, model_version, window_start, feature, test)",
+        expires_by="window_start",
+        ttl_days=ttl_days,
     )
-    ENGINE = ReplacingMergeTree(computed_at)
-    PARTITION BY toYYYYMM(window_start)
-    ORDER BY (model_name, model_version, window_start, feature, test)
-    TTL toDateTime(window_start) + INTERVAL {int(ttl_days)} DAY
-    """
 
 
 def drift_events_ddl(table: str = "drift_events") -> str:
     """Drift and recovery announcements as sent to ``drift-events``, evidence kept as JSON."""
-    return f"""
-    CREATE TABLE IF NOT EXISTS {table} (
+    return create_table(
+        table,
+        """
         event_id UUID,
         event_type LowCardinality(String),
         model_name LowCardinality(String),
@@ -124,16 +145,17 @@ def drift_events_ddl(table: str = "drift_events") -> str:
         severity Float64,
         drifted_features Array(String),
         evidence String
+        """,
+        "ReplacingMergeTree",
+        "(model_name, occurred_at, event_id)",
     )
-    ENGINE = ReplacingMergeTree
-    ORDER BY (model_name, occurred_at, event_id)
-    """
 
 
 def data_quality_ddl(table: str = "data_quality", ttl_days: int = 365) -> str:
     """Ingest's counters of missing values, type errors, out-of-range and unseen categories."""
-    return f"""
-    CREATE TABLE IF NOT EXISTS {table} (
+    return create_table(
+        table,
+        """
         event_id UUID,
         model_name LowCardinality(String),
         model_version LowCardinality(String),
@@ -143,33 +165,37 @@ def data_quality_ddl(table: str = "data_quality", ttl_days: int = 365) -> str:
         feature String,
         problem LowCardinality(String),
         count UInt64
+        """,
+        "ReplacingMergeTree",
+        "(model_name, interval_start, feature, problem, event_id)",
+        expires_by="interval_start",
+        ttl_days=ttl_days,
     )
-    ENGINE = ReplacingMergeTree
-    PARTITION BY toYYYYMM(interval_start)
-    ORDER BY (model_name, interval_start, feature, problem, event_id)
-    TTL toDateTime(interval_start) + INTERVAL {int(ttl_days)} DAY
-    """
 
 
 def monitor_stats_ddl(table: str = "monitor_stats", ttl_days: int = 30) -> str:
     """The monitor's own health: events/s, processing delay, batch sizes, per worker."""
-    return f"""
-    CREATE TABLE IF NOT EXISTS {table} (
+    return create_table(
+        table,
+        """
         at DateTime64(3, 'UTC'),
         worker String,
         metric LowCardinality(String),
         value Float64
+        """,
+        "MergeTree",
+        "(metric, at)",
+        expires_by="at",
+        ttl_days=ttl_days,
+        monthly=False,
     )
-    ENGINE = MergeTree
-    ORDER BY (metric, at)
-    TTL toDateTime(at) + INTERVAL {int(ttl_days)} DAY
-    """
 
 
 def dead_letters_ddl(table: str = "dead_letters", ttl_days: int = 365) -> str:
     """Everything refused anywhere in the loop, with its reason and original bytes, for "what are we losing?"."""
-    return f"""
-    CREATE TABLE IF NOT EXISTS {table} (
+    return create_table(
+        table,
+        """
         event_id UUID,
         model_name LowCardinality(String),
         source LowCardinality(String),
@@ -180,18 +206,19 @@ def dead_letters_ddl(table: str = "dead_letters", ttl_days: int = 365) -> str:
         source_offset Nullable(Int64),
         occurred_at DateTime64(3, 'UTC'),
         ingested_at DateTime64(3, 'UTC')
+        """,
+        "ReplacingMergeTree(ingested_at)",
+        "(model_name, occurred_at, event_id)",
+        expires_by="occurred_at",
+        ttl_days=ttl_days,
     )
-    ENGINE = ReplacingMergeTree(ingested_at)
-    PARTITION BY toYYYYMM(occurred_at)
-    ORDER BY (model_name, occurred_at, event_id)
-    TTL toDateTime(occurred_at) + INTERVAL {int(ttl_days)} DAY
-    """
 
 
 def model_events_ddl(table: str = "model_events") -> str:
     """The registry's announcements (registrations, alias moves), so "which version served when" is SQL."""
-    return f"""
-    CREATE TABLE IF NOT EXISTS {table} (
+    return create_table(
+        table,
+        """
         event_id UUID,
         event_type LowCardinality(String),
         model_name LowCardinality(String),
@@ -202,10 +229,10 @@ def model_events_ddl(table: str = "model_events") -> str:
         actor String,
         occurred_at DateTime64(3, 'UTC'),
         ingested_at DateTime64(3, 'UTC')
+        """,
+        "ReplacingMergeTree(ingested_at)",
+        "(model_name, occurred_at, event_id)",
     )
-    ENGINE = ReplacingMergeTree(ingested_at)
-    ORDER BY (model_name, occurred_at, event_id)
-    """
 
 
 def progress_ddl(table: str = "monitor_progress") -> str:
@@ -214,17 +241,18 @@ def progress_ddl(table: str = "monitor_progress") -> str:
     ``source_offset`` (the Kafka offset the checkpoint covers) is the row's version: a partition's offsets
     only grow, whichever worker owns it, so the newest checkpoint wins without trusting any clock.
     """
-    return f"""
-    CREATE TABLE IF NOT EXISTS {table} (
+    return create_table(
+        table,
+        """
         model_name String,
         versions String,
         source_offset UInt64,
         worker String,
         saved_at DateTime64(3, 'UTC')
+        """,
+        "ReplacingMergeTree(source_offset)",
+        "model_name",
     )
-    ENGINE = ReplacingMergeTree(source_offset)
-    ORDER BY model_name
-    """
 
 
 def schema(ttl_days: int = 365) -> list[str]:
