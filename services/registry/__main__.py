@@ -1,8 +1,10 @@
-"""``python -m services.registry``: serve the registry on the port of ``DRIFTLOOP_REGISTRY_URL``."""
+"""``python -m services.registry``: serve the registry on the port of ``DRIFTLOOP_REGISTRY_URL``, in
+``DRIFTLOOP_REGISTRY_WORKERS`` processes."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -18,9 +20,18 @@ def main() -> None:
     port = url.port or (443 if url.scheme == "https" else 80)
     # listen on every interface: in a container the URL's host is the service name, not a local address
     host = "127.0.0.1" if url.hostname in ("127.0.0.1", "localhost") else "0.0.0.0"
-    uvicorn.run(
-        create_app(settings), host=host, port=port, log_level=settings.log_level.lower(), access_log=False
-    )
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": settings.log_level.lower()}
+    if settings.registry_workers > 1:
+        # each worker process builds its own settings, engine and caches: replicas sharing one database
+        uvicorn.run(
+            "services.registry.app:app_from_environment",
+            factory=True,
+            workers=settings.registry_workers,
+            access_log=False,
+            **options,
+        )
+    else:
+        uvicorn.run(create_app(settings), access_log=False, **options)
 
 
 if __name__ == "__main__":

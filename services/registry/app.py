@@ -18,8 +18,10 @@ from services.registry.auth import parse_tokens
 from services.registry.db import make_engine
 from services.registry.deps import Registry
 from services.registry.errors import RegistryError
+from services.registry.fast_resolve import ResolveFastPath
 from services.registry.migrations import migrate
 from services.registry.relay import KafkaPublisher, OutboxRelay
+from services.registry.resolve_cache import ResolveCache
 from services.registry.schemas import ErrorBody
 from services.registry.store import RegistryStore
 from services.registry.webhook_delivery import WebhookSender
@@ -83,7 +85,8 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(migrate, engine)
         store = RegistryStore(engine)
-        app.state.registry = Registry(settings, store, parse_tokens(settings.registry_tokens))
+        resolve_cache = ResolveCache(engine, store)
+        app.state.registry = Registry(settings, store, parse_tokens(settings.registry_tokens), resolve_cache)
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         publisher = KafkaPublisher(settings.kafka_bootstrap, topic_names(settings.topic_prefix).model_events)
@@ -97,6 +100,7 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
         finally:
             await _stop(stop, tasks)
             await publisher.close()
+            resolve_cache.close()
             engine.dispose()
 
     app = FastAPI(
@@ -108,11 +112,12 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
         responses=ERROR_RESPONSES,
     )
     _install_error_handlers(app)
+    app.add_middleware(ResolveFastPath, state=app.state)
     for module in (routes_models, routes_versions, routes_aliases, routes_admin):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     return app

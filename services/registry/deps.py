@@ -9,6 +9,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.registry.auth import Principal, Role, authenticate, require
+from services.registry.resolve_cache import ResolveCache
 from services.registry.store import RegistryStore
 from shared.settings import Settings
 
@@ -22,6 +23,7 @@ class Registry:
     settings: Settings
     store: RegistryStore
     principals: dict[str, Principal]
+    resolve_cache: ResolveCache
 
 
 async def get_registry(request: Request) -> Registry:

@@ -26,6 +26,9 @@ schema_migrations = Table(
 )
 
 
+_CREATE_LOCK = 0x64726C  # PostgreSQL advisory lock key held while schema_migrations is created
+
+
 def _initial(conn: Connection) -> None:
     tables.metadata.create_all(conn)
     expired = datetime(1970, 1, 1, tzinfo=UTC)
@@ -43,9 +46,9 @@ _SQLITE_STATS = [
     ("model_versions", "sqlite_autoindex_model_versions_1", "100000 100 1"),
     ("model_versions", None, "100000"),
     ("version_tags", "sqlite_autoindex_version_tags_1", "300000 3 1"),
-    ("version_tags", "ix_version_tags_key_value", "300000 30000 30"),
+    ("version_tags", "ix_version_tags_key_value_owner", "300000 30000 30 1"),
     ("model_tags", "sqlite_autoindex_model_tags_1", "3000 3 1"),
-    ("model_tags", "ix_model_tags_key_value", "3000 300 3"),
+    ("model_tags", "ix_model_tags_key_value_owner", "3000 300 3 1"),
     ("aliases", "sqlite_autoindex_aliases_1", "3000 3 1"),
     ("alias_history", "ix_alias_history_model_alias", "30000 30 10 1"),
 ]
@@ -62,9 +65,28 @@ def _sqlite_planner_statistics(conn: Connection) -> None:
         )
 
 
+def _change_counter(conn: Connection) -> None:
+    # a database created by migration 1 since the table was added already has it (1 builds today's tables)
+    tables.change_counter.create(conn, checkfirst=True)
+    if conn.execute(select(tables.change_counter.c.id)).first() is None:
+        conn.execute(tables.change_counter.insert().values(id=1, value=0))
+
+
+def _covering_tag_indexes(conn: Connection) -> None:
+    """Tag filters answered from the index alone: (key, value, owner) replaces (key, value), which had to
+    read each tag row to learn its owner."""
+    for table in (tables.model_tags, tables.version_tags):
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS ix_{table.name}_key_value")
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
+    _sqlite_planner_statistics(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial),
     (2, "sqlite planner statistics", _sqlite_planner_statistics),
+    (3, "change counter for resolve caches", _change_counter),
+    (4, "covering indexes for tag filters", _covering_tag_indexes),
 ]
 
 
@@ -79,7 +101,10 @@ def current_version(engine: Engine) -> int:
 
 def migrate(engine: Engine) -> list[int]:
     """Apply every pending migration; returns the versions applied now."""
-    _meta.create_all(engine, checkfirst=True)
+    with writing(engine) as conn:  # replicas starting together: one creates the table, the others wait
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_CREATE_LOCK})")
+        _meta.create_all(conn, checkfirst=True)
     applied: list[int] = []
     for version, name, apply in MIGRATIONS:
         with writing(engine) as conn:

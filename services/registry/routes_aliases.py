@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import TypeAdapter
 
 from services.registry.deps import Reader, RegistryDep, Writer
@@ -28,13 +28,15 @@ def set_alias(name: str, alias: str, body: AliasSet, registry: RegistryDep, user
     return registry.store.set_alias(name, alias, body.version, user, body.reason)
 
 
-@router.get("/aliases/{alias}")
-async def resolve_alias(name: str, alias: str, registry: RegistryDep, _user: Reader) -> ResolvedAlias:
+@router.get("/aliases/{alias}", response_model=ResolvedAlias)
+async def resolve_alias(name: str, alias: str, registry: RegistryDep, _user: Reader) -> Response:
     """The version behind ``alias`` now, with its artifact URI and sha256 (what a model server loads).
 
-    Runs on the event loop (no thread hop): it is one indexed read, and the route every server polls.
+    Always current: once a move is committed, through any replica, the next resolve answers with it.
     """
-    return registry.store.resolve_alias(name, alias)
+    # The call every model server polls: fast_resolve.py answers it before the framework does whenever it
+    # can. This route documents it and answers the rest (errors), from the same cache, on the event loop.
+    return Response(registry.resolve_cache.resolve_json(name, alias), media_type="application/json")
 
 
 @router.delete("/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT)

@@ -69,7 +69,9 @@ model_tags = Table(
     Column("model_id", Integer, ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True),
     Column("key", String(200), primary_key=True),
     Column("value", String(500), nullable=False),
-    Index("ix_model_tags_key_value", "key", "value"),
+    # answers both lookups of a tag filter from the index alone: the owners of key=value, and "has this
+    # owner key=value"
+    Index("ix_model_tags_key_value_owner", "key", "value", "model_id"),
 )
 
 model_versions = Table(
@@ -100,7 +102,7 @@ version_tags = Table(
     Column("version_id", Integer, ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True),
     Column("key", String(200), primary_key=True),
     Column("value", String(500), nullable=False),
-    Index("ix_version_tags_key_value", "key", "value"),
+    Index("ix_version_tags_key_value_owner", "key", "value", "version_id"),
 )
 
 aliases = Table(
@@ -183,6 +185,17 @@ webhook_deliveries = Table(
     Column("delivered_at", UtcDateTime, nullable=True),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
 )
+
+change_counter = Table(
+    "change_counter",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+"""One row, incremented by every announced change in the change's transaction. Its row lock makes the
+committed values rise in commit order, so a reader that saw value N has seen every change up to N (an
+autoincrement id, like the outbox's, can commit out of order). Caches compare it to know they are current.
+"""
 
 relay_leases = Table(
     "relay_leases",

@@ -1,0 +1,91 @@
+"""Searching versions by tags, status and name across models, page by page, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.registry.app import create_app
+from shared.settings import Settings
+from tests.fixtures.postgres import PostgresServer
+
+pytestmark = pytest.mark.integration
+
+WRITER = {"Authorization": "Bearer w-token"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
+    url = ""
+    if request.param == "postgresql":
+        postgres: PostgresServer = request.getfixturevalue("postgres")
+        url = postgres.database()
+    settings = Settings(
+        data_dir=tmp_path,
+        registry_database_url=url,
+        registry_tokens={"w-token": "wes:writer"},
+        registry_relay_enabled=False,
+    )
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def _tags(i: int) -> dict[str, str]:
+    tags = {"team": f"t{i % 3}"}
+    if i % 2:
+        tags["env"] = "prod"
+    return tags
+
+
+def _register(client: TestClient, name: str, count: int) -> None:
+    assert client.post("/models", json={"name": name}, headers=WRITER).status_code == 201
+    for i in range(count):
+        response = client.post(
+            f"/models/{name}/versions/upload",
+            files={"artifact": ("m", io.BytesIO(f"{name}-{i}".encode()))},
+            data={"metadata": json.dumps({"tags": _tags(i)})},
+            headers=WRITER,
+        )
+        assert response.status_code == 201, response.text
+
+
+def _all_pages(client: TestClient, params: dict[str, object]) -> list[tuple[str, int]]:
+    found: list[tuple[str, int]] = []
+    token = None
+    while True:
+        page = client.get("/versions", params={**params, "limit": 2, "page_token": token or ""}).json()
+        found += [(v["model_name"], v["version"]) for v in page["items"]]
+        token = page["next_page_token"]
+        if token is None:
+            return found
+
+
+def test_versions_are_found_by_every_tag_filter_page_by_page(client: TestClient) -> None:
+    prefix = f"s{uuid4().hex[:6]}"
+    first, second = f"{prefix}-a", f"{prefix}-b"
+    _register(client, first, 7)
+    _register(client, second, 4)
+    failed = client.patch(f"/models/{second}/versions/4", json={"status": "failed"}, headers=WRITER)
+    assert failed.status_code == 200
+
+    def expected(keep: Callable[[str, int, dict[str, str]], bool]) -> list[tuple[str, int]]:
+        rows = [(m, i + 1, _tags(i)) for m, n in ((first, 7), (second, 4)) for i in range(n)]
+        chosen = [(m, v) for m, v, tags in rows if keep(m, v, tags)]
+        return sorted(chosen, key=lambda mv: (mv[0], -mv[1]))
+
+    both = _all_pages(client, {"name_prefix": prefix, "tag": ["team=t1", "env=prod"]})
+    assert both == expected(lambda m, v, t: t["team"] == "t1" and t.get("env") == "prod")
+    assert both  # the filters leave some and drop some
+    has_env = _all_pages(client, {"name_prefix": prefix, "tag": "env"})
+    assert has_env == expected(lambda m, v, t: "env" in t)
+    ready = _all_pages(client, {"name_prefix": prefix, "tag": "team=t0", "status": "ready"})
+    assert ready == expected(lambda m, v, t: t["team"] == "t0" and (m, v) != (second, 4))
+    assert _all_pages(client, {"name_prefix": prefix, "tag": "team=nobody"}) == []
+    one_model = client.get(f"/models/{first}/versions", params={"tag": "env=prod"}).json()["items"]
+    assert [v["version"] for v in one_model] == [6, 4, 2]
