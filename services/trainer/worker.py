@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from services.trainer.config import TrainerConfig
 from services.trainer.debounce import Debouncer, Trigger
 from services.trainer.pipeline import RunPorts
+from services.trainer.recipe import preload_estimator_modules
 from services.trainer.registry_client import RegistryClient
 from services.trainer.runner import execute
 from services.trainer.triggers import trigger_of
@@ -148,6 +149,7 @@ class TrainerWorker:
         await self._producer.send_and_wait(self.topics.training_runs, encode(event), key=event.key)
 
     def _open_adapters(self) -> None:
+        preload_estimator_modules()  # before consuming: the first trigger should not wait for imports
         self._warehouse = Warehouse(self.settings)
         self._warehouse.ensure_schema()
         self._registry = RegistryClient.from_settings(self.settings)
