@@ -114,7 +114,15 @@ def run(kafka: Any, clickhouse_server: Any, tmp_path_factory: pytest.TempPathFac
             wait_for(
                 lambda n=name, k=size: _stored(client, n) == k, 60, f"{name}'s events stored", worker.log_path
             )
-        events = asyncio.run(_read_topic(settings.kafka_bootstrap, topics.drift_events))
+        # a window's rows are written before its announcement reaches the topic: wait for all of them
+        announced = int(client.command("SELECT count() FROM drift_events FINAL"))
+        events: list[Any] = []
+
+        def all_on_topic() -> bool:
+            events[:] = asyncio.run(_read_topic(settings.kafka_bootstrap, topics.drift_events))
+            return len({e.event_id for e in events}) >= announced
+
+        wait_for(all_on_topic, 60, f"{announced} drift events on the topic", worker.log_path)
         yield Run(settings, start, client, events)
     finally:
         worker.stop()
