@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -61,8 +62,9 @@ class WindowResult:
     verdict: WindowVerdict
 
 
-def _columns(window: DataWindow) -> dict[str, list[object]]:
-    cols: dict[str, list[object]] = {k: v.tolist() for k, v in window.numeric.items()}
+def _columns(window: DataWindow) -> dict[str, Any]:
+    """Numeric columns stay float arrays (tested vectorised), categorical ones lists."""
+    cols: dict[str, Any] = dict(window.numeric)
     cols.update({k: list(v) for k, v in window.categorical.items()})
     return cols
 
@@ -81,10 +83,8 @@ def evaluate_data_window(
     features = feature_drift(profile, _columns(window), t)
     output: ColumnDrift | None = None
     if profile.prediction is not None:
-        outputs: list[object] = (
-            window.prediction_num.tolist()
-            if profile.prediction.kind == "numeric"
-            else list(window.predictions)
+        outputs: Any = (
+            window.prediction_num if profile.prediction.kind == "numeric" else list(window.predictions)
         )
         output = column_drift(OUTPUT, profile.prediction, outputs, t)
         if output is not None:

@@ -120,13 +120,19 @@ def categorical_drift(
 def column_drift(
     feature: str, profile: NumericProfile | CategoricalProfile, values: Sequence[object], t: DriftThresholds
 ) -> ColumnDrift | None:
-    """Test one column, or None when the window holds too few values to judge."""
-    present = [v for v in values if v is not None]
+    """Test one column, or None when the window holds too few values to judge.
+
+    A float array (how windows hold numeric columns) is tested as it is, without a Python loop over values.
+    """
     if isinstance(profile, NumericProfile):
-        numbers = [float(v) for v in present if isinstance(v, int | float) and not isinstance(v, bool)]
+        if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+            numbers: ArrayLike = values[np.isfinite(values)]
+        else:
+            numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
         if len(numbers) < t.min_window_size or not profile.sketch:
             return None
         return numeric_drift(feature, profile, numbers, t)
+    present = [v for v in values if v is not None]
     if len(present) < t.min_window_size or not profile.frequencies:
         return None
     return categorical_drift(feature, profile, present, t)
