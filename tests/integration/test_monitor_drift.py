@@ -108,9 +108,16 @@ def run(kafka: Any, clickhouse_server: Any, tmp_path_factory: pytest.TempPathFac
                 synthetic.predictions(spec, SIZES[spec.model_name], start, SPACING[spec.model_name]),
             )
         for name, size in SIZES.items():  # the last window stays open: no later event closes it
-            wait_for(
-                lambda n=name: _windows(client, n) >= 19, 300, f"{name}'s windows judged", worker.log_path
-            )
+            for judged in (
+                "count",
+                "label_coverage",
+            ):  # a batch judges its data windows, then its label windows
+                wait_for(
+                    lambda n=name, j=judged: _windows(client, n, j) >= 19,
+                    300,
+                    f"{name}'s windows judged ({judged})",
+                    worker.log_path,
+                )
             wait_for(
                 lambda n=name, k=size: _stored(client, n) == k, 60, f"{name}'s events stored", worker.log_path
             )
@@ -178,7 +185,17 @@ def test_shift_raises_one_drift_event_naming_only_the_shifted_features(run: Run)
 
 def test_rising_error_rate_raises_performance_drift(run: Run) -> None:
     detected = _detected(run, "perf")
-    assert [e.kinds for e in detected] == [[DriftKind.PERFORMANCE]]
+    evidence = run.client.query(
+        "SELECT window_start, test, statistic, threshold, drifted FROM drift_tests FINAL "
+        "WHERE model_name = 'perf' AND test IN ('accuracy_drop', 'page_hinkley') ORDER BY window_start, test"
+    ).result_rows
+    stored = run.client.query(
+        "SELECT event_type, kinds, window_end FROM drift_events FINAL WHERE model_name = 'perf'"
+    )
+    assert [e.kinds for e in detected] == [[DriftKind.PERFORMANCE]], (
+        f"announced {stored.result_rows}; performance tests per window: "
+        + "; ".join(f"{w:%H:%M} {t} {s:.3f}/{th} {d}" for w, t, s, th, d in evidence)
+    )
     accuracy = run.client.query(
         "SELECT window_start, value FROM window_metrics FINAL WHERE model_name = 'perf' AND metric = 'accuracy' "
         "ORDER BY window_start"
