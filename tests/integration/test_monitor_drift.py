@@ -3,7 +3,6 @@ an alert when the error rate rises, and every number behind the decisions querya
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.monitor.profiles import profiles_file_json
 from shared import codec, synthetic
@@ -20,6 +18,7 @@ from shared.events import DriftDetected, DriftKind
 from shared.infra.kafka import create_topics
 from shared.settings import Settings
 from shared.topics import topic_names
+from tests.integration.ingest_helpers import read_topic
 from tests.integration.monitor_worker import monitor_settings, produce, start_monitor, wait_for
 
 pytestmark = pytest.mark.integration
@@ -50,25 +49,6 @@ def _windows(client: Any, model: str, metric: str = "count") -> int:
         )
     except Exception:
         return -1
-
-
-async def _read_topic(bootstrap: str, topic: str) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        partitions = consumer.assignment() or {
-            TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)
-        }
-        ends = await consumer.end_offsets(list(partitions))
-        out: list[Any] = []
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            batches = await consumer.getmany(timeout_ms=3000)
-            out += [codec.decode_any(m.value) for msgs in batches.values() for m in msgs]
-        return out
-    finally:
-        await consumer.stop()
 
 
 @pytest.fixture(scope="module")
@@ -123,13 +103,11 @@ def run(kafka: Any, clickhouse_server: Any, tmp_path_factory: pytest.TempPathFac
             )
         # a window's rows are written before its announcement reaches the topic: wait for all of them
         announced = int(client.command("SELECT count() FROM drift_events FINAL"))
-        events: list[Any] = []
-
-        def all_on_topic() -> bool:
-            events[:] = asyncio.run(_read_topic(settings.kafka_bootstrap, topics.drift_events))
-            return len({e.event_id for e in events}) >= announced
-
-        wait_for(all_on_topic, 60, f"{announced} drift events on the topic", worker.log_path)
+        payloads = read_topic(
+            settings.kafka_bootstrap, topics.drift_events, expected=announced, deadline_s=60
+        )
+        events = [codec.decode_any(p) for p in payloads]
+        assert len({e.event_id for e in events}) >= announced, f"{announced} drift events on the topic"
         yield Run(settings, start, client, events)
     finally:
         worker.stop()
