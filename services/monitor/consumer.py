@@ -1,9 +1,11 @@
 """The monitor's Kafka loop: take a batch (≤ batch size records or ≤ batch seconds), hand it over, commit.
 
 One aiokafka consumer per worker in the monitor's consumer group, so several workers share the topics by
-partition. Offsets are committed by hand, after the batch's rows, the models' checkpoints and any
-announcements were accepted; on a rebalance the batch in hand finishes (and commits) before its partitions
-are given up. Faust streams were measured at ~2,000 records/s per worker on this kind of machine, since
+partition. Three batches are in hand at most: batch N+2 is taken and decoded while N+1 is stored and the
+windows N closed are judged (``Monitor.store`` and ``Monitor.advance``), so neither the worker nor ClickHouse
+waits on the other. Batches advance and commit strictly in order. Offsets are committed by hand, after the
+batch's rows, the models' checkpoints and any announcements were accepted; on a rebalance the batches in
+hand finish (and commit) before their partitions are given up. Faust streams were measured at ~2,000 records/s per worker on this kind of machine, since
 they pay Python overhead per message; ``getmany`` hands over thousands of records per call.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,19 +66,29 @@ def next_offsets(batch: dict[TopicPartition, list[Any]]) -> dict[TopicPartition,
 
 
 class _Handover(ConsumerRebalanceListener):
-    """Revocation waits for the batch in hand; then the worker forgets what it cached about its models."""
+    """Revocation waits for the batches in hand; then the worker forgets what it cached about its models.
+
+    No new batch starts between a revocation and the next assignment, so none is handled for partitions that
+    have just moved to another worker.
+    """
 
     def __init__(self, loop: MonitorLoop) -> None:
         self.loop = loop
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        async with self.loop.handling:
-            self.loop.monitor.forget()
+        self.loop.assigned.clear()
+        await asyncio.gather(*self.loop.in_hand, return_exceptions=True)  # failures surface in the loop
+        self.loop.monitor.forget()
         log.info("partitions revoked: %s", sorted(f"{tp.topic}-{tp.partition}" for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         self.loop.metrics.partitions.set(len(assigned))
+        self.loop.assigned.set()
         log.info("partitions assigned: %s", sorted(f"{tp.topic}-{tp.partition}" for tp in assigned))
+
+
+#: Batches being stored or advanced at once: N+1 is stored while N's windows are judged.
+IN_HAND = 2
 
 
 class MonitorLoop:
@@ -86,7 +99,8 @@ class MonitorLoop:
         self.monitor = monitor
         self.publisher = publisher
         self.metrics = metrics
-        self.handling = asyncio.Lock()
+        self.in_hand: deque[asyncio.Task[None]] = deque()
+        self.assigned = asyncio.Event()
         self.running = False
         timeout_ms = int(settings.monitor_session_timeout_seconds * 1000)
         self.consumer = AIOKafkaConsumer(
@@ -108,7 +122,7 @@ class MonitorLoop:
         }
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Consume until ``stopping`` is set; the batch in hand is finished and committed first."""
+        """Consume until ``stopping`` is set; the batches in hand are finished and committed first."""
         await asyncio.to_thread(self.monitor.sink.open)  # tables exist before the first record is handled
         await acreate_topics(  # with the configured partitions, not the broker's default
             self.settings.kafka_bootstrap,
@@ -120,25 +134,35 @@ class MonitorLoop:
         self.consumer.subscribe(self.monitor.subscribed, listener=_Handover(self))
         await self.consumer.start()
         self.running = True
-        storing: asyncio.Task[None] | None = None
         try:
-            while not stopping.is_set():  # batch N is stored while batch N+1 is taken and decoded
+            while not stopping.is_set():
                 taken = await self._take(stopping)
-                decoded = self.monitor.decode(by_topic(taken)) if taken else None
-                if storing is not None:
-                    await storing  # batches are handled and committed in order, one at a time
-                    storing = None
-                if taken and decoded is not None:
-                    storing = asyncio.create_task(self._handle(taken, decoded))
-            if storing is not None:
-                await storing
+                if not taken:
+                    continue
+                decoded = self.monitor.decode(by_topic(taken))
+                while len(self.in_hand) >= IN_HAND:
+                    await self.in_hand.popleft()  # raises what the batch raised: the worker stops uncommitted
+                await self.assigned.wait()  # a rebalance in progress: the new assignment decides what is mine
+                owned = self.consumer.assignment()
+                mine = {
+                    tp: records for tp, records in taken.items() if tp in owned
+                }  # the rest: the new owner's
+                if not mine:
+                    continue
+                if len(mine) < len(taken):
+                    decoded = self.monitor.decode(by_topic(mine))
+                previous = self.in_hand[-1] if self.in_hand else None
+                self.in_hand.append(asyncio.create_task(self._handle(mine, decoded, previous)))
+            while self.in_hand:
+                await self.in_hand.popleft()
         finally:
-            if storing is not None and not storing.done():
-                storing.cancel()
+            for task in self.in_hand:
+                task.cancel()
             self.running = False
             await self.consumer.stop()
             await self.publisher.stop()
             self.monitor.sink.close()
+            self.monitor.judging.close()
 
     async def _take(self, stopping: asyncio.Event) -> dict[TopicPartition, list[Any]]:
         """Records until the batch is full or ``monitor_batch_seconds`` passed since the first arrived."""
@@ -159,23 +183,22 @@ class MonitorLoop:
                 deadline = loop.time() + within
         return batch
 
-    async def _handle(self, batch: dict[TopicPartition, list[Any]], decoded: Batch) -> None:
-        async with self.handling:
-            owned = self.consumer.assignment()
-            mine = {tp: records for tp, records in batch.items() if tp in owned}  # the rest: the new owner's
-            if not mine:
-                return
-            if len(mine) < len(batch):  # a rebalance took some partitions since the batch was decoded
-                decoded = self.monitor.decode(by_topic(mine))
-            await self.monitor.handle(decoded)
-            await self.publisher.confirm()
-            try:
-                await self.consumer.commit(next_offsets(mine))
-            except (CommitFailedError, IllegalStateError) as exc:
-                # a rebalance took the partitions meanwhile: their new owner replays, the sinks deduplicate
-                log.warning("could not commit a handled batch (%s); it will be replayed", exc)
-            self.monitor.consumer_lag = self._lag(mine)
-            self.metrics.lag.set(self.monitor.consumer_lag)
+    async def _handle(
+        self, batch: dict[TopicPartition, list[Any]], decoded: Batch, previous: asyncio.Task[None] | None
+    ) -> None:
+        """Store this batch while the previous one advances; then advance and commit, in batch order."""
+        stored = await self.monitor.store(decoded)
+        if previous is not None:
+            await previous  # if it failed, so does this batch: a later commit must never skip its offsets
+        await self.monitor.advance(stored)
+        await self.publisher.confirm()
+        try:
+            await self.consumer.commit(next_offsets(batch))
+        except (CommitFailedError, IllegalStateError) as exc:
+            # a rebalance took the partitions meanwhile: their new owner replays, the sinks deduplicate
+            log.warning("could not commit a handled batch (%s); it will be replayed", exc)
+        self.monitor.consumer_lag = self._lag(batch)
+        self.metrics.lag.set(self.monitor.consumer_lag)
 
     def _lag(self, batch: dict[TopicPartition, list[Any]]) -> int:
         """Records behind the broker's high watermark, over the partitions of the batch just handled."""

@@ -46,7 +46,8 @@ class MonitorMetrics:
         )
         self.batch_seconds = Histogram(
             "driftloop_monitor_batch_seconds",
-            "Time to store and judge one batch.",
+            "Time per batch in each stage: store (rows written) and advance (windows judged, checkpointed).",
+            ["stage"],
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )

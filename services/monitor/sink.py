@@ -15,10 +15,14 @@ log = logging.getLogger(__name__)
 
 
 class ClickHouseSink:
-    """One client per sink (clickhouse-connect clients are not shared across threads); tables made on open."""
+    """One client per sink (clickhouse-connect clients are not shared across threads); tables made on open.
 
-    def __init__(self, settings: Settings) -> None:
+    A worker has two, so a batch's insert and the judging of the windows before it run side by side.
+    """
+
+    def __init__(self, settings: Settings, *, create_tables: bool = True) -> None:
         self.settings = settings
+        self.create_tables = create_tables
         self._client: Any = None
 
     @property
@@ -28,9 +32,10 @@ class ClickHouseSink:
         return self._client
 
     def open(self) -> None:
-        client = clickhouse_client(self.settings)
-        for ddl in schema(self.settings.monitor_retention_days):
-            client.command(ddl)
+        client = clickhouse_client(self.settings, create_database=self.create_tables)
+        if self.create_tables:
+            for ddl in schema(self.settings.monitor_retention_days):
+                client.command(ddl)
         self._client = client
 
     def write(

@@ -1,8 +1,10 @@
 """What a monitor worker does with one batch of records: store it, let event time close windows, announce.
 
-The Kafka loop (``consumer.py``) hands over a batch per topic and commits its offsets only after the
-handlers returned, so a batch is acknowledged once ClickHouse holds its rows and the models' progress; a
-crash replays it and ``ReplacingMergeTree`` collapses the duplicates.
+Two stages, so the Kafka loop (``consumer.py``) can store batch N+1 while the windows batch N closed are
+judged: ``store`` writes every topic's rows, ``advance`` moves the models' watermarks, judges, checkpoints and
+announces. The loop commits a batch's offsets only after both returned, so a batch is acknowledged once
+ClickHouse holds its rows and the models' progress; a crash replays it and ``ReplacingMergeTree`` collapses
+the duplicates.
 """
 
 from __future__ import annotations
@@ -69,6 +71,15 @@ class Batch:
 
     records: dict[str, list[Record]]
     heads: dict[str, Decoded]
+
+
+@dataclass
+class Stored:
+    """What a stored batch leaves for ``advance``: the predictions' routing heads and their records."""
+
+    handled: int
+    heads: list[wire.EventHead]
+    records: list[Record]
 
 
 def quality_rows(events: Sequence[DataQualityCounted]) -> list[list[Any]]:
@@ -170,13 +181,16 @@ class Monitor:
         self.settings = settings
         self.topics = topic_names(settings.topic_prefix)
         self.sink = ClickHouseSink(settings)
+        """Stores the batches' rows (creates the tables on open)."""
+        self.judging = ClickHouseSink(settings, create_tables=False)
+        """Reads windows back and writes results and checkpoints, beside the next batch's insert."""
         self.metrics = metrics
         self.send = send
         self.worker = f"{os.uname().nodename}:{os.getpid()}"
         self.judge = WindowJudge(
-            settings, self.sink, profiles, lambda stream: self.metrics.windows.labels(stream).inc()
+            settings, self.judging, profiles, lambda stream: self.metrics.windows.labels(stream).inc()
         )
-        self.checkpoints = ProgressCheckpoints(self.sink, self.worker)
+        self.checkpoints = ProgressCheckpoints(self.judging, self.worker)
         self._stats_at = time.monotonic()
         self._events_since = 0
         self.consumer_lag = 0
@@ -205,8 +219,8 @@ class Monitor:
         }
         return Batch(records, heads)
 
-    async def handle(self, batch: Batch) -> int:
-        """Store and judge one batch, every topic of it; returns how many records were handled."""
+    async def store(self, batch: Batch) -> Stored:
+        """Write every topic's rows of the batch (undecodable records go to the dead-letter topic)."""
         began = time.monotonic()
         handled = 0
         for topic, records in batch.records.items():
@@ -215,9 +229,24 @@ class Monitor:
                 await self.streams[topic](batch.heads[topic])
             else:
                 await self.side_topics[topic](records)
-        self.metrics.batch_seconds.observe(time.monotonic() - began)
+        self.metrics.batch_seconds.labels("store").observe(time.monotonic() - began)
+        heads, good, _ = batch.heads.get(self.topics.predictions, ([], [], []))
+        return Stored(handled, heads, good)
+
+    async def advance(self, stored: Stored) -> None:
+        """Move the watermarks of the batch's models, judge the windows they closed, checkpoint, announce."""
+        began = time.monotonic()
+        if stored.heads:
+            offsets: dict[str, int] = {}
+            for head, record in zip(stored.heads, stored.records, strict=True):
+                offsets[head.model_name] = max(offsets.get(head.model_name, 0), record.offset)
+            announcements = await asyncio.to_thread(self._advance, event_time_ranges(stored.heads), offsets)
+            for event in announcements:
+                await self.send(self.topics.drift_events, event.model_name.encode(), codec.encode(event))
+                self.metrics.alerts.labels(event.event_type).inc()
+            await self._stats(stored.heads)
+        self.metrics.batch_seconds.labels("advance").observe(time.monotonic() - began)
         self.metrics.last_batch.set(time.time())
-        return handled
 
     def forget(self) -> None:
         """Partitions were revoked: what this worker cached about their models may now be stale."""
@@ -225,20 +254,12 @@ class Monitor:
 
     # -- predictions -------------------------------------------------------------------------------------
     async def on_predictions(self, decoded: Decoded) -> int:
-        heads, good, bad = decoded
+        _, good, bad = decoded
         await self._dead_letter(bad)
         written = await asyncio.to_thread(
             self.sink.write_lines, "predictions_intake", [r.value or b"" for r in good]
         )
-        offsets: dict[str, int] = {}
-        for head, record in zip(heads, good, strict=True):
-            offsets[head.model_name] = max(offsets.get(head.model_name, 0), record.offset)
-        announcements = await asyncio.to_thread(self._advance, event_time_ranges(heads), offsets)
-        for event in announcements:
-            await self.send(self.topics.drift_events, event.model_name.encode(), codec.encode(event))
-            self.metrics.alerts.labels(event.event_type).inc()
         self.metrics.events.labels("predictions").inc(written)
-        await self._stats(heads)
         return written
 
     def _advance(
@@ -332,4 +353,6 @@ class Monitor:
             [now, self.worker, "consumer_lag", float(self.consumer_lag)],
         ]
         self._stats_at, self._events_since = time.monotonic(), 0
-        await asyncio.to_thread(self.sink.write, "monitor_stats", rows, ["at", "worker", "metric", "value"])
+        await asyncio.to_thread(
+            self.judging.write, "monitor_stats", rows, ["at", "worker", "metric", "value"]
+        )

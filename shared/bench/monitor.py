@@ -53,8 +53,8 @@ async def publish_events(bootstrap: str, topic: str, events: Iterable[Any]) -> i
 
 def _count(client: Any, model: str | None = None, final: bool = False) -> int:
     """Rows stored (for ``model``). Without FINAL it is read from part metadata and costs the server
-    nothing, which matters: the embedded server runs one statement at a time, so a costly poll would
-    slow the very inserts it measures. FINAL (each event once) is checked once at the end."""
+    nothing, which matters: the poll shares the server's two cores with the inserts it measures.
+    FINAL (each event once) is checked once at the end."""
     where = "" if model is None else " WHERE model_name = {m:String}"
     try:
         return int(

@@ -316,6 +316,57 @@ def test_rows_survive_a_restart(tmp_path: Path) -> None:
         server.stop()
 
 
+def test_a_slow_query_does_not_hold_up_other_statements(
+    clickhouse_server: Any, clickhouse_client: Any
+) -> None:
+    """Like a real server, statements from other clients run beside a long one instead of queueing behind it."""
+    import time
+
+    clickhouse_client.command("CREATE TABLE quick (n UInt32) ENGINE = MergeTree ORDER BY n")
+    finished: dict[str, float] = {}
+
+    def slow() -> None:
+        client = clickhouse_connect.get_client(
+            host=clickhouse_server.host, port=clickhouse_server.port, database=clickhouse_client.database
+        )
+        client.command("SELECT sleep(3)")
+        finished["slow"] = time.monotonic()
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    time.sleep(0.5)  # the slow query is running
+    clickhouse_client.insert("quick", [[1], [2], [3]], column_names=["n"])
+    assert (
+        clickhouse_client.command("SELECT sum(n) FROM quick WHERE n > {m:UInt32}", parameters={"m": 1}) == 5
+    )
+    finished["quick"] = time.monotonic()
+    thread.join()
+    assert finished["quick"] < finished["slow"]
+
+
+def test_concurrent_parameterised_queries_keep_their_own_values(
+    clickhouse_server: Any, clickhouse_client: Any
+) -> None:
+    wrong: list[tuple[int, Any]] = []
+
+    def ask(value: int) -> None:
+        client = clickhouse_connect.get_client(
+            host=clickhouse_server.host, port=clickhouse_server.port, database=clickhouse_client.database
+        )
+        for _ in range(100):
+            got = client.command("SELECT {v:UInt32} * 2", parameters={"v": value})
+            if got != value * 2:
+                wrong.append((value, got))
+        client.close()
+
+    threads = [threading.Thread(target=ask, args=(v,)) for v in (1, 2, 3, 4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+
+
 def test_unread_result_does_not_hold_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A client may read one result only after its other queries return: the engine must not wait for it."""
     import asyncio

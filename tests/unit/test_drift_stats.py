@@ -36,6 +36,17 @@ def test_wasserstein_matches_scipy(shift: float) -> None:
     assert stats.wasserstein(a, b) == pytest.approx(sps.wasserstein_distance(a, b), rel=1e-9)
 
 
+@pytest.mark.parametrize(("n", "m", "shift"), [(1000, 10_000, 0.0), (200, 3000, 0.4), (50, 40, 2.0)])
+def test_ks_and_wasserstein_in_one_pass_match_scipy(n: int, m: int, shift: float) -> None:
+    reference, current = np.sort(RNG.normal(0, 1, n)), RNG.normal(shift, 1.5, m)
+    d, p, w = stats.ks_and_wasserstein(reference, current)
+    ks = sps.ks_2samp(reference, current, method="asymp")
+    assert d == pytest.approx(ks.statistic, abs=1e-12)
+    assert p == pytest.approx(ks.pvalue, rel=1e-9, abs=1e-300)
+    assert w == pytest.approx(sps.wasserstein_distance(reference, current), rel=1e-9)
+    assert stats.ks_and_wasserstein(reference, []) == (0.0, 1.0, 0.0)
+
+
 def test_wasserstein_hand_computed_and_normalised() -> None:
     # every unit of mass moves by 1: distance 1; in units of a reference std of 2 that is 0.5
     assert stats.wasserstein([0, 1, 2], [1, 2, 3]) == pytest.approx(1.0)

@@ -199,3 +199,37 @@ def test_event_time_ranges_give_each_version_its_earliest_and_latest_event() -> 
     ranges = event_time_ranges([head("a", "1", 5), head("a", "1", 2), head("a", "2", 7), head("b", "1", 1)])
     ms = lambda minute: int((START + timedelta(minutes=minute)).timestamp() * 1000)  # noqa: E731
     assert ranges == {"a": {"1": (ms(2), ms(5)), "2": (ms(7), ms(7))}, "b": {"1": (ms(1), ms(1))}}
+
+
+def test_category_counts_read_values_as_the_stored_rows_do() -> None:
+    from services.monitor.drift.columns import category_counts
+    from shared.profile import categorical_profile
+
+    profile = categorical_profile(["a", "b", "1", "1.0"])
+    names, counts = category_counts(profile, ["a", "a", "b", "zzz", None])
+    assert dict(zip(names, counts.tolist(), strict=True)) == {
+        "a": 2,
+        "b": 1,
+        "1": 0,
+        "1.0": 0,
+        "__other__": 1,
+    }
+    # non-strings: True reads "1" as ClickHouse stores it; 1 and 1.0 stay distinct categories
+    names, counts = category_counts(profile, [True, 1, 1.0, "a"])
+    assert dict(zip(names, counts.tolist(), strict=True))["1"] == 2
+    assert dict(zip(names, counts.tolist(), strict=True))["1.0"] == 1
+
+
+def test_map_entries_from_arrow_group_by_key_in_row_order() -> None:
+    import pyarrow as pa
+
+    from services.monitor.window_reader import _by_key
+
+    maps = pa.array(
+        [{"x": 1.0, "y": 10.0}, {"y": 20.0, "x": 2.0}, {"x": 3.0}, {}],
+        type=pa.map_(pa.string(), pa.float64()),
+    )
+    grouped = _by_key(maps.keys, maps.items)
+    assert {k: v.tolist() for k, v in grouped.items()} == {"x": [1.0, 2.0, 3.0], "y": [10.0, 20.0]}
+    none = pa.array([{}, {}], type=pa.map_(pa.string(), pa.string()))  # a model without categorical features
+    assert _by_key(none.keys, none.items) == {}

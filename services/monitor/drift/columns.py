@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -66,9 +67,9 @@ def numeric_drift(
     """KS for significance, normalised Wasserstein for effect size; PSI reported alongside."""
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
-    ref = np.asarray(profile.sketch, dtype=float)
-    d, p = stats.ks_2samp(ref, x)
-    w = stats.normalised_wasserstein(ref, x, profile.std)
+    ref = np.asarray(profile.sketch, dtype=float)  # sorted, as the profile promises
+    d, p, distance = stats.ks_and_wasserstein(ref, x)
+    w = stats.normalise_distance(distance, profile.std)
     psi = stats.psi(profile.bin_fractions, stats.bin_fractions(x, profile.bin_edges))
     n_ref, n = len(ref), len(x)
     results = [
@@ -86,13 +87,21 @@ def category_counts(profile: CategoricalProfile, values: Sequence[object]) -> tu
     names = [c for c in profile.frequencies if c != OTHER] + [OTHER]
     index = {name: i for i, name in enumerate(names)}
     other = index[OTHER]
-    keys = [str(int(v)) if isinstance(v, bool) else str(v) for v in values if v is not None]
     out = np.zeros(len(names))
-    if keys:
-        uniq, counts = np.unique(np.asarray(keys, dtype=object), return_counts=True)
-        for name, count in zip(uniq.tolist(), counts.tolist(), strict=True):
-            out[index.get(str(name), other)] += count
+    counts = Counter(values)  # in C; exact when every value is a string (1, 1.0 and True would merge)
+    if not all(type(v) is str or v is None for v in counts):
+        counts = Counter(_category(v) for v in values if v is not None)
+    for value, count in counts.items():
+        if value is not None:
+            out[index.get(str(value), other)] += count
     return names, out
+
+
+def _category(value: object) -> str:
+    """How a value reads as a category: strings as they are, ``True`` as "1" (like the stored rows)."""
+    if type(value) is str:
+        return value
+    return str(int(value)) if isinstance(value, bool) else str(value)
 
 
 def categorical_drift(

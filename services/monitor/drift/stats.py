@@ -16,20 +16,32 @@ from scipy import stats as sps
 PSI_EPSILON = 1e-4
 
 
+def _ecdfs(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
+    """Both samples' empirical CDFs on their merged, sorted values (``a`` and ``b`` sorted, non-empty)."""
+    grid = np.sort(np.concatenate([a, b]))
+    cdf_a = np.searchsorted(a, grid, side="right") / len(a)
+    cdf_b = np.searchsorted(b, grid, side="right") / len(b)
+    return grid, cdf_a, cdf_b
+
+
+def _ks(n: int, m: int, cdf_a: NDArray[np.float64], cdf_b: NDArray[np.float64]) -> tuple[float, float]:
+    d = float(np.max(np.abs(cdf_a - cdf_b)))
+    p = float(np.clip(sps.kstwo.sf(d, np.round(n * m / (n + m))), 0.0, 1.0))
+    return d, p
+
+
+def _area(grid: NDArray[np.float64], cdf_a: NDArray[np.float64], cdf_b: NDArray[np.float64]) -> float:
+    return float(np.sum(np.abs(cdf_a[:-1] - cdf_b[:-1]) * np.diff(grid)))
+
+
 def ks_2samp(reference: ArrayLike, current: ArrayLike) -> tuple[float, float]:
     """Two-sided two-sample Kolmogorov-Smirnov: (D, asymptotic p-value), as ``scipy.stats.ks_2samp(method='asymp')``."""
     a = np.sort(np.asarray(reference, dtype=float))
     b = np.sort(np.asarray(current, dtype=float))
-    n, m = len(a), len(b)
-    if n == 0 or m == 0:
+    if len(a) == 0 or len(b) == 0:
         return 0.0, 1.0
-    grid = np.concatenate([a, b])
-    cdf_a = np.searchsorted(a, grid, side="right") / n
-    cdf_b = np.searchsorted(b, grid, side="right") / m
-    d = float(np.max(np.abs(cdf_a - cdf_b)))
-    en = n * m / (n + m)
-    p = float(np.clip(sps.kstwo.sf(d, np.round(en)), 0.0, 1.0))
-    return d, p
+    _, cdf_a, cdf_b = _ecdfs(a, b)
+    return _ks(len(a), len(b), cdf_a, cdf_b)
 
 
 def wasserstein(reference: ArrayLike, current: ArrayLike) -> float:
@@ -38,16 +50,32 @@ def wasserstein(reference: ArrayLike, current: ArrayLike) -> float:
     b = np.sort(np.asarray(current, dtype=float))
     if len(a) == 0 or len(b) == 0:
         return 0.0
-    grid = np.sort(np.concatenate([a, b]))
-    widths = np.diff(grid)
-    cdf_a = np.searchsorted(a, grid[:-1], side="right") / len(a)
-    cdf_b = np.searchsorted(b, grid[:-1], side="right") / len(b)
-    return float(np.sum(np.abs(cdf_a - cdf_b) * widths))
+    return _area(*_ecdfs(a, b))
+
+
+def ks_and_wasserstein(
+    sorted_reference: NDArray[np.float64], current: ArrayLike
+) -> tuple[float, float, float]:
+    """(KS D, KS p-value, Wasserstein) from one merge of the two samples: what a numeric column's test needs.
+
+    ``sorted_reference`` must already be sorted (a profile's sketch is sorted once, not once per window).
+    """
+    a = sorted_reference
+    b = np.sort(np.asarray(current, dtype=float))
+    if len(a) == 0 or len(b) == 0:
+        return 0.0, 1.0, 0.0
+    grid, cdf_a, cdf_b = _ecdfs(a, b)
+    d, p = _ks(len(a), len(b), cdf_a, cdf_b)
+    return d, p, _area(grid, cdf_a, cdf_b)
 
 
 def normalised_wasserstein(reference: ArrayLike, current: ArrayLike, reference_std: float) -> float:
     """Wasserstein in units of the reference's standard deviation, so one threshold fits every feature."""
-    distance = wasserstein(reference, current)
+    return normalise_distance(wasserstein(reference, current), reference_std)
+
+
+def normalise_distance(distance: float, reference_std: float) -> float:
+    """A distance in units of the reference's standard deviation (infinite when a constant one moved)."""
     if reference_std > 0:
         return distance / reference_std
     return 0.0 if distance == 0 else float("inf")

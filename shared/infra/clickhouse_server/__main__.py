@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from shared.infra.clickhouse_server.engine import DEFAULT_SESSIONS
 from shared.infra.clickhouse_server.server import run
 
 
@@ -13,8 +14,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8123)
     parser.add_argument("--path", type=Path, required=True, help="data folder (created if missing)")
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        default=DEFAULT_SESSIONS,
+        help="statements that may run at once (chDB sessions)",
+    )
     args = parser.parse_args(argv)
-    run(args.host, args.port, args.path.resolve())
+    run(args.host, args.port, args.path.resolve(), args.sessions)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""The chDB engine behind the server: one persistent session, driven from one worker thread.
+"""The chDB engine behind the server: a few persistent sessions over one data folder, one per engine thread.
 
-chDB runs one statement at a time per session, so every call is queued on a single thread. The asyncio loop
-only waits for results, so pings and request bodies keep flowing while a query runs (chDB releases the GIL).
+chDB runs one statement at a time per session, but several sessions over the same folder run side by side
+(they share one embedded engine), so an insert no longer queues behind a slow query, as on a real server.
+Each engine thread owns one session for its whole life. The asyncio loop only waits for results, so pings and
+request bodies keep flowing while queries run (chDB releases the GIL).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ STREAM_BUFFER_BYTES = 64 * 1024 * 1024
 INSERT_BUFFER_BYTES = 32 * 1024 * 1024
 #: How far a streaming INSERT's sender may run ahead of the engine.
 INSERT_INBOX_BYTES = 32 * 1024 * 1024
+#: Statements that may run at once (one chDB session each); more queue for a free session.
+DEFAULT_SESSIONS = 4
 
 
 _SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
@@ -221,17 +225,27 @@ class ResultStream:
             self._channel.close()
 
 
-class Engine:
-    """The server's single chDB session over ``data_dir``; every coroutine here is safe to call concurrently."""
+class _Session:
+    """One chDB connection and what this server last set on it (database, URL settings)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.database: str | None = None  # the session's current database, None when unknown
+        self.applied: dict[str, str] | None = {}  # URL settings now set on the session, None when unknown
+
+
+class Engine:
+    """The server's chDB sessions over ``data_dir``; every coroutine here is safe to call concurrently."""
+
+    def __init__(self, data_dir: Path, sessions: int = DEFAULT_SESSIONS) -> None:
         self.data_dir = data_dir
         self.version = ""
         self.timezone = "UTC"
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chdb")
-        self._conn: Any = None
-        self._database: str | None = None  # the session's current database, None when unknown
-        self._applied: dict[str, str] | None = {}  # URL settings now set on the session, None when unknown
+        self._executor = ThreadPoolExecutor(max_workers=max(1, sessions), thread_name_prefix="chdb")
+        self._local = threading.local()
+        self._sessions: list[_Session] = []
+        self._lock = threading.Lock()
+        self._closed = True
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -241,27 +255,40 @@ class Engine:
         await self._run(self._open)
 
     def _open(self) -> None:
-        import chdb  # heavy (the whole engine): loaded only by the server process
-
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._conn = chdb.connect(str(self.data_dir))
-        row = self._conn.query("SELECT version(), timezone()", "TabSeparated").bytes().decode()
+        self._closed = False
+        row = self._session().conn.query("SELECT version(), timezone()", "TabSeparated").bytes().decode()
         self.version, self.timezone = row.rstrip("\n").split("\t")
 
-    async def close(self) -> None:
-        """Finish queued work, then close the session so every part is on disk."""
-        await self._run(self._close)
-        self._executor.shutdown(wait=True)
+    def _session(self) -> _Session:
+        """This engine thread's session, connected on first use (the first one starts the embedded engine)."""
+        session: _Session | None = getattr(self._local, "session", None)
+        if session is None:
+            import chdb  # heavy (the whole engine): loaded only by the server process
 
-    def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+            with self._lock:
+                if self._closed:
+                    raise ClickHouseError(
+                        210, "Code: 210. DB::Exception: the server is shutting down. (NETWORK_ERROR)"
+                    )
+                session = _Session(chdb.connect(str(self.data_dir)))
+                self._sessions.append(session)
+            self._local.session = session
+        return session
+
+    async def close(self) -> None:
+        """Finish queued work, then close every session so every part is on disk."""
+        await asyncio.to_thread(self._executor.shutdown, True)
+        with self._lock:
+            self._closed = True
+            sessions, self._sessions = self._sessions, []
+        for session in reversed(sessions):  # the first one, which started the engine, closes last
+            session.conn.close()
 
     # -- engine thread ------------------------------------------------------------------------------------
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._conn is None:
+        if self._closed:
             raise ClickHouseError(
                 210, "Code: 210. DB::Exception: the server is shutting down. (NETWORK_ERROR)"
             )
@@ -272,15 +299,17 @@ class Engine:
         except RuntimeError as exc:
             raise ClickHouseError.from_engine(exc) from None
 
-    def _prepare(self, ctx: QueryContext) -> None:
-        """Make the session match the request: its database, and its URL settings (others back to default)."""
-        if self._database != ctx.database:
-            self._database = None
-            self._call(self._conn.query, f"USE {_ident(ctx.database)}", "TabSeparated")
-            self._database = ctx.database
-        applied = self._applied
+    def _prepare(self, ctx: QueryContext) -> _Session:
+        """This thread's session, made to match the request: its database, and its URL settings (others back
+        to default)."""
+        session = self._session()
+        if session.database != ctx.database:
+            session.database = None
+            self._call(session.conn.query, f"USE {_ident(ctx.database)}", "TabSeparated")
+            session.database = ctx.database
+        applied = session.applied
         if applied == ctx.settings:
-            return
+            return session
         for name in ctx.settings:
             if not _SETTING_NAME.fullmatch(name):
                 raise ClickHouseError(
@@ -290,37 +319,39 @@ class Engine:
             applied = {}
         changes = [f"{name} = DEFAULT" for name in applied if name not in ctx.settings]
         changes += [f"{k} = {_quote(v)}" for k, v in ctx.settings.items() if applied.get(k) != v]
-        self._applied = None
+        session.applied = None
         if changes:
-            self._call(self._conn.query, "SET " + ", ".join(changes), "TabSeparated")
-        self._applied = dict(ctx.settings)
+            self._call(session.conn.query, "SET " + ", ".join(changes), "TabSeparated")
+        session.applied = dict(ctx.settings)
+        return session
 
-    def _forget_session_state(self, sql: str) -> None:
-        """A user's USE or SET changes the shared session: re-apply the next request's own state."""
+    @staticmethod
+    def _forget_session_state(session: _Session, sql: str) -> None:
+        """A user's USE or SET changes the session: re-apply the next request's own state."""
         keyword = first_keyword(sql)
         if keyword == "USE":
-            self._database = None
+            session.database = None
         elif keyword == "SET":
-            self._applied = None
+            session.applied = None
 
     def _execute(
         self, ctx: QueryContext, sql: str, fmt: str, tables: Sequence[ExternalTable] = ()
     ) -> tuple[bytes, Summary]:
         started = time.perf_counter_ns()
-        self._prepare(ctx)
+        session = self._prepare(ctx)
         created = []
         try:
-            for table in tables:  # the engine runs one job at a time: no other request sees these
+            for table in tables:  # temporary tables belong to this session: no other request sees them
                 self._call(
-                    self._conn.query, f"CREATE TEMPORARY TABLE {_ident(table.name)} ({table.structure})"
+                    session.conn.query, f"CREATE TEMPORARY TABLE {_ident(table.name)} ({table.structure})"
                 )
                 created.append(table.name)
-                self._insert_all(f"INSERT INTO {_ident(table.name)}", table.fmt, [table.data])
-            result = self._call(self._conn.query, sql, fmt, ctx.params)
+                self._insert_all(session, f"INSERT INTO {_ident(table.name)}", table.fmt, [table.data])
+            result = self._call(session.conn.query, sql, fmt, ctx.params)
         finally:
-            self._forget_session_state(sql)
+            self._forget_session_state(session, sql)
             for name in created:
-                self._call(self._conn.query, f"DROP TEMPORARY TABLE IF EXISTS {_ident(name)}")
+                self._call(session.conn.query, f"DROP TEMPORARY TABLE IF EXISTS {_ident(name)}")
         summary = Summary(elapsed_ns=time.perf_counter_ns() - started)
         summary.add_result(result)
         return result.bytes(), summary
@@ -329,8 +360,8 @@ class Engine:
         started = time.perf_counter_ns()
         summary = Summary()
         try:
-            self._prepare(ctx)
-            stream = self._call(self._conn.send_query, sql, fmt, ctx.params)
+            session = self._prepare(ctx)
+            stream = self._call(session.conn.send_query, sql, fmt, ctx.params)
             try:
                 while True:
                     chunk = self._call(stream.fetch)
@@ -348,8 +379,8 @@ class Engine:
         channel.put(None)
         return summary
 
-    def _insert_all(self, statement: str, fmt: str, chunks: Iterable[bytes]) -> Any:
-        inserter = self._call(self._conn.send_insert, statement, fmt)
+    def _insert_all(self, session: _Session, statement: str, fmt: str, chunks: Iterable[bytes]) -> Any:
+        inserter = self._call(session.conn.send_insert, statement, fmt)
         try:
             for chunk in chunks:
                 self._call(inserter.append, chunk)
@@ -359,8 +390,8 @@ class Engine:
 
     def _insert(self, ctx: QueryContext, statement: str, fmt: str, chunks: Iterable[bytes]) -> Summary:
         started = time.perf_counter_ns()
-        self._prepare(ctx)
-        result = self._insert_all(statement, fmt, chunks)
+        session = self._prepare(ctx)
+        result = self._insert_all(session, statement, fmt, chunks)
         return Summary(
             written_rows=result.rows_written,
             written_bytes=result.bytes_written,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from shared.infra.clickhouse_server.engine import Engine
+from shared.infra.clickhouse_server.engine import DEFAULT_SESSIONS, Engine
 from shared.infra.clickhouse_server.http import make_server
 
 log = logging.getLogger(__name__)
@@ -18,13 +18,15 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 15.0
 
 
-async def serve(host: str, port: int, data_dir: Path, stop: asyncio.Event | None = None) -> None:
+async def serve(
+    host: str, port: int, data_dir: Path, stop: asyncio.Event | None = None, sessions: int = DEFAULT_SESSIONS
+) -> None:
     """Serve ``data_dir`` on ``host:port`` until ``stop`` is set or the process gets SIGTERM/SIGINT."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    engine = Engine(data_dir)
+    engine = Engine(data_dir, sessions)
     await engine.open()
     server, http = make_server(engine)
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=5)
@@ -44,6 +46,6 @@ async def serve(host: str, port: int, data_dir: Path, stop: asyncio.Event | None
         log.info("stopped")
 
 
-def run(host: str, port: int, data_dir: Path) -> None:
+def run(host: str, port: int, data_dir: Path, sessions: int = DEFAULT_SESSIONS) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(host, port, data_dir))
+    asyncio.run(serve(host, port, data_dir, sessions=sessions))

@@ -1,0 +1,101 @@
+"""The Kafka loop's pipeline: batch N+1 is stored while batch N advances, yet batches commit in order."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+
+from services.monitor.consumer import MonitorLoop
+from services.monitor.observability import MonitorMetrics
+from services.monitor.worker import Batch, Stored
+from shared.settings import Settings
+
+TP = TopicPartition("predictions", 0)
+
+
+@dataclass
+class Rec:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None = b"{}"
+
+
+@dataclass
+class FakeMonitor:
+    """Records the order of the stages; batch ``fail`` fails while advancing."""
+
+    log: list[str] = field(default_factory=list)
+    slow: float = 0.05
+    fail: int | None = None
+    consumer_lag: int = 0
+
+    async def store(self, batch: Batch) -> Stored:
+        n = batch.records["predictions"][0].offset
+        self.log.append(f"store {n} begins")
+        await asyncio.sleep(0.01)
+        self.log.append(f"store {n} ends")
+        return Stored(1, [], batch.records["predictions"])
+
+    async def advance(self, stored: Stored) -> None:
+        n = stored.records[0].offset
+        self.log.append(f"advance {n} begins")
+        await asyncio.sleep(self.slow)
+        if n == self.fail:
+            raise RuntimeError("ClickHouse refused the checkpoint")
+        self.log.append(f"advance {n} ends")
+
+
+class FakeConsumer:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.log.append(f"commit {offsets[TP]}")
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return 100
+
+
+class FakePublisher:
+    async def confirm(self) -> None:
+        return None
+
+
+def _batch(offset: int) -> tuple[dict[TopicPartition, list[Any]], Batch]:
+    records = [Rec("predictions", 0, offset)]
+    return {TP: records}, Batch({"predictions": records}, {})  # type: ignore[dict-item]
+
+
+async def _run(monitor: FakeMonitor, batches: int) -> list[BaseException | None]:
+    loop = MonitorLoop(Settings(), monitor, FakePublisher(), MonitorMetrics())  # type: ignore[arg-type]
+    loop.consumer = FakeConsumer(monitor.log)  # type: ignore[assignment]
+    tasks: list[asyncio.Task[None]] = []
+    for n in range(batches):
+        taken, decoded = _batch(n)
+        tasks.append(asyncio.create_task(loop._handle(taken, decoded, tasks[-1] if tasks else None)))
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    return [r if isinstance(r, BaseException) else None for r in results]
+
+
+def test_next_batch_is_stored_while_the_previous_one_advances_and_commits_stay_in_order() -> None:
+    monitor = FakeMonitor()
+    assert asyncio.run(_run(monitor, 3)) == [None, None, None]
+    log = monitor.log
+    assert log.index("store 1 ends") < log.index("advance 0 ends")  # overlapped
+    assert log.index("advance 0 ends") < log.index("advance 1 begins")  # but advanced in order
+    assert [e for e in log if e.startswith("commit")] == ["commit 1", "commit 2", "commit 3"]
+
+
+def test_a_failed_batch_stops_every_later_commit() -> None:
+    monitor = FakeMonitor(fail=1)
+    results = asyncio.run(_run(monitor, 3))
+    assert results[0] is None
+    assert all(isinstance(r, RuntimeError) for r in results[1:])
+    assert [e for e in monitor.log if e.startswith("commit")] == ["commit 1"]  # batch 0 only
+    with pytest.raises(ValueError):
+        monitor.log.index("advance 2 begins")
