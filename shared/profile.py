@@ -96,10 +96,17 @@ def numeric_profile(values: Iterable[float | None], sketch_size: int = SKETCH_SI
     )
 
 
+def category_key(value: object) -> str:
+    """How a value reads as a category, in profiles and windows alike: ``True`` as "1", like the stored rows."""
+    if type(value) is str:
+        return value
+    return str(int(value)) if isinstance(value, bool) else str(value)
+
+
 def categorical_profile(values: Iterable[object], max_categories: int = MAX_CATEGORIES) -> CategoricalProfile:
     """Profile a categorical column; the ``max_categories`` most frequent are kept, the rest pooled."""
     raw = list(values)
-    present = [str(int(v)) if isinstance(v, bool) else str(v) for v in raw if v is not None]
+    present = [category_key(v) for v in raw if v is not None]
     if not present:
         return CategoricalProfile(count=0, missing_rate=1.0 if raw else 0.0, frequencies={})
     names, counts = np.unique(np.asarray(present, dtype=object), return_counts=True)

@@ -13,7 +13,7 @@ from numpy.typing import ArrayLike
 from services.monitor.drift import stats
 from shared.drift_thresholds import DriftThresholds
 from shared.events import DriftEvidence
-from shared.profile import OTHER, CategoricalProfile, NumericProfile, ReferenceProfile
+from shared.profile import OTHER, CategoricalProfile, NumericProfile, ReferenceProfile, category_key
 
 
 @dataclass(frozen=True)
@@ -90,18 +90,11 @@ def category_counts(profile: CategoricalProfile, values: Sequence[object]) -> tu
     out = np.zeros(len(names))
     counts = Counter(values)  # in C; exact when every value is a string (1, 1.0 and True would merge)
     if not all(type(v) is str or v is None for v in counts):
-        counts = Counter(_category(v) for v in values if v is not None)
+        counts = Counter(category_key(v) for v in values if v is not None)
     for value, count in counts.items():
         if value is not None:
             out[index.get(str(value), other)] += count
     return names, out
-
-
-def _category(value: object) -> str:
-    """How a value reads as a category: strings as they are, ``True`` as "1" (like the stored rows)."""
-    if type(value) is str:
-        return value
-    return str(int(value)) if isinstance(value, bool) else str(value)
 
 
 def categorical_drift(
