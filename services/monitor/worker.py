@@ -77,7 +77,6 @@ class Batch:
 class Stored:
     """What a stored batch leaves for ``advance``: the predictions' routing heads and their records."""
 
-    handled: int
     heads: list[wire.EventHead]
     records: list[Record]
 
@@ -222,16 +221,14 @@ class Monitor:
     async def store(self, batch: Batch) -> Stored:
         """Write every topic's rows of the batch (undecodable records go to the dead-letter topic)."""
         began = time.monotonic()
-        handled = 0
         for topic, records in batch.records.items():
-            handled += len(records)
             if topic in self.streams:
                 await self.streams[topic](batch.heads[topic])
             else:
                 await self.side_topics[topic](records)
         self.metrics.batch_seconds.labels("store").observe(time.monotonic() - began)
         heads, good, _ = batch.heads.get(self.topics.predictions, ([], [], []))
-        return Stored(handled, heads, good)
+        return Stored(heads, good)
 
     async def advance(self, stored: Stored) -> None:
         """Move the watermarks of the batch's models, judge the windows they closed, checkpoint, announce."""

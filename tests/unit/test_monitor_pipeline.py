@@ -39,7 +39,7 @@ class FakeMonitor:
         self.log.append(f"store {n} begins")
         await asyncio.sleep(0.01)
         self.log.append(f"store {n} ends")
-        return Stored(1, [], batch.records["predictions"])
+        return Stored([], batch.records["predictions"])
 
     async def advance(self, stored: Stored) -> None:
         n = stored.records[0].offset
