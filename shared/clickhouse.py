@@ -8,12 +8,16 @@ from shared.settings import Settings
 
 
 def clickhouse_client(
-    settings: Settings, *, database: str | None = None, create_database: bool = True
+    settings: Settings,
+    *,
+    database: str | None = None,
+    create_database: bool = True,
+    query_settings: dict[str, Any] | None = None,
 ) -> Any:
     """A clickhouse-connect HTTP client on the configured server, with Driftloop's database created.
 
     Built on call (never at import); one per thread or task, as clickhouse-connect clients are not
-    meant to be shared across threads.
+    meant to be shared across threads. ``query_settings`` go with every request of the client.
     """
     import clickhouse_connect
 
@@ -37,4 +41,5 @@ def clickhouse_client(
         username=settings.clickhouse_user,
         password=settings.clickhouse_password,
         database=db,
+        settings=query_settings or {},
     )

@@ -12,6 +12,9 @@ from shared.clickhouse import clickhouse_client
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+WRITE_SETTINGS = {"optimize_on_insert": 0}
+"""Replays collapse at read time (``FINAL``, background merges); collapsing each inserted block as well
+tripled the server's cost of storing a batch (0.057 s against 0.017 s per 10k predictions)."""
 
 
 class ClickHouseSink:
@@ -32,7 +35,9 @@ class ClickHouseSink:
         return self._client
 
     def open(self) -> None:
-        client = clickhouse_client(self.settings, create_database=self.create_tables)
+        client = clickhouse_client(
+            self.settings, create_database=self.create_tables, query_settings=WRITE_SETTINGS
+        )
         if self.create_tables:
             for ddl in schema(self.settings.monitor_retention_days):
                 client.command(ddl)

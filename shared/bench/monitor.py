@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -83,6 +84,23 @@ def _wait(check: Any, timeout: float, what: str, poll: float = 0.2) -> float:
             return time.monotonic()
         time.sleep(poll)
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU a process has used so far, from /proc (0 off Linux or when it is gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_pid(stack: Any, component: Any) -> int | None:
+    """The pid of a server the local stack runs (None for an external one)."""
+    record = stack.state.live(component)
+    return record.pid if record is not None else None
 
 
 def _live_latencies(
@@ -167,7 +185,7 @@ def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
     start = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
 
     with (
-        local_stack(base, components=[Component.KAFKA, Component.CLICKHOUSE]),
+        local_stack(base, components=[Component.KAFKA, Component.CLICKHOUSE]) as stack,
         tempfile.TemporaryDirectory() as tmp,
     ):
         topics = topic_names(settings.topic_prefix)
@@ -219,14 +237,19 @@ def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
         try:
             client = clickhouse_client(settings)
             _wait(lambda: _consuming(web_port), 120, "the monitor worker")
+            pids = {"worker": worker.pid, "clickhouse": _server_pid(stack, Component.CLICKHOUSE)}
+            pids["kafka"] = _server_pid(stack, Component.KAFKA)
+            cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             began = time.monotonic()
             total = events + events // 2
             done = _wait(lambda: _count(client) >= total, 900, "rows")
+            cpu = {name: (cpu_seconds(pid) - cpu_before[name]) * 1e6 / total for name, pid in pids.items()}
             once = _count(client, final=True)
             if once != total:
                 raise RuntimeError(f"stored {once:,} distinct events, expected {total:,}")
             events_per_s = total / (done - began)
             print(f"monitor stored {total:,} events in {done - began:.1f}s: {events_per_s:,.0f} events/s")
+            print("CPU per event: " + ", ".join(f"{name} {us:.1f} µs" for name, us in cpu.items()))
             closed = events // per_window - 1
             _wait(
                 lambda: (
@@ -257,6 +280,7 @@ def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
         "false_alarms_per_million": round(len(false_alarms) * 1e6 / events, 2),
         "features": features,
         "events": total,
+        **{f"{name}_cpu_us_per_event": round(us, 1) for name, us in cpu.items()},
     }
     print(
         f"rows queryable after the producer's ack: p50 {figures['queryable_p50_s']}s, p99 {figures['queryable_p99_s']}s"
