@@ -27,6 +27,8 @@ class ClickHouseSink:
         self.settings = settings
         self.create_tables = create_tables
         self._client: Any = None
+        self._contexts: dict[tuple[str, tuple[str, ...]], Any] = {}
+        """Insert contexts per table and columns: the table's column types are asked for once, not per insert."""
 
     @property
     def client(self) -> Any:
@@ -54,9 +56,18 @@ class ClickHouseSink:
         if not rows:
             return 0
         self._retry(
-            lambda: self.client.insert(table, rows, column_names=list(columns)), table, len(rows), max_wait_s
+            lambda: self.client.insert(data=rows, context=self._context(table, columns)),
+            table,
+            len(rows),
+            max_wait_s,
         )
         return len(rows)
+
+    def _context(self, table: str, columns: Sequence[str]) -> Any:
+        key = (table, tuple(columns))
+        if key not in self._contexts:
+            self._contexts[key] = self.client.create_insert_context(table, list(columns))
+        return self._contexts[key]
 
     def write_lines(self, table: str, lines: Sequence[bytes], max_wait_s: float = 300.0) -> int:
         """Insert raw JSON documents, one per line, into an ``*_intake`` table (parsed by its view)."""
@@ -86,8 +97,10 @@ class ClickHouseSink:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 self._client = None
+                self._contexts.clear()
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+            self._contexts.clear()

@@ -76,25 +76,40 @@ def _by_key(keys: Any, values: Any) -> dict[str, np.ndarray]:
     return dict(zip(encoded.dictionary.to_pylist(), np.split(flat[order], bounds), strict=True))
 
 
+LABELS_OF_WINDOW = (
+    "SELECT prediction_id, argMax(label, ingested_at), argMax(label_num, ingested_at), min(occurred_at) "
+    "FROM labels FINAL WHERE model_name = {model:String} AND prediction_id IN "
+    f"(SELECT prediction_id FROM predictions WHERE {WINDOW}) GROUP BY prediction_id"
+)
+
+
 def read_label_window(client: Any, model: str, version: str, start: datetime, end: datetime) -> LabelWindow:
-    """The window's predictions that have a label, in event-time order, with each label's delay."""
+    """The window's predictions that have a label, in event-time order, with each label's delay.
+
+    The labels are looked up first: a window nobody labelled (yet) costs one small query and a count
+    instead of a join over all its predictions. Labelled ones are joined here, by prediction id.
+    """
     p = _params(model, version, start, end)
-    count = int(client.command(f"SELECT count() FROM predictions FINAL WHERE {WINDOW}", parameters=p) or 0)
-    cols = client.query(
-        "SELECT p.prediction, p.prediction_num, p.probabilities, l.label, l.label_num, "
-        "dateDiff('millisecond', p.occurred_at, l.labelled_at) / 1000.0 "
-        f"FROM (SELECT prediction_id, prediction, prediction_num, probabilities, occurred_at "
-        f"      FROM predictions FINAL WHERE {WINDOW}) AS p "
-        "INNER JOIN (SELECT prediction_id, argMax(label, ingested_at) AS label, "
-        "            argMax(label_num, ingested_at) AS label_num, min(occurred_at) AS labelled_at "
-        "            FROM labels FINAL WHERE model_name = {model:String} AND prediction_id IN "
-        f"            (SELECT prediction_id FROM predictions WHERE {WINDOW}) GROUP BY prediction_id) AS l "
-        "ON p.prediction_id = l.prediction_id ORDER BY p.occurred_at",
+    labels = {row[0]: row[1:] for row in client.query(LABELS_OF_WINDOW, parameters=p).result_rows}
+    if not labels:
+        count = int(
+            client.command(f"SELECT count() FROM predictions FINAL WHERE {WINDOW}", parameters=p) or 0
+        )
+        return _label_window(start, end, count, [])
+    window = client.query(
+        "SELECT prediction_id, prediction, prediction_num, probabilities, occurred_at "
+        f"FROM predictions FINAL WHERE {WINDOW} ORDER BY occurred_at",
         parameters=p,
-    ).result_columns
-    predictions, prediction_num, probabilities, labels, label_num, delay = (
-        cols if cols else ([], [], [], [], [], [])
-    )
+    ).result_rows
+    joined = [(*row[1:], *labels[row[0]]) for row in window if row[0] in labels]
+    return _label_window(start, end, len(window), joined)
+
+
+def _label_window(start: datetime, end: datetime, count: int, joined: list[tuple[Any, ...]]) -> LabelWindow:
+    """``joined``: (prediction, prediction_num, probabilities, occurred_at, label, label_num, labelled_at)."""
+    predictions = [row[0] for row in joined]
+    probabilities = [row[2] for row in joined]
+    labels = [row[4] for row in joined]
     classes = sorted(set(labels) | set(predictions))
     pos = positive_class(classes)
     proba = None
@@ -104,10 +119,10 @@ def read_label_window(client: Any, model: str, version: str, start: datetime, en
         start=start,
         end=end,
         count=count,
-        labels=list(labels),
-        label_num=_floats(label_num),
-        predictions=list(predictions),
-        prediction_num=_floats(prediction_num),
+        labels=labels,
+        label_num=_floats([row[5] for row in joined]),
+        predictions=predictions,
+        prediction_num=_floats([row[1] for row in joined]),
         positive_proba=proba,
-        delay_s=_floats(delay),
+        delay_s=np.asarray([(row[6] - row[3]).total_seconds() for row in joined], dtype=float),
     )

@@ -97,6 +97,19 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def stage_seconds(metrics_text: str) -> dict[str, float]:
+    """Mean seconds per batch of each worker stage, from the worker's Prometheus text."""
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        for suffix, into in (("_sum", sums), ("_count", counts)):
+            prefix = f'driftloop_monitor_batch_seconds{suffix}{{stage="'
+            if line.startswith(prefix):
+                stage, _, value = line[len(prefix) :].partition('"} ')
+                into[stage] = float(value)
+    return {stage: sums[stage] / counts[stage] for stage in sums if counts.get(stage)}
+
+
 def _server_pid(stack: Any, component: Any) -> int | None:
     """The pid of a server the local stack runs (None for an external one)."""
     record = stack.state.live(component)
@@ -151,6 +164,8 @@ def _live_latencies(
 
 
 def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
+    import httpx
+
     from services.monitor.profiles import profiles_file_json
     from shared.clickhouse import clickhouse_client
     from shared.infra.kafka import create_topics
@@ -244,12 +259,14 @@ def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
             total = events + events // 2
             done = _wait(lambda: _count(client) >= total, 900, "rows")
             cpu = {name: (cpu_seconds(pid) - cpu_before[name]) * 1e6 / total for name, pid in pids.items()}
+            stages = stage_seconds(httpx.get(f"http://127.0.0.1:{web_port}/metrics", timeout=5).text)
             once = _count(client, final=True)
             if once != total:
                 raise RuntimeError(f"stored {once:,} distinct events, expected {total:,}")
             events_per_s = total / (done - began)
             print(f"monitor stored {total:,} events in {done - began:.1f}s: {events_per_s:,.0f} events/s")
             print("CPU per event: " + ", ".join(f"{name} {us:.1f} µs" for name, us in cpu.items()))
+            print("worker seconds per batch: " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
             closed = events // per_window - 1
             _wait(
                 lambda: (
