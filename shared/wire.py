@@ -55,11 +55,12 @@ class LabelWire(
     label: bool | int | float | str
 
 
-class EventHead(msgspec.Struct, kw_only=True):
+class EventHead(msgspec.Struct, kw_only=True, gc=False):
     """The fields a consumer routes by (who, which version, when), read without decoding the rest.
 
     For consumers of already-validated topics (the monitor): the document must still be well-formed JSON
-    with these fields, but features and outputs are left for ClickHouse to parse.
+    with these fields, but features and outputs are left for ClickHouse to parse. ``gc=False``: a head
+    holds no containers, so the garbage collector need not track the 10k of them in every batch.
     """
 
     event_id: uuid.UUID

@@ -160,15 +160,35 @@ def model_event_rows(
 
 
 def event_time_ranges(heads: Sequence[wire.EventHead]) -> dict[str, dict[str, tuple[int, int]]]:
-    """Per model and version, the earliest and latest event time (ms) in a batch."""
-    ranges: dict[str, dict[str, tuple[int, int]]] = {}
+    """Per model and version, the earliest and latest event time (ms) in a batch.
+
+    Times are grouped as they are and compared in C (``min``/``max``); only the two ends of each group are
+    converted, not every event's time.
+    """
+    times: dict[tuple[str, str], list[datetime]] = {}
     for e in heads:
-        ms = int(e.occurred_at.timestamp() * 1000)
-        versions = ranges.setdefault(e.model_name, {})
-        version = e.model_version or ""
-        first, last = versions.get(version, (ms, ms))
-        versions[version] = (min(first, ms), max(last, ms))
+        key = (e.model_name, e.model_version or "")
+        group = times.get(key)
+        if group is None:
+            times[key] = group = []
+        group.append(e.occurred_at)
+    ranges: dict[str, dict[str, tuple[int, int]]] = {}
+    for (model, version), group in times.items():
+        ranges.setdefault(model, {})[version] = (_ms(min(group)), _ms(max(group)))
     return ranges
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def latest_offsets(heads: Sequence[wire.EventHead], records: Sequence[Record]) -> dict[str, int]:
+    """Per model, the newest offset of its records in the batch (what its checkpoint covers)."""
+    offsets: dict[str, int] = {}
+    for head, record in zip(heads, records, strict=True):
+        if record.offset > offsets.get(head.model_name, -1):
+            offsets[head.model_name] = record.offset
+    return offsets
 
 
 class Monitor:
@@ -234,10 +254,8 @@ class Monitor:
         """Move the watermarks of the batch's models, judge the windows they closed, checkpoint, announce."""
         began = time.monotonic()
         if stored.heads:
-            offsets: dict[str, int] = {}
-            for head, record in zip(stored.heads, stored.records, strict=True):
-                offsets[head.model_name] = max(offsets.get(head.model_name, 0), record.offset)
-            announcements = await asyncio.to_thread(self._advance, event_time_ranges(stored.heads), offsets)
+            ranges, offsets = event_time_ranges(stored.heads), latest_offsets(stored.heads, stored.records)
+            announcements = await asyncio.to_thread(self._advance, ranges, offsets)
             for event in announcements:
                 await self.send(self.topics.drift_events, event.model_name.encode(), codec.encode(event))
                 self.metrics.alerts.labels(event.event_type).inc()

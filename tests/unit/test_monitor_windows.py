@@ -201,6 +201,20 @@ def test_event_time_ranges_give_each_version_its_earliest_and_latest_event() -> 
     assert ranges == {"a": {"1": (ms(2), ms(5)), "2": (ms(7), ms(7))}, "b": {"1": (ms(1), ms(1))}}
 
 
+def test_each_model_checkpoints_the_newest_offset_of_its_records() -> None:
+    from types import SimpleNamespace
+
+    from services.monitor.worker import latest_offsets
+    from shared.wire import EventHead
+
+    heads = [
+        EventHead(event_id=uuid4(), occurred_at=START, model_name=model, model_version="1")
+        for model in ("a", "b", "a", "b", "a")
+    ]
+    records = [SimpleNamespace(offset=offset) for offset in (7, 3, 9, 4, 8)]
+    assert latest_offsets(heads, records) == {"a": 9, "b": 4}  # type: ignore[arg-type]
+
+
 def test_category_counts_read_values_as_the_stored_rows_do() -> None:
     from services.monitor.drift.columns import category_counts
     from shared.profile import categorical_profile
