@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +9,7 @@ import pytest
 
 from services.monitor.storage import schema
 from services.monitor.window_reader import read_label_window
+from shared import wire
 
 pytestmark = pytest.mark.integration
 
@@ -19,32 +18,22 @@ END = START + timedelta(minutes=1)
 
 
 def _prediction(pid: str, at: datetime, prediction: str, version: str = "1") -> bytes:
-    return json.dumps(
-        {
-            "event_type": "prediction_logged",
-            "event_id": str(uuid.uuid4()),
-            "occurred_at": at.isoformat(),
-            "model_name": "churn",
-            "model_version": version,
-            "prediction_id": pid,
-            "features": {"age": 40},
-            "prediction": prediction,
-            "probabilities": {"no": 0.3, "yes": 0.7} if prediction == "yes" else {"no": 0.8, "yes": 0.2},
-        }
-    ).encode()
+    proba = {"no": 0.3, "yes": 0.7} if prediction == "yes" else {"no": 0.8, "yes": 0.2}
+    return wire.encode(
+        wire.PredictionWire(
+            occurred_at=at,
+            model_name="churn",
+            model_version=version,
+            prediction_id=pid,
+            features={"age": 40},
+            prediction=prediction,
+            probabilities=proba,
+        )
+    )
 
 
 def _label(pid: str, at: datetime, label: str) -> bytes:
-    return json.dumps(
-        {
-            "event_type": "label_logged",
-            "event_id": str(uuid.uuid4()),
-            "occurred_at": at.isoformat(),
-            "model_name": "churn",
-            "prediction_id": pid,
-            "label": label,
-        }
-    ).encode()
+    return wire.encode(wire.LabelWire(occurred_at=at, model_name="churn", prediction_id=pid, label=label))
 
 
 def _insert(client: Any, table: str, lines: list[bytes]) -> None:
