@@ -17,7 +17,7 @@ from services.monitor.drift.columns import TestResult
 from services.monitor.drift.decision import Alert
 from services.monitor.evaluation import WindowResult, evaluate_data_window, evaluate_label_window
 from services.monitor.profiles import ProfileSource
-from services.monitor.progress import VersionProgress, ms_to_datetime
+from services.monitor.progress import VersionProgress, datetime_to_ms, ms_to_datetime
 from services.monitor.sink import ClickHouseSink
 from services.monitor.window_reader import read_data_window, read_label_window
 from shared.events import DriftDetected, DriftRecovered
@@ -50,7 +50,7 @@ DriftAnnouncement = DriftDetected | DriftRecovered
 def alert_event(model: str, version: str, stream: str, alert: Alert) -> DriftAnnouncement:
     """The event for an alert; ``stream`` (data or performance) keeps the two deciders' ids apart."""
     kind = "recovered" if alert.recovered else "drift"
-    end_ms = int(alert.window_end.timestamp() * 1000)
+    end_ms = datetime_to_ms(alert.window_end)
     event_id = uuid.uuid5(ALERT_NAMESPACE, f"{model}\x1f{version}\x1f{stream}\x1f{kind}\x1f{end_ms}")
     if alert.recovered:
         return DriftRecovered(

@@ -26,6 +26,11 @@ def ms_to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
+def datetime_to_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch, the unit progress and window bounds are kept in."""
+    return int(moment.timestamp() * 1000)
+
+
 @dataclass
 class VersionProgress:
     """One model version: the latest event time seen and the next windows still to evaluate."""

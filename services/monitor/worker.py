@@ -23,7 +23,7 @@ from services.monitor.checkpoints import ProgressCheckpoints
 from services.monitor.judge import DriftAnnouncement, WindowJudge
 from services.monitor.observability import MonitorMetrics
 from services.monitor.profiles import ProfileSource
-from services.monitor.progress import VersionProgress
+from services.monitor.progress import VersionProgress, datetime_to_ms
 from services.monitor.sink import ClickHouseSink
 from shared import codec, wire
 from shared.events import DataQualityCounted, EventDeadLettered
@@ -174,12 +174,8 @@ def event_time_ranges(heads: Sequence[wire.EventHead]) -> dict[str, dict[str, tu
         group.append(e.occurred_at)
     ranges: dict[str, dict[str, tuple[int, int]]] = {}
     for (model, version), group in times.items():
-        ranges.setdefault(model, {})[version] = (_ms(min(group)), _ms(max(group)))
+        ranges.setdefault(model, {})[version] = (datetime_to_ms(min(group)), datetime_to_ms(max(group)))
     return ranges
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 def latest_offsets(heads: Sequence[wire.EventHead], records: Sequence[Record]) -> dict[str, int]:
