@@ -1,7 +1,9 @@
 """Closes windows as event time advances: reads each from ClickHouse, judges it, stores the results, alerts.
 
 Alerts are events with ids derived from the model, version and window, so a worker that re-judges a window
-after a crash announces the same event again, which every consumer deduplicates by ``event_id``.
+after a crash announces the same event again, which every consumer deduplicates by ``event_id``. A batch's
+results are written together (``flush``), one insert per table rather than one per window: every insert is
+a part the server must write and later merge.
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ DRIFT_EVENT_COLUMNS = [
     "kinds", "severity", "drifted_features", "evidence",
 ]  # fmt: skip
 
+RESULT_COLUMNS = {
+    "window_metrics": METRIC_COLUMNS,
+    "drift_tests": TEST_COLUMNS,
+    "drift_events": DRIFT_EVENT_COLUMNS,
+}
 DriftAnnouncement = DriftDetected | DriftRecovered
 
 
@@ -108,9 +115,14 @@ class WindowJudge:
         self.length_ms = settings.monitor_window_seconds * 1000
         self.lateness_ms = settings.monitor_allowed_lateness_seconds * 1000
         self.label_wait_ms = settings.monitor_label_wait_seconds * 1000
+        self._pending: dict[str, list[list[Any]]] = {table: [] for table in RESULT_COLUMNS}
+        """Results of the windows judged since the last ``flush``, per table."""
 
     def advance(self, model: str, version: str, progress: VersionProgress) -> list[DriftAnnouncement]:
-        """Judge every window the watermark closed; returns the alerts to announce, oldest first."""
+        """Judge every window the watermark closed; returns the alerts to announce, oldest first.
+
+        The results are held until ``flush``, which must run before the progress is checkpointed.
+        """
         out: list[DriftAnnouncement] = []
         for start_ms, end_ms in progress.windows_to_close(self.length_ms, self.lateness_ms):
             start, end = ms_to_datetime(start_ms), ms_to_datetime(end_ms)
@@ -142,26 +154,29 @@ class WindowJudge:
             progress.next_label_window_ms = end_ms
         return out
 
+    def flush(self) -> None:
+        """Write the results of every window judged since the last flush: one insert per table."""
+        pending = self._pending
+        self._pending = {table: [] for table in RESULT_COLUMNS}
+        for table, rows in pending.items():
+            self.sink.write(table, rows, RESULT_COLUMNS[table])
+
     def _record(
         self, model: str, version: str, stream: str, result: WindowResult, alert: Alert | None
     ) -> list[DriftAnnouncement]:
         now = datetime.now(UTC)
         self.on_judged(stream)
         v = result.verdict
-        self.sink.write(
-            "window_metrics",
-            [[model, version, v.window_start, v.window_end, *row, now] for row in result.metrics],
-            METRIC_COLUMNS,
-        )
-        self.sink.write(
-            "drift_tests",
-            [_test_row(model, version, v.window_start, v.window_end, t, now) for t in result.tests],
-            TEST_COLUMNS,
-        )
+        self._pending["window_metrics"] += [
+            [model, version, v.window_start, v.window_end, *row, now] for row in result.metrics
+        ]
+        self._pending["drift_tests"] += [
+            _test_row(model, version, v.window_start, v.window_end, t, now) for t in result.tests
+        ]
         if alert is None:
             return []
         event = alert_event(model, version, stream, alert)
-        self.sink.write("drift_events", [drift_event_row(event)], DRIFT_EVENT_COLUMNS)
+        self._pending["drift_events"].append(drift_event_row(event))
         return [event]
 
 

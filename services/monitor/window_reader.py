@@ -83,6 +83,11 @@ LABELS_OF_WINDOW = (
 )
 
 
+ANY_LABEL = "SELECT count() > 0 FROM (SELECT 1 FROM labels WHERE model_name = {model:String} LIMIT 1)"
+"""Whether the model has any label at all: many models never get ground truth, and the lookup below scans
+every prediction id of the window to find none."""
+
+
 def read_label_window(client: Any, model: str, version: str, start: datetime, end: datetime) -> LabelWindow:
     """The window's predictions that have a label, in event-time order, with each label's delay.
 
@@ -90,7 +95,9 @@ def read_label_window(client: Any, model: str, version: str, start: datetime, en
     instead of a join over all its predictions. Labelled ones are joined here, by prediction id.
     """
     p = _params(model, version, start, end)
-    labels = {row[0]: row[1:] for row in client.query(LABELS_OF_WINDOW, parameters=p).result_rows}
+    labels: dict[str, tuple[Any, ...]] = {}
+    if client.command(ANY_LABEL, parameters=p):  # else: a model without ground truth costs no lookup
+        labels = {row[0]: row[1:] for row in client.query(LABELS_OF_WINDOW, parameters=p).result_rows}
     if not labels:
         count = int(
             client.command(f"SELECT count() FROM predictions FINAL WHERE {WINDOW}", parameters=p) or 0

@@ -284,6 +284,7 @@ class Monitor:
             announcements, state = self._advance_model(model, seen, self.checkpoints.get(model))
             out += announcements
             saved[model] = (state, offsets[model])
+        self.judge.flush()  # the results before the checkpoint that moves past their windows
         self.checkpoints.save(saved)
         return out
 
