@@ -85,7 +85,11 @@ class Settings(BaseSettings):
         description="How long after a window ends its labels are awaited before judging performance.",
     )
     monitor_retention_days: int = Field(365, ge=1, description="TTL of the monitor's ClickHouse rows.")
-    monitor_batch_size: int = Field(10_000, ge=1, description="Most events the monitor inserts in one batch.")
+    monitor_batch_size: int = Field(
+        25_000,
+        ge=1,
+        description="Most events the monitor inserts in one batch: under a backlog, bigger parts cost the server less per event.",
+    )
     monitor_batch_seconds: float = Field(1.0, gt=0, description="Longest the monitor holds a partial batch.")
     monitor_session_timeout_seconds: float = Field(
         10.0, ge=6, description="How soon a dead monitor worker's partitions move to the live ones."
