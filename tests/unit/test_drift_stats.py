@@ -25,9 +25,17 @@ def test_ks_matches_scipy_asymptotic(n: int, m: int, shift: float) -> None:
     assert p == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
 
 
-def test_ks_handles_ties_like_scipy() -> None:
+def test_ks_and_wasserstein_handle_ties_like_scipy() -> None:
     a, b = RNG.integers(0, 5, 300).astype(float), RNG.integers(0, 6, 400).astype(float)
-    assert stats.ks_2samp(a, b)[0] == pytest.approx(sps.ks_2samp(a, b, method="asymp").statistic)
+    ks = sps.ks_2samp(a, b, method="asymp")
+    assert stats.ks_2samp(a, b) == (pytest.approx(ks.statistic), pytest.approx(ks.pvalue, rel=1e-9))
+    assert stats.wasserstein(a, b) == pytest.approx(sps.wasserstein_distance(a, b), rel=1e-9)
+    d, p, w = stats.ks_and_wasserstein(np.sort(a), b)
+    assert (d, p, w) == (
+        pytest.approx(ks.statistic),
+        pytest.approx(ks.pvalue, rel=1e-9),
+        pytest.approx(sps.wasserstein_distance(a, b), rel=1e-9),
+    )
 
 
 @pytest.mark.parametrize("shift", [0.0, 0.5, 2.0])

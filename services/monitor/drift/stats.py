@@ -17,11 +17,19 @@ PSI_EPSILON = 1e-4
 
 
 def _ecdfs(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
-    """Both samples' empirical CDFs on their merged, sorted values (``a`` and ``b`` sorted, non-empty)."""
-    grid = np.sort(np.concatenate([a, b]))
-    cdf_a = np.searchsorted(a, grid, side="right") / len(a)
-    cdf_b = np.searchsorted(b, grid, side="right") / len(b)
-    return grid, cdf_a, cdf_b
+    """Both samples' empirical CDFs on their merged distinct values (``a`` and ``b`` sorted, non-empty).
+
+    One merge instead of a sort and two binary searches (a stable sort of two sorted runs is a linear
+    merge): each CDF is a running count of its sample's values, read at the last of each run of ties.
+    """
+    n, m = len(a), len(b)
+    values = np.concatenate([a, b])
+    order = np.argsort(values, kind="stable")
+    grid = values[order]
+    count_a = np.cumsum(order < n)
+    count_b = np.arange(1, n + m + 1) - count_a
+    last = np.append(grid[1:] != grid[:-1], True)
+    return grid[last], count_a[last] / n, count_b[last] / m
 
 
 def _ks(n: int, m: int, cdf_a: NDArray[np.float64], cdf_b: NDArray[np.float64]) -> tuple[float, float]:
