@@ -11,7 +11,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,11 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "driftloop.json"
 SQL_BLOCK = re.compile(r"^```sql\n(.*?)^```", re.DOTALL | re.MULTILINE)
 NAME = re.compile(r"^-- name: (\w+)\n")
 
-T = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)  # a Monday
+_TODAY = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
+T = _TODAY - timedelta(days=_TODAY.weekday() + 21)
+"""10:00 on the Monday three weeks ago: recent enough that no table's TTL (30 days at least) has dropped the
+rows yet, old enough that the fortnight the weekly queries look at is over."""
+WEEK_1, WEEK_2 = T.date(), (T + timedelta(days=7)).date()
 DAY = {"start": T - timedelta(hours=1), "end": T + timedelta(days=1)}
 
 
@@ -389,7 +393,8 @@ def test_prediction_volume_counts_each_event_once_per_hour(client: Any) -> None:
 
 
 def test_queries_take_parameters_as_text_as_the_cli_passes_them(client: Any) -> None:
-    params = parse_params(["model=churn", "start=2026-11-02 09:00:00", "end=2026-11-03 09:00:00"])
+    start, end = (f"{t:%Y-%m-%d %H:%M:%S}" for t in (DAY["start"], DAY["end"]))
+    params = parse_params(["model=churn", f"start={start}", f"end={end}"])
     assert run(client, "latency_by_version", **params) == run(
         client, "latency_by_version", model="churn", **DAY
     )
@@ -419,8 +424,8 @@ def test_accuracy_by_version_is_weighted_by_labelled_predictions(client: Any) ->
 def test_accuracy_from_labels_counts_corrections(client: Any) -> None:
     rows = run(client, "accuracy_from_labels", model="churn", **DAY)
     assert rows == [
-        ["1", date(2026, 11, 2), 3, round(2 / 3, 9)],  # p1 right, p2 right once corrected, p3 wrong
-        ["2", date(2026, 11, 2), 2, 0.5],
+        ["1", WEEK_1, 3, round(2 / 3, 9)],  # p1 right, p2 right once corrected, p3 wrong
+        ["2", WEEK_1, 2, 0.5],
     ]
 
 
@@ -428,8 +433,8 @@ def test_accuracy_from_labels_counts_corrections(client: Any) -> None:
 def test_label_delay_runs_from_prediction_to_first_label(client: Any) -> None:
     rows = run(client, "label_delay", model="churn", **DAY)
     assert rows == [
-        ["1", date(2026, 11, 2), 3, 120.0, 282.0, 300.0],  # 60, 120 (not the correction's 600), 300 s
-        ["2", date(2026, 11, 2), 2, 60.0, 87.0, 90.0],  # 30, 90 s
+        ["1", WEEK_1, 3, 120.0, 282.0, 300.0],  # 60, 120 (not the correction's 600), 300 s
+        ["2", WEEK_1, 2, 60.0, 87.0, 90.0],  # 30, 90 s
     ]
 
 
@@ -521,9 +526,9 @@ def test_model_history_lists_registrations_and_alias_moves_once(client: Any) -> 
 def test_training_cost_per_model_and_week(client: Any) -> None:
     rows = run(client, "training_cost_weekly", start=at(0), end=at(0, days=14))
     assert rows == [
-        ["churn", date(2026, 11, 2), 2, 1, 1, 1, 0, 0.75, 1.5, 700.0, 3000, 30_000],  # first run replayed
-        ["fraud", date(2026, 11, 2), 1, 1, 0, 0, 0, 0.1, 0.2, 300.0, 500, 5000],
-        ["churn", date(2026, 11, 9), 1, 0, 0, 0, 1, 0.01, 0.005, 100.0, 0, 0],
+        ["churn", WEEK_1, 2, 1, 1, 1, 0, 0.75, 1.5, 700.0, 3000, 30_000],  # first run replayed
+        ["fraud", WEEK_1, 1, 1, 0, 0, 0, 0.1, 0.2, 300.0, 500, 5000],
+        ["churn", WEEK_2, 1, 0, 0, 0, 1, 0.01, 0.005, 100.0, 0, 0],
     ]
 
 
