@@ -83,26 +83,27 @@ LABELS_OF_WINDOW = (
 )
 
 
-ANY_LABEL = "SELECT count() > 0 FROM (SELECT 1 FROM labels WHERE model_name = {model:String} LIMIT 1)"
-"""Whether the model has any label at all: many models never get ground truth, and the lookup below scans
-every prediction id of the window to find none."""
+LABELS_AT_ALL = (
+    "SELECT (SELECT count() > 0 FROM (SELECT 1 FROM labels WHERE model_name = {model:String} LIMIT 1)), "
+    f"(SELECT count() FROM predictions FINAL WHERE {WINDOW})"
+)
+"""Whether the model has any label at all, and the window's prediction count, in one round trip: many
+models never get ground truth, and for them the lookup below would scan the window's ids to find none."""
 
 
 def read_label_window(client: Any, model: str, version: str, start: datetime, end: datetime) -> LabelWindow:
     """The window's predictions that have a label, in event-time order, with each label's delay.
 
-    The labels are looked up first: a window nobody labelled (yet) costs one small query and a count
+    The labels are looked up first: a window nobody labelled (yet) costs one small query
     instead of a join over all its predictions. Labelled ones are joined here, by prediction id.
     """
     p = _params(model, version, start, end)
+    any_label, count = client.query(LABELS_AT_ALL, parameters=p).first_row
     labels: dict[str, tuple[Any, ...]] = {}
-    if client.command(ANY_LABEL, parameters=p):  # else: a model without ground truth costs no lookup
+    if any_label:
         labels = {row[0]: row[1:] for row in client.query(LABELS_OF_WINDOW, parameters=p).result_rows}
     if not labels:
-        count = int(
-            client.command(f"SELECT count() FROM predictions FINAL WHERE {WINDOW}", parameters=p) or 0
-        )
-        return _label_window(start, end, count, [])
+        return _label_window(start, end, int(count), [])
     window = client.query(
         "SELECT prediction_id, prediction, prediction_num, probabilities, occurred_at "
         f"FROM predictions FINAL WHERE {WINDOW} ORDER BY occurred_at",
