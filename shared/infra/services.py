@@ -26,6 +26,7 @@ from shared.infra.stack import (
     _proc_stat,
     locked,
     process_running,
+    status_line,
     stop_recorded,
 )
 from shared.settings import Settings, is_loopback
@@ -187,13 +188,7 @@ class ServiceStatus:
     log_path: Path | None = None
 
     def line(self) -> str:
-        state = "up" if self.up else "down"
-        parts = [f"{self.name:<11}{state:<5} {self.address:<46}", self.note]
-        if self.pid is not None:
-            parts.append(f"pid {self.pid}")
-        if self.log_path is not None:
-            parts.append(f"log {self.log_path}")
-        return "  ".join(parts)
+        return status_line(self.name, self.up, self.address, self.note, self.pid, self.log_path)
 
 
 class Supervisor:

@@ -55,13 +55,19 @@ class ComponentStatus:
     log_path: Path | None = None
 
     def line(self) -> str:
-        state = "up" if self.up else "down"
-        parts = [f"{self.component.value:<11}{state:<5} {self.address:<46}", self.note]
-        if self.pid is not None:
-            parts.append(f"pid {self.pid}")
-        if self.log_path is not None:
-            parts.append(f"log {self.log_path}")
-        return "  ".join(parts)
+        return status_line(self.component.value, self.up, self.address, self.note, self.pid, self.log_path)
+
+
+def status_line(
+    name: str, up: bool, address: str, note: str, pid: int | None = None, log_path: Path | None = None
+) -> str:
+    """One aligned line of a status table, shared by the servers (``infra``) and the services (``up``)."""
+    parts = [f"{name:<11}{'up' if up else 'down':<5} {address:<46}", note]
+    if pid is not None:
+        parts.append(f"pid {pid}")
+    if log_path is not None:
+        parts.append(f"log {log_path}")
+    return "  ".join(parts)
 
 
 @dataclass
