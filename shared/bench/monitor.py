@@ -1,9 +1,10 @@
 """Benchmark: the monitor end to end, from Kafka to queryable ClickHouse rows, and how well it detects drift.
 
 Phase 1 puts a stationary stream and a stream with a known change point on Kafka, starts one monitor worker
-and times it from its first stored batch until every row is stored (events/s), then reads the drift events it raised (detection delay in
-events after the change point, false alarms per million stationary events). Phase 2 sends live traffic at a
-steady rate and times each chunk from the producer's acknowledgement to its rows being counted.
+and times it from its first stored batch until every row is stored (events/s), then reads the drift events
+it raised (detection delay in events after the change point, false alarms per million stationary events).
+Phase 2 sends live traffic at a steady rate and times each chunk from the producer's acknowledgement to its
+rows being counted.
 """
 
 from __future__ import annotations
