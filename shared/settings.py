@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         description="Most events the monitor inserts in one batch: under a backlog, bigger parts cost the server less per event.",
     )
     monitor_batch_seconds: float = Field(1.0, gt=0, description="Longest the monitor holds a partial batch.")
+    monitor_insert_streams: int = Field(
+        2,
+        ge=1,
+        description="Concurrent inserts a big batch of events is split into: ClickHouse parses each insert on one core.",
+    )
     monitor_session_timeout_seconds: float = Field(
         10.0, ge=6, description="How soon a dead monitor worker's partitions move to the live ones."
     )

@@ -162,8 +162,7 @@ class MonitorLoop:
             self.running = False
             await self.consumer.stop()
             await self.publisher.stop()
-            self.monitor.sink.close()
-            self.monitor.judging.close()
+            self.monitor.close()
 
     async def _take(self, stopping: asyncio.Event) -> dict[TopicPartition, list[Any]]:
         """Records until the batch is full or ``monitor_batch_seconds`` passed since the first arrived."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 from shared.infra.jars import ensure_jars, pom_property, require_tool
 from shared.infra.process import (
@@ -244,3 +244,30 @@ async def acreate_topics(
 def create_topics(bootstrap: str, names: Iterable[str], partitions: int, replication: int) -> list[str]:
     """Sync :func:`acreate_topics`, for the CLI and fixtures; idempotent."""
     return run_sync(lambda: acreate_topics(bootstrap, names, partitions, replication))
+
+
+async def adelete_topics(bootstrap: str, names: Iterable[str], *, timeout_ms: int = 30000) -> None:
+    """Delete topics (ones already gone are fine): a benchmark's topics should not outlive it."""
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, client_id="driftloop-admin"
+    )
+    await admin.start()
+    try:
+        response = await admin.delete_topics(wanted, timeout_ms=timeout_ms)
+    finally:
+        await admin.close()
+    failed = [
+        f"{topic}: error {code}"
+        for topic, code, *_ in response.topic_error_codes
+        if code not in (0, UnknownTopicOrPartitionError.errno)
+    ]
+    if failed:
+        raise InfraError(f"could not delete Kafka topics on {bootstrap}: " + "; ".join(failed))
+
+
+def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
+    """Sync :func:`adelete_topics`."""
+    run_sync(lambda: adelete_topics(bootstrap, names))

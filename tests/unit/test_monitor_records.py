@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 from aiokafka import TopicPartition
 
 from services.monitor.consumer import by_topic, next_offsets
-from services.monitor.worker import dead_letter_rows, decode_batch, model_event_rows, record_id
+from services.monitor.worker import (
+    MIN_INSERT_ROWS,
+    dead_letter_rows,
+    decode_batch,
+    insert_pieces,
+    model_event_rows,
+    record_id,
+)
 from shared import codec, wire
 from shared.events import AliasAction, AliasChanged, EventDeadLettered, ModelVersionRegistered
 
@@ -89,3 +96,15 @@ def test_commits_point_past_each_partitions_last_record_and_topics_keep_partitio
     assert next_offsets(batch) == {a0: 12, a1: 5}
     grouped = by_topic(batch)
     assert [(r.partition, r.offset) for r in grouped["a"]] == [(0, 10), (0, 11), (1, 4)]
+
+
+def test_a_big_batch_is_split_into_consecutive_pieces_and_a_small_one_stays_whole() -> None:
+    lines = [str(i).encode() for i in range(25_001)]
+    pieces = insert_pieces(lines, 2)
+    assert [len(p) for p in pieces] == [12_501, 12_500]
+    assert [line for piece in pieces for line in piece] == lines  # every event once, in order
+
+    small = lines[: 2 * MIN_INSERT_ROWS - 1]
+    assert insert_pieces(small, 2) == [small]  # halves would be under the smallest piece
+    assert insert_pieces(lines, 1) == [lines]
+    assert insert_pieces([], 2) == [[]]
