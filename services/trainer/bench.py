@@ -158,6 +158,7 @@ def _wait_for_log(path: Path, text: str) -> None:
 
 def main(rows: int = 50_000) -> dict[str, Any]:
     from services.monitor.storage import schema as monitor_schema
+    from shared.bench.cleanup import clean_up
     from shared.clickhouse import clickhouse_client
     from shared.infra.kafka import create_topics
     from shared.infra.process import free_port, spawn
@@ -216,6 +217,7 @@ def main(rows: int = 50_000) -> dict[str, Any]:
         finally:
             trainer.stop()
             registry.stop()
+            clean_up(settings)
     cost = version["params"]["cost"]
     print(f"cost record: {json.dumps(cost)}")
     print(

@@ -20,6 +20,7 @@ from uuid import uuid4
 
 import httpx
 
+from shared.bench.cleanup import clean_up
 from shared.bench.events import sample_prediction_fields
 from shared.infra.kafka import create_topics
 from shared.infra.process import free_port
@@ -130,12 +131,15 @@ def main(
         )
         topics = topic_names(settings.topic_prefix)
         create_topics(bootstrap, topics.all(), settings.kafka_partitions, settings.kafka_replication_factor)
-        figures = bench_sdk(settings, n, Path(spool))
+        try:
+            figures = bench_sdk(settings, n, Path(spool))
+            figures.update(bench_http(settings, http_n, batch_size, clients))
+        finally:
+            clean_up(settings, database=False)
         print(f"SDK  : {n:,} predictions into Kafka (acks=all, idempotent, zstd)")
         print(f"  delivered              : {figures['sdk_events_per_s']:>10,.0f} events/s")
         print(f"  log_prediction calls   : {figures['sdk_log_calls_per_s']:>10,.0f} calls/s")
         print(f"  CPU, all threads       : {figures['sdk_cpu_us_per_event']:>10.2f} us/event")
-        figures.update(bench_http(settings, http_n, batch_size, clients))
         print(f"HTTP : {http_n:,} predictions, batches of {batch_size}, {clients} clients, validated + acked")
         print(f"  accepted               : {figures['http_events_per_s']:>10,.0f} events/s")
         print(f"  CPU, server + clients  : {figures['http_cpu_us_per_event']:>10.2f} us/event")

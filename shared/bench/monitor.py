@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from shared import synthetic, wire
+from shared.bench.cleanup import clean_up
 from shared.settings import Settings
 
 WINDOW_S = 60
@@ -164,20 +165,6 @@ def _live_latencies(
     return [next(t for t, n in seen if t >= at and n >= cumulative) - at for at, cumulative in acked]
 
 
-def _clean_up(settings: Settings, topics: Iterable[str]) -> None:
-    """Drop the run's database and topics: left behind, every past run's tables and partitions cost the
-    servers background CPU (a tenth of a core after ~90 runs), and later runs measure that too."""
-    from shared.clickhouse import clickhouse_client
-    from shared.infra.kafka import delete_topics
-
-    admin = clickhouse_client(settings, database="default", create_database=False)
-    try:
-        admin.command(f"DROP DATABASE IF EXISTS `{settings.clickhouse_database}`")
-    finally:
-        admin.close()
-    delete_topics(settings.kafka_bootstrap, topics)
-
-
 def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
     import httpx
 
@@ -309,7 +296,7 @@ def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
             latencies = _live_latencies(settings, client, chunks=40, chunk_size=500, interval=0.25)
         finally:
             worker.stop()
-            _clean_up(settings, topics.all())
+            clean_up(settings)
     false_alarms = [a for a in alerts if a[0] == "bench-calm" and a[1] == "drift_detected"]
     detected = [a for a in alerts if a[0] == "bench-shift" and a[1] == "drift_detected"]
     change_time = start + spacing * change_at
