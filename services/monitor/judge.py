@@ -115,6 +115,8 @@ class WindowJudge:
         self.length_ms = settings.monitor_window_seconds * 1000
         self.lateness_ms = settings.monitor_allowed_lateness_seconds * 1000
         self.label_wait_ms = settings.monitor_label_wait_seconds * 1000
+        self._labelled: set[str] = set()
+        """Models seen with labels: their label windows skip asking whether the model has any."""
         self._pending: dict[str, list[list[Any]]] = {table: [] for table in RESULT_COLUMNS}
         """Results of the windows judged since the last ``flush``, per table."""
 
@@ -144,7 +146,11 @@ class WindowJudge:
             start, end = ms_to_datetime(start_ms), ms_to_datetime(end_ms)
             reference = self.profiles.get(model, version)
             progress.performance.thresholds = reference.thresholds
-            labels = read_label_window(self.sink.client, model, version, start, end)
+            labels = read_label_window(
+                self.sink.client, model, version, start, end, labelled=model in self._labelled
+            )
+            if labels.labels:
+                self._labelled.add(model)
             result = evaluate_label_window(
                 labels, reference.profile, reference.thresholds, progress.error_detector
             )

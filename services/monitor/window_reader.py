@@ -90,19 +90,29 @@ LABELS_AT_ALL = (
 """Whether the model has any label at all, and the window's prediction count, in one round trip: many
 models never get ground truth, and for them the lookup below would scan the window's ids to find none."""
 
+COUNT_OF_WINDOW = f"SELECT count() FROM predictions FINAL WHERE {WINDOW}"
 
-def read_label_window(client: Any, model: str, version: str, start: datetime, end: datetime) -> LabelWindow:
+
+def read_label_window(
+    client: Any, model: str, version: str, start: datetime, end: datetime, *, labelled: bool = False
+) -> LabelWindow:
     """The window's predictions that have a label, in event-time order, with each label's delay.
 
-    The labels are looked up first: a window nobody labelled (yet) costs one small query
-    instead of a join over all its predictions. Labelled ones are joined here, by prediction id.
+    Unless the model is known to be ``labelled``, whether it has any label is asked first, with the
+    window's count in the same round trip: a model nobody labels costs one small query per window instead
+    of a join over all its predictions. For a labelled model that check (and its count) is skipped, and the
+    window is counted only if none of its predictions has a label yet.
     """
     p = _params(model, version, start, end)
-    any_label, count = client.query(LABELS_AT_ALL, parameters=p).first_row
-    labels: dict[str, tuple[Any, ...]] = {}
-    if any_label:
-        labels = {row[0]: row[1:] for row in client.query(LABELS_OF_WINDOW, parameters=p).result_rows}
+    count = None
+    if not labelled:
+        any_label, count = client.query(LABELS_AT_ALL, parameters=p).first_row
+        if not any_label:
+            return _label_window(start, end, int(count), [])
+    labels = {row[0]: row[1:] for row in client.query(LABELS_OF_WINDOW, parameters=p).result_rows}
     if not labels:
+        if count is None:
+            count = client.command(COUNT_OF_WINDOW, parameters=p)
         return _label_window(start, end, int(count), [])
     window = client.query(
         "SELECT prediction_id, prediction, prediction_num, probabilities, occurred_at "
