@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 from pathlib import Path
@@ -41,6 +42,18 @@ async def serve(settings: Settings, web_port: int, profiles: ProfileSource) -> N
         log.info("monitor worker %s stopped", monitor.worker)
 
 
+def tune_garbage_collector() -> None:
+    """Collect the young generation every 50,000 allocations instead of 700, and never re-scan start-up objects.
+
+    Every batch makes tens of thousands of short-lived record objects, freed by reference counting, yet
+    each 700 allocations started a collection, and full ones (about 140 ms each) walked every module
+    object too. Alternating benchmark runs: worker CPU 9.4-10.1 instead of 11.8-13.1 µs per event,
+    64,000-74,000 instead of 53,000-62,000 events/s.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run a Driftloop monitor worker.")
     parser.add_argument("--web-port", type=int, default=None, help="Default: DRIFTLOOP_MONITOR_WEB_PORT.")
@@ -62,6 +75,7 @@ def main() -> None:
         if args.profiles
         else RegistryProfiles(settings)
     )
+    tune_garbage_collector()
     asyncio.run(serve(settings, args.web_port or settings.monitor_web_port, profiles))
 
 
