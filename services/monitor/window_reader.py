@@ -83,14 +83,14 @@ LABELS_OF_WINDOW = (
 )
 
 
+COUNT_OF_WINDOW = f"SELECT count() FROM predictions FINAL WHERE {WINDOW}"
+
 LABELS_AT_ALL = (
     "SELECT (SELECT count() > 0 FROM (SELECT 1 FROM labels WHERE model_name = {model:String} LIMIT 1)), "
-    f"(SELECT count() FROM predictions FINAL WHERE {WINDOW})"
+    f"({COUNT_OF_WINDOW})"
 )
 """Whether the model has any label at all, and the window's prediction count, in one round trip: many
 models never get ground truth, and for them the lookup below would scan the window's ids to find none."""
-
-COUNT_OF_WINDOW = f"SELECT count() FROM predictions FINAL WHERE {WINDOW}"
 
 
 def read_label_window(

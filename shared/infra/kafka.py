@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import subprocess
 import uuid
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -213,6 +214,19 @@ def broker_ready(bootstrap: str) -> bool:
     return run_sync(lambda: _cluster_ready(bootstrap))
 
 
+@contextlib.asynccontextmanager
+async def _admin(bootstrap: str, timeout_ms: int) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client for topic changes, closed on exit."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, client_id="driftloop-admin"
+    )
+    await admin.start()
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
 async def acreate_topics(
     bootstrap: str, names: Iterable[str], partitions: int, replication: int, *, timeout_ms: int = 30000
 ) -> list[str]:
@@ -220,16 +234,10 @@ async def acreate_topics(
     wanted = list(dict.fromkeys(names))
     if not wanted:
         return []
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, client_id="driftloop-admin"
-    )
-    await admin.start()
-    try:
+    async with _admin(bootstrap, timeout_ms) as admin:
         response = await admin.create_topics(
             [NewTopic(name, partitions, replication) for name in wanted], timeout_ms=timeout_ms
         )
-    finally:
-        await admin.close()
     created, failed = [], []
     for topic, code, *message in response.topic_errors:
         if code == 0:
@@ -251,14 +259,8 @@ async def adelete_topics(bootstrap: str, names: Iterable[str], *, timeout_ms: in
     wanted = list(dict.fromkeys(names))
     if not wanted:
         return
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, client_id="driftloop-admin"
-    )
-    await admin.start()
-    try:
+    async with _admin(bootstrap, timeout_ms) as admin:
         response = await admin.delete_topics(wanted, timeout_ms=timeout_ms)
-    finally:
-        await admin.close()
     failed = [
         f"{topic}: error {code}"
         for topic, code, *_ in response.topic_error_codes
