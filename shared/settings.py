@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     s3_access_key_id: str = Field("driftloop", description="S3 access key id.")
     s3_secret_access_key: str = Field("driftloop-secret", description="S3 secret access key.")
 
+    event_max_future_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="How far ahead of the receiving clock an event's time may be; later ones are dead-lettered as too_far_in_future.",
+    )
+
     # monitor
     monitor_window_seconds: int = Field(60, ge=1, description="Length of the monitor's event-time windows.")
     monitor_allowed_lateness_seconds: int = Field(
@@ -84,7 +90,16 @@ class Settings(BaseSettings):
         ge=0,
         description="How long after a window ends its labels are awaited before judging performance.",
     )
-    monitor_retention_days: int = Field(365, ge=1, description="TTL of the monitor's ClickHouse rows.")
+    monitor_idle_windows: int = Field(
+        10,
+        ge=1,
+        description="Empty windows in a row after which a model version is no longer judged until its next event (a retired version costs nothing).",
+    )
+    monitor_retention_days: int = Field(
+        365,
+        ge=1,
+        description="TTL of the monitor's ClickHouse rows; older events are dead-lettered as too_old.",
+    )
     monitor_batch_size: int = Field(
         25_000,
         ge=1,

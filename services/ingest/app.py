@@ -18,6 +18,7 @@ from services.ingest.schemas import RegistrySchemaSource, SchemaSource
 from services.ingest.service import EventWriter, IngestService
 from shared.settings import Settings
 from shared.topics import topic_names
+from shared.validation import EventTimeBounds
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ def build_service(
         metrics=metrics,
         quality=QualityCounter(),
         reject_unknown_models=settings.ingest_reject_unknown_models,
+        time_bounds=EventTimeBounds.from_settings(settings),
     )
     return service, closers
 

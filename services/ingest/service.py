@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from services.ingest.metrics import IngestMetrics
 from services.ingest.quality import QualityCounter
 from services.ingest.schemas import SchemaSource
-from services.ingest.validation import BatchResult, EventKind, validate_batch
+from services.ingest.validation import BatchResult, EventKind, EventTimeBounds, validate_batch
 from shared import codec, wire
 from shared.sdk.batches import KeyedRecord
 from shared.topics import Topics
@@ -32,6 +32,7 @@ class IngestService:
     metrics: IngestMetrics
     quality: QualityCounter
     reject_unknown_models: bool
+    time_bounds: EventTimeBounds = field(default_factory=EventTimeBounds)
 
     def topic_for(self, kind: EventKind) -> str:
         return self.topics.predictions if kind is EventKind.PREDICTION else self.topics.labels
@@ -44,6 +45,7 @@ class IngestService:
             self.schemas,
             reject_unknown_models=self.reject_unknown_models,
             quality=self.quality,
+            bounds=self.time_bounds,
         )
         topic = self.topic_for(kind)
         await self.writer.write(

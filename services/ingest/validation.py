@@ -1,57 +1,44 @@
 """Deciding, event by event, whether input may enter the pipeline, and explaining why not. No I/O.
 
 Used by both the HTTP endpoints (a rejection becomes a 422 item) and the stream validator (a
-rejection becomes a dead-letter record). Decoding uses the msgspec fast path; only rejected items pay
-for pydantic's complete, per-field error list.
+rejection becomes a dead-letter record). The event itself is checked by ``shared.validation``, the one
+contract the monitor checks too; this module adds what needs the registry: the model's feature schema.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-
-import msgspec
-from pydantic import ValidationError
+from datetime import UTC, datetime
 
 from services.ingest.quality import QualityCounter
 from services.ingest.schemas import FeatureIssueLike, SchemaLookup, SchemaSource
 from shared import wire
-from shared.events import LabelLogged, PredictionLogged
+from shared.validation import (
+    MAX_FIELD_ERRORS,
+    EventKind,
+    EventTimeBounds,
+    FieldError,
+    Origin,
+    Rejection,
+    Wire,
+    validate,
+)
 
-MAX_FIELD_ERRORS = 20
-MAX_EVENT_BYTES = 800 * 1024
-"""Largest event that still fits one Kafka message (the broker's default limit is 1 MiB)."""
+__all__ = [
+    "BatchResult",
+    "EventKind",
+    "EventTimeBounds",
+    "FieldError",
+    "Origin",
+    "Rejection",
+    "validate_batch",
+]
 
 REJECTING_ISSUES = {"type_error": "feature_type_error", "unknown_feature": "unknown_feature"}
 """Feature-schema issues that keep an event out (reason they get); missing, out-of-range and unseen
 categories are facts about production data, so those events pass and are counted as data quality."""
-
-
-class EventKind(StrEnum):
-    PREDICTION = "prediction"
-    LABEL = "label"
-
-
-Wire = wire.PredictionWire | wire.LabelWire
-
-
-@dataclass(frozen=True)
-class FieldError:
-    field: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """Why an input was refused: a machine-readable ``reason`` and errors naming each field."""
-
-    reason: str
-    detail: str
-    model_name: str = "unknown"
-    errors: tuple[FieldError, ...] = ()
 
 
 @dataclass
@@ -60,78 +47,6 @@ class BatchResult:
 
     accepted: list[tuple[int, Wire]] = field(default_factory=list)
     rejected: list[tuple[int, Rejection]] = field(default_factory=list)
-
-
-class _ModelNameOnly(msgspec.Struct):
-    model_name: str = "unknown"
-
-
-_PATH = re.compile(r"at `\$\.?(?P<path>[^`]*)`")
-_UNION_MEMBER = re.compile(r"^(bool|int|float|str|none|.*\[.*\])$")
-_MODEL_NAME = re.compile(rb'"model_name"\s*:\s*"([^"\\]{1,200})"')
-_NON_FINITE = re.compile(rb"\b(?:-?Infinity|NaN)\b")
-
-
-def _model_name_of(payload: bytes) -> str:
-    """The model an invalid event claims, for counting and the dead-letter key; 'unknown' if unreadable."""
-    try:
-        name = msgspec.json.decode(payload, type=_ModelNameOnly).model_name
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        # unparseable as a whole (e.g. a NaN token) but the model may still be legible
-        match = _MODEL_NAME.search(payload)
-        return match.group(1).decode("utf-8", "replace") if match else "unknown"
-    return name[:200] if name else "unknown"
-
-
-def _pydantic_errors(kind: EventKind, payload: bytes) -> tuple[FieldError, ...]:
-    """Every field error, from the pydantic contract (slow, so only for rejected items)."""
-    model = PredictionLogged if kind is EventKind.PREDICTION else LabelLogged
-    try:
-        model.model_validate_json(payload)
-    except ValidationError as exc:
-        messages: dict[str, list[str]] = {}
-        for error in exc.errors(include_url=False):
-            # pydantic names union members in the path (features.age.float): keep the field path, join messages
-            path = ".".join(
-                str(p) for p in error["loc"] if not (isinstance(p, str) and _UNION_MEMBER.match(p))
-            )
-            found = messages.setdefault(path or "body", [])
-            if error["msg"] not in found:
-                found.append(error["msg"])
-        return tuple(FieldError(path, "; ".join(found)) for path, found in messages.items())[
-            :MAX_FIELD_ERRORS
-        ]
-    return ()
-
-
-def decode(kind: EventKind, payload: bytes) -> Wire | Rejection:
-    """The event, or a rejection: ``invalid_json``, ``non_finite_number`` or ``schema_error``."""
-    try:
-        if kind is EventKind.PREDICTION:
-            return wire.decode_prediction(payload)
-        return wire.decode_label(payload)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        reason = "non_finite_number" if message.startswith("Number out of range") else "schema_error"
-        return _rejection(kind, payload, reason, message)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        if _NON_FINITE.search(payload):
-            detail = "NaN and Infinity are not allowed: send null for a missing value"
-            errors = tuple(e for e in _pydantic_errors(kind, payload) if "finite" in e.message)
-            return Rejection(
-                "non_finite_number", detail, _model_name_of(payload), errors or (FieldError("body", detail),)
-            )
-        return Rejection("invalid_json", str(exc), _model_name_of(payload), (FieldError("body", str(exc)),))
-
-
-def _rejection(kind: EventKind, payload: bytes, reason: str, message: str) -> Rejection:
-    errors = _pydantic_errors(kind, payload)
-    if not errors:  # the contracts agree on validity; keep msgspec's word and its path
-        match = _PATH.search(message)
-        errors = (FieldError(match.group("path") if match else "body", message),)
-    if any("finite" in e.message for e in errors):
-        reason = "non_finite_number"
-    return Rejection(reason, message, _model_name_of(payload), errors)
 
 
 def check_registry(
@@ -159,18 +74,19 @@ async def validate_batch(
     *,
     reject_unknown_models: bool,
     quality: QualityCounter | None = None,
+    bounds: EventTimeBounds | None = None,
+    origins: Sequence[Origin] | None = None,
 ) -> BatchResult:
-    """Decode every payload, look up each model's schema once, check features, count data quality."""
+    """Decode every payload, look up each model's schema once, check features, count data quality.
+
+    ``origins`` (the Kafka records of a stream batch) give an event without id or time stable ones.
+    """
     result = BatchResult()
     decoded: list[tuple[int, Wire]] = []
+    bounds = bounds or EventTimeBounds()
+    now = datetime.now(UTC)
     for index, payload in enumerate(payloads):
-        if len(payload) > MAX_EVENT_BYTES:
-            detail = f"event of {len(payload)} bytes is over the {MAX_EVENT_BYTES}-byte limit of one event"
-            result.rejected.append(
-                (index, Rejection("event_too_large", detail, errors=(FieldError("body", detail),)))
-            )
-            continue
-        outcome = decode(kind, payload)
+        outcome = validate(kind, payload, bounds, now, origins[index] if origins is not None else None)
         if isinstance(outcome, Rejection):
             result.rejected.append((index, outcome))
         else:

@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 
 from services.ingest.errors import KafkaUnavailableError
 from services.ingest.service import IngestService
-from services.ingest.validation import BatchResult, EventKind, Rejection, validate_batch
+from services.ingest.validation import BatchResult, EventKind, Origin, Rejection, validate_batch
 from shared import codec, wire
 from shared.events import EventDeadLettered
 from shared.sdk.batches import KeyedRecord
@@ -40,6 +40,7 @@ class RawMessage:
     partition: int
     offset: int
     value: bytes | None
+    timestamp_ms: int | None = None
 
 
 MAX_ORIGINAL_BYTES = 600 * 1024
@@ -110,6 +111,8 @@ class StreamValidator:
             service.schemas,
             reject_unknown_models=service.reject_unknown_models,
             quality=service.quality,
+            bounds=service.time_bounds,
+            origins=[Origin(source_topic, m.partition, m.offset, m.timestamp_ms) for m in messages],
         )
         result.rejected = [(i, EMPTY if messages[i].value is None else r) for i, r in result.rejected]
         records, letters = route(
@@ -188,7 +191,7 @@ class StreamValidator:
             records: list[KeyedRecord] = []
             consumed = 0
             for tp, messages in batches.items():
-                raw = [RawMessage(m.partition, m.offset, m.value) for m in messages]
+                raw = [RawMessage(m.partition, m.offset, m.value, m.timestamp) for m in messages]
                 consumed += len(raw)
                 records.extend(await self.validate(tp.topic, raw))
             await self._write_until_acknowledged(records)

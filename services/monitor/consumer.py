@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from services.monitor.observability import MonitorMetrics
 from services.monitor.worker import Batch, Monitor, Record
@@ -26,27 +27,83 @@ from shared.infra.kafka import acreate_topics
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Outage:
+    """A dependency the worker is waiting for: logged once when it goes and once when it is back."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.since: float | None = None
+        self.error = ""
+
+    def failed(self, exc: BaseException) -> None:
+        if self.since is None:
+            self.since = time.time()
+            log.warning("%s unavailable (%s); waiting for it, retrying with backoff", self.what, exc)
+        self.error = str(exc)[:300] or type(exc).__name__
+
+    def recovered(self) -> None:
+        if self.since is not None:
+            log.warning("%s available again after %.0f s", self.what, time.time() - self.since)
+            self.since, self.error = None, ""
+
+
+RETRY_MAX_S = 10.0
+
+
+async def retry(
+    outage: Outage, attempt: Callable[[], Awaitable[T]], *, errors: tuple[type[BaseException], ...]
+) -> T:
+    """``attempt`` until it succeeds, waiting 0.5 s doubling to ``RETRY_MAX_S`` between tries."""
+    delay = 0.5
+    while True:
+        try:
+            result = await attempt()
+        except errors as exc:
+            outage.failed(exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+            continue
+        outage.recovered()
+        return result
 
 
 class Publisher:
-    """Announcements and dead letters: queued as the batch is handled, confirmed before it commits."""
+    """Announcements and dead letters: queued as the batch is handled, confirmed before it commits.
+
+    A message the broker did not take (it was away longer than the producer's timeout) is sent again
+    until it is, so a batch is never committed with an announcement or a dead letter missing.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=5
         )
-        self._pending: list[asyncio.Future[Any]] = []
+        self._pending: list[tuple[asyncio.Future[Any], str, bytes, bytes]] = []
+        self.outage = Outage(f"Kafka at {settings.kafka_bootstrap} (publishing)")
 
     async def start(self) -> None:
         await self.producer.start()
 
     async def send(self, topic: str, key: bytes, value: bytes) -> None:
-        self._pending.append(await self.producer.send(topic, value, key=key))
+        future = await retry(
+            self.outage, lambda: self.producer.send(topic, value, key=key), errors=(KafkaError,)
+        )
+        self._pending.append((future, topic, key, value))
 
     async def confirm(self) -> None:
-        """Wait until the broker acknowledged everything queued; raises if anything was refused."""
-        pending, self._pending = self._pending, []
-        await asyncio.gather(*pending)
+        """Wait until the broker acknowledged everything queued, sending again what it did not take."""
+        while self._pending:
+            pending, self._pending = self._pending, []
+            results = await asyncio.gather(*(f for f, *_ in pending), return_exceptions=True)
+            for (_, topic, key, value), result in zip(pending, results, strict=True):
+                if isinstance(result, KafkaError):
+                    self.outage.failed(result)
+                    await self.send(topic, key, value)
+                elif isinstance(result, BaseException):
+                    raise result
 
     async def stop(self) -> None:
         await self.producer.stop()
@@ -99,6 +156,8 @@ class MonitorLoop:
         self.monitor = monitor
         self.publisher = publisher
         self.metrics = metrics
+        self.kafka = Outage(f"Kafka at {settings.kafka_bootstrap}")
+        self.clickhouse = Outage(f"ClickHouse at {settings.clickhouse_url}")
         self.in_hand: deque[asyncio.Task[None]] = deque()
         self.assigned = asyncio.Event()
         self.running = False
@@ -114,25 +173,47 @@ class MonitorLoop:
             heartbeat_interval_ms=max(timeout_ms // 4, 100),
         )
 
+    def waiting_for(self) -> dict[str, Any]:
+        """The dependencies the worker is waiting for, since when and why (empty: none)."""
+        outages = [self.kafka, self.publisher.outage, self.clickhouse]
+        waiting = {o.what: {"since": o.since, "error": o.error} for o in outages if o.since is not None}
+        for sink in self.monitor.sinks():
+            if sink.failing_since is not None:
+                waiting.setdefault(
+                    "ClickHouse (storing)", {"since": sink.failing_since, "error": sink.last_error}
+                )
+        return waiting
+
     def status(self) -> dict[str, Any]:
+        waiting = self.waiting_for()
         return {
-            "running": self.running,
+            "running": self.running and not waiting,
+            "degraded": bool(waiting),
+            "waiting_for": waiting,
             "assigned_partitions": len(self.consumer.assignment()) if self.running else 0,
             "consumer_lag": self.monitor.consumer_lag,
         }
 
+    async def _prepare(self) -> None:
+        """Tables, topics and the Kafka clients; each dependency that is away is waited for, never fatal."""
+        await retry(self.clickhouse, lambda: asyncio.to_thread(self.monitor.sink.open), errors=(Exception,))
+        await retry(
+            self.kafka,
+            lambda: acreate_topics(  # with the configured partitions, not the broker's default
+                self.settings.kafka_bootstrap,
+                [*self.monitor.subscribed, self.monitor.topics.drift_events],
+                self.settings.kafka_partitions,
+                self.settings.kafka_replication_factor,
+            ),
+            errors=(Exception,),
+        )
+        await retry(self.kafka, self.publisher.start, errors=(KafkaError, OSError))
+        self.consumer.subscribe(self.monitor.subscribed, listener=_Handover(self))
+        await retry(self.kafka, self.consumer.start, errors=(KafkaError, OSError))
+
     async def run(self, stopping: asyncio.Event) -> None:
         """Consume until ``stopping`` is set; the batches in hand are finished and committed first."""
-        await asyncio.to_thread(self.monitor.sink.open)  # tables exist before the first record is handled
-        await acreate_topics(  # with the configured partitions, not the broker's default
-            self.settings.kafka_bootstrap,
-            [*self.monitor.subscribed, self.monitor.topics.drift_events],
-            self.settings.kafka_partitions,
-            self.settings.kafka_replication_factor,
-        )
-        await self.publisher.start()
-        self.consumer.subscribe(self.monitor.subscribed, listener=_Handover(self))
-        await self.consumer.start()
+        await self._prepare()
         self.running = True
         try:
             while not stopping.is_set():
@@ -192,13 +273,27 @@ class MonitorLoop:
             await previous  # if it failed, so does this batch: a later commit must never skip its offsets
         await self.monitor.advance(stored)
         await self.publisher.confirm()
-        try:
-            await self.consumer.commit(next_offsets(batch))
-        except (CommitFailedError, IllegalStateError) as exc:
-            # a rebalance took the partitions meanwhile: their new owner replays, the sinks deduplicate
-            log.warning("could not commit a handled batch (%s); it will be replayed", exc)
+        await self._commit(next_offsets(batch))
         self.monitor.consumer_lag = self._lag(batch)
         self.metrics.lag.set(self.monitor.consumer_lag)
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit a handled batch, waiting out a broker outage (a commit lost in one would replay the batch)."""
+        delay = 0.5
+        while True:
+            try:
+                await self.consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError) as exc:
+                # a rebalance took the partitions meanwhile: their new owner replays, the sinks deduplicate
+                log.warning("could not commit a handled batch (%s); it will be replayed", exc)
+                return
+            except KafkaError as exc:
+                self.kafka.failed(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            self.kafka.recovered()
+            return
 
     def _lag(self, batch: dict[TopicPartition, list[Any]]) -> int:
         """Records behind the broker's high watermark, over the partitions of the batch just handled."""

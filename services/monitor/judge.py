@@ -19,9 +19,9 @@ from services.monitor.drift.columns import TestResult
 from services.monitor.drift.decision import Alert
 from services.monitor.evaluation import WindowResult, evaluate_data_window, evaluate_label_window
 from services.monitor.profiles import ProfileSource
-from services.monitor.progress import VersionProgress, datetime_to_ms, ms_to_datetime
+from services.monitor.progress import VersionProgress, datetime_to_ms, floor_ms, ms_to_datetime
 from services.monitor.sink import ClickHouseSink
-from services.monitor.window_reader import read_data_window, read_label_window
+from services.monitor.window_reader import next_event_time, read_data_window, read_label_window
 from shared.events import DriftDetected, DriftRecovered
 from shared.settings import Settings
 
@@ -115,6 +115,7 @@ class WindowJudge:
         self.length_ms = settings.monitor_window_seconds * 1000
         self.lateness_ms = settings.monitor_allowed_lateness_seconds * 1000
         self.label_wait_ms = settings.monitor_label_wait_seconds * 1000
+        self.idle_windows = settings.monitor_idle_windows
         self._labelled: set[str] = set()
         """Models seen with labels: their label windows skip asking whether the model has any."""
         self._pending: dict[str, list[list[Any]]] = {table: [] for table in RESULT_COLUMNS}
@@ -126,23 +127,21 @@ class WindowJudge:
         The results are held until ``flush``, which must run before the progress is checkpointed.
         """
         out: list[DriftAnnouncement] = []
-        for start_ms, end_ms in progress.windows_to_close(self.length_ms, self.lateness_ms):
+        while (window := progress.next_window(self.length_ms, self.lateness_ms)) is not None:
+            start_ms, end_ms = window
             start, end = ms_to_datetime(start_ms), ms_to_datetime(end_ms)
             reference = self.profiles.get(model, version)
             progress.data.thresholds = reference.thresholds
-            window = read_data_window(self.sink.client, model, version, start, end)
-            result = evaluate_data_window(window, reference.profile, reference.thresholds)
+            data = read_data_window(self.sink.client, model, version, start, end)
+            result = evaluate_data_window(data, reference.profile, reference.thresholds)
             out += self._record(model, version, "data", result, progress.data.observe(result.verdict))
-            progress.next_window_ms = end_ms
-            log.info(
-                "%s v%s window %s: %d events, drift %s",
-                model,
-                version,
-                start,
-                window.count,
-                sorted(result.verdict.kinds),
-            )
-        for start_ms, end_ms in progress.label_windows_to_close(self.length_ms, self.label_wait_ms):
+            progress.judged(end_ms, data.count)
+            log.info("%s v%s window %s: %d events, drift %s", model, version, start, data.count,
+                     sorted(result.verdict.kinds))  # fmt: skip
+            if progress.idle_windows >= self.idle_windows:
+                self._skip_or_pause(model, version, progress, start, end)
+        while (window := progress.next_label_window(self.length_ms, self.label_wait_ms)) is not None:
+            start_ms, end_ms = window
             start, end = ms_to_datetime(start_ms), ms_to_datetime(end_ms)
             reference = self.profiles.get(model, version)
             progress.performance.thresholds = reference.thresholds
@@ -159,6 +158,38 @@ class WindowJudge:
             )
             progress.next_label_window_ms = end_ms
         return out
+
+    def _skip_or_pause(
+        self, model: str, version: str, progress: VersionProgress, start: datetime, end: datetime
+    ) -> None:
+        """After ``idle_windows`` empty windows: jump to the version's next event, or pause until one comes.
+
+        One query instead of a window at a time, so neither a retired version nor a gap of any length in
+        event time costs work per window.
+        """
+        upcoming = next_event_time(self.sink.client, model, version, end)
+        if upcoming is not None:
+            progress.skip_to(floor_ms(datetime_to_ms(upcoming), self.length_ms))
+            return
+        progress.pause()
+        self._pending["window_metrics"].append(
+            [
+                model,
+                version,
+                start,
+                end,
+                "judging_paused",
+                "",
+                float(progress.idle_windows),
+                datetime.now(UTC),
+            ]
+        )
+        log.info("%s v%s: no events for %d windows; paused until its next event", model, version,
+                 progress.idle_windows)  # fmt: skip
+
+    def discard(self) -> None:
+        """Forget the results held since the last flush (their batch is judged again)."""
+        self._pending = {table: [] for table in RESULT_COLUMNS}
 
     def flush(self) -> None:
         """Write the results of every window judged since the last flush: one insert per table."""

@@ -78,7 +78,9 @@ class MonitorMetrics:
 def web_app(metrics: MonitorMetrics, status: Callable[[], dict[str, Any]]) -> web.Application:
     """``/metrics`` (Prometheus text) and ``/health``: 200 while the Kafka loop runs, 503 before and after.
 
-    ``status`` returns at least ``running`` (bool); everything else it returns is shown as is.
+    ``status`` returns at least ``running`` (bool); with ``degraded`` the worker is up but waiting for a
+    dependency (503, ``status: degraded``, and ``waiting_for`` says which and since when). Everything else
+    it returns is shown as is.
     """
 
     async def prometheus(request: web.Request) -> web.Response:
@@ -86,8 +88,9 @@ def web_app(metrics: MonitorMetrics, status: Callable[[], dict[str, Any]]) -> we
 
     async def health(request: web.Request) -> web.Response:
         now = status()
+        state = "ok" if now["running"] else "degraded" if now.get("degraded") else "unavailable"
         body = {
-            "status": "ok" if now["running"] else "unavailable",
+            "status": state,
             "uptime_s": round(time.time() - metrics.started, 1),
             **{k: v for k, v in now.items() if k != "running"},
         }

@@ -33,7 +33,13 @@ def datetime_to_ms(moment: datetime) -> int:
 
 @dataclass
 class VersionProgress:
-    """One model version: the latest event time seen and the next windows still to evaluate."""
+    """One model version: the latest event time seen and the next windows still to evaluate.
+
+    A version whose windows stay empty (it was retired, or its traffic stopped) is *paused*: its windows are
+    no longer read and judged, so a model's work per window does not grow with every version it ever had,
+    and a jump in event time is one step, not a window at a time. Its next event wakes it up at that event's
+    window. The windows skipped are recorded as ``label_gaps`` so the performance windows skip them too.
+    """
 
     max_event_ms: int
     next_window_ms: int
@@ -41,6 +47,12 @@ class VersionProgress:
     data: DriftDecider = field(default_factory=DriftDecider)
     performance: DriftDecider = field(default_factory=DriftDecider)
     error_detector: PageHinkley = field(default_factory=PageHinkley)
+    idle_windows: int = 0
+    """Empty data windows judged in a row."""
+    paused_at_ms: int | None = None
+    """End of the last window judged before the version was paused (None: judged as time moves)."""
+    label_gaps: list[tuple[int, int]] = field(default_factory=list)
+    """Spans of windows skipped without data, oldest first: [from, to) in ms."""
 
     @classmethod
     def starting_at(cls, first_event_ms: int, length_ms: int, thresholds: DriftThresholds) -> VersionProgress:
@@ -52,23 +64,50 @@ class VersionProgress:
     def observe(self, event_ms: int) -> None:
         self.max_event_ms = max(self.max_event_ms, event_ms)
 
-    def windows_to_close(self, length_ms: int, lateness_ms: int) -> list[tuple[int, int]]:
-        """Windows whose end plus the allowed lateness the watermark has passed, oldest first."""
-        out = []
-        start = self.next_window_ms
-        while start + length_ms + lateness_ms <= self.max_event_ms:
-            out.append((start, start + length_ms))
-            start += length_ms
-        return out
+    @property
+    def paused(self) -> bool:
+        return self.paused_at_ms is not None
 
-    def label_windows_to_close(self, length_ms: int, label_wait_ms: int) -> list[tuple[int, int]]:
-        """Windows old enough that their labels had ``label_wait_ms`` to arrive, and whose data is closed."""
-        out = []
+    def next_window(self, length_ms: int, lateness_ms: int) -> tuple[int, int] | None:
+        """The oldest window whose end plus the allowed lateness the watermark has passed (None: none, or paused)."""
+        start = self.next_window_ms
+        if self.paused or start + length_ms + lateness_ms > self.max_event_ms:
+            return None
+        return start, start + length_ms
+
+    def judged(self, end_ms: int, events: int) -> None:
+        """A data window ending at ``end_ms`` was judged with ``events`` events."""
+        self.next_window_ms = end_ms
+        self.idle_windows = 0 if events else self.idle_windows + 1
+
+    def skip_to(self, start_ms: int) -> None:
+        """Jump over windows known to be empty, to the window starting at ``start_ms``."""
+        if start_ms > self.next_window_ms:
+            self.label_gaps.append((self.next_window_ms, start_ms))
+            self.next_window_ms = start_ms
+        self.idle_windows = 0
+
+    def pause(self) -> None:
+        self.paused_at_ms = self.next_window_ms
+
+    def wake(self, first_event_ms: int, length_ms: int) -> None:
+        """Events arrived for a paused version: judge again from the window of the earliest one."""
+        self.paused_at_ms = None
+        self.skip_to(floor_ms(first_event_ms, length_ms))
+
+    def next_label_window(self, length_ms: int, label_wait_ms: int) -> tuple[int, int] | None:
+        """The oldest window whose labels had ``label_wait_ms`` to arrive and whose data is closed.
+
+        Windows skipped for having no data are skipped here too.
+        """
         start = self.next_label_window_ms
-        while start < self.next_window_ms and start + length_ms + label_wait_ms <= self.max_event_ms:
-            out.append((start, start + length_ms))
-            start += length_ms
-        return out
+        while self.label_gaps and self.label_gaps[0][0] <= start:
+            gap_from, gap_to = self.label_gaps.pop(0)
+            if gap_from <= start < gap_to:
+                start = self.next_label_window_ms = gap_to
+        if start < self.next_window_ms and start + length_ms + label_wait_ms <= self.max_event_ms:
+            return start, start + length_ms
+        return None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +117,9 @@ class VersionProgress:
             "data": _decider_json(self.data),
             "performance": _decider_json(self.performance),
             "error_detector": asdict(self.error_detector),
+            "idle_windows": self.idle_windows,
+            "paused_at_ms": self.paused_at_ms,
+            "label_gaps": [list(g) for g in self.label_gaps],
         }
 
     @classmethod
@@ -89,6 +131,9 @@ class VersionProgress:
             _decider_from(raw["data"], thresholds),
             _decider_from(raw["performance"], thresholds),
             PageHinkley(**raw["error_detector"]),
+            raw.get("idle_windows", 0),
+            raw.get("paused_at_ms"),
+            [(int(a), int(b)) for a, b in raw.get("label_gaps", [])],
         )
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from services.monitor.storage import schema
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+from services.monitor.storage import INTAKE_ROWS_PER_LINE, schema
 from shared.clickhouse import clickhouse_client
 from shared.settings import Settings
 
@@ -15,6 +18,25 @@ log = logging.getLogger(__name__)
 WRITE_SETTINGS = {"optimize_on_insert": 0}
 """Replays collapse at read time (``FINAL``, background merges); collapsing each inserted block as well
 tripled the server's cost of storing a batch (0.057 s against 0.017 s per 10k predictions)."""
+
+
+REFUSAL_CODES = frozenset({6, 26, 27, 38, 41, 43, 53, 69, 70, 72, 117, 321, 376})
+"""ClickHouse's error codes for a value it cannot parse or convert: the data is wrong, not the server."""
+_CODE = re.compile(r"Code: (\d+)")
+
+
+def _is_refusal(exc: Exception) -> bool:
+    """Did the server refuse the data (retrying cannot help), rather than fail to take it?"""
+    if not isinstance(exc, DatabaseError):
+        return False
+    match = _CODE.search(str(exc))
+    return "while pushing to view" in str(exc) or (match is not None and int(match.group(1)) in REFUSAL_CODES)
+
+
+def _written(summary: Any) -> int:
+    """Rows the server says the insert wrote, views included (unknown: assume all of them)."""
+    written = getattr(summary, "written_rows", None)
+    return int(written) if written is not None else 1 << 62
 
 
 class ClickHouseSink:
@@ -29,6 +51,9 @@ class ClickHouseSink:
         self._client: Any = None
         self._contexts: dict[tuple[str, tuple[str, ...]], Any] = {}
         """Insert contexts per table and columns: the table's column types are asked for once, not per insert."""
+        self.failing_since: float | None = None
+        """Wall-clock time of the first failed attempt of the insert now being retried (None: healthy)."""
+        self.last_error = ""
 
     @property
     def client(self) -> Any:
@@ -46,12 +71,15 @@ class ClickHouseSink:
         self._client = client
 
     def write(
-        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], max_wait_s: float = 300.0
+        self,
+        table: str,
+        rows: Sequence[Sequence[Any]],
+        columns: Sequence[str],
+        max_wait_s: float | None = None,
     ) -> int:
-        """Insert ``rows`` in one batch; retries with backoff and raises only after ``max_wait_s``.
+        """Insert ``rows`` in one batch; retries with backoff until accepted (or raises after ``max_wait_s``).
 
-        Raising (instead of skipping) matters: the batch's offsets must not be committed unless ClickHouse
-        holds its rows.
+        Never skipping matters: the batch's offsets must not be committed unless ClickHouse holds its rows.
         """
         if not rows:
             return 0
@@ -69,31 +97,70 @@ class ClickHouseSink:
             self._contexts[key] = self.client.create_insert_context(table, list(columns))
         return self._contexts[key]
 
-    def write_lines(self, table: str, lines: Sequence[bytes], max_wait_s: float = 300.0) -> int:
-        """Insert raw JSON documents, one per line, into an ``*_intake`` table (parsed by its view)."""
+    def write_lines(self, table: str, lines: Sequence[bytes], max_wait_s: float | None = None) -> list[int]:
+        """Insert raw JSON documents, one per line, into an ``*_intake`` table; returns the lines refused.
+
+        The view that parses the lines can fail on a document the contract let through. A ClickHouse server
+        then refuses the insert with a parse error; the embedded server's engine (chDB's streaming insert)
+        answers success and writes nothing, which only the written-row count shows (each line is a row in
+        the intake table and one in the view's). Either way the lines are halved until the refused ones
+        are found, so one bad document never costs its neighbours and nothing vanishes.
+        """
         if not lines:
-            return 0
+            return []
         body = b"\n".join(lines)
-        self._retry(
+        summary = self._retry(
             lambda: self.client.raw_insert(table, ["line"], body, fmt="LineAsString"),
             table,
             len(lines),
             max_wait_s,
+            refusal=_is_refusal,
         )
-        return len(lines)
+        if summary is not None and _written(summary) >= INTAKE_ROWS_PER_LINE * len(lines):
+            return []
+        if len(lines) == 1:
+            log.warning("ClickHouse refused a document for %s: %s", table, lines[0][:200])
+            return [0]
+        half = len(lines) // 2
+        refused = self.write_lines(table, lines[:half], max_wait_s)
+        return refused + [half + i for i in self.write_lines(table, lines[half:], max_wait_s)]
 
-    def _retry(self, insert: Any, table: str, count: int, max_wait_s: float) -> None:
-        delay, deadline = 0.2, time.monotonic() + max_wait_s
+    def _retry(
+        self,
+        insert: Any,
+        table: str,
+        count: int,
+        max_wait_s: float | None,
+        refusal: Callable[[Exception], bool] = lambda exc: False,
+    ) -> Any:
+        """Run ``insert`` until it is accepted (its result) or refused (None); a dependency away is waited out.
+
+        With ``max_wait_s`` None it waits as long as it takes: a batch whose rows are not stored must not be
+        committed, and a worker that exits would only be restarted to wait again.
+        """
+        delay = 0.2
+        deadline = None if max_wait_s is None else time.monotonic() + max_wait_s
         while True:
             try:
-                insert()
-                return
-            except Exception:
-                if time.monotonic() > deadline:
+                result = insert()
+                if self.failing_since is not None:
+                    log.warning("ClickHouse accepts inserts into %s again", table)
+                    self.failing_since, self.last_error = None, ""
+                return result
+            except Exception as exc:
+                if refusal(exc):
+                    return None
+                if deadline is not None and time.monotonic() > deadline:
                     raise
-                log.warning(
-                    "insert of %d rows into %s failed; retrying in %.1fs", count, table, delay, exc_info=True
-                )
+                if self.failing_since is None:
+                    log.warning(
+                        "insert of %d rows into %s failed (%s); retrying until it is accepted",
+                        count,
+                        table,
+                        exc,
+                    )
+                    self.failing_since = time.time()
+                self.last_error = f"insert into {table}: {str(exc)[:300]}"
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 self._client = None

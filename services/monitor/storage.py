@@ -277,6 +277,10 @@ def schema(ttl_days: int = 365) -> list[str]:
     ]
 
 
+INTAKE_ROWS_PER_LINE = 2
+"""Rows an intake insert reports per line: one in the ``Null`` intake table, one written by its view."""
+
+
 def predictions_intake_ddl(table: str = "predictions") -> list[str]:
     """A ``Null`` intake table and a materialized view that parses raw event JSON into ``table``.
 

@@ -59,6 +59,16 @@ def read_data_window(client: Any, model: str, version: str, start: datetime, end
     )
 
 
+def next_event_time(client: Any, model: str, version: str, after: datetime) -> datetime | None:
+    """When the version's first event at or after ``after`` happened (None: it has none yet)."""
+    found = client.query(
+        "SELECT minOrNull(occurred_at) FROM predictions WHERE model_name = {model:String} "
+        "AND model_version = {version:String} AND occurred_at >= {after:DateTime64(3, 'UTC')}",
+        parameters={"model": model, "version": version, "after": after},
+    ).result_rows
+    return found[0][0] if found and found[0][0] is not None else None
+
+
 def _arrow_floats(column: Any) -> np.ndarray:
     """A nullable Float64 column as a float array, NULL as NaN."""
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=float)

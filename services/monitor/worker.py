@@ -17,32 +17,26 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
+
+from clickhouse_connect.driver.exceptions import OperationalError
 
 from services.monitor.checkpoints import ProgressCheckpoints
+from services.monitor.intake import Intake, Record, check_records
 from services.monitor.judge import DriftAnnouncement, WindowJudge
 from services.monitor.observability import MonitorMetrics
 from services.monitor.profiles import ProfileSource
 from services.monitor.progress import VersionProgress, datetime_to_ms
 from services.monitor.sink import ClickHouseSink
-from shared import codec, wire
+from shared import codec, validation, wire
 from shared.events import DataQualityCounted, EventDeadLettered
 from shared.settings import Settings
 from shared.topics import topic_names
+from shared.validation import EventKind, EventTimeBounds, Rejection, Wire
 
 log = logging.getLogger(__name__)
-RECORD_NAMESPACE = uuid.UUID("0b6a4c4e-64c9-4a0e-8f1e-7f1e8f0e2d31")
 MIN_INSERT_ROWS = 5_000
 """Smallest piece a batch's events are split into for concurrent inserts."""
-
-
-class Record(Protocol):
-    """What the worker needs of a Kafka record (aiokafka's ``ConsumerRecord`` has it)."""
-
-    topic: str
-    partition: int
-    offset: int
-    value: bytes | None
 
 
 Send = Callable[[str, bytes, bytes], Awaitable[None]]
@@ -69,17 +63,17 @@ Decoded = tuple[list[Any], list[Record], list[tuple[Record, str]]]
 
 @dataclass
 class Batch:
-    """One batch per topic, with the predictions' and labels' routing heads already decoded."""
+    """One batch per topic, with the predictions and labels already checked against the contract."""
 
     records: dict[str, list[Record]]
-    heads: dict[str, Decoded]
+    intakes: dict[str, Intake]
 
 
 @dataclass
 class Stored:
-    """What a stored batch leaves for ``advance``: the predictions' routing heads and their records."""
+    """What a stored batch leaves for ``advance``: the stored predictions and their records."""
 
-    heads: list[wire.EventHead]
+    heads: list[Wire]
     records: list[Record]
 
 
@@ -129,7 +123,35 @@ def insert_pieces(lines: list[bytes], streams: int) -> list[list[bytes]]:
 
 def record_id(record: Record) -> uuid.UUID:
     """A stable id for a record that has none of its own, so its replay deduplicates."""
-    return uuid.uuid5(RECORD_NAMESPACE, f"{record.topic}\x1f{record.partition}\x1f{record.offset}")
+    return validation.record_id(record.topic, record.partition, record.offset)
+
+
+REFUSED = Rejection(
+    "refused_by_clickhouse",
+    "ClickHouse could not store this event although it passed the contract; it is kept here, not lost",
+)
+
+
+MAX_ORIGINAL_BYTES = 600 * 1024
+"""Base64 makes the original a third larger; beyond this the dead letter would not fit one Kafka message."""
+
+
+def dead_letter(record: Record, rejection: Rejection) -> EventDeadLettered:
+    """The dead letter of a refused record; its id is the record's, so a replay keeps one copy."""
+    original, detail = record.value or b"", rejection.detail[:2000]
+    if len(original) > MAX_ORIGINAL_BYTES:
+        detail += f" (original truncated from {len(original)} to {MAX_ORIGINAL_BYTES} bytes)"
+        original = original[:MAX_ORIGINAL_BYTES]
+    return EventDeadLettered(
+        event_id=record_id(record),
+        model_name=rejection.model_name[:200] or "unknown",
+        source=f"topic:{record.topic}",
+        reason=rejection.reason,
+        detail=detail,
+        original=original,
+        source_partition=record.partition,
+        source_offset=record.offset,
+    )
 
 
 def dead_letter_rows(records: Sequence[Record], now: datetime) -> list[list[Any]]:
@@ -173,7 +195,7 @@ def model_event_rows(
     return rows, bad
 
 
-def event_time_ranges(heads: Sequence[wire.EventHead]) -> dict[str, dict[str, tuple[int, int]]]:
+def event_time_ranges(heads: Sequence[Wire]) -> dict[str, dict[str, tuple[int, int]]]:
     """Per model and version, the earliest and latest event time (ms) in a batch.
 
     Times are grouped as they are and compared in C (``min``/``max``); only the two ends of each group are
@@ -181,7 +203,7 @@ def event_time_ranges(heads: Sequence[wire.EventHead]) -> dict[str, dict[str, tu
     """
     times: dict[tuple[str, str], list[datetime]] = {}
     for e in heads:
-        key = (e.model_name, e.model_version or "")
+        key = (e.model_name, getattr(e, "model_version", None) or "")
         group = times.get(key)
         if group is None:
             times[key] = group = []
@@ -192,7 +214,7 @@ def event_time_ranges(heads: Sequence[wire.EventHead]) -> dict[str, dict[str, tu
     return ranges
 
 
-def latest_offsets(heads: Sequence[wire.EventHead], records: Sequence[Record]) -> dict[str, int]:
+def latest_offsets(heads: Sequence[Wire], records: Sequence[Record]) -> dict[str, int]:
     """Per model, the newest offset of its records in the batch (what its checkpoint covers)."""
     offsets: dict[str, int] = {}
     for head, record in zip(heads, records, strict=True):
@@ -228,11 +250,14 @@ class Monitor:
         self._events_since = 0
         self.consumer_lag = 0
         """Records in the assigned partitions not yet handled, as of the last batch (set by the Kafka loop)."""
-        self.streams: dict[str, Callable[[Decoded], Awaitable[int]]] = {
-            self.topics.predictions: self.on_predictions,
-            self.topics.labels: self.on_labels,
+        self.bounds = EventTimeBounds.from_settings(settings)
+        self.streams: dict[str, tuple[EventKind, str]] = {
+            self.topics.predictions: (EventKind.PREDICTION, "predictions"),
+            self.topics.labels: (EventKind.LABEL, "labels"),
         }
-        """The high-volume topics: their records' routing heads are decoded ahead (``decode``)."""
+        """The high-volume topics: their records are checked ahead (``decode``), then stored by table."""
+        self._storing = asyncio.Lock()
+        """One batch stores at a time: its inserts use every insert client, and a client runs one query."""
         self.side_topics: dict[str, Callable[[Sequence[Record]], Awaitable[int]]] = {
             self.topics.data_quality: self.on_data_quality,
             self.topics.dead_letter: self.on_dead_letters,
@@ -245,31 +270,33 @@ class Monitor:
 
     def decode(self, records: dict[str, list[Record]]) -> Batch:
         """The CPU-bound half of handling a batch, done while the previous batch is being stored."""
-        heads = {
-            topic: decode_batch(records[topic], wire.decode_head)
+        now = datetime.now(UTC)
+        intakes = {
+            topic: check_records(self.streams[topic][0], records[topic], self.bounds, now)
             for topic in self.streams
             if topic in records
         }
-        return Batch(records, heads)
+        return Batch(records, intakes)
 
     async def store(self, batch: Batch) -> Stored:
-        """Write every topic's rows of the batch (undecodable records go to the dead-letter topic)."""
-        began = time.monotonic()
-        for topic, records in batch.records.items():
-            if topic in self.streams:
-                await self.streams[topic](batch.heads[topic])
-            else:
-                await self.side_topics[topic](records)
-        self.metrics.batch_seconds.labels("store").observe(time.monotonic() - began)
-        heads, good, _ = batch.heads.get(self.topics.predictions, ([], [], []))
-        return Stored(heads, good)
+        """Write every topic's rows of the batch; what the contract or ClickHouse refuses is dead-lettered."""
+        async with self._storing:
+            began = time.monotonic()
+            for topic, records in batch.records.items():
+                if topic in self.streams:
+                    await self.on_events(self.streams[topic][1], batch.intakes[topic])
+                else:
+                    await self.side_topics[topic](records)
+            self.metrics.batch_seconds.labels("store").observe(time.monotonic() - began)
+        intake = batch.intakes.get(self.topics.predictions, Intake())
+        return Stored(intake.events, intake.records)
 
     async def advance(self, stored: Stored) -> None:
         """Move the watermarks of the batch's models, judge the windows they closed, checkpoint, announce."""
         began = time.monotonic()
         if stored.heads:
             ranges, offsets = event_time_ranges(stored.heads), latest_offsets(stored.heads, stored.records)
-            announcements = await asyncio.to_thread(self._advance, ranges, offsets)
+            announcements = await asyncio.to_thread(self._advance_until_done, ranges, offsets)
             for event in announcements:
                 await self.send(self.topics.drift_events, event.model_name.encode(), codec.encode(event))
                 self.metrics.alerts.labels(event.event_type).inc()
@@ -281,13 +308,43 @@ class Monitor:
         """Partitions were revoked: what this worker cached about their models may now be stale."""
         self.checkpoints.forget()
 
-    # -- predictions -------------------------------------------------------------------------------------
-    async def on_predictions(self, decoded: Decoded) -> int:
-        _, good, bad = decoded
-        await self._dead_letter(bad)
-        written = await self.store_lines("predictions_intake", [r.value or b"" for r in good])
-        self.metrics.events.labels("predictions").inc(written)
-        return written
+    # -- predictions and labels ----------------------------------------------------------------------------
+    async def on_events(self, table: str, intake: Intake) -> int:
+        """Store the valid events; the rest, and any ClickHouse refuses, go to the dead-letter topic."""
+        await self._dead_letter(intake.rejected)
+        refused = await self.store_lines(f"{table}_intake", intake.lines)
+        if refused:
+            await self._dead_letter([(intake.records[i], REFUSED) for i in refused])
+            for i in sorted(refused, reverse=True):  # neither stored nor judged
+                del intake.events[i], intake.lines[i], intake.records[i]
+        self.metrics.events.labels(table).inc(len(intake.lines))
+        return len(intake.lines)
+
+    def _advance_until_done(
+        self, ranges: dict[str, dict[str, tuple[int, int]]], offsets: dict[str, int]
+    ) -> list[DriftAnnouncement]:
+        """``_advance``, again from the last checkpoint while ClickHouse cannot be reached.
+
+        Judging reads windows back; a server that went away mid-batch must not stop the worker (it would
+        only be restarted to wait). The batch is not committed until this returns.
+        """
+        delay, since = 0.5, None
+        while True:
+            try:
+                out = self._advance(ranges, offsets)
+            except (OperationalError, OSError) as exc:
+                if since is None:
+                    since = time.time()
+                    log.warning("ClickHouse unavailable while judging (%s); retrying with backoff", exc)
+                self.judging.failing_since, self.judging.last_error = since, f"judging: {str(exc)[:300]}"
+                self.judge.discard()
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            if since is not None:
+                log.warning("ClickHouse available again for judging after %.0f s", time.time() - since)
+                self.judging.failing_since, self.judging.last_error = None, ""
+            return out
 
     def _advance(
         self, ranges: dict[str, dict[str, tuple[int, int]]], offsets: dict[str, int]
@@ -319,23 +376,18 @@ class Monitor:
         for version, (first, _) in seen.items():
             if version not in versions:
                 versions[version] = VersionProgress.starting_at(first, length_ms, thresholds)
+            elif versions[version].paused:
+                versions[version].wake(first, length_ms)
         out: list[DriftAnnouncement] = []
         for version, progress in versions.items():
             progress.observe(watermark)
             out += self.judge.advance(model, version, progress)
         return out, {v: p.to_json() for v, p in versions.items()}
 
-    # -- labels, data quality, dead letters, registry announcements --------------------------------------
-    async def on_labels(self, decoded: Decoded) -> int:
-        _, good, bad = decoded
-        await self._dead_letter(bad)
-        written = await self.store_lines("labels_intake", [r.value or b"" for r in good])
-        self.metrics.events.labels("labels").inc(written)
-        return written
-
+    # -- data quality, dead letters, registry announcements ----------------------------------------------
     async def on_data_quality(self, records: Sequence[Record]) -> int:
         events, _, bad = decode_batch(records, lambda b: codec.decode(b, DataQualityCounted))
-        await self._dead_letter(bad)
+        await self._dead_letter([(r, Rejection("invalid_event", reason)) for r, reason in bad])
         return await asyncio.to_thread(self.sink.write, "data_quality", quality_rows(events), QUALITY_COLUMNS)
 
     async def on_dead_letters(self, records: Sequence[Record]) -> int:
@@ -344,41 +396,40 @@ class Monitor:
 
     async def on_model_events(self, records: Sequence[Record]) -> int:
         rows, bad = model_event_rows(records, datetime.now(UTC))
-        await self._dead_letter(bad)
+        await self._dead_letter([(r, Rejection("invalid_event", reason)) for r, reason in bad])
         return await asyncio.to_thread(self.sink.write, "model_events", rows, MODEL_EVENT_COLUMNS)
 
     # -- shared ------------------------------------------------------------------------------------------
-    async def store_lines(self, table: str, lines: list[bytes]) -> int:
-        """Insert raw events, a big batch split into concurrent inserts (``insert_pieces``)."""
-        written = await asyncio.gather(
+    async def store_lines(self, table: str, lines: list[bytes]) -> list[int]:
+        """Insert raw events, a big batch split into concurrent inserts (``insert_pieces``); the refused lines."""
+        pieces = insert_pieces(lines, len(self.inserts))
+        refused = await asyncio.gather(
             *(
                 asyncio.to_thread(sink.write_lines, table, piece)
-                for sink, piece in zip(self.inserts, insert_pieces(lines, len(self.inserts)), strict=False)
+                for sink, piece in zip(self.inserts, pieces, strict=False)
             )
         )
-        return sum(written)
+        starts = [sum(len(p) for p in pieces[:i]) for i in range(len(pieces))]
+        return [start + i for start, found in zip(starts, refused, strict=False) for i in found]
+
+    def sinks(self) -> list[ClickHouseSink]:
+        return [*self.inserts, self.judging]
 
     def close(self) -> None:
-        for sink in [*self.inserts, self.judging]:
+        for sink in self.sinks():
             sink.close()
 
-    async def _dead_letter(self, bad: Sequence[tuple[Record, str]]) -> None:
-        for record, reason in bad:
-            event = EventDeadLettered(
-                event_id=record_id(record),
-                source=f"topic:{record.topic}",
-                reason="invalid_event",
-                detail=reason,
-                original=record.value or b"",
-                source_partition=record.partition,
-                source_offset=record.offset,
-            )
-            await self.send(self.topics.dead_letter, b"unknown", codec.encode(event))
+    async def _dead_letter(self, bad: Sequence[tuple[Record, Rejection]]) -> None:
+        """Keep each refused record on the dead-letter topic with its reason and original bytes."""
+        for record, rejection in bad:
+            event = dead_letter(record, rejection)
+            await self.send(self.topics.dead_letter, event.key, codec.encode(event))
             self.metrics.dead_letters.labels(record.topic).inc()
         if bad:
-            log.warning("sent %d undecodable records to %s", len(bad), self.topics.dead_letter)
+            reasons = sorted({rejection.reason for _, rejection in bad})
+            log.warning("sent %d records to %s (%s)", len(bad), self.topics.dead_letter, ", ".join(reasons))
 
-    async def _stats(self, events: Sequence[wire.EventHead]) -> None:
+    async def _stats(self, events: Sequence[Wire]) -> None:
         """The worker's own health, written every few seconds (never per event)."""
         self._events_since += len(events)
         elapsed = time.monotonic() - self._stats_at

@@ -165,7 +165,7 @@ def test_dead_letters_and_registry_announcements_become_rows(
         ).result_rows
         assert letters == [
             ("http:ingest", "unknown_model", "{}", None),
-            (f"topic:{topics.predictions}", "invalid_event", "{not json", 0),
+            (f"topic:{topics.predictions}", "invalid_json", "{not json", 0),
         ]
         served = client.query(
             "SELECT version, previous_version, action, actor FROM model_events FINAL WHERE alias = 'production'"

@@ -152,16 +152,51 @@ def test_progress_closes_windows_after_lateness_and_survives_json() -> None:
     p = VersionProgress.starting_at(first, length, T)
     assert p.next_window_ms == floor_ms(first, length)
     p.observe(p.next_window_ms + length + lateness - 1)
-    assert p.windows_to_close(length, lateness) == []
+    assert p.next_window(length, lateness) is None
     p.observe(p.next_window_ms + 2 * length + lateness)
-    closed = p.windows_to_close(length, lateness)
-    assert closed == [
-        (p.next_window_ms, p.next_window_ms + length),
-        (p.next_window_ms + length, p.next_window_ms + 2 * length),
-    ]
-    p.next_window_ms = closed[-1][1]
-    assert p.label_windows_to_close(length, 0) == closed
+    closed = []
+    while (window := p.next_window(length, lateness)) is not None:
+        closed.append(window)
+        p.judged(window[1], events=5)
+    start = closed[0][0]
+    assert closed == [(start, start + length), (start + length, start + 2 * length)]
+    labelled = []
+    while (window := p.next_label_window(length, 0)) is not None:
+        labelled.append(window)
+        p.next_label_window_ms = window[1]
+    assert labelled == closed
     p.error_detector.update(1.0)
+    again = VersionProgress.from_json(p.to_json(), T)
+    assert again.to_json() == p.to_json()
+
+
+def test_a_version_without_events_pauses_and_its_next_event_wakes_it_one_step_later() -> None:
+    length = 60_000
+    p = VersionProgress.starting_at(0, length, T)
+    p.observe(3 * length)
+    p.judged(length, events=10)
+    p.judged(2 * length, events=0)
+    assert p.idle_windows == 1
+    p.pause()
+    p.observe(10**15)  # a century later: nothing to list, nothing to judge
+    assert p.paused and p.next_window(length, 0) is None
+    p.wake(10**15 - 5 * length + 1, length)
+    assert p.next_window(length, 0) == (
+        floor_ms(10**15 - 5 * length, length),
+        floor_ms(10**15 - 4 * length, length),
+    )
+    assert p.idle_windows == 0
+    # the performance windows skip the same span: one label window before it, then the woken one
+    labelled = []
+    while (window := p.next_label_window(length, 0)) is not None:
+        labelled.append(window)
+        p.next_label_window_ms = window[1]
+    assert labelled == [(0, length), (length, 2 * length)]
+    p.judged(p.next_window_ms + length, events=3)
+    assert p.next_label_window(length, 0) == (
+        floor_ms(10**15 - 5 * length, length),
+        floor_ms(10**15 - 4 * length, length),
+    )
     again = VersionProgress.from_json(p.to_json(), T)
     assert again.to_json() == p.to_json()
 

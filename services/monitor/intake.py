@@ -1,0 +1,66 @@
+"""Which records of a batch may be stored: the whole event contract, checked per record. Pure; no I/O.
+
+The internal topics are written by Driftloop's validator, but the broker does not stop another producer
+(without ACLs), and one record ClickHouse cannot parse would cost its whole insert. So every record is
+checked by the contract the ingest uses (``shared.validation``), and what fails is dead-lettered with its
+reason and original bytes while its batch-mates are stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from shared import wire
+from shared.validation import EventKind, EventTimeBounds, Origin, Rejection, Wire, validate
+
+
+class Record(Protocol):
+    """What the worker needs of a Kafka record (aiokafka's ``ConsumerRecord`` has it)."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+
+
+@dataclass
+class Intake:
+    """One topic's records of a batch: the valid events with the line to store for each, and the rest."""
+
+    events: list[Wire] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
+    rejected: list[tuple[Record, Rejection]] = field(default_factory=list)
+
+
+EMPTY = Rejection("empty_message", "the Kafka message has no value (tombstone)")
+
+
+def check_records(
+    kind: EventKind, records: Sequence[Record], bounds: EventTimeBounds, now: datetime
+) -> Intake:
+    """Validate each record; the stored line is the record's own bytes unless the event had to be completed.
+
+    An event without ``event_id`` or ``occurred_at`` gets stable ones from its record (``Origin``) and is
+    stored re-encoded, so the intake view never sees a field missing. Re-encoding every event would cost
+    1.6 µs each for no gain: bytes that pass the contract are what the view parses.
+    """
+    out = Intake()
+    for record in records:
+        payload = record.value
+        if payload is None:
+            out.rejected.append((record, EMPTY))
+            continue
+        origin = Origin(record.topic, record.partition, record.offset, getattr(record, "timestamp", None))
+        outcome = validate(kind, payload, bounds, now, origin)
+        if isinstance(outcome, Rejection):
+            out.rejected.append((record, outcome))
+            continue
+        complete = b'"event_id"' in payload and b'"occurred_at"' in payload
+        out.events.append(outcome)
+        out.lines.append(payload if complete else wire.encode(outcome))
+        out.records.append(record)
+    return out
