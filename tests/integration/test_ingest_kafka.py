@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi.testclient import TestClient
 
 from services.ingest.app import build_service, create_app
+from services.ingest.schemas import StaticSchemaSource
 from services.ingest.validator import StreamValidator
 from shared.events import DataQualityCounted, EventDeadLettered
 from shared.infra.kafka import create_topics
@@ -89,6 +90,9 @@ MALFORMED: dict[str, bytes] = {
     "feature_type_error": json.dumps(_prediction(0, features={"age": "forty", "plan": "pro"})).encode(),
     "non_finite_number": json.dumps(_prediction(0, features={"age": float("nan"), "plan": "pro"})).encode(),
     "unknown_model": json.dumps(_prediction(0, model_name="ghost")).encode(),
+    "too_far_in_future": json.dumps(_prediction(0, occurred_at="2400-01-01T00:00:00Z")).encode(),
+    "too_old": json.dumps(_prediction(0, occurred_at="1970-01-01T00:00:00Z")).encode(),
+    "empty_message": b"",
 }
 
 
@@ -96,8 +100,8 @@ async def _produce_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
-        for value in values:
-            await producer.send_and_wait(topic, value, key=b"churn")
+        for value in values:  # an empty value is sent as a tombstone (no value at all)
+            await producer.send_and_wait(topic, value or None, key=b"churn")
     finally:
         await producer.stop()
 
@@ -151,3 +155,75 @@ def test_validator_forwards_sdk_events_and_dead_letters_malformed_ones(
     assert quality.model_name == "churn"
     assert quality.counts["age"]["out_of_range"] == n_good // 10
     assert quality.counts["age"]["type_error"] == 1  # the 'forty' event: dead-lettered and counted
+
+
+def _murmur2_partition(key: bytes, partitions: int) -> int:
+    from aiokafka.partitioner import murmur2
+
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def test_any_partitioner_on_the_raw_topic_meets_each_models_events_on_one_internal_partition(
+    kafka: KafkaBroker, topic_prefix: str
+) -> None:
+    """A librdkafka app (consistent-random CRC32) or a keyless producer scatters a model over partitions."""
+    topics = topic_names(topic_prefix)
+    create_topics(kafka.bootstrap, topics.all(), 3, 1)
+    settings = _settings(kafka.bootstrap, topic_prefix)
+    models = [f"m{i}" for i in range(6)]
+    events = [
+        (models[i % 6], i % 3, json.dumps(_prediction(i, model_name=models[i % 6])).encode())
+        for i in range(60)
+    ]
+
+    async def produce_scattered() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+        await producer.start()
+        try:
+            for _, partition, value in events:  # no key, and a partition chosen by the app
+                await producer.send_and_wait(topics.predictions_raw, value, partition=partition)
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce_scattered())
+
+    async def run_validator() -> None:
+        service, closers = build_service(settings, schemas=StaticSchemaSource(dict.fromkeys(models)))
+        validator = StreamValidator(settings, service)
+        task = asyncio.create_task(validator.run())
+        try:
+            for _ in range(600):
+                await asyncio.sleep(0.1)
+                if validator.committed >= len(events):
+                    break
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            for close in closers:
+                await close()
+
+    asyncio.run(run_validator())
+    placed = asyncio.run(_read_with_partitions(kafka.bootstrap, topics.predictions, len(events)))
+    assert len(placed) == len(events)
+    for partition, key, value in placed:
+        model = msgspec.json.decode(value)["model_name"]
+        assert key == model.encode()
+        assert partition == _murmur2_partition(key, 3), f"{model} on partition {partition}"
+
+
+async def _read_with_partitions(bootstrap: str, topic: str, expected: int) -> list[tuple[int, bytes, bytes]]:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    out: list[tuple[int, bytes, bytes]] = []
+    try:
+        for _ in range(300):
+            batch = await consumer.getmany(timeout_ms=200)
+            out += [(r.partition, r.key, r.value) for records in batch.values() for r in records]
+            if len(out) >= expected:
+                break
+    finally:
+        await consumer.stop()
+    return out
