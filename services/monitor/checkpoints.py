@@ -40,6 +40,10 @@ class ProgressCheckpoints:
         for model in missing:
             self._cache[model] = found.get(model, {})
 
+    def models(self) -> list[str]:
+        """The models this worker judged since its partitions were last assigned."""
+        return sorted(self._cache)
+
     def get(self, model: str) -> dict[str, Any]:
         """The model's progress per version as JSON-ready dicts (empty for a model never seen)."""
         return self._cache[model]

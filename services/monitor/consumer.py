@@ -191,8 +191,17 @@ class MonitorLoop:
             "degraded": bool(waiting),
             "waiting_for": waiting,
             "assigned_partitions": len(self.consumer.assignment()) if self.running else 0,
+            "partitions": self.partitions(),
+            "models": self.monitor.checkpoints.models(),
             "consumer_lag": self.monitor.consumer_lag,
         }
+
+    def partitions(self) -> list[str]:
+        """The partitions of the events topics this worker owns (``predictions-0``): its share of the models."""
+        if not self.running:
+            return []
+        streams = set(self.monitor.streams)
+        return sorted(f"{tp.topic}-{tp.partition}" for tp in self.consumer.assignment() if tp.topic in streams)
 
     async def _prepare(self) -> None:
         """Tables, topics and the Kafka clients; each dependency that is away is waited for, never fatal."""

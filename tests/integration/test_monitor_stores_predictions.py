@@ -230,6 +230,15 @@ def test_workers_share_models_by_partition_and_a_survivor_resumes_a_dead_workers
         )
         owners = _checkpoint_owners(client)
         assert len(owners) == 12
+        healths = [httpx.get(f"http://127.0.0.1:{p}/health", timeout=5).json() for p in ports]
+        owned = [{p for p in h["partitions"] if p.startswith(topics.predictions)} for h in healths]
+        assert not owned[0] & owned[1] and owned[0] | owned[1] == {
+            f"{topics.predictions}-{i}" for i in range(3)
+        }, "each worker names the partitions it owns"
+        for health, worker in zip(healths, workers, strict=True):  # and the models it judges
+            assert set(health["models"]) == {
+                m for m, (w, _) in owners.items() if w.endswith(f":{worker.pid}")
+            }
 
         os.killpg(workers[0].pid, signal.SIGKILL)
         workers[0].proc.wait(timeout=10)

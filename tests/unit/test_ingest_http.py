@@ -90,6 +90,12 @@ def test_api_key_is_required(client: TestClient) -> None:
             "features.colour",
         ),
         (json.dumps(prediction(model_name="nobody-knows-me")).encode(), "unknown_model", "model_name"),
+        (
+            json.dumps(prediction(occurred_at="2400-01-01T00:00:00Z")).encode(),
+            "too_far_in_future",
+            "occurred_at",
+        ),
+        (json.dumps(prediction(occurred_at="1970-01-01T00:00:00Z")).encode(), "too_old", "occurred_at"),
     ],
 )
 def test_bad_predictions_get_422_naming_the_field(
