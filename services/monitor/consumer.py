@@ -51,6 +51,9 @@ class Outage:
 
 
 RETRY_MAX_S = 10.0
+SLOW_REQUEST_S = 15.0
+"""A ClickHouse request in flight this long makes the worker report itself degraded: a hung server
+answers nothing, and the client's own timeout (minutes) is there for big inserts, not for health."""
 
 
 async def retry(
@@ -177,10 +180,19 @@ class MonitorLoop:
         """The dependencies the worker is waiting for, since when and why (empty: none)."""
         outages = [self.kafka, self.publisher.outage, self.clickhouse]
         waiting = {o.what: {"since": o.since, "error": o.error} for o in outages if o.since is not None}
+        now = time.time()
         for sink in self.monitor.sinks():
             if sink.failing_since is not None:
                 waiting.setdefault(
                     "ClickHouse (storing)", {"since": sink.failing_since, "error": sink.last_error}
+                )
+            elif sink.busy_since is not None and now - sink.busy_since > SLOW_REQUEST_S:
+                waiting.setdefault(
+                    "ClickHouse (answering)",
+                    {
+                        "since": sink.busy_since,
+                        "error": f"a request has waited {now - sink.busy_since:.0f} s",
+                    },
                 )
         return waiting
 
@@ -201,7 +213,9 @@ class MonitorLoop:
         if not self.running:
             return []
         streams = set(self.monitor.streams)
-        return sorted(f"{tp.topic}-{tp.partition}" for tp in self.consumer.assignment() if tp.topic in streams)
+        return sorted(
+            f"{tp.topic}-{tp.partition}" for tp in self.consumer.assignment() if tp.topic in streams
+        )
 
     async def _prepare(self) -> None:
         """Tables, topics and the Kafka clients; each dependency that is away is waited for, never fatal."""

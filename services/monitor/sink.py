@@ -54,6 +54,8 @@ class ClickHouseSink:
         self.failing_since: float | None = None
         """Wall-clock time of the first failed attempt of the insert now being retried (None: healthy)."""
         self.last_error = ""
+        self.busy_since: float | None = None
+        """Wall-clock time the request now in flight was sent (None: idle); a hung server shows here."""
 
     @property
     def client(self) -> Any:
@@ -142,7 +144,11 @@ class ClickHouseSink:
         deadline = None if max_wait_s is None else time.monotonic() + max_wait_s
         while True:
             try:
-                result = insert()
+                self.busy_since = time.time()
+                try:
+                    result = insert()
+                finally:
+                    self.busy_since = None
                 if self.failing_since is not None:
                     log.warning("ClickHouse accepts inserts into %s again", table)
                     self.failing_since, self.last_error = None, ""

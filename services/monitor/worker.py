@@ -296,7 +296,11 @@ class Monitor:
         began = time.monotonic()
         if stored.heads:
             ranges, offsets = event_time_ranges(stored.heads), latest_offsets(stored.heads, stored.records)
-            announcements = await asyncio.to_thread(self._advance_until_done, ranges, offsets)
+            self.judging.busy_since = time.time()
+            try:
+                announcements = await asyncio.to_thread(self._advance_until_done, ranges, offsets)
+            finally:
+                self.judging.busy_since = None
             for event in announcements:
                 await self.send(self.topics.drift_events, event.model_name.encode(), codec.encode(event))
                 self.metrics.alerts.labels(event.event_type).inc()

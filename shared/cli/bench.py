@@ -69,3 +69,15 @@ def trainer(rows: int = typer.Option(50_000, help="Labelled rows in the training
     from services.trainer.bench import main
 
     main(rows)
+
+
+@app.command("faults")
+def faults(
+    rate: float = typer.Option(500.0, help="Predictions per second (each also gets a label)."),
+    broker_outage: float = typer.Option(30.0, help="Seconds the Kafka broker is stopped."),
+    clickhouse_outage: float = typer.Option(600.0, help="Seconds the ClickHouse server is stopped."),
+) -> None:
+    """Steady traffic through `driftloop up` while every service and server is killed or stopped in turn."""
+    from shared.bench.faults import main
+
+    main(rate, broker_outage, clickhouse_outage)
