@@ -15,7 +15,7 @@ from types import FrameType
 
 import typer
 
-from shared.infra.process import InfraError
+from shared.infra.process import InfraError, die_with_parent
 from shared.infra.services import (
     ServiceSpec,
     Supervisor,
@@ -144,9 +144,11 @@ def _run_foreground(spec: ServiceSpec, extra: list[str]) -> int:
     """Run the service with the terminal as its output; SIGINT/SIGTERM are passed on once, for a clean stop.
 
     The service in its own session gets the signal once (from us, not also from the terminal), so uvicorn
-    and the monitor shut down gracefully instead of taking a second Ctrl-C as "force quit".
+    and the monitor shut down gracefully instead of taking a second Ctrl-C as "force quit". When this
+    launcher dies any other way (SIGKILL included) the kernel sends the service SIGTERM, so a killed
+    `driftloop run` never leaves an orphan that a restarted launcher would run a second copy of.
     """
-    proc = subprocess.Popen([*spec.argv, *extra], start_new_session=True)
+    proc = subprocess.Popen([*spec.argv, *extra], start_new_session=True, preexec_fn=die_with_parent())
     forwarded: set[int] = set()
 
     def forward(signum: int, _frame: FrameType | None) -> None:
