@@ -27,7 +27,7 @@ from types import FrameType
 from typing import TextIO
 
 from shared.infra.process import InfraError, pid_alive
-from shared.infra.services import Supervisor, log_tail, service_table
+from shared.infra.services import Supervisor, service_table
 from shared.infra.stack import (
     Component,
     LocalStack,
@@ -159,6 +159,16 @@ class Watched:
         self.since, self.due, self.restarts.restart_due_at = time.monotonic(), None, None
 
 
+def last_lines(path: Path, count: int, window: int = 8192) -> list[str]:
+    """The last ``count`` lines of a log, reading only its last ``window`` bytes (logs grow for days)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - window))
+            return f.read().decode(errors="replace").splitlines()[-count:]
+    except OSError:
+        return []
+
+
 def _kill_leftovers(pgid: int) -> None:
     """Stop what a crashed process left in its group (e.g. workers still holding its port).
 
@@ -217,9 +227,20 @@ class Watcher:
     def _restarts(self) -> dict[str, Restarts]:
         return {name: w.restarts for name, w in self.watched.items()}
 
-    def tick(self) -> None:
-        """One pass over every watched process; saves ``supervisor.json`` when something changed."""
+    def tick(self) -> bool:
+        """One pass over every watched process; saves ``supervisor.json`` when something changed.
+
+        Returns False once this supervisor is no longer the recorded one (``down`` ran, another ``up``
+        replaced it, the data dir was removed): it has nothing left to look after.
+        """
+        own = self.services.state.load().get(NAME)
+        if own is None or own.pid != os.getpid():
+            return False
         changed = False
+        for name in (*self.components, *self.specs):
+            if name not in self.watched and self._adopt_recorded(name):  # e.g. `infra up` after `infra down`
+                self.log(f"watching {name} (pid {self.watched[name].pid}), started by someone else")
+                changed = True
         for w in list(self.watched.values()):
             now = time.monotonic()
             if w.due is None:
@@ -231,7 +252,7 @@ class Watcher:
                 w.due = now + delay
                 r = w.restarts
                 r.last_exit, r.last_exit_at = exit_reason(code), time.time()
-                r.last_log_lines = log_tail(w.log_path, 5)
+                r.last_log_lines = last_lines(w.log_path, 5)
                 r.restart_due_at = time.time() + delay
                 self.log(f"{w.name} (pid {w.pid}) {r.last_exit}; restarting in {delay:.0f}s")
                 changed = True
@@ -239,6 +260,7 @@ class Watcher:
                 changed |= self._restart(w)
         if changed:
             self.state.save(self._restarts())
+        return True
 
     def _restart(self, w: Watched) -> bool:
         with try_locked(self._lock(w.name)) as got:
@@ -352,7 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     watcher = Watcher(stack, services, say)
     say(f"supervising {', '.join(watcher.watched)}")
     while not stopping:
-        watcher.tick()
+        if not watcher.tick():
+            say("no longer recorded in services.json (`driftloop down` or a removed data dir); stopping")
+            return 0
         time.sleep(args.interval)
     say("stopping on SIGTERM; the services are left to `driftloop down`")
     return 0

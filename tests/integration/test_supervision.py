@@ -6,6 +6,7 @@ One system for the whole file (starting it is the expensive part); the steps run
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -33,6 +34,11 @@ def system(tmp_path: Path) -> Iterator[System]:
     s.run("down")  # never leave processes behind, even when the test failed half-way
 
 
+def _pids(system: System, name: str) -> list[int]:
+    line = _line(system.run("status").stdout, name)
+    return [_pid(line)] if " pid " in line else []
+
+
 def _recovery(check: Callable[[], bool], deadline: float) -> float:
     """Seconds until ``check`` holds, failing after ``deadline``."""
     began = time.monotonic()
@@ -54,6 +60,8 @@ def test_kill_9_is_recovered_and_reported(system: System) -> None:
     line = _line(system.run("status").stdout, "ingest")
     assert line.split()[1] == "up" and _pid(line) != ingest, line
     assert "restarts 1, last exit: killed by SIGKILL" in line
+    kept = json.loads((system.data_dir / "supervisor.json").read_text())["watched"]["ingest"]
+    assert kept["last_log_lines"], "the end of the crashed service's log is kept with its exit reason"
 
     os.kill(clickhouse, signal.SIGKILL)
     ping = f"http://127.0.0.1:{system.ports['clickhouse']}/ping"
@@ -76,6 +84,22 @@ def test_kill_9_is_recovered_and_reported(system: System) -> None:
     assert "warning: stopping clickhouse breaks running services: monitor" in infra_down.stderr
     time.sleep(3)  # longer than the first backoff step
     assert not port_open("127.0.0.1", system.ports["clickhouse"]), "the supervisor restarted a stopped server"
+
+    # the supervisor itself killed: nothing restarts until `up`, which starts a new one that finds the
+    # services running and watches them (how they end is unknown to it: they are not its children)
+    os.kill(_pid(_line(system.run("status").stdout, "supervisor")), signal.SIGKILL)
+    wait_until(
+        lambda: _line(system.run("status").stdout, "supervisor").split()[1] == "down",
+        timeout=10,
+        what="status to see the supervisor gone",
+    )
+    again = system.run("up")
+    assert again.returncode == 0, again.stderr
+    assert "already running" in _line(again.stdout, "ingest")
+    ingest = _pid(_line(again.stdout, "ingest"))
+    os.kill(ingest, signal.SIGKILL)
+    _recovery(lambda: http_status(ingest_health) == 200 and ingest not in _pids(system, "ingest"), 30)
+    assert "last exit: exited (status unknown" in _line(system.run("status").stdout, "ingest")
 
     pids = {name: _pid(_line(system.run("status").stdout, name)) for name in ("supervisor", "ingest")}
     down = system.run("down")
