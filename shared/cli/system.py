@@ -76,7 +76,10 @@ def _up(settings: Settings, model: str | None) -> None:
     outcome: dict[str, object] = {}
     try:
         for raw in proc.stdout:
-            message = json.loads(raw)
+            try:
+                message = json.loads(raw)
+            except ValueError:  # something the supervisor runs printed: pass it on
+                message = {"line": raw.rstrip("\n")}
             if "line" in message:
                 typer.echo(message["line"])
             else:
@@ -127,10 +130,14 @@ def _echo_status(settings: Settings, already: bool = False) -> None:
 
     for infra in LocalStack(settings).status(list(Component)):
         typer.echo(replace(infra, note=note(infra.component.value, infra.up, infra.note)).line())
+    any_up = False
     for service in _supervisor(settings).status():
+        any_up |= service.up
         typer.echo(replace(service, note=note(service.name, service.up, service.note)).line())
     record = supervisor.running(settings)
-    text = "restarts crashed services" if record else "not running: crashed services stay down"
+    text = "restarts crashed services" if record else "not running"
+    if record is None and any_up:
+        text += ": a crashed service stays down; `driftloop up` starts a supervisor"
     log = _log_path(settings, "supervisor")
     typer.echo(status_line("supervisor", record is not None, "", text, record.pid if record else None, log))
 

@@ -2,7 +2,9 @@
 
 The table (:func:`service_table`) is plain data computed from the settings; :class:`Supervisor` is the thin
 adapter that spawns, probes and stops them. Started services are recorded in ``<data_dir>/services.json``
-(the same records as ``stack.json``), so ``driftloop down`` or ``status`` in another shell finds them.
+(the same records as ``stack.json``), so ``driftloop down`` or ``status`` in another shell finds them. A
+record stays until ``down`` removes it, also when its process died: recorded means wanted, and the
+restarting supervisor process (``shared.infra.supervisor``) starts a wanted service that is gone.
 """
 
 from __future__ import annotations
