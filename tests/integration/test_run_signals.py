@@ -39,7 +39,8 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+# SIGKILL stands for every death the launcher cannot handle (SIGHUP, a crash): the kernel signals the child
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=lambda s: s.name)
 def test_killing_the_launcher_ends_the_service(system: System, sig: signal.Signals) -> None:
     launcher = subprocess.Popen(
         [sys.executable, "-m", "shared.cli.system", "run", "registry"],

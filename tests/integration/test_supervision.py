@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +40,13 @@ def _pids(system: System, name: str) -> list[int]:
     return [_pid(line)] if " pid " in line else []
 
 
+def _restarts(system: System, name: str) -> dict[str, Any]:
+    watched: dict[str, dict[str, Any]] = json.loads((system.data_dir / "supervisor.json").read_text())[
+        "watched"
+    ]
+    return watched[name]
+
+
 def _recovery(check: Callable[[], bool], deadline: float) -> float:
     """Seconds until ``check`` holds, failing after ``deadline``."""
     began = time.monotonic()
@@ -60,8 +68,33 @@ def test_kill_9_is_recovered_and_reported(system: System) -> None:
     line = _line(system.run("status").stdout, "ingest")
     assert line.split()[1] == "up" and _pid(line) != ingest, line
     assert "restarts 1, last exit: killed by SIGKILL" in line
-    kept = json.loads((system.data_dir / "supervisor.json").read_text())["watched"]["ingest"]
-    assert kept["last_log_lines"], "the end of the crashed service's log is kept with its exit reason"
+    assert _restarts(system, "ingest")["last_log_lines"], (
+        "the end of the crashed service's log is kept with its exit reason"
+    )
+
+    # a service that crashes as it starts (its database is unusable) is restarted after 1 s, then 2 s, ...
+    registry = _pid(_line(system.run("status").stdout, "registry"))
+    database = system.data_dir / "registry.db"
+    database.rename(database.with_suffix(".aside"))
+    database.mkdir()
+    os.kill(registry, signal.SIGKILL)
+    wait_until(
+        lambda: (_restarts(system, "registry")["last_exit"] or "").startswith("exited with code"),
+        timeout=30,
+        what="the restarted registry to crash",
+    )
+    crashed = _restarts(system, "registry")
+    assert crashed["restarts"] == 1 and crashed["last_log_lines"], crashed
+    assert 1.5 < crashed["restart_due_at"] - crashed["last_exit_at"] < 2.5, (
+        "the second wait is twice the first"
+    )
+    line = _line(system.run("status").stdout, "registry")
+    assert line.split()[1] == "down" and "last exit: exited with code" in line, line
+    database.rmdir()
+    database.with_suffix(".aside").rename(database)
+    took = _recovery(lambda: http_status(f"{system.registry_url}/healthz") == 200, deadline=30)
+    print(f"registry: database back -> /healthz 200 in {took:.1f}s")
+    assert _restarts(system, "registry")["restarts"] >= 2
 
     os.kill(clickhouse, signal.SIGKILL)
     ping = f"http://127.0.0.1:{system.ports['clickhouse']}/ping"
@@ -82,7 +115,7 @@ def test_kill_9_is_recovered_and_reported(system: System) -> None:
     )
     assert infra_down.returncode == 0, infra_down.stderr
     assert "warning: stopping clickhouse breaks running services: monitor" in infra_down.stderr
-    time.sleep(3)  # longer than the first backoff step
+    time.sleep(2)  # longer than the first backoff step
     assert not port_open("127.0.0.1", system.ports["clickhouse"]), "the supervisor restarted a stopped server"
 
     # the supervisor itself killed: nothing restarts until `up`, which starts a new one that finds the
