@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from shared.infra.process import InfraError
+from shared.infra.services import Supervisor, dependents, service_table
 from shared.infra.stack import Component, ComponentStatus, LocalStack, default_components
 from shared.settings import Settings
 from shared.topics import topic_names
@@ -49,11 +50,35 @@ def up(
         raise typer.Exit(1)
 
 
+def _warn_dependents(settings: Settings, stack: LocalStack, components: list[Component]) -> None:
+    """Name the running services that need what is about to stop; they wait and retry, they don't exit."""
+    recorded = stack.state.load()
+    stopping = [c for c in components if c in recorded and stack.endpoint(c).local]
+    if not stopping:
+        return
+    table = service_table(settings)
+    running = [st.name for st in Supervisor(settings, table).status() if st.up]
+    for component, names in dependents(table, running, stopping).items():
+        typer.echo(
+            f"warning: stopping {component.value} breaks running services: {', '.join(names)} "
+            "(they cannot do their work until it is back; `driftloop down` stops everything)",
+            err=True,
+        )
+
+
 @app.command()
 def down(components: list[Component] | None = COMPONENTS_ARG) -> None:
-    """Stop the servers `driftloop infra up` (or a command that crashed) started; external ones are left."""
+    """Stop the servers `driftloop infra up` (or a command that crashed) started; external ones are left.
+
+    Running services that need a server being stopped are named first (a warning, not a refusal), and
+    the supervisor of `driftloop up` does not start a server stopped this way again.
+    """
+    settings = Settings()
+    stack = LocalStack(settings)
+    selected = components or list(Component)
     try:
-        _echo(LocalStack(Settings()).down(components or list(Component)))
+        _warn_dependents(settings, stack, selected)
+        _echo(stack.down(selected))
     except InfraError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

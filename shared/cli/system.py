@@ -6,24 +6,28 @@ own background process; ``run`` is how a single service runs on a machine of a c
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
 import typer
 
-from shared.infra.process import InfraError
+from shared.infra import supervisor
+from shared.infra.process import InfraError, die_with_parent
 from shared.infra.services import (
     ServiceSpec,
     Supervisor,
     find_service,
     log_tail,
+    log_tail_note,
     service_table,
 )
-from shared.infra.stack import Component, LocalStack, default_components, local_stack
+from shared.infra.stack import Component, LocalStack, local_stack, locked, status_line
 from shared.settings import Settings
 
 app = typer.Typer(
@@ -51,36 +55,61 @@ def _needs_s3(settings: Settings) -> bool:
 
 @app.command()
 def up(model: str | None = MODEL_OPTION) -> None:
-    """Start the infrastructure and every service in the background, each healthy before the next.
+    """Start the infrastructure and every service in the background, each healthy before the next, and a
+    supervisor that restarts any of them that crashes.
 
     What already runs is left as it is, so a second `up` is harmless. When a service cannot start, the
     error names it and shows its log, and everything this call started is stopped again.
     """
     settings = Settings()
-    stack = LocalStack(settings)
-    supervisor = _supervisor(settings, model)
+    with locked(settings.data_dir.resolve() / "supervisor.lock"):  # a second `up` waits, then sees it up
+        _up(settings, model)
+
+
+def _up(settings: Settings, model: str | None) -> None:
+    if (record := supervisor.running(settings)) is not None:
+        _echo_status(settings, already=True)
+        typer.echo(f"driftloop is already up and supervised (supervisor pid {record.pid})")
+        return
+    proc = supervisor.launch(settings, model)
+    assert proc.stdout is not None
+    outcome: dict[str, object] = {}
     try:
-        statuses = stack.up(default_components(_needs_s3(settings)), report=lambda st: typer.echo(st.line()))
-        unreachable = [st for st in statuses if not st.up]
-        if unreachable:
-            raise InfraError(
-                "; ".join(f"{st.component.value} at {st.address} is {st.note}" for st in unreachable)
-            )
-        supervisor.up(report=lambda st: typer.echo(st.line()))
-    except (InfraError, KeyboardInterrupt) as exc:
-        if stack.started:
-            stack.down(list(stack.started))
-        if isinstance(exc, KeyboardInterrupt):
-            raise _fail("interrupted; stopped what this `up` started") from exc
-        raise _fail(str(exc)) from exc
+        for raw in proc.stdout:
+            try:
+                message = json.loads(raw)
+            except ValueError:  # something the supervisor runs printed: pass it on
+                message = {"line": raw.rstrip("\n")}
+            if "line" in message:
+                typer.echo(message["line"])
+            else:
+                outcome = message
+                break
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGTERM)  # the supervisor stops what it started, as `up` always did
+        proc.communicate(timeout=180)
+        outcome = {"error": "interrupted; stopped what this `up` started"}
+    proc.stdout.close()
+    if not outcome.get("ready"):
+        proc.wait(timeout=180)
+        supervisor.stop(settings)
+        error = (
+            outcome.get("error") or f"the supervisor exited{log_tail_note(_log_path(settings, 'supervisor'))}"
+        )
+        raise _fail(str(error))
+    log = _log_path(settings, "supervisor")
+    typer.echo(status_line("supervisor", True, "", "started; restarts crashed services", proc.pid, log))
     typer.echo(f"driftloop is up (data in {settings.data_dir.resolve()}); `driftloop down` stops it")
 
 
 @app.command()
 def down() -> None:
-    """Stop the services first (SIGTERM: each flushes what it buffers), then the local infrastructure."""
+    """Stop the supervisor, then the services (SIGTERM: each flushes what it buffers), then the infrastructure."""
     settings = Settings()
     try:
+        record = supervisor.stop(settings)
+        if record is not None:
+            typer.echo(status_line("supervisor", False, "", f"stopped (pid {record.pid})"))
         for status in _supervisor(settings).down():
             typer.echo(status.line())
         for infra in LocalStack(settings).down(list(Component)):
@@ -89,18 +118,39 @@ def down() -> None:
         raise _fail(str(exc)) from exc
 
 
+def _echo_status(settings: Settings, already: bool = False) -> None:
+    """Each component and service with what the supervisor knows of its restarts, then the supervisor."""
+    restarts = supervisor.SupervisorState(settings.data_dir.resolve()).load()
+
+    def note(name: str, up: bool, text: str) -> str:
+        if already and up:
+            text = "already running"
+        summary = restarts[name].summary() if name in restarts else ""
+        return f"{text}; {summary}" if summary else text
+
+    for infra in LocalStack(settings).status(list(Component)):
+        typer.echo(replace(infra, note=note(infra.component.value, infra.up, infra.note)).line())
+    any_up = False
+    for service in _supervisor(settings).status():
+        any_up |= service.up
+        typer.echo(replace(service, note=note(service.name, service.up, service.note)).line())
+    record = supervisor.running(settings)
+    text = "restarts crashed services" if record else "not running"
+    if record is None and any_up:
+        text += ": a crashed service stays down; `driftloop up` starts a supervisor"
+    log = _log_path(settings, "supervisor")
+    typer.echo(status_line("supervisor", record is not None, "", text, record.pid if record else None, log))
+
+
 @app.command()
 def status() -> None:
-    """Print each infrastructure component and service: up or down, address, pid, log file."""
-    settings = Settings()
-    for infra in LocalStack(settings).status(list(Component)):
-        typer.echo(infra.line())
-    for service in _supervisor(settings).status():
-        typer.echo(service.line())
+    """Print each infrastructure component and service (up or down, address, pid, log file, restarts and
+    the last exit reason), then whether the supervisor runs."""
+    _echo_status(Settings())
 
 
 def _log_path(settings: Settings, name: str) -> Path:
-    names = [spec.name for spec in service_table(settings)] + [c.value for c in Component]
+    names = [spec.name for spec in service_table(settings)] + [c.value for c in Component] + ["supervisor"]
     if name not in names:
         raise _fail(f"unknown service {name!r}; choose one of {', '.join(names)}")
     return settings.data_dir.resolve() / "logs" / f"{name}.log"
@@ -109,7 +159,7 @@ def _log_path(settings: Settings, name: str) -> Path:
 @app.command()
 def logs(
     service: str = typer.Argument(
-        ..., help="registry, ingest, monitor, trainer, serving, kafka, clickhouse, s3"
+        ..., help="registry, ingest, monitor, trainer, serving, kafka, clickhouse, s3, supervisor"
     ),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines until Ctrl-C."),
     lines: int = typer.Option(0, "--lines", "-n", help="Print only the last N lines (0: all)."),
@@ -144,9 +194,11 @@ def _run_foreground(spec: ServiceSpec, extra: list[str]) -> int:
     """Run the service with the terminal as its output; SIGINT/SIGTERM are passed on once, for a clean stop.
 
     The service in its own session gets the signal once (from us, not also from the terminal), so uvicorn
-    and the monitor shut down gracefully instead of taking a second Ctrl-C as "force quit".
+    and the monitor shut down gracefully instead of taking a second Ctrl-C as "force quit". When this
+    launcher dies any other way (SIGKILL included) the kernel sends the service SIGTERM, so a killed
+    `driftloop run` never leaves an orphan that a restarted launcher would run a second copy of.
     """
-    proc = subprocess.Popen([*spec.argv, *extra], start_new_session=True)
+    proc = subprocess.Popen([*spec.argv, *extra], start_new_session=True, preexec_fn=die_with_parent())
     forwarded: set[int] = set()
 
     def forward(signum: int, _frame: FrameType | None) -> None:

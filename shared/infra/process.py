@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -108,6 +110,29 @@ def spawn(
     finally:
         log.close()
     return ManagedProcess(name=name, proc=proc, log_path=log_path)
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child receive ``sig`` when the process that started it dies.
+
+    Linux only (``prctl(PR_SET_PDEATHSIG)``); None elsewhere. The signal comes when the starting *thread*
+    exits, so start the child from the thread that waits for it. The child also checks that its parent did
+    not die between ``fork`` and ``prctl``, the one window the kernel setting does not cover.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    parent = os.getpid()
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), sig)
+
+    return preexec
 
 
 def pid_alive(pid: int) -> bool:

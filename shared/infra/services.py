@@ -2,7 +2,9 @@
 
 The table (:func:`service_table`) is plain data computed from the settings; :class:`Supervisor` is the thin
 adapter that spawns, probes and stops them. Started services are recorded in ``<data_dir>/services.json``
-(the same records as ``stack.json``), so ``driftloop down`` or ``status`` in another shell finds them.
+(the same records as ``stack.json``), so ``driftloop down`` or ``status`` in another shell finds them. A
+record stays until ``down`` removes it, also when its process died: recorded means wanted, and the
+restarting supervisor process (``shared.infra.supervisor``) starts a wanted service that is gone.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -137,6 +139,20 @@ def service_table(settings: Settings, serving_model: str | None = None) -> list[
     ]
 
 
+def dependents(
+    table: Sequence[ServiceSpec], running: Iterable[str], components: Iterable[Component]
+) -> dict[Component, list[str]]:
+    """Which of the ``running`` services need each of ``components``: what stopping them would break.
+
+    >>> table = service_table(Settings())
+    >>> dependents(table, ["registry", "monitor"], [Component.CLICKHOUSE, Component.KAFKA])
+    {<Component.CLICKHOUSE: 'clickhouse'>: ['monitor'], <Component.KAFKA: 'kafka'>: ['registry', 'monitor']}
+    """
+    names = set(running)
+    found = {c: [s.name for s in table if s.name in names and c in s.needs] for c in components}
+    return {c: services for c, services in found.items() if services}
+
+
 def log_tail(path: Path, lines: int) -> list[str]:
     """The last ``lines`` lines of a log file (all of it for ``lines <= 0``); empty when there is none."""
     if not path.exists():
@@ -213,8 +229,11 @@ class Supervisor:
             return ServiceStatus(spec.name, spec.address, False, "not installed")
         if spec.external:
             return self._probe_external(spec)
-        record = self.state.live(spec.name)
+        # a dead service's record is kept: it stays wanted, so the supervisor of `driftloop up` restarts it
+        record = self.state.load().get(spec.name)
         log = self.log_path(spec.name)
+        if record is not None and not process_running(record.pid, record.start_ticks):
+            return ServiceStatus(spec.name, spec.address, False, f"process {record.pid} exited", log_path=log)
         if record is None:  # e.g. `driftloop run` in another shell, or another program on its port
             code = None if spec.port is None else http_status(f"{spec.address}{spec.health_path}")
             note = "not running" if code is None else "answering, not started by `driftloop up`"
@@ -260,23 +279,8 @@ class Supervisor:
                 spec.name, spec.address, True, "already running", record.pid, Path(record.log_path)
             )
         try:
-            if spec.host is not None and spec.port is not None:
-                ensure_port_free(spec.name, spec.host, spec.port)
             began = time.monotonic()
-            managed = spawn(spec.name, spec.argv, self.log_path(spec.name))
-            self.started[spec.name] = managed
-            stat = _proc_stat(managed.pid)
-            self.state.put(
-                spec.name,
-                Record(
-                    managed.pid,
-                    spec.host or "",
-                    spec.port or 0,
-                    spec.address,
-                    str(managed.log_path),
-                    stat[1] if stat else None,
-                ),
-            )
+            managed = self.spawn(spec)
             if spec.health is Health.PROCESS:
                 # no port to ask: a process that is still up after a short settling time has started
                 time.sleep(2.0)
@@ -300,6 +304,24 @@ class Supervisor:
         if spec.health is Health.LISTENING and http_status(f"{spec.address}{spec.health_path}") != 200:
             note += ", waiting for a model to serve"
         return ServiceStatus(spec.name, spec.address, True, note, managed.pid, managed.log_path)
+
+    def spawn(self, spec: ServiceSpec) -> ManagedProcess:
+        """Start ``spec``'s process and record it, without waiting for it to be healthy; hold the lock."""
+        if spec.host is not None and spec.port is not None:
+            ensure_port_free(spec.name, spec.host, spec.port)
+        managed = spawn(spec.name, spec.argv, self.log_path(spec.name))
+        self.started[spec.name] = managed
+        stat = _proc_stat(managed.pid)
+        record = Record(
+            managed.pid,
+            spec.host or "",
+            spec.port or 0,
+            spec.address,
+            str(managed.log_path),
+            stat[1] if stat else None,
+        )
+        self.state.put(spec.name, record)
+        return managed
 
     def _stop_started(self) -> None:
         for name in reversed(list(self.started)):

@@ -141,6 +141,19 @@ def locked(path: Path) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def try_locked(path: Path) -> Iterator[bool]:
+    """Like :func:`locked` but never waits: yields False when an ``up``/``down`` holds the lock now."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
 def _proc_stat(pid: int) -> tuple[str, int] | None:
     """Process state letter and start time (clock ticks) from /proc, or None off Linux / when gone."""
     try:
@@ -215,7 +228,11 @@ class LocalStack:
             return ComponentStatus(
                 component, ep.address, listening, "external" if listening else "unreachable"
             )
-        record = self.state.live(component)
+        # a dead server's record is kept: it stays wanted, so the supervisor of `driftloop up` restarts it
+        record = self.state.load().get(component)
+        if record is not None and not process_running(record.pid, record.start_ticks):
+            note = f"process {record.pid} exited; see its log"
+            return ComponentStatus(component, ep.address, listening, note, log_path=Path(record.log_path))
         if record is None:
             note = "listening, not started by driftloop" if listening else "not running"
             return ComponentStatus(component, ep.address, listening, note, log_path=self.log_path(component))
