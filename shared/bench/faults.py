@@ -32,6 +32,7 @@ from shared.clickhouse import clickhouse_client
 from shared.demo.system import Pace, demo_settings
 from shared.infra.services import find_service, healthy, service_table
 from shared.infra.stack import ProcessRecords, process_running
+from shared.infra.supervisor import SupervisorState
 from shared.sdk import Driftloop, ProducerConfig
 from shared.settings import Settings
 from shared.topics import topic_names
@@ -157,19 +158,7 @@ class System:
         return bool(rows and rows[0][0])
 
     def restarts(self) -> int:
-        path = self.data_dir / "supervisor.json"
-        if not path.exists():
-            return 0
-        state = json.loads(path.read_text())
-        return sum(int(p.get("restarts", 0)) for p in _processes(state).values())
-
-
-def _processes(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The per-process entries of ``supervisor.json``, whichever section holds them."""
-    for key in ("processes", "services", "children"):
-        if isinstance(state.get(key), dict):
-            return state[key]
-    return {k: v for k, v in state.items() if isinstance(v, dict)}
+        return sum(r.restarts for r in SupervisorState(self.data_dir).load().values())
 
 
 def _wait(check: Callable[[], bool], timeout: float, poll: float = 0.5) -> float | None:
