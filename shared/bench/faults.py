@@ -121,7 +121,7 @@ class System:
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "shared.cli.main", *args],
+            [sys.executable, "-c", "from shared.cli.main import main; main()", *args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -198,6 +198,19 @@ def main(
     up = system.cli("up", timeout=600)
     if up.returncode != 0:
         raise SystemExit(f"driftloop up failed:\n{up.stdout}\n{up.stderr}")
+    say(up.stdout.strip())
+    try:
+        figures = _run(system, rate, broker_outage_s, clickhouse_outage_s)
+    finally:
+        down = system.cli("down", timeout=300)
+        if down.returncode != 0:
+            say(f"driftloop down failed: {down.stderr.strip()}")
+    print(json.dumps(figures), flush=True)
+    return figures
+
+
+def _run(system: System, rate: float, broker_outage_s: float, clickhouse_outage_s: float) -> dict[str, Any]:
+    settings = system.settings
     traffic = Traffic(settings, rate)
     producer = threading.Thread(target=traffic.run, name="traffic", daemon=True)
     recoveries: dict[str, float | None] = {}
@@ -245,15 +258,11 @@ def main(
         time.sleep(10)
     finally:
         traffic.stop.set()
-        producer.join(timeout=700)
+        if producer.is_alive():
+            producer.join(timeout=700)
     if traffic.error is not None:
         say(f"the producer failed: {traffic.error!r}")
-    figures = count(system, traffic, 2 * len(poison), recoveries)
-    down = system.cli("down", timeout=300)
-    if down.returncode != 0:
-        say(f"driftloop down failed: {down.stderr.strip()}")
-    print(json.dumps(figures), flush=True)
-    return figures
+    return count(system, traffic, 2 * len(poison), recoveries)
 
 
 def count(
