@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -134,12 +136,32 @@ def _echo_status(settings: Settings, already: bool = False) -> None:
     for service in _supervisor(settings).status():
         any_up |= service.up
         typer.echo(replace(service, note=note(service.name, service.up, service.note)).line())
+        if service.name == "monitor" and service.up:
+            typer.echo(monitor_share(service.address))
     record = supervisor.running(settings)
     text = "restarts crashed services" if record else "not running"
     if record is None and any_up:
         text += ": a crashed service stays down; `driftloop up` starts a supervisor"
     log = _log_path(settings, "supervisor")
     typer.echo(status_line("supervisor", record is not None, "", text, record.pid if record else None, log))
+
+
+def monitor_share(address: str) -> str:
+    """What a monitor worker owns (its partitions and the models it judges), or what it waits for."""
+    try:
+        body = json.loads(urllib.request.urlopen(f"{address}/health", timeout=3).read())
+    except urllib.error.HTTPError as exc:
+        body = json.loads(exc.read() or b"{}")
+    except (OSError, ValueError):
+        return "           (its /health did not answer)"
+    if body.get("waiting_for"):
+        return "           waiting for " + ", ".join(sorted(body["waiting_for"]))
+    partitions = [p.rsplit("-", 1)[-1] for p in body.get("partitions", []) if "labels" not in p]
+    models = body.get("models", [])
+    shown = ", ".join(models[:10]) + (f" and {len(models) - 10} more" if len(models) > 10 else "")
+    return f"           owns partitions {', '.join(partitions) or 'none'}; judges {len(models)} models" + (
+        f": {shown}" if models else ""
+    )
 
 
 @app.command()

@@ -121,6 +121,7 @@ def test_up_status_logs_down(system: System) -> None:
         assert line.split()[1] == "up", status.stdout
         pids[name] = _pid(line)
         assert process_running(pids[name])
+    assert "owns partitions" in status.stdout, "the monitor's line says which partitions (models) it owns"
 
     with urllib.request.urlopen(f"{system.registry_url}/models", timeout=10) as response:
         assert response.status == 200
