@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.monitor.intake import check_records
-from services.monitor.worker import dead_letter
-from shared import wire
-from shared.events import EventDeadLettered
+from services.monitor.worker import dead_letter, dead_letter_rows, decode_batch, model_event_rows
+from shared import codec, wire
+from shared.events import DataQualityCounted, EventDeadLettered
 from shared.validation import EventKind, EventTimeBounds
 from tests.unit.test_ingest_properties import bodies, event_like
 
@@ -93,3 +93,15 @@ def test_time_bounds_name_the_field_and_the_setting() -> None:
     assert old is not None and old.reason == "too_old" and "DRIFTLOOP_MONITOR_RETENTION_DAYS" in old.detail
     assert BOUNDS.check(NOW + timedelta(minutes=4), NOW) is None
     assert BOUNDS.check(NOW - timedelta(days=364), NOW) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(payloads=st.lists(bodies | st.none(), max_size=6))
+def test_side_topics_turn_any_record_into_a_row_or_a_dead_letter(payloads: list[bytes | None]) -> None:
+    """dead-letter, model-events and data-quality records: every one is a row, or refused with a reason."""
+    records = [Rec("side", 0, i, p) for i, p in enumerate(payloads)]
+    assert len(dead_letter_rows(records, NOW)) == len(payloads)  # an unreadable dead letter is kept whole
+    rows, bad = model_event_rows(records, NOW)
+    assert len(rows) + len(bad) == len(payloads) and all(reason for _, reason in bad)
+    events, good, refused = decode_batch(records, lambda b: codec.decode(b, DataQualityCounted))
+    assert len(good) + len(refused) == len(payloads) and len(events) == len(good)
