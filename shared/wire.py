@@ -55,22 +55,7 @@ class LabelWire(
     label: bool | int | float | str
 
 
-class EventHead(msgspec.Struct, kw_only=True, gc=False):
-    """The fields a consumer routes by (who, which version, when), read without decoding the rest.
-
-    For consumers of already-validated topics (the monitor): the document must still be well-formed JSON
-    with these fields, but features and outputs are left for ClickHouse to parse. ``gc=False``: a head
-    holds no containers, so the garbage collector need not track the 10k of them in every batch.
-    """
-
-    event_id: uuid.UUID
-    occurred_at: datetime
-    model_name: Name
-    model_version: Version | None = None
-
-
 _encoder = msgspec.json.Encoder()
-_head_decoder = msgspec.json.Decoder(EventHead)
 _prediction_decoder = msgspec.json.Decoder(PredictionWire)
 _label_decoder = msgspec.json.Decoder(LabelWire)
 
@@ -96,11 +81,3 @@ def decode_label(data: bytes) -> LabelWire:
     if event.occurred_at.tzinfo is None:
         event.occurred_at = event.occurred_at.replace(tzinfo=UTC)
     return event
-
-
-def decode_head(data: bytes) -> EventHead:
-    """The routing fields of a prediction or label; raises WireError on malformed JSON or missing fields."""
-    head = _head_decoder.decode(data)
-    if head.occurred_at.tzinfo is None:
-        head.occurred_at = head.occurred_at.replace(tzinfo=UTC)
-    return head

@@ -81,7 +81,7 @@ def test_a_batch_splits_good_from_bad_records_with_the_reason() -> None:
             model_name="m", model_version="1", prediction_id="p", features={"x": 1.0}, prediction=1
         )
     )
-    heads, ok, bad = decode_batch([Rec("p", 0, 0, good), Rec("p", 0, 1, b"{")], wire.decode_head)
+    heads, ok, bad = decode_batch([Rec("p", 0, 0, good), Rec("p", 0, 1, b"{")], wire.decode_prediction)
     assert [h.model_name for h in heads] == ["m"] and [r.offset for r in ok] == [0]
     assert bad[0][0].offset == 1 and bad[0][1]
 

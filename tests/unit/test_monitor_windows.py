@@ -221,14 +221,17 @@ def test_alert_ids_are_stable_so_a_replay_is_deduplicated() -> None:
 
 def test_event_time_ranges_give_each_version_its_earliest_and_latest_event() -> None:
     from services.monitor.worker import event_time_ranges
-    from shared.wire import EventHead
+    from shared.wire import PredictionWire
 
-    def head(model: str, version: str, minute: int) -> EventHead:
-        return EventHead(
+    def head(model: str, version: str, minute: int) -> PredictionWire:
+        return PredictionWire(
             event_id=uuid4(),
             occurred_at=START + timedelta(minutes=minute),
             model_name=model,
             model_version=version,
+            prediction_id="p",
+            features={},
+            prediction=1,
         )
 
     ranges = event_time_ranges([head("a", "1", 5), head("a", "1", 2), head("a", "2", 7), head("b", "1", 1)])
@@ -240,10 +243,10 @@ def test_each_model_checkpoints_the_newest_offset_of_its_records() -> None:
     from types import SimpleNamespace
 
     from services.monitor.worker import latest_offsets
-    from shared.wire import EventHead
+    from shared.wire import PredictionWire
 
     heads = [
-        EventHead(event_id=uuid4(), occurred_at=START, model_name=model, model_version="1")
+        PredictionWire(model_name=model, model_version="1", prediction_id="p", features={}, prediction=1)
         for model in ("a", "b", "a", "b", "a")
     ]
     records = [SimpleNamespace(offset=offset) for offset in (7, 3, 9, 4, 8)]
