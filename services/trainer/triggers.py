@@ -1,9 +1,50 @@
-"""Which events start a training run, and the trigger each one becomes; anything else is ignored."""
+"""What a record on a trainer topic is: a trigger, an event that starts nothing, or a dead letter.
+
+Pure: takes the record's bytes and the time, returns data. No input raises; whatever cannot become a
+trigger or a known event of its topic becomes a ``Rejection`` the worker keeps on ``dead-letter``.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pydantic import ValidationError
+
 from services.trainer.debounce import Trigger
-from shared.events import DriftDetected, Event, RetrainModel
+from shared.codec import decode_any
+from shared.events import DriftDetected, Event, EventDeadLettered, RetrainModel
+
+MAX_ORIGINAL_BYTES = 600 * 1024
+"""Base64 makes the original a third larger; beyond this the dead letter would not fit one Kafka message."""
+
+
+@dataclass(frozen=True)
+class TriggerLimits:
+    """How far a trigger's times may lie from now: past ``max_future`` is a wrong clock, past ``max_age``
+    a record from another era; either would steer the debouncer or the training window wrongly."""
+
+    max_future: timedelta = timedelta(minutes=5)
+    max_age: timedelta = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a record is dead-lettered: a short machine-readable ``reason`` and a ``detail`` for people."""
+
+    reason: str
+    detail: str
+    model_name: str = "unknown"
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A valid event of this topic that starts no run (``DriftRecovered``, the trainer's own run events)."""
+
+    event: Event
+
+
+Decoded = Trigger | Ignored | Rejection
 
 
 def trigger_of(event: Event) -> Trigger | None:
@@ -26,3 +67,81 @@ def trigger_of(event: Event) -> Trigger | None:
             drift_event_id=event.drift_event_id,
         )
     return None
+
+
+def _first_error(exc: ValidationError) -> str:
+    """The first problem as ``field: message`` (never the input itself: it may be megabytes)."""
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0] if errors else {"loc": (), "msg": str(exc)}
+    where = ".".join(str(part) for part in first["loc"]) or "(document)"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"[:2000]
+
+
+def _time_problem(trigger: Trigger, now: datetime, limits: TriggerLimits) -> Rejection | None:
+    for name, at in (("occurred_at", trigger.occurred_at), ("window_start", trigger.window_start)):
+        if at is None:
+            continue
+        if at > now + limits.max_future:
+            detail = f"{name} {at.isoformat()} is more than {limits.max_future} after now ({now.isoformat()})"
+            return Rejection("too_far_in_future", detail, trigger.model_name)
+        if at < now - limits.max_age:
+            detail = f"{name} {at.isoformat()} is more than {limits.max_age} before now ({now.isoformat()})"
+            return Rejection("too_old", detail, trigger.model_name)
+    return None
+
+
+def classify(
+    payload: bytes | None, topic: str, now: datetime, limits: TriggerLimits | None = None
+) -> Decoded:
+    """What one record of ``topic`` (its name without the deployment prefix) is; never raises on input.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime
+    >>> from shared.codec import encode
+    >>> now = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> classify(encode(RetrainModel(model_name="churn", occurred_at=now)), "training-runs", now).reason
+    'manual'
+    >>> classify(b"not json", "drift-events", now).reason
+    'invalid_event'
+    >>> classify(encode(RetrainModel(model_name="churn", occurred_at=now)), "drift-events", now).reason
+    'wrong_topic'
+    """
+    limits = limits or TriggerLimits()
+    if payload is None:
+        return Rejection("empty_message", "the Kafka message has no value (tombstone)")
+    try:
+        event = decode_any(payload)
+    except ValidationError as exc:
+        return Rejection("invalid_event", _first_error(exc))
+    except OverflowError as exc:  # a time at the edge of the calendar with an offset (0001-01-01T00:00+05:00)
+        return Rejection("invalid_event", f"a time is out of range: {exc}")
+    if event.topic != topic:
+        detail = f"a {event.event_type} event belongs on {event.topic or 'no topic'!r}, not {topic!r}"
+        return Rejection("wrong_topic", detail, event.model_name)
+    trigger = trigger_of(event)
+    if trigger is None:
+        return Ignored(event)
+    return _time_problem(trigger, now, limits) or trigger
+
+
+def dead_letter(
+    source_topic: str, partition: int, offset: int, payload: bytes | None, rejection: Rejection
+) -> EventDeadLettered:
+    """The dead-letter event for a rejected record; an original too large for one message is cut, and
+    the detail says so."""
+    original = payload or b""
+    detail = rejection.detail
+    if len(original) > MAX_ORIGINAL_BYTES:
+        detail += f" (original truncated from {len(original)} to {MAX_ORIGINAL_BYTES} bytes)"
+        original = original[:MAX_ORIGINAL_BYTES]
+    return EventDeadLettered(
+        model_name=rejection.model_name[:200] or "unknown",
+        source=f"topic:{source_topic}",
+        reason=rejection.reason,
+        detail=detail,
+        original=original,
+        source_partition=partition,
+        source_offset=offset,
+    )
