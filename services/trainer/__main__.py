@@ -26,8 +26,15 @@ async def serve(settings: Settings, web_port: int) -> None:
     runner = web.AppRunner(web_app(metrics, dependencies), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", web_port)
-    await site.start()
-    log.info("trainer: /health and /metrics on %s", site.name)
+    try:
+        await site.start()
+        log.info("trainer: /health and /metrics on %s", site.name)
+    except OSError as exc:  # training matters more than its health page: run on, say so once
+        log.error(
+            "trainer: no /health or /metrics, port %d is taken (%s); set DRIFTLOOP_TRAINER_WEB_PORT",
+            web_port,
+            exc,
+        )
     try:
         await worker.run()
     finally:
