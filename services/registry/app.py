@@ -20,7 +20,7 @@ from services.registry import routes_admin, routes_aliases, routes_models, route
 from services.registry.auth import parse_tokens
 from services.registry.db import make_engine
 from services.registry.deps import Registry
-from services.registry.errors import RegistryError
+from services.registry.errors import RegistryError, Unavailable
 from services.registry.fast_resolve import ResolveFastPath
 from services.registry.health import Dependencies
 from services.registry.migrations import migrate
@@ -29,6 +29,7 @@ from services.registry.resolve_cache import ResolveCache
 from services.registry.schemas import ErrorBody
 from services.registry.store import RegistryStore
 from services.registry.webhook_delivery import WebhookSender
+from shared.artifacts import ArtifactError, artifact_store
 from shared.settings import Settings
 from shared.topics import topic_names
 
@@ -54,7 +55,9 @@ def _error(status: int, code: str, message: str, field: str | None) -> JSONRespo
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RegistryError)
-    async def registry_error(_request: Request, exc: RegistryError) -> JSONResponse:
+    async def registry_error(request: Request, exc: RegistryError) -> JSONResponse:
+        if isinstance(exc, Unavailable) and exc.field == "artifact":  # /healthz's probe says when it is back
+            request.app.state.dependencies.away("artifacts", exc.message)
         return _error(exc.status, exc.code, exc.message, exc.field)
 
     @app.exception_handler(SQLAlchemyError)
@@ -97,6 +100,23 @@ async def _probe_database(app: FastAPI) -> None:
         app.state.dependencies.away("database", reason)
     else:
         app.state.dependencies.back("database")
+    settings: Settings = app.state.registry.settings
+    if settings.resolved_artifact_root.startswith("s3://"):
+        await _probe_artifacts(app, settings)
+
+
+async def _probe_artifacts(app: FastAPI, settings: Settings) -> None:
+    """One HEAD request to the S3 store (2 s at most); a local folder needs no probe."""
+    store = getattr(app.state, "probe_store", None)
+    if store is None:
+        store = app.state.probe_store = artifact_store(settings)
+    root = str(getattr(store, "root", "")).rstrip("/")
+    try:
+        await asyncio.wait_for(asyncio.to_thread(store.exists, f"{root}/driftloop-health-probe"), timeout=2.0)
+    except (ArtifactError, TimeoutError) as exc:
+        app.state.dependencies.away("artifacts", f"{type(exc).__name__}: {exc or 'no answer in 2 s'}"[:500])
+    else:
+        app.state.dependencies.back("artifacts")
 
 
 async def _stop(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:

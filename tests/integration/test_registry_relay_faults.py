@@ -1,20 +1,20 @@
-"""No row, receiver or outage stops the registry's relays, and a database away at start heals by itself.
+"""No row, receiver or outage stops the registry: bad outbox rows and webhook targets are set aside, and
+PostgreSQL or S3 away means 503 and a degraded /healthz until it is back, healed without a restart.
 
-Real Kafka, a real SQLite or PostgreSQL database and real HTTP receivers that misbehave on purpose.
+Real Kafka, SQLite, PostgreSQL and S3 servers, HTTP receivers that misbehave on purpose, and outages made
+by cutting a forwarding port (tests/fixtures/forwarder.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from uuid import uuid4
 
 import httpx
@@ -32,11 +32,12 @@ from services.registry.webhook_delivery import WebhookSender
 from shared.codec import encode
 from shared.events import ModelCreated
 from shared.infra.kafka import create_topics
-from shared.infra.process import free_port
 from shared.settings import Settings
 from shared.topics import topic_names
+from tests.fixtures.forwarder import Forwarder
 from tests.fixtures.kafka import KafkaBroker
 from tests.fixtures.postgres import PostgresServer
+from tests.fixtures.s3 import S3Server
 
 pytestmark = pytest.mark.integration
 
@@ -230,57 +231,6 @@ def test_webhook_targets_that_hang_redirect_or_answer_garbage_never_stop_deliver
         assert listed[0]["status"] == "failed"
 
 
-class Forwarder:
-    """A TCP port that forwards to the database while ``up``; down, it refuses connections (an outage)."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target, self.port = target, free_port()
-        self._listener: socket.socket | None = None
-        self._open: list[socket.socket] = []
-
-    def up(self) -> None:
-        listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def down(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.close()
-        for conn in self._open:
-            with _quiet():
-                conn.close()
-        self._open.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.target)
-            self._open += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        with _quiet():
-            while data := src.recv(65536):
-                dst.sendall(data)
-        with _quiet():
-            dst.shutdown(socket.SHUT_WR)
-
-
-class _quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> bool:
-        return exc[0] is not None and issubclass(exc[0], OSError)
-
-
 def test_postgresql_away_at_start_and_later_is_degraded_then_heals_by_itself(
     postgres: PostgresServer, kafka: KafkaBroker, topic_prefix: str, tmp_path: Path
 ) -> None:
@@ -315,3 +265,30 @@ def test_postgresql_away_at_start_and_later_is_degraded_then_heals_by_itself(
         _until(lambda: client.get("/healthz").json()["status"] == "ok", "health came back")
     forwarder.down()
     assert json.dumps(health)  # the body is plain JSON for any probe
+
+
+def test_s3_away_is_a_503_and_degraded_health_and_heals_by_itself(
+    s3_server: S3Server, s3_bucket: str, tmp_path: Path
+) -> None:
+    forwarder = Forwarder((s3_server.host, s3_server.port))
+    settings = s3_server.settings(
+        data_dir=tmp_path,
+        artifact_root=f"s3://{s3_bucket}/registry",
+        s3_endpoint_url=f"http://127.0.0.1:{forwarder.port}",
+        registry_tokens={"w-token": "wes:writer"},
+        registry_relay_enabled=False,
+    )
+    name = f"m-{uuid4().hex[:8]}"
+    upload = {"artifact": ("model.joblib", b"a model")}
+    with TestClient(create_app(settings)) as client:
+        client.post("/models", json={"name": name}, headers=WRITER).raise_for_status()
+        refused = client.post(f"/models/{name}/versions/upload", files=upload, headers=WRITER)
+        assert refused.status_code == 503 and refused.json()["error"]["field"] == "artifact", refused.text
+        health = client.get("/healthz").json()
+        assert health["status"] == "degraded" and "artifacts" in health["unavailable"], health
+
+        forwarder.up()
+        _until(lambda: client.get("/healthz").json()["status"] == "ok", "S3 came back")
+        stored = client.post(f"/models/{name}/versions/upload", files=upload, headers=WRITER)
+        assert stored.status_code == 201, stored.text
+    forwarder.down()
