@@ -12,7 +12,7 @@ import logging
 from aiohttp import web
 
 from services.trainer.config import trainer_config
-from services.trainer.observability import Dependencies, TrainerMetrics, web_app
+from services.trainer.observability import Dependencies, TrainerMetrics, quiet_kafka_client, web_app
 from services.trainer.worker import TrainerWorker
 from shared.settings import Settings
 
@@ -47,6 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_kafka_client()
     port = settings.trainer_web_port if args.web_port is None else args.web_port
     asyncio.run(serve(settings, port))
 

@@ -52,6 +52,7 @@ from shared.infra.kafka import create_topics
 from shared.infra.process import ManagedProcess, free_port, spawn
 from shared.settings import Settings
 from shared.topics import topic_names
+from tests.fixtures.forwarder import Forwarder
 from tests.integration.monitor_worker import settings_env
 
 pytestmark = pytest.mark.integration
@@ -469,3 +470,50 @@ def test_the_trainer_waits_for_clickhouse_says_degraded_and_resumes_by_itself(
         trainer.stop()
         if clickhouse is not None:
             clickhouse.stop()
+
+
+def test_the_trainer_waits_for_kafka_says_degraded_and_resumes_by_itself(
+    kafka: Any, clickhouse_server: Any, tmp_path: Path
+) -> None:
+    host, port = kafka.bootstrap.rsplit(":", 1)
+    bootstrap = Forwarder((host, int(port)))  # Kafka's bootstrap address, away until it is up
+    web_port = free_port()
+    settings = Settings(
+        kafka_bootstrap=f"127.0.0.1:{bootstrap.port}",
+        clickhouse_url=clickhouse_server.url,
+        clickhouse_database=f"t_{uuid.uuid4().hex[:8]}",
+        topic_prefix=f"t-{uuid.uuid4().hex[:8]}-",
+        data_dir=tmp_path,
+    )
+    topics = topic_names(settings.topic_prefix)
+    create_topics(kafka.bootstrap, [topics.drift_events, topics.training_runs, topics.dead_letter], 1, 1)
+    env = {
+        **settings_env(settings),
+        "DRIFTLOOP_TRAINER_WEB_PORT": str(web_port),
+        "DRIFTLOOP_LOG_LEVEL": "INFO",
+    }
+    log_path = tmp_path / "trainer.log"
+    trainer = spawn("trainer", [sys.executable, "-m", "services.trainer"], log_path, env=env, cwd=ROOT)
+    try:
+        health_url = f"http://127.0.0.1:{web_port}/health"
+        degraded = _health_until(health_url, trainer, lambda h: "kafka" in h.get("unavailable", {}))
+        assert degraded["status"] == "degraded"
+        time.sleep(8)  # several retries: still one line of ours, a few of the Kafka client's
+        bootstrap.up()
+        _health_until(health_url, trainer, lambda h: h.get("status") == "ok")
+        log = log_path.read_text()
+        assert log.count("kafka is unavailable") == 1 and log.count("kafka is available again") == 1
+        outage = log.split("kafka is available again")[0]
+        assert sum("aiokafka" in line for line in outage.splitlines()) <= 3, outage
+
+        _send_raw(Settings(kafka_bootstrap=kafka.bootstrap), topics.drift_events, [(b"k", b"\x00garbage")])
+        letters = _read_until(
+            Settings(kafka_bootstrap=kafka.bootstrap),
+            topics.dead_letter,
+            "unknown",
+            lambda seen: len(seen) >= 1,
+        )
+        assert isinstance(letters[0], EventDeadLettered) and letters[0].original == b"\x00garbage"
+    finally:
+        trainer.stop()
+        bootstrap.down()
