@@ -46,6 +46,11 @@ from shared.topics import topic_names
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+
+class RegistryUnavailable(RuntimeError):
+    """The registry answers but cannot serve a run now (its database or artifact store is away)."""
+
+
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
 RETRIES_AFTER_OUTAGE = 3
@@ -186,7 +191,16 @@ class TrainerWorker:
             self._warehouse.ping()
 
     def _probe_registry(self) -> None:
-        httpx.get(f"{self.settings.registry_url.rstrip('/')}/healthz", timeout=5.0).raise_for_status()
+        """The registry answers, and neither its database nor its artifact store is away (a run needs both;
+        its Kafka relay being away does not stop a run)."""
+        response = httpx.get(f"{self.settings.registry_url.rstrip('/')}/healthz", timeout=5.0)
+        response.raise_for_status()
+        body = response.json() if "json" in response.headers.get("content-type", "") else {}
+        away = {
+            k: v for k, v in dict(body.get("unavailable") or {}).items() if k in ("database", "artifacts")
+        }
+        if away:
+            raise RegistryUnavailable(f"the registry is degraded: {away}")
 
     def _probe_store(self) -> None:
         if self._store is None:
