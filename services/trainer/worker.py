@@ -53,6 +53,7 @@ class RegistryUnavailable(RuntimeError):
 
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
+IDLE_CHECK_S = 10.0
 RETRIES_AFTER_OUTAGE = 3
 """A run that failed while a dependency was away is run again when it is back, this many times at most."""
 
@@ -104,6 +105,7 @@ class TrainerWorker:
         self._registry: RegistryClient | None = None
         self._store: ArtifactStore | None = None
         self._retries: dict[UUID, int] = {}
+        self._last_check = 0.0
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -232,15 +234,22 @@ class TrainerWorker:
     # ------------------------------------------------------------------ the loop
 
     async def _step(self, consumer: AIOKafkaConsumer) -> None:
-        triggers = await self._read(consumer, timeout_ms=1000)
+        triggers, read = await self._read(consumer, timeout_ms=1000)
         if not triggers:
+            if read:  # dead letters acknowledged, known events skipped: nothing waits on these offsets
+                await self._commit(consumer)
+            else:
+                await self._check_kafka_when_idle()
             return
         await asyncio.sleep(self.config.debounce_seconds)  # let a burst arrive, so it coalesces
-        triggers += await self._read(consumer, timeout_ms=0)
+        triggers += (await self._read(consumer, timeout_ms=0))[0]
         ready = self.debouncer.offer(triggers)
         while ready:
             trigger = ready.pop(0)
             ready += await self._run(trigger)
+        await self._commit(consumer)
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         try:
             await consumer.commit()
         except (
@@ -248,13 +257,29 @@ class TrainerWorker:
         ) as exc:  # partitions moved during the run: the new owner re-reads, its cut-off decides
             log.warning("could not commit trainer offsets (%s); the triggers may be read again", exc)
 
-    async def _read(self, consumer: AIOKafkaConsumer, timeout_ms: int) -> list[Trigger]:
-        """The triggers of one poll; every other record of it is on dead-letter when this returns."""
+    async def _check_kafka_when_idle(self) -> None:
+        """Every ``IDLE_CHECK_S`` without records, ask the broker for metadata: an outage while nothing
+        arrives still shows on ``/health`` (the consumer itself would wait silently)."""
+        now = asyncio.get_running_loop().time()
+        if now - self._last_check < IDLE_CHECK_S or self._producer is None:
+            return
+        self._last_check = now
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=5.0)
+        except Exception as exc:  # away, or not answering: reported, the loop goes on waiting
+            self.dependencies.away("kafka", f"{type(exc).__name__}: {exc or 'no answer in 5 s'}")
+        else:
+            self.dependencies.back("kafka")
+
+    async def _read(self, consumer: AIOKafkaConsumer, timeout_ms: int) -> tuple[list[Trigger], int]:
+        """The triggers of one poll and how many records it read; every record that is neither a trigger
+        nor a known event of its topic is on dead-letter, acknowledged, when this returns."""
         batches = await consumer.getmany(timeout_ms=timeout_ms)
         records = [m for messages in batches.values() for m in messages]
         found, letters = sort_records(records, self.settings.topic_prefix, datetime.now(UTC), self.limits)
+        if letters:
+            await self._until_available("kafka", functools.partial(self._send_dead_letters, letters))
         for letter in letters:
-            await self._until_available("kafka", functools.partial(self._send_dead_letter, letter))
             topic = letter.source.removeprefix("topic:")
             self.metrics.dead_letters.labels(topic, letter.reason).inc()
             log.warning(
@@ -267,11 +292,15 @@ class TrainerWorker:
             )
         for topic, trigger in found:
             self.metrics.triggers.labels(topic, trigger.reason).inc()
-        return [trigger for _, trigger in found]
+        return [trigger for _, trigger in found], len(records)
 
-    async def _send_dead_letter(self, letter: EventDeadLettered) -> None:
+    async def _send_dead_letters(self, letters: list[EventDeadLettered]) -> None:
+        """All of them in flight at once, then every acknowledgement (a retry may send some twice:
+        at least once, the dead-letter sink deduplicates by ``event_id``)."""
         assert self._producer is not None
-        await self._producer.send_and_wait(self.topics.dead_letter, encode(letter), key=letter.key)
+        topic = self.topics.dead_letter
+        sent = [await self._producer.send(topic, encode(letter), key=letter.key) for letter in letters]
+        await asyncio.gather(*sent)
 
     async def _run(self, trigger: Trigger) -> list[Trigger]:
         await self._wait_for_dependencies()
