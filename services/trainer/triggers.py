@@ -6,7 +6,7 @@ trigger or a known event of its topic becomes a ``Rejection`` the worker keeps o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from pydantic import ValidationError
@@ -21,11 +21,13 @@ MAX_ORIGINAL_BYTES = 600 * 1024
 
 @dataclass(frozen=True)
 class TriggerLimits:
-    """How far a trigger's times may lie from now: past ``max_future`` is a wrong clock, past ``max_age``
-    a record from another era; either would steer the debouncer or the training window wrongly."""
+    """How far a trigger's times may lie from now: past ``max_future`` is a broken clock, past ``max_age``
+    (what the monitor keeps, 365 days) a record from another era; either would steer the debouncer or the
+    training window wrongly. An hour ahead is tolerated (hosts' clocks differ; a drift event is dated by
+    the end of its event-time window), and such a trigger counts as arriving now."""
 
-    max_future: timedelta = timedelta(minutes=5)
-    max_age: timedelta = timedelta(days=90)
+    max_future: timedelta = timedelta(hours=1)
+    max_age: timedelta = timedelta(days=365)
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,11 @@ def classify(
     trigger = trigger_of(event)
     if trigger is None:
         return Ignored(event)
-    return _time_problem(trigger, now, limits) or trigger
+    problem = _time_problem(trigger, now, limits)
+    if problem is not None:
+        return problem
+    # a clock a little ahead: the data it is about is already there, so a run starting now covers it
+    return replace(trigger, occurred_at=now) if trigger.occurred_at > now else trigger
 
 
 def dead_letter(
