@@ -215,11 +215,14 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, Any]:
-        """200 while the process serves; ``status`` is ``degraded`` with the reasons while a dependency
-        (database, Kafka for the outbox relay) is away: the registry waits for it and resumes by itself."""
+    async def healthz() -> JSONResponse:
+        """``status`` is ``degraded`` with the reasons while a dependency (database, artifact store, Kafka
+        for the outbox relay) is away: the registry waits for it and resumes by itself. 503 while the
+        database is away (nothing can be served), 200 otherwise (reads and writes work; announcements or
+        uploads wait)."""
         await _probe_database(app)
-        return dict(app.state.dependencies.status())
+        body: dict[str, Any] = app.state.dependencies.status()
+        return JSONResponse(body, status_code=503 if "database" in body["unavailable"] else 200)
 
     return app
 

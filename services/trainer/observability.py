@@ -113,15 +113,16 @@ def quiet_kafka_client(window_s: float = 300.0) -> None:
 
 
 def web_app(metrics: TrainerMetrics, dependencies: Dependencies) -> web.Application:
-    """``/metrics`` and ``/health``. Health answers 200 while degraded: the worker is alive and waiting, a
-    restart would not bring the dependency back; the body says what is away and why."""
+    """``/metrics`` and ``/health``: 200 while the worker consumes with every dependency there, 503 while it
+    starts or waits (``degraded``, as the monitor's); the body says what is away and why. The process stays
+    up either way: a restart would not bring the dependency back."""
 
     async def prometheus(request: web.Request) -> web.Response:
         return web.Response(body=metrics.exposition(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     async def health(request: web.Request) -> web.Response:
         body = {**dependencies.status(), "uptime_s": round(time.time() - metrics.started, 1)}
-        return web.json_response(body)
+        return web.json_response(body, status=200 if body["status"] == "ok" else 503)
 
     app = web.Application()
     app.router.add_get("/metrics", prometheus)

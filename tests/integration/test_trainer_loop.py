@@ -454,11 +454,11 @@ def test_the_trainer_waits_for_clickhouse_says_degraded_and_resumes_by_itself(
     try:
         health_url = f"http://127.0.0.1:{web_port}/health"
         degraded = _health_until(health_url, trainer, lambda h: "clickhouse" in h.get("unavailable", {}))
-        assert degraded["status"] == "degraded"
+        assert degraded["status"] == "degraded" and httpx.get(health_url).status_code == 503
         time.sleep(3)  # a few retries, still one log line about it
         clickhouse = start_clickhouse_server(host, ch_port, tmp_path / "ch", tmp_path / "clickhouse.log")
         healthy = _health_until(health_url, trainer, lambda h: h.get("status") == "ok")
-        assert healthy["unavailable"] == {}
+        assert healthy["unavailable"] == {} and httpx.get(health_url).status_code == 200
         log = (tmp_path / "trainer.log").read_text()
         assert log.count("clickhouse is unavailable") == 1 and log.count("clickhouse is available again") == 1
 
