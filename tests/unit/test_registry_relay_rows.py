@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.registry.health import Dependencies
 from services.registry.relay import OutboxMessage, malformed, sendable
@@ -56,3 +58,10 @@ def test_an_outage_is_two_log_lines_whatever_the_retries(caplog: pytest.LogCaptu
         dependencies.back("database")
     assert dependencies.status()["status"] == "ok"
     assert [r.levelname for r in caplog.records] == ["WARNING", "INFO"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.binary(max_size=200) | st.text(max_size=200).map(str.encode), model=st.text(max_size=20))
+def test_no_row_content_makes_the_relay_raise(payload: bytes, model: str) -> None:
+    found = malformed(OutboxMessage(1, model, "model_created", payload))
+    assert found is None or found.startswith(("invalid_event", "model_mismatch"))
