@@ -56,8 +56,9 @@ def _error(status: int, code: str, message: str, field: str | None) -> JSONRespo
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RegistryError)
     async def registry_error(request: Request, exc: RegistryError) -> JSONResponse:
-        if isinstance(exc, Unavailable) and exc.field == "artifact":  # /healthz's probe says when it is back
-            request.app.state.dependencies.away("artifacts", exc.message)
+        if isinstance(exc, Unavailable):  # /healthz's probes say when it is back
+            name = "artifacts" if exc.field == "artifact" else "database"
+            request.app.state.dependencies.away(name, exc.message)
         return _error(exc.status, exc.code, exc.message, exc.field)
 
     @app.exception_handler(SQLAlchemyError)
@@ -166,8 +167,8 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
         publisher = KafkaPublisher(settings.kafka_bootstrap, topic_names(settings.topic_prefix).model_events)
         closing: list[ResolveCache] = []
 
-        async def start() -> None:
-            if not await _migrated(engine, dependencies, stop):
+        async def start(migrated: bool) -> None:
+            if not migrated and not await _migrated(engine, dependencies, stop):
                 return
             store = RegistryStore(engine)
             resolve_cache = ResolveCache(engine, store)
@@ -186,9 +187,9 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
             await asyncio.to_thread(migrate, engine)  # the usual case: ready before the first request
         except SQLAlchemyError as exc:
             dependencies.away("database", f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
-            starting = asyncio.create_task(start())
+            starting = asyncio.create_task(start(migrated=False))
         else:
-            starting = asyncio.create_task(start())
+            starting = asyncio.create_task(start(migrated=True))
             await starting
         try:
             yield

@@ -62,4 +62,4 @@ class ResolveFastPath:
             )
             return registry.resolve_cache.resolve_json(match[1], match[2])
         except RegistryError:
-            return None
+            return None  # the app answers, with the same error (a 503 while the database is away)

@@ -262,6 +262,7 @@ def test_postgresql_away_at_start_and_later_is_degraded_then_heals_by_itself(
         forwarder.down()  # away again while serving
         _until(lambda: client.get("/healthz").json()["status"] == "degraded", "the outage showed")
         assert client.get(f"/models/{name}").status_code == 503
+        assert client.get(f"/models/{name}/aliases/production").status_code == 503  # the fast path too
         forwarder.up()
         _until(lambda: client.get(f"/models/{name}").status_code == 200, "reads came back")
         _until(lambda: client.get("/healthz").json()["status"] == "ok", "health came back")
