@@ -12,7 +12,9 @@
 # The local single-node broker of `driftloop infra up` has no authorizer: there this script is not needed.
 #
 # Topics are created up front by the admin (`driftloop infra up` or your platform), never by services.
-# tests/unit/test_kafka_acls.py checks that every topic of shared/topics.py has its rules here.
+# tests/unit/test_kafka_acls.py checks that every topic of shared/topics.py has its rules here;
+# tests/integration/test_kafka_acls_enforced.py applies them to a broker with StandardAuthorizer and SASL
+# users and checks that an app can write predictions-raw but not predictions.
 #
 # Usage: BOOTSTRAP=broker:9092 ADMIN_CONFIG=admin.properties PREFIX="" deploy/kafka/acls.sh
 #        DRY_RUN=1 deploy/kafka/acls.sh      # print the commands instead of running them
@@ -33,16 +35,16 @@ acl() {
 
 # Writing a topic also needs Describe (metadata); aiokafka's idempotent producers need nothing more on
 # Kafka >= 3.0 (IdempotentWrite is implied by Write).
-writes() { local who=$1; shift; for t in "$@"; do acl --allow-principal "$who" --operation Write --operation Describe --topic "$t"; done; }
-reads()  { local who=$1; shift; for t in "$@"; do acl --allow-principal "$who" --operation Read --operation Describe --topic "$t"; done; }
+topics() { for t in "$@"; do printf -- '--topic\n%s\n' "$t"; done; }
+writes() { local who=$1; shift; mapfile -t ts < <(topics "$@"); acl --allow-principal "$who" --operation Write --operation Describe "${ts[@]}"; }
+reads()  { local who=$1; shift; mapfile -t ts < <(topics "$@"); acl --allow-principal "$who" --operation Read --operation Describe "${ts[@]}"; }
 group()  { acl --allow-principal "$1" --operation Read --operation Describe --group "$2"; }
 
 # --- public topics: any Kafka client, any partitioner, anything goes --------------------------------------
 # Production apps (SDK, kcat, Java, Go ...) and the model servers, which publish their own predictions
 # back into the loop through the SDK. They can write nothing else.
-for app in User:apps User:serving; do
-  writes "$app" "${PREFIX}predictions-raw" "${PREFIX}labels-raw"
-done
+writes User:apps    "${PREFIX}predictions-raw" "${PREFIX}labels-raw"
+writes User:serving "${PREFIX}predictions-raw" "${PREFIX}labels-raw"
 
 # --- ingest: the stream validator and the HTTP ingest -----------------------------------------------------
 # Reads the public topics, re-keys each valid event by model name with Driftloop's partitioner and writes
@@ -57,9 +59,9 @@ reads  User:monitor "${PREFIX}predictions" "${PREFIX}labels" "${PREFIX}data-qual
 writes User:monitor "${PREFIX}drift-events" "${PREFIX}dead-letter"
 group  User:monitor "${PREFIX}driftloop-monitor"
 # the monitor asks to create its topics at start; allow the request (it creates nothing that exists)
-for t in predictions labels data-quality dead-letter model-events drift-events; do
-  acl --allow-principal User:monitor --operation Create --topic "${PREFIX}$t"
-done
+mapfile -t ts < <(topics "${PREFIX}predictions" "${PREFIX}labels" "${PREFIX}data-quality" \
+                         "${PREFIX}dead-letter" "${PREFIX}model-events" "${PREFIX}drift-events")
+acl --allow-principal User:monitor --operation Create "${ts[@]}"
 
 # --- trainer ---------------------------------------------------------------------------------------------
 reads  User:trainer "${PREFIX}drift-events" "${PREFIX}training-runs"

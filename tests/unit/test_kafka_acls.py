@@ -42,12 +42,13 @@ def _rules() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
         assert args[0] == "kafka-acls.sh" and "--add" in args, line
         if "--topic" not in args:
             continue
-        topic, who = args[args.index("--topic") + 1], args[args.index("--allow-principal") + 1]
+        who = args[args.index("--allow-principal") + 1]
         operations = {args[i + 1] for i, a in enumerate(args) if a == "--operation"}
-        if "Write" in operations:
-            writers[topic].add(who)
-        if "Read" in operations:
-            readers[topic].add(who)
+        for topic in (args[i + 1] for i, a in enumerate(args) if a == "--topic"):
+            if "Write" in operations:
+                writers[topic].add(who)
+            if "Read" in operations:
+                readers[topic].add(who)
     return writers, readers
 
 
