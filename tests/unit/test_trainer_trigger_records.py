@@ -216,3 +216,10 @@ def test_a_batch_splits_into_triggers_and_dead_letters_with_partition_and_offset
         (f"topic:{prefix}training-runs", 13, "empty_message"),
     ]
     assert base64.b64decode(json.loads(encode(letters[0]))["original"]) == b"\x00\x01garbage"
+
+
+def test_a_record_read_twice_makes_the_same_dead_letter() -> None:
+    rejection = Rejection("invalid_event", "json_invalid")
+    first = dead_letter("drift-events", 1, 2, b"x", rejection)
+    assert dead_letter("drift-events", 1, 2, b"x", rejection).event_id == first.event_id
+    assert dead_letter("drift-events", 1, 3, b"x", rejection).event_id != first.event_id
