@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     trainer_debounce_seconds: float = Field(
         2.0, ge=0, description="How long a training trigger waits for others for the same model to coalesce."
     )
+    trainer_web_port: int = Field(
+        6067, ge=0, description="Port of the trainer's /health and /metrics (127.0.0.1); 0 picks a free one."
+    )
     code_version: str = Field(
         "", description="Commit of the training code recorded in lineage; empty is the package version."
     )

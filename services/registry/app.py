@@ -7,24 +7,29 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.registry import routes_admin, routes_aliases, routes_models, routes_versions
 from services.registry.auth import parse_tokens
 from services.registry.db import make_engine
 from services.registry.deps import Registry
-from services.registry.errors import RegistryError
+from services.registry.errors import RegistryError, Unavailable
 from services.registry.fast_resolve import ResolveFastPath
+from services.registry.health import Dependencies
 from services.registry.migrations import migrate
 from services.registry.relay import KafkaPublisher, OutboxRelay
 from services.registry.resolve_cache import ResolveCache
 from services.registry.schemas import ErrorBody
 from services.registry.store import RegistryStore
 from services.registry.webhook_delivery import WebhookSender
+from shared.artifacts import ArtifactError, artifact_store
 from shared.settings import Settings
 from shared.topics import topic_names
 
@@ -50,8 +55,20 @@ def _error(status: int, code: str, message: str, field: str | None) -> JSONRespo
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RegistryError)
-    async def registry_error(_request: Request, exc: RegistryError) -> JSONResponse:
+    async def registry_error(request: Request, exc: RegistryError) -> JSONResponse:
+        if isinstance(exc, Unavailable):  # /healthz's probes say when it is back
+            name = "artifacts" if exc.field == "artifact" else "database"
+            request.app.state.dependencies.away(name, exc.message)
         return _error(exc.status, exc.code, exc.message, exc.field)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def database_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        if not isinstance(exc, OperationalError | InterfaceError):
+            raise exc  # our bug, not an outage: a 500 with its traceback in the log
+        request.app.state.dependencies.away(
+            "database", f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+        )
+        return _error(503, "unavailable", "the registry database is unavailable; retry shortly", None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -67,6 +84,42 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(exc.status_code, code, str(exc.detail), None)
 
 
+async def _probe_database(app: FastAPI) -> None:
+    """One ``SELECT 1`` (2 s at most): a database gone since the last request shows on ``/healthz``."""
+    engine: Engine | None = getattr(app.state, "engine", None)
+    if engine is None or getattr(app.state, "registry", None) is None:
+        return  # still starting: ``database`` is already reported by the start-up loop
+
+    def probe() -> None:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    try:
+        await asyncio.wait_for(asyncio.to_thread(probe), timeout=2.0)
+    except (SQLAlchemyError, TimeoutError) as exc:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else 'no answer in 2 s'}"
+        app.state.dependencies.away("database", reason)
+    else:
+        app.state.dependencies.back("database")
+    settings: Settings = app.state.registry.settings
+    if settings.resolved_artifact_root.startswith("s3://"):
+        await _probe_artifacts(app, settings)
+
+
+async def _probe_artifacts(app: FastAPI, settings: Settings) -> None:
+    """One HEAD request to the S3 store (2 s at most); a local folder needs no probe."""
+    store = getattr(app.state, "probe_store", None)
+    if store is None:
+        store = app.state.probe_store = artifact_store(settings)
+    root = str(getattr(store, "root", "")).rstrip("/")
+    try:
+        await asyncio.wait_for(asyncio.to_thread(store.exists, f"{root}/driftloop-health-probe"), timeout=2.0)
+    except (ArtifactError, TimeoutError) as exc:
+        app.state.dependencies.away("artifacts", f"{type(exc).__name__}: {exc or 'no answer in 2 s'}"[:500])
+    else:
+        app.state.dependencies.back("artifacts")
+
+
 async def _stop(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
     stop.set()
     for task in tasks:
@@ -74,33 +127,78 @@ async def _stop(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
             await asyncio.wait_for(task, timeout=10)
 
 
+DB_RETRY_MAX_S = 30.0
+
+
+async def _migrated(engine: Engine, dependencies: Dependencies, stop: asyncio.Event) -> bool:
+    """Migrate, waiting with backoff while the database is away; False when stopped first."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(migrate, engine)
+        except SQLAlchemyError as exc:
+            dependencies.away("database", f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            delay = min(delay * 2, DB_RETRY_MAX_S)
+        else:
+            dependencies.back("database")
+            return True
+    return False
+
+
 def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI:
-    """The registry app; the database is migrated and relays started when the app starts (lifespan)."""
+    """The registry app; the database is migrated and relays started when the app starts (lifespan).
+
+    A database that is away at start does not stop the registry: it serves ``/healthz`` (degraded, with
+    the reason) and answers 503 elsewhere, migrates as soon as the database is back, then starts the relays.
+    """
     relays_on = settings.registry_relay_enabled if run_relays is None else run_relays
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        dependencies: Dependencies = app.state.dependencies
         engine = make_engine(settings.resolved_registry_database_url)
         if settings.resolved_registry_database_url.startswith("sqlite"):
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(migrate, engine)
-        store = RegistryStore(engine)
-        resolve_cache = ResolveCache(engine, store)
-        app.state.registry = Registry(settings, store, parse_tokens(settings.registry_tokens), resolve_cache)
+        app.state.engine = engine
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         publisher = KafkaPublisher(settings.kafka_bootstrap, topic_names(settings.topic_prefix).model_events)
-        if relays_on:
-            app.state.relay = OutboxRelay(engine, publisher)
-            tasks.append(asyncio.create_task(app.state.relay.run(stop, settings.registry_relay_interval)))
-            sender = WebhookSender(engine, max_attempts=settings.registry_webhook_max_attempts)
-            tasks.append(asyncio.create_task(sender.run(stop, settings.registry_relay_interval)))
+        closing: list[ResolveCache] = []
+
+        async def start(migrated: bool) -> None:
+            if not migrated and not await _migrated(engine, dependencies, stop):
+                return
+            store = RegistryStore(engine)
+            resolve_cache = ResolveCache(engine, store)
+            closing.append(resolve_cache)
+            principals = parse_tokens(settings.registry_tokens)
+            app.state.registry = Registry(settings, store, principals, resolve_cache)
+            if relays_on:
+                app.state.relay = OutboxRelay(engine, publisher, dependencies=dependencies)
+                tasks.append(asyncio.create_task(app.state.relay.run(stop, settings.registry_relay_interval)))
+                sender = WebhookSender(
+                    engine, max_attempts=settings.registry_webhook_max_attempts, dependencies=dependencies
+                )
+                tasks.append(asyncio.create_task(sender.run(stop, settings.registry_relay_interval)))
+
+        try:
+            await asyncio.to_thread(migrate, engine)  # the usual case: ready before the first request
+        except SQLAlchemyError as exc:
+            dependencies.away("database", f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+            starting = asyncio.create_task(start(migrated=False))
+        else:
+            starting = asyncio.create_task(start(migrated=True))
+            await starting
         try:
             yield
         finally:
-            await _stop(stop, tasks)
+            stop.set()
+            await _stop(stop, [starting, *tasks])
             await publisher.close()
-            resolve_cache.close()
+            for cache in closing:
+                cache.close()
             engine.dispose()
 
     app = FastAPI(
@@ -111,14 +209,21 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
     )
+    app.state.dependencies = Dependencies()
     _install_error_handlers(app)
     app.add_middleware(ResolveFastPath, state=app.state)
     for module in (routes_models, routes_versions, routes_aliases, routes_admin):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> JSONResponse:
+        """``status`` is ``degraded`` with the reasons while a dependency (database, artifact store, Kafka
+        for the outbox relay) is away: the registry waits for it and resumes by itself. 503 while the
+        database is away (nothing can be served), 200 otherwise (reads and writes work; announcements or
+        uploads wait)."""
+        await _probe_database(app)
+        body: dict[str, Any] = app.state.dependencies.status()
+        return JSONResponse(body, status_code=503 if "database" in body["unavailable"] else 200)
 
     return app
 

@@ -11,12 +11,29 @@ import tempfile
 import uuid
 from typing import IO, BinaryIO
 
-from services.registry.errors import ArtifactCorrupted, Invalid, NotFound
+from services.registry.errors import ArtifactCorrupted, Invalid, NotFound, Unavailable
 from shared.artifacts import ArtifactError, ArtifactNotFound, StoredArtifact, artifact_store, store_for_uri
 from shared.settings import Settings
 
 SPOOL_BYTES = 16 << 20
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether a store error means the store is away (connection, timeout, 5xx), not that the input is bad."""
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as StoreConnectionError
+
+    cause = exc.__cause__ or exc
+    if isinstance(cause, StoreConnectionError | HTTPClientError):
+        return True
+    if isinstance(cause, ClientError):
+        return int(cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500
+    return False
+
+
+def _away(exc: ArtifactError) -> Unavailable:
+    return Unavailable(f"the artifact store is unavailable ({exc}); retry shortly", field="artifact")
 
 
 def upload_key(model_name: str, filename: str | None) -> str:
@@ -32,6 +49,8 @@ def save_upload(
     try:
         return artifact_store(settings).put_stream(upload_key(model_name, filename), stream)
     except ArtifactError as exc:
+        if unreachable(exc):
+            raise _away(exc) from exc
         raise Invalid(f"could not store the artifact: {exc}", field="artifact") from exc
 
 
@@ -45,6 +64,8 @@ def inspect_uri(settings: Settings, uri: str, expected_sha256: str | None) -> St
     except ArtifactNotFound as exc:
         raise Invalid(f"no artifact at {uri}; upload it first or fix the URI", field="artifact_uri") from exc
     except ArtifactError as exc:
+        if unreachable(exc):
+            raise _away(exc) from exc
         raise Invalid(f"cannot read {uri}: {exc}", field="artifact_uri") from exc
     sha256 = digest.hexdigest()
     if expected_sha256 is not None and expected_sha256 != sha256:
@@ -66,6 +87,11 @@ def verified_copy(settings: Settings, uri: str, sha256: str) -> IO[bytes]:
     except ArtifactNotFound as exc:
         spool.close()
         raise NotFound(f"the artifact at {uri} is gone from the store", field="artifact_uri") from exc
+    except ArtifactError as exc:
+        spool.close()
+        if unreachable(exc):
+            raise _away(exc) from exc
+        raise
     except BaseException:
         spool.close()
         raise

@@ -9,6 +9,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.registry.auth import Principal, Role, authenticate, require
+from services.registry.errors import Unavailable
 from services.registry.resolve_cache import ResolveCache
 from services.registry.store import RegistryStore
 from shared.settings import Settings
@@ -27,7 +28,9 @@ class Registry:
 
 
 async def get_registry(request: Request) -> Registry:
-    registry: Registry = request.app.state.registry
+    registry: Registry | None = getattr(request.app.state, "registry", None)
+    if registry is None:  # the database was away at start; the app migrates as soon as it is back
+        raise Unavailable("the registry database is unavailable; retry shortly (see /healthz)")
     return registry
 
 

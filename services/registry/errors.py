@@ -40,6 +40,13 @@ class Invalid(RegistryError):
     code = "invalid"
 
 
+class Unavailable(RegistryError):
+    """A dependency (the database) is away; the registry waits for it, the caller retries."""
+
+    status = 503
+    code = "unavailable"
+
+
 class ArtifactCorrupted(RegistryError):
     """The stored artifact no longer matches the sha256 recorded at registration."""
 

@@ -46,7 +46,9 @@ class ResolveFastPath:
         match = _RESOLVE_PATH.fullmatch(path[len(root) :] if root and path.startswith(root) else path)
         if match is None:
             return None
-        registry: Registry = self.state.registry
+        registry: Registry | None = getattr(self.state, "registry", None)
+        if registry is None:
+            return None  # not started yet: the app answers 503
         settings = registry.settings
         authorization = next(
             (v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None
@@ -60,4 +62,4 @@ class ResolveFastPath:
             )
             return registry.resolve_cache.resolve_json(match[1], match[2])
         except RegistryError:
-            return None
+            return None  # the app answers, with the same error (a 503 while the database is away)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Table, select
+from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Table, inspect, select
 
 from services.registry import tables
 from services.registry.db import writing
@@ -82,11 +82,25 @@ def _covering_tag_indexes(conn: Connection) -> None:
     _sqlite_planner_statistics(conn)
 
 
+def _outbox_failures(conn: Connection) -> None:
+    """Outbox rows the relay could not announce are counted and set aside instead of blocking the relay."""
+    have = {column["name"] for column in inspect(conn).get_columns("outbox")}
+    for name in ("attempts", "last_error", "failed_at"):
+        if name in have:
+            continue  # a database created by migration 1 since the columns were added already has them
+        column = tables.outbox.c[name]
+        kind = column.type.compile(dialect=conn.dialect)
+        default = getattr(column.server_default, "arg", None)
+        not_null = "" if default is None else f" NOT NULL DEFAULT '{default}'"
+        conn.exec_driver_sql(f"ALTER TABLE outbox ADD COLUMN {name} {kind}{not_null}")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial),
     (2, "sqlite planner statistics", _sqlite_planner_statistics),
     (3, "change counter for resolve caches", _change_counter),
     (4, "covering indexes for tag filters", _covering_tag_indexes),
+    (5, "outbox rows that failed: attempts, last error, set aside", _outbox_failures),
 ]
 
 

@@ -14,7 +14,9 @@ import threading
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
+from services.registry.errors import Unavailable
 from services.registry.store import RegistryStore
 
 _READ_COUNTER = "SELECT value FROM change_counter WHERE id = 1"
@@ -57,7 +59,13 @@ class ResolveCache:
             return self._read_counter_once()
         except self.engine.dialect.loaded_dbapi.Error:
             self._disconnect()  # e.g. the database restarted: once more, on a new connection
+        try:
             return self._read_counter_once()
+        except (self.engine.dialect.loaded_dbapi.Error, SQLAlchemyError) as exc:
+            self._disconnect()
+            raise Unavailable(
+                "the registry database is unavailable; retry shortly", field="database"
+            ) from exc
 
     def _read_counter_once(self) -> int:
         if self._connection is None:

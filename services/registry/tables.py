@@ -140,6 +140,10 @@ outbox = Table(
     Column("payload", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("published_at", UtcDateTime, nullable=True),
+    # a row the relay could not announce: failed attempts, the last reason, and when it was set aside
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("last_error", Text, nullable=False, default="", server_default=""),
+    Column("failed_at", UtcDateTime, nullable=True),
     Index("ix_outbox_unpublished", "published_at", "id"),
 )
 

@@ -3,6 +3,13 @@
 Deliveries are queued by the store in the same transaction as the change (like the outbox). Receivers
 check ``X-Driftloop-Signature: sha256=<hex>`` (HMAC of the raw body with the webhook's secret) and dedupe on
 ``X-Driftloop-Delivery``/the event's ``event_id``: delivery is at least once.
+
+No receiver can stop the sender: each attempt has one deadline for connecting, sending and reading (a
+target that hangs or trickles bytes costs ``timeout`` seconds, no more), at most ``ANSWER_BYTES`` of the
+answer are read, redirects are not followed (a 3xx is a failed attempt: the URL was checked when the
+webhook was created, its redirect target was not), and deliveries go out concurrently, so a slow target
+does not hold up the others. Whatever goes wrong is that attempt's recorded error; after ``max_attempts``
+the delivery is marked failed with its last error.
 """
 
 from __future__ import annotations
@@ -19,10 +26,16 @@ from sqlalchemy import Engine, select, update
 
 from services.registry.db import writing
 from services.registry.domain import webhook_backoff_seconds, webhook_signature
+from services.registry.health import Dependencies
 from services.registry.relay import acquire_lease, release_lease
 from services.registry.tables import webhook_deliveries, webhooks
 
 log = logging.getLogger(__name__)
+
+ANSWER_BYTES = 2048
+"""How much of a receiver's answer is read, for the error message; the rest is never downloaded."""
+CONCURRENT = 16
+"""Deliveries in flight at once (one lease renewal per group of this many)."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +68,15 @@ def due_deliveries(engine: Engine, limit: int) -> list[DueDelivery]:
             .limit(limit)
         ).all()
     return [
-        DueDelivery(r.id, r.url, r.secret, r.event_id, r.event_type, r.payload.encode(), r.attempts)
+        DueDelivery(
+            r.id,
+            str(r.url or ""),
+            str(r.secret or ""),
+            str(r.event_id or ""),
+            str(r.event_type or ""),
+            r.payload.encode("utf-8", errors="surrogateescape") if isinstance(r.payload, str) else b"",
+            r.attempts or 0,
+        )
         for r in rows
     ]
 
@@ -74,7 +95,7 @@ def record_attempt(engine: Engine, delivery: DueDelivery, error: str | None, max
         values = {
             "status": "failed" if attempts >= max_attempts else "pending",
             "attempts": attempts,
-            "last_error": error[:2000],
+            "last_error": error.replace("\x00", "\\x00")[:2000],  # PostgreSQL text holds no NUL
             "next_attempt_at": now + timedelta(seconds=webhook_backoff_seconds(attempts)),
         }
     with writing(engine) as conn:
@@ -86,13 +107,21 @@ def record_attempt(engine: Engine, delivery: DueDelivery, error: str | None, max
 class WebhookSender:
     """Sends due deliveries; one replica at a time (lease ``webhooks``)."""
 
-    def __init__(self, engine: Engine, *, max_attempts: int, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_attempts: int,
+        timeout: float = 10.0,
+        dependencies: Dependencies | None = None,
+    ) -> None:
         self.engine = engine
         self.max_attempts = max_attempts
         self.timeout = timeout
+        self.dependencies = dependencies or Dependencies()
         self.holder = uuid.uuid4().hex
 
-    async def _send(self, client: httpx.AsyncClient, delivery: DueDelivery) -> str | None:
+    async def _post(self, client: httpx.AsyncClient, delivery: DueDelivery) -> str | None:
         headers = {
             "Content-Type": "application/json",
             "X-Driftloop-Event": delivery.event_type,
@@ -100,33 +129,79 @@ class WebhookSender:
             "X-Driftloop-Event-Id": delivery.event_id,
             "X-Driftloop-Signature": webhook_signature(delivery.secret, delivery.payload),
         }
+        request = client.build_request("POST", delivery.url, content=delivery.payload, headers=headers)
+        response = await client.send(request, stream=True, follow_redirects=False)
         try:
-            response = await client.post(delivery.url, content=delivery.payload, headers=headers)
+            if response.is_success:
+                return None
+            answer = b""
+            async for chunk in response.aiter_raw():
+                answer += chunk
+                if len(answer) >= ANSWER_BYTES:
+                    break
+            text = answer[:200].decode("utf-8", errors="replace")
+            where = f" to {response.headers.get('location', '')[:200]}" if response.is_redirect else ""
+            return f"HTTP {response.status_code}{where}: {text}"
+        finally:
+            await response.aclose()
+
+    async def _send(self, client: httpx.AsyncClient, delivery: DueDelivery) -> str | None:
+        """None when the receiver accepted; otherwise what went wrong, as the attempt's error."""
+        try:
+            return await asyncio.wait_for(self._post(client, delivery), timeout=self.timeout)
+        except TimeoutError:
+            return f"no answer within {self.timeout:g}s"
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}: {exc}"
-        if response.is_success:
-            return None
-        return f"HTTP {response.status_code}: {response.text[:200]}"
+        except Exception as exc:  # a bad URL or anything odd about this one delivery: its error, not ours
+            log.warning("webhook delivery %d failed unexpectedly", delivery.id, exc_info=True)
+            return f"{type(exc).__name__}: {exc}"
+
+    async def _deliver(self, client: httpx.AsyncClient, delivery: DueDelivery) -> None:
+        error = await self._send(client, delivery)
+        await asyncio.to_thread(record_attempt, self.engine, delivery, error, self.max_attempts)
+        if error is not None and delivery.attempts + 1 >= self.max_attempts:
+            log.warning(
+                "webhook delivery %d to %s failed %d times and is marked failed: %s",
+                delivery.id,
+                delivery.url[:200],
+                self.max_attempts,
+                error[:300],
+            )
 
     async def send_once(self, client: httpx.AsyncClient) -> int:
-        leader = await asyncio.to_thread(acquire_lease, self.engine, "webhooks", self.holder, 30.0)
-        if not leader:
-            return 0
-        due = await asyncio.to_thread(due_deliveries, self.engine, 50)
-        for delivery in due:
-            error = await self._send(client, delivery)
-            await asyncio.to_thread(record_attempt, self.engine, delivery, error, self.max_attempts)
+        due = []
+        if await asyncio.to_thread(acquire_lease, self.engine, "webhooks", self.holder, 30.0):
+            due = await asyncio.to_thread(due_deliveries, self.engine, 50)
+        for start in range(0, len(due), CONCURRENT):
+            if start and not await asyncio.to_thread(
+                acquire_lease, self.engine, "webhooks", self.holder, 30.0
+            ):
+                break  # another replica took over: it sends the rest
+            group = due[start : start + CONCURRENT]
+            outcomes = await asyncio.gather(
+                *(self._deliver(client, d) for d in group), return_exceptions=True
+            )
+            errors = [o for o in outcomes if isinstance(o, BaseException)]
+            if errors:  # the attempt could not be recorded: the database is away; those are sent again
+                raise errors[0]
         return len(due)
 
     async def run(self, stop: asyncio.Event, interval: float) -> None:
-        async with httpx.AsyncClient(timeout=self.timeout) as client:
+        delay = interval
+        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
             try:
                 while not stop.is_set():
                     try:
                         await self.send_once(client)
-                    except Exception:
-                        log.exception("webhook delivery failed; retrying in %.1fs", interval)
+                    except Exception as exc:  # the database is away: deliveries stay queued
+                        self.dependencies.away("webhook sender", f"{type(exc).__name__}: {exc}")
+                        delay = min(max(delay * 2, interval), 30.0)
+                    else:
+                        self.dependencies.back("webhook sender")
+                        delay = interval
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=interval)
+                        await asyncio.wait_for(stop.wait(), timeout=delay)
             finally:
-                await asyncio.to_thread(release_lease, self.engine, "webhooks", self.holder)
+                with contextlib.suppress(Exception):  # the database may be the thing that is away
+                    await asyncio.to_thread(release_lease, self.engine, "webhooks", self.holder)

@@ -1,19 +1,55 @@
-"""``python -m services.trainer``: the trainer worker, configured from ``DRIFTLOOP_*`` settings."""
+"""``python -m services.trainer``: the trainer worker, configured from ``DRIFTLOOP_*`` settings.
+
+Serves ``/health`` and ``/metrics`` on 127.0.0.1 (``--web-port``, default ``DRIFTLOOP_TRAINER_WEB_PORT``).
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 
+from aiohttp import web
+
 from services.trainer.config import trainer_config
+from services.trainer.observability import Dependencies, TrainerMetrics, quiet_kafka_client, web_app
 from services.trainer.worker import TrainerWorker
 from shared.settings import Settings
 
+log = logging.getLogger("services.trainer")
+
+
+async def serve(settings: Settings, web_port: int) -> None:
+    metrics = TrainerMetrics()
+    dependencies = Dependencies(metrics)
+    worker = TrainerWorker(settings, trainer_config(settings), metrics, dependencies)
+    runner = web.AppRunner(web_app(metrics, dependencies), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", web_port)
+    try:
+        await site.start()
+        log.info("trainer: /health and /metrics on %s", site.name)
+    except OSError as exc:  # training matters more than its health page: run on, say so once
+        log.error(
+            "trainer: no /health or /metrics, port %d is taken (%s); set DRIFTLOOP_TRAINER_WEB_PORT",
+            web_port,
+            exc,
+        )
+    try:
+        await worker.run()
+    finally:
+        await runner.cleanup()
+
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="Run a Driftloop trainer worker.")
+    parser.add_argument("--web-port", type=int, default=None, help="Default: DRIFTLOOP_TRAINER_WEB_PORT.")
+    args = parser.parse_args()
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(TrainerWorker(settings, trainer_config(settings)).run())
+    quiet_kafka_client()
+    port = settings.trainer_web_port if args.web_port is None else args.web_port
+    asyncio.run(serve(settings, port))
 
 
 if __name__ == "__main__":

@@ -52,8 +52,9 @@ class DataWindow(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     policy: Literal["last_n", "since_drift"] = "last_n"
-    max_rows: int = Field(50_000, ge=10)
-    lookback_days: float = Field(30.0, gt=0)
+    # bounded, so no recipe makes one run's query, memory or dates run away (3650 days: ten years)
+    max_rows: int = Field(50_000, ge=10, le=5_000_000)
+    lookback_days: float = Field(30.0, gt=0, le=3650)
     older_share: float = Field(0.3, ge=0, lt=1)
     holdout_share: float = Field(
         0.2, gt=0, lt=1, description="Most recent share held out to score challenger and champion."

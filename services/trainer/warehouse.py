@@ -26,6 +26,10 @@ class Warehouse:
         frame: pd.DataFrame = self._client.query_df(query.sql, parameters=query.parameters)
         return frame
 
+    def ping(self) -> None:
+        """Raises when ClickHouse does not answer (the worker then waits for it)."""
+        self._client.command("SELECT 1")
+
     def record_run(self, row: list[Any]) -> None:
         self._client.insert("training_runs", [row], column_names=RUN_COLUMNS)
 

@@ -134,17 +134,21 @@ def test_a_database_of_an_older_registry_is_upgraded(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'registry.db'}"
     engine = make_engine(url)
     migrate(engine)
-    with writing(engine) as conn:  # back to the schema of migration 2
+    with writing(engine) as conn:  # back to the schema of migration 2 (tables as they were then)
         conn.exec_driver_sql("DROP TABLE change_counter")
         for table in ("model_tags", "version_tags"):
             conn.exec_driver_sql(f"DROP INDEX ix_{table}_key_value_owner")
             conn.exec_driver_sql(f"CREATE INDEX ix_{table}_key_value ON {table} (key, value)")
+        for column in ("attempts", "last_error", "failed_at"):
+            conn.exec_driver_sql(f"ALTER TABLE outbox DROP COLUMN {column}")
         conn.exec_driver_sql("DELETE FROM schema_migrations WHERE version > 2")
-    assert migrate(engine) == [3, 4]
+    assert migrate(engine) == [3, 4, 5]
     with engine.connect() as conn:
         assert conn.execute(select(change_counter.c.value)).scalars().all() == [0]
         indexes = {i["name"] for i in inspect(conn).get_indexes("version_tags")}
         assert "ix_version_tags_key_value_owner" in indexes and "ix_version_tags_key_value" not in indexes
+        columns = {c["name"] for c in inspect(conn).get_columns("outbox")}
+        assert {"attempts", "last_error", "failed_at"} <= columns
     engine.dispose()
 
     with TestClient(create_app(_settings(tmp_path))) as client:

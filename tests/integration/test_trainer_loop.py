@@ -8,6 +8,7 @@ report; the version's snapshot reproduces its predictions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import sys
 import time
@@ -39,16 +40,19 @@ from shared.events import (
     DriftDetected,
     DriftKind,
     Event,
+    EventDeadLettered,
     RetrainModel,
     TrainingRunFinished,
     TrainingRunRejected,
     TrainingRunStarted,
 )
 from shared.feature_schema import FeatureSchema, FeatureSpec
+from shared.infra.clickhouse_server import start_clickhouse_server
 from shared.infra.kafka import create_topics
 from shared.infra.process import ManagedProcess, free_port, spawn
 from shared.settings import Settings
 from shared.topics import topic_names
+from tests.fixtures.forwarder import Forwarder
 from tests.integration.monitor_worker import settings_env
 
 pytestmark = pytest.mark.integration
@@ -71,6 +75,7 @@ class Stack:
     settings: Settings
     registry: httpx.Client
     trainer: ManagedProcess
+    trainer_web: str
 
 
 def _wait_http(url: str, process: ManagedProcess) -> None:
@@ -99,12 +104,23 @@ def stack(kafka: Any, clickhouse_server: Any, tmp_path_factory: pytest.TempPathF
         registry_relay_interval=0.1,
     )
     topics = topic_names(settings.topic_prefix)
-    create_topics(kafka.bootstrap, [topics.drift_events, topics.training_runs, topics.model_events], 2, 1)
+    web_port = free_port()
+    create_topics(
+        kafka.bootstrap,
+        [topics.drift_events, topics.training_runs, topics.model_events, topics.dead_letter],
+        2,
+        1,
+    )
     client = clickhouse_client(settings)
     for statement in monitor_schema():
         client.command(statement)
     client.close()
-    env = {**settings_env(settings), "DRIFTLOOP_TRAINER_DEBOUNCE_SECONDS": "1", "DRIFTLOOP_LOG_LEVEL": "INFO"}
+    env = {
+        **settings_env(settings),
+        "DRIFTLOOP_TRAINER_DEBOUNCE_SECONDS": "1",
+        "DRIFTLOOP_LOG_LEVEL": "INFO",
+        "DRIFTLOOP_TRAINER_WEB_PORT": str(web_port),
+    }
     registry = spawn(
         "registry", [sys.executable, "-m", "services.registry"], root / "registry.log", env=env, cwd=ROOT
     )
@@ -115,7 +131,7 @@ def stack(kafka: Any, clickhouse_server: Any, tmp_path_factory: pytest.TempPathF
             "trainer", [sys.executable, "-m", "services.trainer"], root / "trainer.log", env=env, cwd=ROOT
         )
         with httpx.Client(base_url=settings.registry_url, timeout=60) as http:
-            yield Stack(settings, http, trainer)
+            yield Stack(settings, http, trainer, f"http://127.0.0.1:{web_port}")
     finally:
         if trainer is not None:
             trainer.stop()
@@ -344,3 +360,160 @@ def test_driftloop_train_asks_for_a_run_and_reports_its_outcome(
     assert result.exit_code == 0, result.output
     assert "version 2: accuracy" in result.output and "promoted to production" in result.output
     assert stack.registry.get(f"/models/{model}").json()["aliases"]["production"] == 2
+
+
+def _send_raw(settings: Settings, topic: str, records: list[tuple[bytes, bytes | None]]) -> None:
+    """Records as any Kafka client may write them: any bytes, or no value at all."""
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            for key, value in records:
+                await producer.send_and_wait(topic, value, key=key)
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+
+
+def test_poison_on_drift_events_is_dead_lettered_and_the_valid_trigger_still_trains(stack: Stack) -> None:
+    settings, topics = stack.settings, topic_names(stack.settings.topic_prefix)
+    model = f"poison-{uuid.uuid4().hex[:6]}"
+    _register(stack, model, champion_flip=None)
+    _write_labelled(settings, model, 600, datetime.now(UTC), seed=5, flip=False)
+    garbage = b"\xff\xfe not json " + model.encode()
+    future = _drift(model, datetime.now(UTC)).model_copy(
+        update={"occurred_at": datetime(2400, 1, 1, tzinfo=UTC)}
+    )
+    wrong = RetrainModel(model_name=model, reason="manual")  # a command, but on the drift topic
+    valid = _drift(model, datetime.now(UTC))
+    poison = [garbage, encode(future), encode(wrong)]
+    _send_raw(settings, topics.drift_events, [(model.encode(), p) for p in poison])
+    _send_raw(settings, topics.drift_events, [(model.encode(), None), (model.encode(), encode(valid))])
+
+    runs = _read_until(settings, topics.training_runs, model, _ended(TrainingRunFinished))
+    started = [e for e in runs if isinstance(e, TrainingRunStarted)]
+    assert len(started) == 1 and started[0].trigger_event_id == valid.event_id, runs
+
+    letters = _read_until(settings, topics.dead_letter, model, lambda seen: len(seen) >= 2)
+    letters += _read_until(settings, topics.dead_letter, "unknown", lambda seen: len(seen) >= 2)
+    by_original = {e.original: e for e in letters if isinstance(e, EventDeadLettered)}
+    assert by_original[garbage].reason == "invalid_event"
+    assert by_original[encode(future)].reason == "too_far_in_future"
+    assert by_original[encode(wrong)].reason == "wrong_topic"
+    assert by_original[b""].reason == "empty_message"
+    for original in (garbage, encode(future), encode(wrong), b""):
+        letter = by_original[original]
+        assert letter.source == f"topic:{topics.drift_events}" and letter.source_offset is not None
+
+    health = httpx.get(f"{stack.trainer_web}/health").json()
+    assert health["status"] == "ok", health
+    metrics = httpx.get(f"{stack.trainer_web}/metrics").text
+    assert (
+        f'driftloop_trainer_dead_letters_total{{reason="invalid_event",topic="{topics.drift_events}"}}'
+        in (metrics)
+    )
+
+
+def _health_until(
+    url: str, process: ManagedProcess, done: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    deadline, last = time.monotonic() + DEADLINE_S, {}
+    while time.monotonic() < deadline:
+        assert process.proc.poll() is None, f"the trainer exited; see {process.log_path}"
+        with contextlib.suppress(httpx.HTTPError):
+            last = httpx.get(url, timeout=5).json()
+            if done(last):
+                return last
+        time.sleep(0.3)
+    raise AssertionError(f"/health never got there: {last}; see {process.log_path}")
+
+
+def test_the_trainer_waits_for_clickhouse_says_degraded_and_resumes_by_itself(
+    kafka: Any, tmp_path: Path
+) -> None:
+    host, ch_port, web_port = "127.0.0.1", free_port(), free_port()
+    settings = Settings(
+        kafka_bootstrap=kafka.bootstrap,
+        clickhouse_url=f"http://{host}:{ch_port}",  # nothing listens there yet
+        topic_prefix=f"t-{uuid.uuid4().hex[:8]}-",
+        data_dir=tmp_path,
+    )
+    topics = topic_names(settings.topic_prefix)
+    create_topics(kafka.bootstrap, [topics.drift_events, topics.training_runs, topics.dead_letter], 1, 1)
+    env = {
+        **settings_env(settings),
+        "DRIFTLOOP_TRAINER_WEB_PORT": str(web_port),
+        "DRIFTLOOP_LOG_LEVEL": "INFO",
+    }
+    trainer = spawn(
+        "trainer", [sys.executable, "-m", "services.trainer"], tmp_path / "trainer.log", env=env, cwd=ROOT
+    )
+    clickhouse = None
+    try:
+        health_url = f"http://127.0.0.1:{web_port}/health"
+        degraded = _health_until(health_url, trainer, lambda h: "clickhouse" in h.get("unavailable", {}))
+        assert degraded["status"] == "degraded" and httpx.get(health_url).status_code == 503
+        time.sleep(3)  # a few retries, still one log line about it
+        clickhouse = start_clickhouse_server(host, ch_port, tmp_path / "ch", tmp_path / "clickhouse.log")
+        healthy = _health_until(health_url, trainer, lambda h: h.get("status") == "ok")
+        assert healthy["unavailable"] == {} and httpx.get(health_url).status_code == 200
+        log = (tmp_path / "trainer.log").read_text()
+        assert log.count("clickhouse is unavailable") == 1 and log.count("clickhouse is available again") == 1
+
+        # and it is really consuming: garbage goes to dead-letter
+        _send_raw(settings, topics.drift_events, [(b"k", b"{not json")])
+        letters = _read_until(settings, topics.dead_letter, "unknown", lambda seen: len(seen) >= 1)
+        assert isinstance(letters[0], EventDeadLettered) and letters[0].original == b"{not json"
+    finally:
+        trainer.stop()
+        if clickhouse is not None:
+            clickhouse.stop()
+
+
+def test_the_trainer_waits_for_kafka_says_degraded_and_resumes_by_itself(
+    kafka: Any, clickhouse_server: Any, tmp_path: Path
+) -> None:
+    host, port = kafka.bootstrap.rsplit(":", 1)
+    bootstrap = Forwarder((host, int(port)))  # Kafka's bootstrap address, away until it is up
+    web_port = free_port()
+    settings = Settings(
+        kafka_bootstrap=f"127.0.0.1:{bootstrap.port}",
+        clickhouse_url=clickhouse_server.url,
+        clickhouse_database=f"t_{uuid.uuid4().hex[:8]}",
+        topic_prefix=f"t-{uuid.uuid4().hex[:8]}-",
+        data_dir=tmp_path,
+    )
+    topics = topic_names(settings.topic_prefix)
+    create_topics(kafka.bootstrap, [topics.drift_events, topics.training_runs, topics.dead_letter], 1, 1)
+    env = {
+        **settings_env(settings),
+        "DRIFTLOOP_TRAINER_WEB_PORT": str(web_port),
+        "DRIFTLOOP_LOG_LEVEL": "INFO",
+    }
+    log_path = tmp_path / "trainer.log"
+    trainer = spawn("trainer", [sys.executable, "-m", "services.trainer"], log_path, env=env, cwd=ROOT)
+    try:
+        health_url = f"http://127.0.0.1:{web_port}/health"
+        degraded = _health_until(health_url, trainer, lambda h: "kafka" in h.get("unavailable", {}))
+        assert degraded["status"] == "degraded"
+        time.sleep(8)  # several retries: still one line of ours, a few of the Kafka client's
+        bootstrap.up()
+        _health_until(health_url, trainer, lambda h: h.get("status") == "ok")
+        log = log_path.read_text()
+        assert log.count("kafka is unavailable") == 1 and log.count("kafka is available again") == 1
+        outage = log.split("kafka is available again")[0]
+        assert sum("aiokafka" in line for line in outage.splitlines()) <= 3, outage
+
+        _send_raw(Settings(kafka_bootstrap=kafka.bootstrap), topics.drift_events, [(b"k", b"\x00garbage")])
+        letters = _read_until(
+            Settings(kafka_bootstrap=kafka.bootstrap),
+            topics.dead_letter,
+            "unknown",
+            lambda seen: len(seen) >= 1,
+        )
+        assert isinstance(letters[0], EventDeadLettered) and letters[0].original == b"\x00garbage"
+    finally:
+        trainer.stop()
+        bootstrap.down()

@@ -149,3 +149,12 @@ def test_models_do_not_wait_for_each_other_and_a_failed_run_is_retried() -> None
     assert len(debouncer.offer([_trigger(0, model="fraud")])) == 1
     debouncer.finished("churn", succeeded=False)
     assert len(debouncer.offer([_trigger(0.5)])) == 1
+
+
+@pytest.mark.parametrize(
+    "window",
+    [{"lookback_days": 1e9}, {"lookback_days": 1e999}, {"max_rows": 2**70}, {"max_rows": 10**12}],
+)
+def test_a_recipe_cannot_make_a_run_unbounded(window: dict[str, float]) -> None:
+    with pytest.raises(RecipeError, match="window"):
+        parse_recipe({"window": window})

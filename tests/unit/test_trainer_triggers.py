@@ -26,16 +26,18 @@ def test_drift_and_retrain_commands_are_triggers_and_run_events_are_not() -> Non
         model_version="3",
         kinds=[DriftKind.FEATURE],
         severity=0.3,
+        occurred_at=NOW,
         window_start=NOW,
         window_end=NOW,
         windows_considered=3,
         windows_drifted=2,
     )
-    manual = RetrainModel(model_name="fraud", reason="manual")
+    manual = RetrainModel(model_name="fraud", reason="manual", occurred_at=NOW)
     started = TrainingRunStarted(model_name="churn", run_id=uuid4(), reason="drift")
-    triggers = decode_triggers([encode(drift), encode(manual), encode(started), b"not json"])
-    assert [(t.model_name, t.reason) for t in triggers] == [("churn", "drift"), ("fraud", "manual")]
-    assert triggers[0].drift_event_id == drift.event_id and triggers[0].window_start == NOW
+    drifts = decode_triggers([encode(drift), b"not json", None], "drift-events", now=NOW)
+    commands = decode_triggers([encode(manual), encode(started)], "training-runs", now=NOW)
+    assert [(t.model_name, t.reason) for t in drifts + commands] == [("churn", "drift"), ("fraud", "manual")]
+    assert drifts[0].drift_event_id == drift.event_id and drifts[0].window_start == NOW
 
 
 def test_the_cli_says_how_a_run_ended() -> None:
