@@ -13,6 +13,7 @@ from shared.settings import Settings
 def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level)
+    settings.refuse_shipped_secrets("ingest", ["ingest_api_keys"], listens_on=settings.ingest_host)
     uvicorn.run(create_app(settings), host=settings.ingest_host, port=settings.ingest_port, log_level="info")
 
 

@@ -48,6 +48,10 @@ def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_kafka_client()
+    if settings.resolved_artifact_root.startswith("s3://"):
+        settings.refuse_shipped_secrets(
+            "the trainer", ["s3_secret_access_key"], talks_to=(settings.s3_endpoint_url,)
+        )
     port = settings.trainer_web_port if args.web_port is None else args.web_port
     asyncio.run(serve(settings, port))
 
