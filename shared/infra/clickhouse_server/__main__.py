@@ -1,10 +1,15 @@
-"""``python -m shared.infra.clickhouse_server --host H --port P --path DIR``: the embedded ClickHouse server."""
+"""``python -m shared.infra.clickhouse_server --host H --port P --path DIR``: the embedded ClickHouse server.
+
+Its one user and password come from DRIFTLOOP_CLICKHOUSE_USER / DRIFTLOOP_CLICKHOUSE_PASSWORD in the
+environment (``default`` and an empty password when unset), never from the command line.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from shared.infra.clickhouse_server import auth
 from shared.infra.clickhouse_server.engine import DEFAULT_SESSIONS
 from shared.infra.clickhouse_server.server import run
 
@@ -21,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
         help="statements that may run at once (chDB sessions)",
     )
     args = parser.parse_args(argv)
-    run(args.host, args.port, args.path.resolve(), args.sessions)
+    run(args.host, args.port, args.path.resolve(), args.sessions, auth.configured())
 
 
 if __name__ == "__main__":

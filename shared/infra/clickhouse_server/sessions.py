@@ -1,0 +1,82 @@
+"""``session_id`` as the embedded server keeps it: the session's name and expiry, never engine state.
+
+Every request runs on a pooled chDB session reset to the server defaults, so a named session carries nothing from
+one request to the next. What would need it (``SET``, ``USE``, a temporary table) is refused inside a named
+session instead of being silently forgotten; ``session_check=1`` and ``session_timeout`` behave as in ClickHouse.
+"""
+
+from __future__ import annotations
+
+import time
+
+from shared.infra.clickhouse_server.errors import (
+    INVALID_SESSION_TIMEOUT,
+    NOT_IMPLEMENTED,
+    SESSION_NOT_FOUND,
+    ClickHouseError,
+)
+
+#: ClickHouse's ``default_session_timeout`` and ``max_session_timeout`` (seconds).
+DEFAULT_TIMEOUT = 60.0
+MAX_TIMEOUT = 3600.0
+#: Statements whose effect ClickHouse keeps in a named session; the embedded server cannot, so it refuses them.
+STATEFUL = frozenset({("SET", ""), ("USE", ""), ("CREATE", "TEMPORARY")})
+
+
+def stateful(keywords: tuple[str, str]) -> bool:
+    first, second = keywords
+    return (first, "") in STATEFUL or (first, second) in STATEFUL
+
+
+class Sessions:
+    """Named sessions by (user, session_id), each alive until ``session_timeout`` seconds after its last use."""
+
+    def __init__(self) -> None:
+        self._expiry: dict[tuple[str, str], float] = {}
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def use(self, user: str, session_id: str, timeout: str, check: bool) -> None:
+        """Open or renew a session; with ``check`` it must exist already (code 372 otherwise)."""
+        seconds = _timeout(timeout)
+        now = time.monotonic()
+        self._expiry = {key: end for key, end in self._expiry.items() if end > now}
+        key = (user, session_id)
+        if check and key not in self._expiry:
+            raise ClickHouseError(
+                SESSION_NOT_FOUND,
+                f"Code: {SESSION_NOT_FOUND}. DB::Exception: Session {session_id} not found. (SESSION_NOT_FOUND)",
+            )
+        self._expiry[key] = now + seconds
+
+    def close(self, user: str, session_id: str) -> None:
+        self._expiry.pop((user, session_id), None)
+
+
+def refuse_stateful(session_id: str, keywords: tuple[str, str]) -> None:
+    """Code 48 for a statement whose effect a named session would have to keep."""
+    if session_id and stateful(keywords):
+        statement = "CREATE TEMPORARY" if keywords[0] == "CREATE" else keywords[0]
+        raise ClickHouseError(
+            NOT_IMPLEMENTED,
+            f"Code: {NOT_IMPLEMENTED}. DB::Exception: {statement} in a session (session_id) is not supported by "
+            "the embedded ClickHouse server: it keeps no state between requests. Pass settings as URL "
+            "parameters, the database as database=, and data as external tables. (NOT_IMPLEMENTED)",
+        )
+
+
+def _timeout(value: str) -> float:
+    if not value:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= MAX_TIMEOUT:
+        raise ClickHouseError(
+            INVALID_SESSION_TIMEOUT,
+            f"Code: {INVALID_SESSION_TIMEOUT}. DB::Exception: Session timeout '{value}' must be a number of "
+            f"seconds from 0 to {MAX_TIMEOUT:.0f}. (INVALID_SESSION_TIMEOUT)",
+        )
+    return seconds
