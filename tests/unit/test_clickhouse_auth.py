@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,27 @@ def test_stateful_statements_are_refused_only_in_a_session() -> None:
         with pytest.raises(ClickHouseError) as refused:
             refuse_stateful("s", keywords)
         assert (refused.value.code, refused.value.http_status) == (48, 501)
+
+
+def test_server_refuses_a_public_address_without_a_password(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shared.infra.clickhouse_server.__main__ import main
+
+    monkeypatch.delenv(auth.PASSWORD_ENV, raising=False)
+    with pytest.raises(SystemExit) as refused:
+        main(["--host", "0.0.0.0", "--path", str(tmp_path)])
+    assert refused.value.code == 2
+    assert auth.PASSWORD_ENV in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing was started
+
+
+def test_sessions_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.infra.clickhouse_server import sessions as sessions_module
+
+    monkeypatch.setattr(sessions_module, "MAX_SESSIONS", 3)
+    kept = Sessions()
+    for n in range(10):
+        kept.use("default", f"s{n}", "", check=False)
+    assert len(kept) == 3
+    kept.use("default", "s9", "", check=True)

@@ -270,6 +270,8 @@ class ClickHouseHttp:
         except ValueError as exc:
             raise ClickHouseError(BAD_ARGUMENTS, str(exc)) from None
         opts = protocol.parse_options(fields)
+        if opts.native_compression:
+            raise ClickHouseError(NOT_IMPLEMENTED, NATIVE_COMPRESSION_REFUSED)
         return await self._run_sql(request, opts, opts.query, tables)
 
     async def _run_sql(

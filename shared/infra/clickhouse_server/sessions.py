@@ -19,6 +19,8 @@ from shared.infra.clickhouse_server.errors import (
 #: ClickHouse's ``default_session_timeout`` and ``max_session_timeout`` (seconds).
 DEFAULT_TIMEOUT = 60.0
 MAX_TIMEOUT = 3600.0
+#: Named sessions remembered at once; past it the one closest to expiring is forgotten (memory stays bounded).
+MAX_SESSIONS = 100_000
 #: Statements whose effect ClickHouse keeps in a named session; the embedded server cannot, so it refuses them.
 STATEFUL = frozenset({("SET", ""), ("USE", ""), ("CREATE", "TEMPORARY")})
 
@@ -33,6 +35,7 @@ class Sessions:
 
     def __init__(self) -> None:
         self._expiry: dict[tuple[str, str], float] = {}
+        self._swept = 0.0
 
     def __len__(self) -> int:
         return len(self._expiry)
@@ -41,13 +44,17 @@ class Sessions:
         """Open or renew a session; with ``check`` it must exist already (code 372 otherwise)."""
         seconds = _timeout(timeout)
         now = time.monotonic()
-        self._expiry = {key: end for key, end in self._expiry.items() if end > now}
+        if now - self._swept > 1.0:  # at most once a second: a sweep reads every session
+            self._expiry = {key: end for key, end in self._expiry.items() if end > now}
+            self._swept = now
         key = (user, session_id)
-        if check and key not in self._expiry:
+        if check and self._expiry.get(key, 0.0) <= now:
             raise ClickHouseError(
                 SESSION_NOT_FOUND,
                 f"Code: {SESSION_NOT_FOUND}. DB::Exception: Session {session_id} not found. (SESSION_NOT_FOUND)",
             )
+        if key not in self._expiry and len(self._expiry) >= MAX_SESSIONS:
+            del self._expiry[min(self._expiry, key=self._expiry.__getitem__)]
         self._expiry[key] = now + seconds
 
     def close(self, user: str, session_id: str) -> None:
