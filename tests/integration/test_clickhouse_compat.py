@@ -228,6 +228,11 @@ def test_output_formats_are_byte_identical_to_chdb(http: httpx.Client, oracle: A
         assert served.content == expected
 
 
+def test_unknown_role_is_refused(http: httpx.Client) -> None:
+    refused = http.post("/", params={"role": "admin"}, content="SELECT 1")
+    assert (refused.status_code, code(refused)) == (404, 511)
+
+
 # -- sessions ----------------------------------------------------------------------------------------------
 
 

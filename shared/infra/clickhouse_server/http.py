@@ -27,6 +27,7 @@ from shared.infra.clickhouse_server.errors import (
     READONLY,
     SYNTAX_ERROR,
     UNKNOWN_EXCEPTION,
+    UNKNOWN_ROLE,
     ClickHouseError,
 )
 from shared.infra.clickhouse_server.sessions import Sessions, refuse_stateful
@@ -80,7 +81,7 @@ MODIFYING_KEYWORDS = frozenset(
 NATIVE_COMPRESSION_REFUSED = (
     "compress=1 and decompress=1 (ClickHouse's native compressed blocks) are not supported by the embedded "
     "ClickHouse server; use HTTP compression instead: Content-Encoding for the request body, Accept-Encoding "
-    "(lz4, zstd, gzip, deflate) for the response"
+    "(lz4, zstd, gzip, deflate) for the response. (NOT_IMPLEMENTED)"
 )
 GET_IS_READONLY = (
     "Cannot execute query in readonly mode. For queries over HTTP, method GET implies readonly. "
@@ -143,6 +144,10 @@ class ClickHouseHttp:
             user = self._authenticate(request)
             if opts.native_compression:
                 raise ClickHouseError(NOT_IMPLEMENTED, NATIVE_COMPRESSION_REFUSED)
+            if opts.role:  # the one user has no roles: ClickHouse refuses a role it does not know
+                raise ClickHouseError(
+                    UNKNOWN_ROLE, f"There is no role `{opts.role}` in user directories. (UNKNOWN_ROLE)"
+                )
             if opts.session_id:
                 self.sessions.use(user, opts.session_id, opts.session_timeout, opts.session_check)
             try:
@@ -224,7 +229,7 @@ class ClickHouseHttp:
             raise ClickHouseError(
                 NOT_IMPLEMENTED,
                 "the embedded ClickHouse server supports one input('structure') per INSERT, with the structure "
-                "as a string literal",
+                "as a string literal. (NOT_IMPLEMENTED)",
             )
         data = bytearray()
         async for chunk in body:
@@ -233,14 +238,14 @@ class ClickHouseHttp:
                 raise ClickHouseError(
                     QUERY_IS_TOO_LARGE,
                     f"the rows for input() are over {INPUT_MAX_BYTES >> 20} MiB; send bigger bodies as "
-                    "INSERT INTO t FORMAT x, which streams",
+                    "INSERT INTO t FORMAT x, which streams. (QUERY_IS_TOO_LARGE)",
                 )
         if not calls:
             if data.strip():
                 raise ClickHouseError(
                     BAD_ARGUMENTS,
                     "rows were sent after INSERT ... SELECT ... FORMAT, but the SELECT does not read them with "
-                    "input('structure'): they would be lost",
+                    "input('structure'): they would be lost. (BAD_ARGUMENTS)",
                 )
             return await self._run_sql(request, opts, insert.statement)
         call = calls[0]
@@ -282,7 +287,7 @@ class ClickHouseHttp:
         tables: Sequence[protocol.ExternalTable] = (),
     ) -> web.StreamResponse:
         if statement_count(sql) > 1:
-            raise ClickHouseError(SYNTAX_ERROR, "Multi-statements are not allowed")
+            raise ClickHouseError(SYNTAX_ERROR, "Multi-statements are not allowed. (SYNTAX_ERROR)")
         refuse_stateful(opts.session_id, leading_keywords(sql))
         fmt = output_format(sql) or opts.default_format
         ctx = _context(opts)

@@ -59,6 +59,7 @@ class QueryOptions:
     close_session: bool = False
     native_compression: bool = False  # compress=1 or decompress=1: ClickHouse's own block framing
     cors: bool = False
+    role: str = ""
 
 
 def _truthy(value: str) -> bool:
@@ -94,6 +95,7 @@ def parse_options(items: Iterable[tuple[str, str]]) -> QueryOptions:
         close_session=_truthy(values.get("close_session", "0")),
         native_compression=_truthy(values.get("compress", "0")) or _truthy(values.get("decompress", "0")),
         cors=_truthy(values.get("add_http_cors_header", "0")),
+        role=values.get("role", ""),
     )
 
 
