@@ -9,10 +9,11 @@ answer comes from the ClickHouse server's documented behaviour.
 from __future__ import annotations
 
 import base64
-import threading
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import clickhouse_connect
 import httpx
@@ -57,7 +58,7 @@ def http(clickhouse_server: Any) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def table(http: httpx.Client) -> Iterator[str]:
-    name = f"default.compat_{threading.get_ident()}_{free_port()}"
+    name = f"default.compat_{uuid4().hex[:12]}"
     http.post("/", content=f"CREATE TABLE {name} (v UInt32) ENGINE = MergeTree ORDER BY v").raise_for_status()
     try:
         yield name
@@ -165,7 +166,7 @@ def test_rows_no_select_would_read_are_refused_not_lost(http: httpx.Client, tabl
 
 
 def test_format_and_database_headers_are_honoured(http: httpx.Client) -> None:
-    db = f"hdr_{free_port()}"
+    db = f"hdr_{uuid4().hex[:12]}"
     http.post("/", content=f"CREATE DATABASE {db}").raise_for_status()
     try:
         rows = http.post("/", content="SELECT 1 AS a", headers={"X-ClickHouse-Format": "JSONEachRow"})
@@ -223,7 +224,7 @@ def test_output_formats_are_byte_identical_to_chdb(http: httpx.Client, oracle: A
     oracle.query("SET output_format_json_quote_64bit_integers = 1")
     expected = oracle.query(sql, fmt).bytes()
     if fmt == "JSON":  # statistics differ run to run
-        assert served.json()["data"] == __import__("json").loads(expected)["data"]
+        assert served.json()["data"] == json.loads(expected)["data"]
     else:
         assert served.content == expected
 
@@ -237,7 +238,7 @@ def test_unknown_role_is_refused(http: httpx.Client) -> None:
 
 
 def test_session_check_on_an_unknown_session_fails(http: httpx.Client) -> None:
-    session = f"s{free_port()}"
+    session = uuid4().hex
     unknown = http.post("/", params={"session_id": session, "session_check": "1"}, content="SELECT 1")
     assert code(unknown) == 372  # SESSION_NOT_FOUND; ClickHouse's status table gives it 500
     assert unknown.status_code == http_status(372)
