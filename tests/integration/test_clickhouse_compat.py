@@ -124,8 +124,12 @@ def test_a_set_statement_lasts_only_for_its_request_without_a_session(
     _, defaults = oracle_answer(oracle, SETTINGS_PROBE)
     assert http.post("/", content="SET max_threads = 1, readonly = 1").status_code == 200
     assert http.post("/", content=SETTINGS_PROBE).content == defaults
-    assert http.post("/", content="CREATE TEMPORARY TABLE tmp_gone (a UInt8)").status_code == 200
-    assert code(http.post("/", content="SELECT * FROM tmp_gone")) == 60
+    for create in (
+        "CREATE TEMPORARY TABLE tmp_gone (a UInt8)",
+        "CREATE OR REPLACE TEMPORARY TABLE tmp_gone (a UInt8)",
+    ):
+        assert http.post("/", content=create).status_code == 200
+        assert code(http.post("/", content="SELECT * FROM tmp_gone")) == 60
 
 
 def test_multi_statements_are_refused_like_clickhouse(http: httpx.Client) -> None:

@@ -86,12 +86,11 @@ def test_session_timeout_out_of_range_is_374(timeout: str) -> None:
 
 
 def test_stateful_statements_are_refused_only_in_a_session() -> None:
-    refuse_stateful("", ("SET", "MAX_THREADS"))
-    refuse_stateful("s", ("SELECT", "1"))
-    refuse_stateful("s", ("CREATE", "TABLE"))
-    for keywords in (("SET", "MAX_THREADS"), ("USE", "DB"), ("CREATE", "TEMPORARY")):
+    refuse_stateful("", "SET")
+    refuse_stateful("s", "")
+    for change in ("SET", "USE", "CREATE TEMPORARY"):
         with pytest.raises(ClickHouseError) as refused:
-            refuse_stateful("s", keywords)
+            refuse_stateful("s", change)
         assert (refused.value.code, refused.value.http_status) == (48, 501)
 
 

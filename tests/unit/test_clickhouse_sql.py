@@ -8,8 +8,8 @@ from shared.infra.clickhouse_server.sql import (
     NeedMore,
     first_keyword,
     input_calls,
-    leading_keywords,
     output_format,
+    session_change,
     split_insert,
     statement_count,
 )
@@ -116,7 +116,18 @@ def test_statement_count(sql: str, count: int) -> None:
     assert statement_count(sql) == count
 
 
-def test_leading_keywords() -> None:
-    assert leading_keywords("create  temporary table t (a UInt8)") == ("CREATE", "TEMPORARY")
-    assert leading_keywords("SET max_threads = 1") == ("SET", "MAX_THREADS")
-    assert leading_keywords("USE") == ("USE", "")
+@pytest.mark.parametrize(
+    ("sql", "change"),
+    [
+        ("SET max_threads = 1", "SET"),
+        ("  -- why\n use system", "USE"),
+        ("create temporary table t (a UInt8)", "CREATE TEMPORARY"),
+        ("CREATE OR REPLACE TEMPORARY TABLE t (a UInt8)", "CREATE TEMPORARY"),
+        ("CREATE TABLE temporary (a UInt8) ENGINE = Memory", ""),
+        ("CREATE TABLE t (a UInt8) ENGINE = Memory", ""),
+        ("SELECT 'SET'", ""),
+        ("", ""),
+    ],
+)
+def test_session_change(sql: str, change: str) -> None:
+    assert session_change(sql) == change

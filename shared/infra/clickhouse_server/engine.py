@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from shared.infra.clickhouse_server.errors import UNKNOWN_EXCEPTION, ClickHouseError
 from shared.infra.clickhouse_server.protocol import ExternalTable
-from shared.infra.clickhouse_server.sql import leading_keywords
+from shared.infra.clickhouse_server.sql import session_change
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -361,10 +361,10 @@ class Engine:
     def _forget_session_state(session: _Session, sql: str) -> None:
         """A user's USE, SET or temporary table changes the session: undo it before the next request, as the
         ClickHouse server does for a request without ``session_id``."""
-        keyword, second = leading_keywords(sql)
-        if keyword == "USE":
+        change = session_change(sql)
+        if change == "USE":
             session.database = None
-        elif keyword == "SET" or (keyword == "CREATE" and second == "TEMPORARY"):
+        elif change:
             session.dirty = True
 
     def _execute(

@@ -36,8 +36,8 @@ from shared.infra.clickhouse_server.sql import (
     NeedMore,
     first_keyword,
     input_calls,
-    leading_keywords,
     output_format,
+    session_change,
     statement_count,
 )
 from shared.infra.clickhouse_server.sql import split_insert as _split_insert
@@ -288,7 +288,7 @@ class ClickHouseHttp:
     ) -> web.StreamResponse:
         if statement_count(sql) > 1:
             raise ClickHouseError(SYNTAX_ERROR, "Multi-statements are not allowed. (SYNTAX_ERROR)")
-        refuse_stateful(opts.session_id, leading_keywords(sql))
+        refuse_stateful(opts.session_id, session_change(sql))
         fmt = output_format(sql) or opts.default_format
         ctx = _context(opts)
         keyword = first_keyword(sql)

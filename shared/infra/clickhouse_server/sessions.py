@@ -21,13 +21,6 @@ DEFAULT_TIMEOUT = 60.0
 MAX_TIMEOUT = 3600.0
 #: Named sessions remembered at once; past it the one closest to expiring is forgotten (memory stays bounded).
 MAX_SESSIONS = 100_000
-#: Statements whose effect ClickHouse keeps in a named session; the embedded server cannot, so it refuses them.
-STATEFUL = frozenset({("SET", ""), ("USE", ""), ("CREATE", "TEMPORARY")})
-
-
-def stateful(keywords: tuple[str, str]) -> bool:
-    first, second = keywords
-    return (first, "") in STATEFUL or (first, second) in STATEFUL
 
 
 class Sessions:
@@ -61,13 +54,12 @@ class Sessions:
         self._expiry.pop((user, session_id), None)
 
 
-def refuse_stateful(session_id: str, keywords: tuple[str, str]) -> None:
-    """Code 48 for a statement whose effect a named session would have to keep."""
-    if session_id and stateful(keywords):
-        statement = "CREATE TEMPORARY" if keywords[0] == "CREATE" else keywords[0]
+def refuse_stateful(session_id: str, change: str) -> None:
+    """Code 48 for a statement (``sql.session_change``) whose effect a named session would have to keep."""
+    if session_id and change:
         raise ClickHouseError(
             NOT_IMPLEMENTED,
-            f"Code: {NOT_IMPLEMENTED}. DB::Exception: {statement} in a session (session_id) is not supported by "
+            f"Code: {NOT_IMPLEMENTED}. DB::Exception: {change} in a session (session_id) is not supported by "
             "the embedded ClickHouse server: it keeps no state between requests. Pass settings as URL "
             "parameters, the database as database=, and data as external tables. (NOT_IMPLEMENTED)",
         )

@@ -121,16 +121,22 @@ def first_keyword(sql: bytes | bytearray | str) -> str:
     return ""
 
 
-def leading_keywords(sql: bytes | bytearray | str) -> tuple[str, str]:
-    """The statement's first two words, upper-cased (``("CREATE", "TEMPORARY")``; ``""`` where missing)."""
+def session_change(sql: bytes | bytearray | str) -> str:
+    """``"SET"``, ``"USE"`` or ``"CREATE TEMPORARY"`` when the statement changes the session it runs on (what
+    ClickHouse keeps in a named session and forgets with the request otherwise), ``""`` for anything else."""
     buf = sql.encode() if isinstance(sql, str) else sql
     words: list[str] = []
     for tok in tokens(buf):
-        if tok.word is None or len(words) == 2:
+        if tok.word is None or len(words) == 4:
             break
         words.append(tok.word)
-    words += ["", ""]
-    return words[0], words[1]
+    if not words:
+        return ""
+    if words[0] in ("SET", "USE"):
+        return words[0]
+    if words[0] == "CREATE" and ("TEMPORARY" in words[1:2] or words[1:4] == ["OR", "REPLACE", "TEMPORARY"]):
+        return "CREATE TEMPORARY"
+    return ""
 
 
 def statement_count(sql: bytes | bytearray | str) -> int:
