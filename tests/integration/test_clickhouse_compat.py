@@ -177,6 +177,14 @@ def test_format_and_database_headers_are_honoured(http: httpx.Client) -> None:
         assert (rows.json(), rows.headers["X-ClickHouse-Format"]) == ({"a": 1}, "JSONEachRow")
         where = http.post("/", content="SELECT currentDatabase()", headers={"X-ClickHouse-Database": db})
         assert where.text == f"{db}\n"
+        form = http.post(
+            "/",
+            data={"query": "SELECT currentDatabase() AS d"},
+            files={"unused": ("unused.tsv", b"1\n")},
+            params={"unused_structure": "a UInt8"},
+            headers={"X-ClickHouse-Database": db, "X-ClickHouse-Format": "JSONEachRow"},
+        )
+        assert form.json() == {"d": db}
         url_wins = http.post(
             "/",
             params={"database": "system"},

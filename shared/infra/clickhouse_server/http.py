@@ -49,7 +49,7 @@ OFFLOAD_BYTES = 256 * 1024
 #: How much of a body may precede an INSERT's data before we give up looking for its FORMAT clause.
 MAX_HEADER_BYTES = 1024 * 1024
 #: The most rows an ``INSERT ... SELECT ... FROM input()`` may send: they are held whole before the engine reads them.
-INPUT_MAX_BYTES = 256 * 1024 * 1024
+INPUT_MAX_BYTES = 64 * 1024 * 1024
 #: Statements chDB can stream (the others run to completion: SHOW, DESCRIBE, EXISTS, ...).
 STREAMED_KEYWORDS = frozenset({"SELECT", "WITH"})
 #: What a GET may not run: like the ClickHouse server, GET is read-only and changes need POST.
@@ -259,7 +259,7 @@ class ClickHouseHttp:
     async def _post_form(self, request: web.BaseRequest) -> web.StreamResponse:
         """A form: the query and ``param_*`` values as fields (how clickhouse-connect sends large parameters)
         and files readable as temporary tables (its ``external_data``)."""
-        fields = list(request.query.items())
+        fields = [*protocol.header_options(request.headers), *request.query.items()]
         files: list[tuple[str, bytes]] = []
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
