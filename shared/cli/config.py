@@ -19,7 +19,9 @@ def settings_table() -> str:
     lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
         value = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
-        if isinstance(value, SecretStr | Secret):  # the shipped default is documented, so users know to change it
+        if isinstance(
+            value, SecretStr | Secret
+        ):  # the shipped default is documented, so users know to change it
             value = value.get_secret_value()
         if isinstance(value, BaseModel | dict) and value:
             value = json.dumps(value.model_dump() if isinstance(value, BaseModel) else value)

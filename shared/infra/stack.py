@@ -305,7 +305,14 @@ class LocalStack:
                 from shared.infra.clickhouse_server import start_clickhouse_server
             except ImportError as exc:
                 raise InfraError(f"cannot start the embedded ClickHouse server: {exc}") from exc
-            return start_clickhouse_server(ep.host, ep.port, data, log)
+            return start_clickhouse_server(
+                ep.host,
+                ep.port,
+                data,
+                log,
+                user=s.clickhouse_user,
+                password=s.clickhouse_password.get_secret_value(),
+            )
         try:
             from shared.infra.s3_server import start_s3_server
         except ImportError as exc:
