@@ -6,9 +6,8 @@ import ipaddress
 import json
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
-
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, Secret, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -346,4 +345,4 @@ def _is_secret(annotation: Any) -> bool:
     origin = getattr(annotation, "__origin__", None)
     if origin is Annotated or hasattr(annotation, "__metadata__"):
         return _is_secret(annotation.__origin__)
-    return isinstance(annotation, type) and issubclass(annotation, Secret) or origin is Secret
+    return (isinstance(annotation, type) and issubclass(annotation, Secret)) or origin is Secret
