@@ -24,10 +24,11 @@ from sklearn.dummy import DummyClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from shared.infra.kafka import create_topics
+from shared.infra.kafka import create_topics, start_kafka
 from shared.infra.process import free_port
+from shared.settings import Settings
 from shared.topics import topic_names
-from tests.fixtures.kafka import KafkaBroker
+from tests.fixtures.kafka import KafkaBroker, free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -211,3 +212,83 @@ def test_invalid_features_are_refused_naming_the_feature(stack: dict[str, object
     assert refused.status_code == 422 and refused.json()["error"]["field"] == "features.x"
     ok = httpx.post(f"{server}/predict", json={"features": {"x": 1.5}}).json()
     assert ok["prediction"] == 1 and ok["probabilities"] == {"0": 0.0, "1": 1.0}
+
+
+def test_server_started_while_kafka_is_down_follows_its_alias_and_reports_the_outage_once(
+    stack: dict[str, object], tmp_path: Path
+) -> None:
+    """The registry is enough to swap: the periodic alias check runs while the server cannot reach Kafka.
+
+    The server's broker is a private one that is started only after the swap, so the test also sees the
+    watcher reconnect; the registry keeps publishing to the session broker meanwhile.
+    """
+    registry = str(stack["registry"])
+    name = f"churn-{uuid4().hex[:8]}"
+    schema = {"features": [{"name": "x", "type": "numeric", "nullable": False}]}
+    httpx.post(f"{registry}/models", json={"name": name, "feature_schema": schema}, headers=WRITER)
+    register(registry, name, model_bytes(0))
+    register(registry, name, model_bytes(1))
+    promote(registry, name, 1)
+
+    host = "127.0.0.1"
+    kafka_port, controller_port = free_ports(2, host)
+    env = {
+        **stack["env"],  # type: ignore[dict-item]
+        "DRIFTLOOP_KAFKA_BOOTSTRAP": f"{host}:{kafka_port}",  # nobody listens there yet
+        "DRIFTLOOP_SERVING_ALIAS_CHECK_SECONDS": "1",
+        "DRIFTLOOP_LOG_LEVEL": "INFO",
+    }
+    port = free_port(host)
+    server = f"http://{host}:{port}"
+    server_log = tmp_path / "server.log"
+    with server_log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.serving", "--model", name, "--port", str(port), "--no-publish"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    stack["processes"].append(process)  # type: ignore[attr-defined]
+    broker = None
+    try:
+        wait_until(lambda: httpx.get(f"{server}/healthz").status_code == 200, "the model server")
+        started = time.monotonic()
+
+        def watcher() -> dict[str, object]:
+            return httpx.get(f"{server}/status").json()["watcher"]  # type: ignore[no-any-return]
+
+        wait_until(lambda: watcher()["last_error"] is not None, "the watcher to try Kafka")
+        away = watcher()
+        assert away["connected"] is False and away["since"]
+        assert httpx.get(f"{server}/status").json()["version"] == 1
+
+        promote(registry, name, 2)
+        moved = time.monotonic()
+        wait_until(lambda: httpx.get(f"{server}/status").json()["version"] == 2, "the swap without Kafka")
+        print(f"\nswap without Kafka {time.monotonic() - moved:.2f}s after the alias moved (check every 1 s)")
+        assert time.monotonic() - moved < 10, "the periodic check (every 1 s) should have swapped"
+        time.sleep(max(0.0, 8 - (time.monotonic() - started)))  # an outage of several retries
+        assert watcher()["connected"] is False
+
+        broker = start_kafka(
+            host, kafka_port, controller_port, tmp_path / "broker", tmp_path / "b.log", Settings()
+        )
+        wait_until(lambda: watcher()["connected"] is True, "the watcher to reconnect")
+        assert watcher()["since"] != away["since"]
+    finally:
+        process.terminate()
+        process.wait()
+        if broker is not None:
+            broker.stop()
+
+    text = server_log.read_text()
+    lines = text.splitlines()
+    back = [i for i, line in enumerate(lines) if "Kafka at" in line and "reachable again" in line]
+    assert len(back) == 1, text
+    outage = [
+        line
+        for line in lines[: back[0]]
+        if "aiokafka" in line or "watcher" in line or str(kafka_port) in line
+    ]
+    assert len(outage) == 1 and "unreachable" in outage[0], "\n".join(outage)  # not one per retry
+    assert "Traceback" not in text and "Unclosed" not in text
