@@ -177,7 +177,7 @@ class ModelEventsWatcher:
                     last_probe = time.monotonic()
                     await self._probe(consumer)
         finally:
-            await consumer.stop()  # also after a failed start, or the client is left unclosed
+            await _close(consumer)  # also after a failed start, or the client is left unclosed
 
     async def _probe(self, consumer: AIOKafkaConsumer) -> None:
         """A fetch that finds no broker just waits, so ask for metadata to learn whether Kafka answers."""
@@ -242,3 +242,16 @@ class ModelEventsWatcher:
             self.alias,
             self.poll_s,
         )
+
+
+async def _close(consumer: AIOKafkaConsumer) -> None:
+    """Stop a consumer whatever state the broker left it in; only our own cancellation goes on up."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        # stopping during an outage re-raises the CancelledError of aiokafka's own cancelled fetch task
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+    except BROKER_ERRORS as exc:
+        log.debug("model-events consumer did not stop cleanly: %r", exc)

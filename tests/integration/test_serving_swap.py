@@ -220,7 +220,7 @@ def test_server_started_while_kafka_is_down_follows_its_alias_and_reports_the_ou
     """The registry is enough to swap: the periodic alias check runs while the server cannot reach Kafka.
 
     The server's broker is a private one that is started only after the swap, so the test also sees the
-    watcher reconnect; the registry keeps publishing to the session broker meanwhile.
+    watcher reconnect, then lose it again; the registry keeps publishing to the session broker meanwhile.
     """
     registry = str(stack["registry"])
     name = f"churn-{uuid4().hex[:8]}"
@@ -275,6 +275,16 @@ def test_server_started_while_kafka_is_down_follows_its_alias_and_reports_the_ou
         )
         wait_until(lambda: watcher()["connected"] is True, "the watcher to reconnect")
         assert watcher()["since"] != away["since"]
+
+        broker.stop()  # a server that was connected loses Kafka: it notices, says so, and still swaps
+        broker = None
+        lost = time.monotonic()
+        wait_until(lambda: watcher()["connected"] is False, "the watcher to notice Kafka is gone")
+        promote(registry, name, 1)
+        wait_until(
+            lambda: httpx.get(f"{server}/status").json()["version"] == 1, "the swap back without Kafka"
+        )
+        time.sleep(max(0.0, 8 - (time.monotonic() - lost)))
     finally:
         process.terminate()
         process.wait()
@@ -291,4 +301,8 @@ def test_server_started_while_kafka_is_down_follows_its_alias_and_reports_the_ou
         if "aiokafka" in line or "watcher" in line or str(kafka_port) in line
     ]
     assert len(outage) == 1 and "unreachable" in outage[0], "\n".join(outage)  # not one per retry
+    second = [line for line in lines[back[0] + 1 :] if line.startswith(("WARNING", "ERROR"))]
+    assert sum("unreachable" in line for line in second) == 1, "\n".join(second)
+    client = [line for line in second if "aiokafka" in line]  # its first complaint at most, not its retries
+    assert len(client) <= 2 and len(set(client)) == len(client), "\n".join(second)
     assert "Traceback" not in text and "Unclosed" not in text
