@@ -1,4 +1,5 @@
-"""A running model server follows its alias: swaps under steady traffic, refuses a corrupted artifact."""
+"""A running model server follows its alias: swaps under steady traffic, past records that are not events,
+refuses a corrupted artifact, and follows its alias while Kafka is away."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sklearn.dummy import DummyClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -99,6 +100,31 @@ def promote(registry: str, name: str, version: int) -> None:
     assert httpx.put(url, json={"version": version}, headers=WRITER).status_code == 200
 
 
+POISON: list[bytes | None] = [
+    None,  # a tombstone
+    b"",
+    b"\xff\xfe not UTF-8",
+    b"[" * 200_000,  # nesting no parser takes
+    b'{"event_type": "alias_changed", "model_name": "' + b"x" * 900_000 + b'"}',
+    b'{"event_type": "no_such_event"}',
+]
+
+
+def produce_raw(bootstrap: str, topic: str, key: bytes, values: list[bytes | None]) -> None:
+    """Records as any Kafka client could write them, not through Driftloop's contract."""
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=2 << 20)
+        await producer.start()
+        try:
+            for value in values:
+                await producer.send_and_wait(topic, value, key=key)
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+
 def read_predictions(bootstrap: str, topic: str, name: str, want_version: str) -> list[dict[str, object]]:
     async def consume() -> list[dict[str, object]]:
         consumer = AIOKafkaConsumer(
@@ -156,8 +182,16 @@ def test_server_swaps_under_traffic_and_keeps_serving_past_a_corrupted_artifact(
 
     thread = threading.Thread(target=traffic)
     thread.start()
+    kafka = stack["kafka"]
+    topics = stack["topics"]
     try:
         wait_until(lambda: len(results) > 20, "first responses")
+        model_events = topics.model_events  # type: ignore[attr-defined]
+        produce_raw(kafka.bootstrap, model_events, name.encode(), POISON)  # type: ignore[attr-defined]
+        wait_until(
+            lambda: httpx.get(f"{server}/status").json()["watcher"]["skipped_records"] == len(POISON),
+            "the watcher to skip every record that is not an event",
+        )
         promoted_at = time.monotonic()
         promote(registry, name, 2)
         wait_until(lambda: any(v == 2 for _, v in results), "the swap to version 2")
@@ -185,8 +219,6 @@ def test_server_swaps_under_traffic_and_keeps_serving_past_a_corrupted_artifact(
     assert versions[-1] == 2 and httpx.get(f"{server}/status").json()["version"] == 2
     assert versions == sorted(versions)  # never flipped back once swapped
 
-    kafka = stack["kafka"]
-    topics = stack["topics"]
     logged = read_predictions(kafka.bootstrap, topics.predictions_raw, name, "2")  # type: ignore[attr-defined]
     assert {e["model_version"] for e in logged} <= {"1", "2"}
     assert any(e["model_version"] == "2" and e["features"] == {"x": 0.3} for e in logged)
