@@ -193,6 +193,11 @@ class Settings(BaseSettings):
     serving_port: int = Field(8080, description="Port of the model server `driftloop up` starts.")
     serving_model: str = Field("demo", description="Model the model server started by `driftloop up` serves.")
     serving_alias: str = Field("production", description="Alias that model server follows.")
+    serving_alias_check_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often a model server resolves its alias at the registry, with Kafka or without it.",
+    )
     service_start_timeout_s: float = Field(
         120.0, gt=0, description="How long `driftloop up` waits for each service to become healthy."
     )
