@@ -7,12 +7,16 @@ shows and closes the gate; later info, warning and error records (one set per re
 logged, until the owner sees Kafka answer and opens it again. Records from any other thread (the app's own
 Kafka clients), debug records and critical ones are never touched, and nothing is held back while the
 owner sees Kafka working.
+
+A service's process owns all of its Kafka clients, so it uses the simpler :func:`quiet_kafka_client`: one
+of each repeated client line per five minutes, the next one saying how many were held back.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 CLIENT_LOGGER = "aiokafka"
 
@@ -84,3 +88,39 @@ def release(gate: ClientLogGate) -> None:
     """The owner's client stopped: its thread's records pass untouched again."""
     if _gates.get(gate.thread_id) is gate:
         del _gates[gate.thread_id]
+
+
+# -- a service process: every Kafka client in it is the service's own -------------------------------------
+
+
+class RepeatFilter(logging.Filter):
+    """Lets through one of a run of identical library log lines per ``window_s`` (a Kafka client retrying
+    a dead broker repeats itself several times a second); the next line it lets through says how many it
+    held back. Records of other loggers than ``prefix`` pass untouched."""
+
+    def __init__(self, prefix: str = "aiokafka", window_s: float = 300.0) -> None:
+        super().__init__()
+        self.prefix, self.window_s = prefix, window_s
+        self._last: dict[tuple[str, int, str], float] = {}
+        self._held: dict[tuple[str, int, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefix):
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        now = time.monotonic()
+        if now - self._last.get(key, -self.window_s) < self.window_s:
+            self._held[key] = self._held.get(key, 0) + 1
+            return False
+        self._last[key] = now
+        held = self._held.pop(key, 0)
+        if held:
+            record.msg = f"{record.msg} (and {held} more like it in the last {self.window_s:g} s)"
+        return True
+
+
+def quiet_kafka_client(window_s: float = 300.0) -> None:
+    """Install ``RepeatFilter`` on every root handler, so an outage costs a few Kafka client lines, not
+    hundreds."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RepeatFilter(window_s=window_s))

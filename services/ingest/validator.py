@@ -24,6 +24,7 @@ from services.ingest.service import IngestService
 from services.ingest.validation import BatchResult, EventKind, Origin, Rejection, validate_batch
 from shared import codec, wire
 from shared.events import EventDeadLettered
+from shared.kafka_logs import quiet_kafka_client
 from shared.sdk.batches import KeyedRecord
 from shared.settings import Settings
 
@@ -232,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.parse_args(argv)
     settings = Settings()
     logging.basicConfig(level=settings.log_level)
+    quiet_kafka_client()
     asyncio.run(serve(settings))
 
 

@@ -10,12 +10,14 @@ from urllib.parse import urlsplit
 import uvicorn
 
 from services.registry.app import create_app
+from shared.kafka_logs import quiet_kafka_client
 from shared.settings import Settings
 
 
 def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level)
+    quiet_kafka_client()
     url = urlsplit(settings.registry_url)
     port = url.port or (443 if url.scheme == "https" else 80)
     # listen on every interface: in a container the URL's host is the service name, not a local address

@@ -12,8 +12,9 @@ import logging
 from aiohttp import web
 
 from services.trainer.config import trainer_config
-from services.trainer.observability import Dependencies, TrainerMetrics, quiet_kafka_client, web_app
+from services.trainer.observability import Dependencies, TrainerMetrics, web_app
 from services.trainer.worker import TrainerWorker
+from shared.kafka_logs import quiet_kafka_client
 from shared.settings import Settings
 
 log = logging.getLogger("services.trainer")
