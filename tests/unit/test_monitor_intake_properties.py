@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -15,18 +14,10 @@ from shared import codec, wire
 from shared.events import DataQualityCounted, EventDeadLettered
 from shared.validation import EventKind, EventTimeBounds, dead_letter
 from tests.unit.test_ingest_properties import bodies, event_like
+from tests.unit.test_monitor_records import Rec
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 BOUNDS = EventTimeBounds(timedelta(minutes=5), timedelta(days=365))
-
-
-@dataclass
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes | None
-    timestamp: int | None = None
 
 
 boundary_times = st.sampled_from(
