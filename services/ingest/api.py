@@ -62,7 +62,10 @@ def _event_body(event: type[BaseModel], *, batch: bool) -> dict[str, Any]:
     return {
         "requestBody": {
             "required": True,
-            "description": f"A JSON array of {event.__name__} events, or NDJSON: one event per line.",
+            "description": (
+                f"A JSON array of {event.__name__} events, or NDJSON: one event per line. Each item is "
+                "validated on its own: valid ones are accepted even when others are refused (listed in `errors`)."
+            ),
             "content": {"application/json": {"schema": array}, "application/x-ndjson": {"schema": array}},
         }
     }
