@@ -176,9 +176,10 @@ def create_app(server: ModelServer, *, watch: bool = True) -> FastAPI:
         )
 
     # The body is read by hand (size limit, Content-Type, one error shape), so it is declared for OpenAPI here.
+    example = {"features": {"age": 41, "plan": "pro"}, "prediction_id": "order-17"}  # as in docs/serving.md
     body_spec = {
         "required": True,
-        "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+        "content": {"application/json": {"schema": PredictRequest.model_json_schema(), "example": example}},
     }
 
     @app.post("/predict", responses=PREDICT_RESPONSES, openapi_extra={"requestBody": body_spec})
