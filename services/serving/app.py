@@ -82,7 +82,7 @@ def parse_predict_request(
     if media not in ("", "application/json"):
         raise InvalidRequest(415, "unsupported_media_type", f"Content-Type {media!r}: send application/json")
     if len(body) > limit:
-        raise InvalidRequest(413, "too_large", f"body of {len(body)} bytes is over the {limit}-byte limit")
+        raise InvalidRequest(413, "too_large", f"body over the {limit}-byte limit: send one row of features")
     try:
         return PredictRequest.model_validate_json(body)
     except ValidationError as exc:
