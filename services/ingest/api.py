@@ -75,7 +75,11 @@ def _responses(single: bool) -> dict[int | str, dict[str, Any]]:
     accepted = "Accepted: the event is in Kafka." if single else "At least one event accepted (and in Kafka)."
     return {
         202: {"model": IngestReport, "description": accepted + " Refused items are listed in `errors`."},
-        401: {"model": Problem, "description": "Missing or unknown API key."},
+        401: {
+            "model": Problem,
+            "description": "Missing or unknown API key.",
+            "headers": {"WWW-Authenticate": {"description": "`Bearer`.", "schema": {"type": "string"}}},
+        },
         413: {"model": Problem, "description": "Body or batch over a size limit; the message names it."},
         415: {
             "model": Problem,
