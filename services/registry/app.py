@@ -29,7 +29,7 @@ from services.registry.resolve_cache import ResolveCache
 from services.registry.schemas import ErrorBody
 from services.registry.store import RegistryStore
 from services.registry.webhook_delivery import WebhookSender
-from shared.artifacts import ArtifactError, artifact_store
+from shared.artifacts import ArtifactError, allowed_roots, artifact_store
 from shared.settings import Settings
 from shared.topics import topic_names
 
@@ -154,6 +154,7 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
     the reason) and answers 503 elsewhere, migrates as soon as the database is back, then starts the relays.
     """
     relays_on = settings.registry_relay_enabled if run_relays is None else run_relays
+    allowed_roots(settings)  # a bad DRIFTLOOP_ARTIFACT_ALLOWED_PREFIXES entry stops start-up, naming it
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
