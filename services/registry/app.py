@@ -24,6 +24,7 @@ from services.registry.errors import RegistryError, Unavailable
 from services.registry.fast_resolve import ResolveFastPath
 from services.registry.health import Dependencies
 from services.registry.migrations import migrate
+from services.registry.outbound import OutboundPolicy
 from services.registry.relay import KafkaPublisher, OutboxRelay
 from services.registry.resolve_cache import ResolveCache
 from services.registry.schemas import ErrorBody
@@ -155,6 +156,7 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
     """
     relays_on = settings.registry_relay_enabled if run_relays is None else run_relays
     allowed_roots(settings)  # a bad DRIFTLOOP_ARTIFACT_ALLOWED_PREFIXES entry stops start-up, naming it
+    OutboundPolicy.from_settings(settings, resolver=lambda _host, _port: [])  # and so does a bad allowed host
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -167,6 +169,9 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
         tasks: list[asyncio.Task[None]] = []
         publisher = KafkaPublisher(settings.kafka_bootstrap, topic_names(settings.topic_prefix).model_events)
         closing: list[ResolveCache] = []
+        outbound = await asyncio.to_thread(
+            OutboundPolicy.from_settings, settings
+        )  # resolves the stack's hosts
 
         async def start(migrated: bool) -> None:
             if not migrated and not await _migrated(engine, dependencies, stop):
@@ -175,12 +180,15 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
             resolve_cache = ResolveCache(engine, store)
             closing.append(resolve_cache)
             principals = parse_tokens(settings.registry_tokens)
-            app.state.registry = Registry(settings, store, principals, resolve_cache)
+            app.state.registry = Registry(settings, store, principals, resolve_cache, outbound)
             if relays_on:
                 app.state.relay = OutboxRelay(engine, publisher, dependencies=dependencies)
                 tasks.append(asyncio.create_task(app.state.relay.run(stop, settings.registry_relay_interval)))
                 sender = WebhookSender(
-                    engine, max_attempts=settings.registry_webhook_max_attempts, dependencies=dependencies
+                    engine,
+                    max_attempts=settings.registry_webhook_max_attempts,
+                    dependencies=dependencies,
+                    policy=outbound,
                 )
                 tasks.append(asyncio.create_task(sender.run(stop, settings.registry_relay_interval)))
 

@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.registry.auth import Principal, Role, authenticate, require
 from services.registry.errors import Unavailable
+from services.registry.outbound import OutboundPolicy
 from services.registry.resolve_cache import ResolveCache
 from services.registry.store import RegistryStore
 from shared.settings import Settings
@@ -25,6 +26,7 @@ class Registry:
     store: RegistryStore
     principals: dict[str, Principal]
     resolve_cache: ResolveCache
+    outbound: OutboundPolicy
 
 
 async def get_registry(request: Request) -> Registry:

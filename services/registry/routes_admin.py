@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 from services.registry import domain
 from services.registry.deps import Reader, RegistryDep, Writer
 from services.registry.errors import Invalid
+from services.registry.outbound import OutboundRefused
 from services.registry.schemas import AuditEntry, Page, WebhookCreate, WebhookDeliveryOut, WebhookOut
 
 router = APIRouter(tags=["audit", "webhooks"])
@@ -34,7 +35,18 @@ def audit_log(
 
 @router.post("/models/{name}/webhooks", status_code=status.HTTP_201_CREATED, tags=["webhooks"])
 def create_webhook(name: str, body: WebhookCreate, registry: RegistryDep, user: Writer) -> WebhookOut:
-    """POST this model's events to ``url``, signed ``X-Driftloop-Signature: sha256=HMAC(secret, body)``."""
+    """POST this model's events to ``url``, signed ``X-Driftloop-Signature: sha256=HMAC(secret, body)``.
+
+    ``url`` must reach a public address: loopback, link-local, private and the stack's own addresses are
+    refused (422) unless DRIFTLOOP_REGISTRY_WEBHOOK_ALLOWED_HOSTS names them; checked again at delivery.
+    """
+    registry.store.get_model(name)  # 404 before resolving the host
+    try:
+        registry.outbound.check(str(body.url))
+    except OutboundRefused as exc:
+        raise Invalid(str(exc), field="url") from None
+    except (OSError, UnicodeError):
+        pass  # does not resolve yet: every delivery resolves and checks it again
     return registry.store.create_webhook(name, body, user)
 
 

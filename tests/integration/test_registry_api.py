@@ -267,7 +267,7 @@ def test_every_write_is_in_the_audit_log(client: TestClient) -> None:
     upload_version(client, name)
     client.patch(f"/models/{name}", json={"tags": {"team": "risk"}}, headers=WRITER)
     client.put(f"/models/{name}/aliases/staging", json={"version": 1}, headers=WRITER)
-    client.post(f"/models/{name}/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=WRITER)
+    client.post(f"/models/{name}/webhooks", json={"url": "http://93.184.216.34/hook"}, headers=WRITER)
     client.delete(f"/models/{name}", params={"force": True}, headers=ADMIN)
     entries = client.get("/audit", params={"model": name}).json()["items"]
     assert [e["action"] for e in reversed(entries)] == [

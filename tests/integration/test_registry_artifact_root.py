@@ -66,7 +66,7 @@ def test_the_registry_database_is_never_served_even_when_a_prefix_covers_it(tmp_
     with TestClient(create_app(settings)) as client:
         create_model(client, name)
         upload_version(client, name)
-        client.post(f"/models/{name}/webhooks", json={"url": "https://hooks.example.com/x"}, headers=WRITER)
+        client.post(f"/models/{name}/webhooks", json={"url": "https://93.184.216.34/x"}, headers=WRITER)
         database = (data / "registry.db").resolve()
         status, body = _register(client, name, database.as_uri())
         assert status == 422 and "never served" in body["error"]["message"], body  # type: ignore[index]
