@@ -244,7 +244,8 @@ def test_a_reader_cannot_write_and_anonymous_callers_only_read(client: TestClien
     create_model(client, name)
     as_reader = client.post("/models", json={"name": model_name()}, headers=READER)
     assert as_reader.status_code == 403 and as_reader.json()["error"]["code"] == "forbidden"
-    assert client.post("/models", json={"name": model_name()}).status_code == 403
+    anonymous = client.post("/models", json={"name": model_name()})
+    assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"].startswith("Bearer")
     assert client.delete(f"/models/{name}", headers=WRITER).status_code == 403
     assert (
         client.post(
