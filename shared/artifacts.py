@@ -589,17 +589,25 @@ def _real(path: Path | str) -> Path:
 
 def _protected(settings: Settings, path: Path, artifact_root: FileRoot | S3Root) -> bool:
     """Whether ``path`` (real) is the registry's SQLite database, or in the data folder but not in a
-    ``file://`` artifact root inside it (the default root is DATA_DIR/artifacts)."""
+    ``file://`` artifact root inside it (the default root is DATA_DIR/artifacts).
+
+    Compared case-insensitively, so ``REGISTRY.DB`` on a case-insensitive file system is refused too.
+    """
+    path = _folded(path)
     url = settings.resolved_registry_database_url
     if url.startswith("sqlite:///"):
-        database = _real(url.removeprefix("sqlite:///").split("?", 1)[0])
+        database = _folded(_real(url.removeprefix("sqlite:///").split("?", 1)[0]))
         # the database and its -wal, -shm and -journal files
         if path.parent == database.parent and path.name.startswith(database.name):
             return True
-    data_dir = _real(settings.data_dir)
+    data_dir = _folded(_real(settings.data_dir))
     if not path.is_relative_to(data_dir):
         return False
-    return not (isinstance(artifact_root, FileRoot) and path.is_relative_to(artifact_root.path))
+    return not (isinstance(artifact_root, FileRoot) and path.is_relative_to(_folded(artifact_root.path)))
+
+
+def _folded(path: Path) -> Path:
+    return Path(str(path).casefold())
 
 
 def confined_root(settings: Settings, uri: str) -> FileRoot | S3Root:

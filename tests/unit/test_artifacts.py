@@ -251,6 +251,8 @@ def test_an_allowed_prefix_is_readable_but_never_opens_the_database(tmp_path: Pa
         store_for_uri(wide, (tmp_path / "data" / "registry.db").as_uri())
     with pytest.raises(ArtifactOutsideRoot, match="never served"):
         store_for_uri(wide, (tmp_path / "data" / "kafka" / "log").as_uri())
+    with pytest.raises(ArtifactOutsideRoot, match="never served"):  # as a case-insensitive disk reads it
+        store_for_uri(wide, (tmp_path / "data" / "REGISTRY.DB").as_uri())
 
 
 def test_a_root_holding_the_data_folder_or_a_bad_prefix_stops_start_up(tmp_path: Path) -> None:
