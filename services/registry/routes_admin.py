@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
@@ -12,6 +14,9 @@ from services.registry.errors import Invalid
 from services.registry.openapi import COMMON, errors
 from services.registry.outbound import OutboundRefused
 from services.registry.schemas import AuditEntry, Page, WebhookCreate, WebhookDeliveryOut, WebhookOut
+
+RESOLVE_TIMEOUT_S = 2.0
+"""How long registering a webhook waits for its host name to resolve before leaving it to delivery."""
 
 router = APIRouter(tags=["audit", "webhooks"], responses=errors(*COMMON))
 
@@ -47,12 +52,15 @@ def create_webhook(name: str, body: WebhookCreate, registry: RegistryDep, user: 
     refused (422) unless DRIFTLOOP_REGISTRY_WEBHOOK_ALLOWED_HOSTS names them; checked again at delivery.
     """
     registry.store.get_model(name)  # 404 before resolving the host
+    resolving = ThreadPoolExecutor(max_workers=1)  # a resolver that hangs must not hold the request
     try:
-        registry.outbound.check(str(body.url))
+        resolving.submit(registry.outbound.check, str(body.url)).result(timeout=RESOLVE_TIMEOUT_S)
     except OutboundRefused as exc:
         raise Invalid(str(exc), field="url") from None
-    except (OSError, UnicodeError):
-        pass  # does not resolve yet: every delivery resolves and checks it again
+    except (OSError, UnicodeError, FutureTimeout):
+        pass  # does not resolve (yet): every delivery resolves and checks it again
+    finally:
+        resolving.shutdown(wait=False)
     return registry.store.create_webhook(name, body, user)
 
 
