@@ -25,6 +25,7 @@ from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from shared.infra.process import free_port
+from tests.fixtures.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 
@@ -32,12 +33,17 @@ EXAMPLES = 15
 TOKENS = {"a-token": "ada:admin", "r-token": "rita:reader"}
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A registry process on a free port: SQLite, files, no relays (nothing here needs Kafka)."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def registry(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A registry process on a free port: SQLite or PostgreSQL, files, no relays (nothing here needs Kafka)."""
     port = free_port()
+    database = ""
+    if request.param == "postgresql":  # PostgreSQL refuses some values SQLite takes (NUL in text)
+        postgres: PostgresServer = request.getfixturevalue("postgres")
+        database = postgres.database()
     env = {
         **os.environ,
+        "DRIFTLOOP_REGISTRY_DATABASE_URL": database,
         "DRIFTLOOP_DATA_DIR": str(tmp_path_factory.mktemp("registry")),
         "DRIFTLOOP_REGISTRY_URL": f"http://127.0.0.1:{port}",
         "DRIFTLOOP_REGISTRY_TOKENS": json.dumps(TOKENS),
