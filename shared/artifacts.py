@@ -554,7 +554,7 @@ def artifact_store(settings: Settings, root: str | None = None) -> ArtifactStore
             endpoint_url=settings.s3_endpoint_url or None,
             region=settings.s3_region,
             access_key_id=settings.s3_access_key_id,
-            secret_access_key=settings.s3_secret_access_key,
+            secret_access_key=settings.s3_secret_access_key.get_secret_value(),
         )
     return FileArtifactStore(root)
 

@@ -30,7 +30,7 @@ def clickhouse_client(
             port=port,
             secure=secure,
             username=settings.clickhouse_user,
-            password=settings.clickhouse_password,
+            password=settings.clickhouse_password.get_secret_value(),
         )
         bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{db}`")
         bootstrap.close()
@@ -39,7 +39,7 @@ def clickhouse_client(
         port=port,
         secure=secure,
         username=settings.clickhouse_user,
-        password=settings.clickhouse_password,
+        password=settings.clickhouse_password.get_secret_value(),
         database=db,
         settings=query_settings or {},
     )

@@ -27,7 +27,10 @@ def _as_utc(value: datetime) -> datetime:
     """Naive timestamps are taken as UTC; aware ones are converted, so every stored time is UTC."""
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+05:00 is before the first UTC instant
+        raise ValueError(f"{value.isoformat()} cannot be expressed in UTC") from exc
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]

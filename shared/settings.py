@@ -6,14 +6,32 @@ import ipaddress
 import json
 import os
 from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, Secret, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.drift_thresholds import DriftThresholds
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", ""}
+
+
+def _json_object(value: Any) -> Any:
+    """A secret mapping arrives from the environment as JSON text; pydantic-settings parses only plain dicts."""
+    if isinstance(value, str):
+        return json.loads(value) if value.strip() else {}
+    return value
+
+
+SecretMapping = Annotated[Secret[dict[str, str]], BeforeValidator(_json_object)]
+"""A mapping whose keys are secrets (tokens, API keys): masked when printed, revealed with ``get_secret_value``."""
+
+SHIPPED_SECRETS = {
+    "s3_secret_access_key": "driftloop-secret",
+    "ingest_api_keys": "driftloop-local-key",
+}
+"""Secrets with a default anyone can read in this repository: for loopback only."""
 
 
 def _default_cache_dir() -> Path:
@@ -60,7 +78,7 @@ class Settings(BaseSettings):
     )
     clickhouse_database: str = Field("driftloop", description="ClickHouse database for Driftloop's tables.")
     clickhouse_user: str = Field("default", description="ClickHouse user.")
-    clickhouse_password: str = Field("", description="ClickHouse password.")
+    clickhouse_password: SecretStr = Field(SecretStr(""), description="ClickHouse password.")
 
     artifact_root: str = Field(
         "",
@@ -72,7 +90,10 @@ class Settings(BaseSettings):
     )
     s3_region: str = Field("us-east-1", description="S3 region.")
     s3_access_key_id: str = Field("driftloop", description="S3 access key id.")
-    s3_secret_access_key: str = Field("driftloop-secret", description="S3 secret access key.")
+    s3_secret_access_key: SecretStr = Field(
+        SecretStr("driftloop-secret"),
+        description="S3 secret access key; the default is for the local S3 server only.",
+    )
 
     event_max_future_seconds: float = Field(
         300.0,
@@ -129,12 +150,12 @@ class Settings(BaseSettings):
         "", description="SQLAlchemy URL of the registry metadata; empty is SQLite in DATA_DIR."
     )
     # registry
-    registry_token: str = Field(
-        "",
+    registry_token: SecretStr = Field(
+        SecretStr(""),
         description="Bearer token the CLI and other clients send to the registry (DRIFTLOOP_REGISTRY_TOKEN).",
     )
-    registry_tokens: dict[str, str] = Field(
-        default_factory=dict,
+    registry_tokens: SecretMapping = Field(
+        default_factory=lambda: Secret({}),
         description='Tokens the registry accepts, as JSON: {"<token>": "<name>:<role>"}; role is reader, writer or admin.',
     )
     registry_open_reads: bool = Field(
@@ -182,6 +203,11 @@ class Settings(BaseSettings):
     serving_port: int = Field(8080, description="Port of the model server `driftloop up` starts.")
     serving_model: str = Field("demo", description="Model the model server started by `driftloop up` serves.")
     serving_alias: str = Field("production", description="Alias that model server follows.")
+    serving_alias_check_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often a model server resolves its alias at the registry, with Kafka or without it.",
+    )
     service_start_timeout_s: float = Field(
         120.0, gt=0, description="How long `driftloop up` waits for each service to become healthy."
     )
@@ -190,8 +216,8 @@ class Settings(BaseSettings):
         "127.0.0.1", description="Address the ingest HTTP service binds; 0.0.0.0 to accept other machines."
     )
     ingest_port: int = Field(8100, description="Port of the ingest HTTP service.")
-    ingest_api_keys: dict[str, str] = Field(
-        default_factory=lambda: {"driftloop-local-key": "local-app"},
+    ingest_api_keys: SecretMapping = Field(
+        default_factory=lambda: Secret({"driftloop-local-key": "local-app"}),
         description='API keys the ingest service accepts, as JSON {"<key>": "<producing app>"}; '
         "the default key is for local use only.",
     )
@@ -229,11 +255,60 @@ class Settings(BaseSettings):
     )
 
     def as_env(self) -> dict[str, str]:
-        """These settings as ``DRIFTLOOP_*`` variables (JSON for structured ones), to hand to a child process."""
+        """These settings as ``DRIFTLOOP_*`` variables (JSON for structured ones), to hand to a child process.
+
+        Secrets are revealed here, and only here: a child process needs the value, not the mask.
+        """
+        dumped = self.model_dump(mode="json")
+        for name in self.secret_fields():
+            dumped[name] = getattr(self, name).get_secret_value()
         return {
             f"DRIFTLOOP_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
-            for name, value in self.model_dump(mode="json").items()
+            for name, value in dumped.items()
         }
+
+    @classmethod
+    def secret_fields(cls) -> list[str]:
+        """The names of the settings that hold secrets (masked wherever settings are shown)."""
+        return [
+            name
+            for name, info in cls.model_fields.items()
+            if info.annotation is not None and _is_secret(info.annotation)
+        ]
+
+    def shipped_secrets_exposed(
+        self, names: list[str], *, listens_on: str | None = None, talks_to: tuple[str, ...] = ()
+    ) -> list[str]:
+        """Which of ``names`` still hold this repository's default while the service is reachable from
+        another machine (``listens_on``, the address it binds) or uses them with one (``talks_to``, URLs)."""
+        remote = (listens_on is not None and not is_loopback(listens_on)) or any(
+            not is_loopback(urlsplit(url).hostname or "") for url in talks_to
+        )
+        if not remote:
+            return []
+        found = []
+        for name in names:
+            value, shipped = getattr(self, name).get_secret_value(), SHIPPED_SECRETS[name]
+            if value == shipped or (isinstance(value, dict) and shipped in value):
+                found.append(name)
+        return found
+
+    def refuse_shipped_secrets(
+        self, service: str, names: list[str], *, listens_on: str | None = None, talks_to: tuple[str, ...] = ()
+    ) -> None:
+        """Stop a service from starting off loopback with a secret anyone can read in this repository."""
+        exposed = self.shipped_secrets_exposed(names, listens_on=listens_on, talks_to=talks_to)
+        if exposed:
+            where = (
+                f"listens on {listens_on}"
+                if listens_on and not is_loopback(listens_on)
+                else "talks to " + ", ".join(talks_to)
+            )
+            variables = ", ".join(f"DRIFTLOOP_{name.upper()}" for name in exposed)
+            raise SystemExit(
+                f"{service} {where} but {variables} still hold the default shipped with Driftloop, which "
+                f"anyone can read: set your own before leaving loopback (docs/security.md)"
+            )
 
     @property
     def kafka_host_port(self) -> tuple[str, int]:
@@ -277,3 +352,12 @@ class Settings(BaseSettings):
         if self.registry_database_url:
             return self.registry_database_url
         return f"sqlite:///{(self.data_dir / 'registry.db').resolve()}"
+
+
+def _is_secret(annotation: Any) -> bool:
+    if annotation in (SecretStr,):
+        return True
+    origin = getattr(annotation, "__origin__", None)
+    if origin is Annotated or hasattr(annotation, "__metadata__"):
+        return _is_secret(annotation.__origin__)
+    return (isinstance(annotation, type) and issubclass(annotation, Secret)) or origin is Secret

@@ -37,7 +37,7 @@ def producing_app(
     key = x_api_key
     if key is None and authorization and authorization.lower().startswith("bearer "):
         key = authorization[7:].strip()
-    app_name = settings.ingest_api_keys.get(key or "")
+    app_name = settings.ingest_api_keys.get_secret_value().get(key or "")
     if app_name is None:
         raise HTTPException(
             401,

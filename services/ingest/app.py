@@ -42,7 +42,7 @@ def build_service(
             settings.registry_url,
             ttl_s=settings.ingest_schema_ttl_s,
             timeout_s=settings.ingest_registry_timeout_s,
-            token=settings.registry_token,
+            token=settings.registry_token.get_secret_value(),
         )
         closers.append(registry.aclose)
         schemas = registry

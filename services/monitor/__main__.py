@@ -18,6 +18,7 @@ from services.monitor.consumer import MonitorLoop, Publisher
 from services.monitor.observability import MonitorMetrics, web_app
 from services.monitor.profiles import ProfileSource, RegistryProfiles, load_profiles_file
 from services.monitor.worker import Monitor
+from shared.kafka_logs import quiet_kafka_client
 from shared.settings import Settings
 
 log = logging.getLogger("services.monitor")
@@ -76,6 +77,7 @@ def main() -> None:
         else RegistryProfiles(settings)
     )
     tune_garbage_collector()
+    quiet_kafka_client()
     asyncio.run(serve(settings, args.web_port or settings.monitor_web_port, profiles))
 
 

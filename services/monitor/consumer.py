@@ -51,6 +51,12 @@ class Outage:
 
 
 RETRY_MAX_S = 10.0
+MAX_POLL_INTERVAL_MS = 7 * 24 * 3600 * 1000
+"""A worker waits for ClickHouse as long as it is away, polling no records meanwhile. With Kafka's default
+(5 min) the group then dropped it, and aiokafka does not rejoin a consumer idle that long until it polls,
+while the worker waited for its new assignment before polling: a ClickHouse outage of 10 minutes left the
+worker stuck after ClickHouse returned. A dead worker is still found by its missed heartbeats
+(``DRIFTLOOP_MONITOR_SESSION_TIMEOUT_SECONDS``)."""
 SLOW_REQUEST_S = 15.0
 """A ClickHouse request in flight this long makes the worker report itself degraded: a hung server
 answers nothing, and the client's own timeout (minutes) is there for big inserts, not for health."""
@@ -174,6 +180,7 @@ class MonitorLoop:
             fetch_max_bytes=64 * 1024 * 1024,
             session_timeout_ms=timeout_ms,
             heartbeat_interval_ms=max(timeout_ms // 4, 100),
+            max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
         )
 
     def waiting_for(self) -> dict[str, Any]:

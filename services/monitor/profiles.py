@@ -46,7 +46,8 @@ class RegistryProfiles:
 
     def __init__(self, settings: Settings, client: httpx.Client | None = None) -> None:
         self.settings = settings
-        headers = {"Authorization": f"Bearer {settings.registry_token}"} if settings.registry_token else {}
+        token = settings.registry_token.get_secret_value()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.client = client or httpx.Client(base_url=settings.registry_url, timeout=5.0, headers=headers)
         self._cache: dict[tuple[str, str], tuple[float, VersionReference]] = {}
 

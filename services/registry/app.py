@@ -195,7 +195,7 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
             store = RegistryStore(engine)
             resolve_cache = ResolveCache(engine, store)
             closing.append(resolve_cache)
-            principals = parse_tokens(settings.registry_tokens)
+            principals = parse_tokens(settings.registry_tokens.get_secret_value())
             app.state.registry = Registry(settings, store, principals, resolve_cache, outbound)
             if relays_on:
                 app.state.relay = OutboxRelay(engine, publisher, dependencies=dependencies)

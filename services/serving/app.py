@@ -33,6 +33,13 @@ class PredictResponse(BaseModel):
     latency_ms: float
 
 
+class WatcherInfo(BaseModel):
+    connected: bool = Field(description="Whether the server hears model-events from Kafka right now.")
+    since: datetime = Field(description="When it last connected or lost the connection.")
+    last_error: str | None = Field(description="The last Kafka error, kept after reconnecting.")
+    skipped_records: int = Field(description="model-events records skipped because they were not events.")
+
+
 class StatusResponse(BaseModel):
     model_name: str
     alias: str
@@ -42,23 +49,31 @@ class StatusResponse(BaseModel):
     swaps: int
     last_error: str | None = Field(description="Why the newest version is not serving, if it failed to load.")
     last_error_at: datetime | None
+    watcher: WatcherInfo | None = Field(
+        description="How the server follows its alias (null when it does not): Kafka connection state."
+    )
 
 
 def create_app(server: ModelServer, *, watch: bool = True) -> FastAPI:
     """HTTP around ``server``; on start-up it loads the alias and follows model-events (``watch``)."""
 
+    settings = server.settings
+    watcher = (
+        ModelEventsWatcher(
+            settings.kafka_bootstrap,
+            topic_names(settings.topic_prefix).model_events,
+            server.model_name,
+            server.alias,
+            server.refresh,
+            poll_s=settings.serving_alias_check_seconds,
+        )
+        if watch
+        else None
+    )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        watcher = None
-        if watch:
-            settings = server.settings
-            watcher = ModelEventsWatcher(
-                settings.kafka_bootstrap,
-                topic_names(settings.topic_prefix).model_events,
-                server.model_name,
-                server.alias,
-                server.refresh,
-            )
+        if watcher is not None:
             watcher.start()
         server.refresh()
         try:
@@ -88,7 +103,8 @@ def create_app(server: ModelServer, *, watch: bool = True) -> FastAPI:
 
     @app.get("/status")
     def status() -> StatusResponse:
-        return StatusResponse(**asdict(server.status))
+        info = WatcherInfo(**asdict(watcher.status)) if watcher is not None else None
+        return StatusResponse(**asdict(server.status), watcher=info)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

@@ -79,7 +79,9 @@ class ModelServer:
         self.model_name = model_name
         self.alias = alias
         self.sink = sink
-        self.registry = registry or RegistryClient(settings.registry_url, settings.registry_token)
+        self.registry = registry or RegistryClient(
+            settings.registry_url, settings.registry_token.get_secret_value()
+        )
         self._current: LoadedModel | None = None
         self._refresh_lock = threading.Lock()
         self._swaps = 0

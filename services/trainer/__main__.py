@@ -12,8 +12,9 @@ import logging
 from aiohttp import web
 
 from services.trainer.config import trainer_config
-from services.trainer.observability import Dependencies, TrainerMetrics, quiet_kafka_client, web_app
+from services.trainer.observability import Dependencies, TrainerMetrics, web_app
 from services.trainer.worker import TrainerWorker
+from shared.kafka_logs import quiet_kafka_client
 from shared.settings import Settings
 
 log = logging.getLogger("services.trainer")
@@ -48,6 +49,10 @@ def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_kafka_client()
+    if settings.resolved_artifact_root.startswith("s3://"):
+        settings.refuse_shipped_secrets(
+            "the trainer", ["s3_secret_access_key"], talks_to=(settings.s3_endpoint_url,)
+        )
     port = settings.trainer_web_port if args.web_port is None else args.web_port
     asyncio.run(serve(settings, port))
 

@@ -79,39 +79,6 @@ class Dependencies:
         return {"status": state, "unavailable": dict(self._away)}
 
 
-class RepeatFilter(logging.Filter):
-    """Lets through one of a run of identical library log lines per ``window_s`` (a Kafka client retrying
-    a dead broker repeats itself several times a second); the next line it lets through says how many it
-    held back. Records of other loggers than ``prefix`` pass untouched."""
-
-    def __init__(self, prefix: str = "aiokafka", window_s: float = 300.0) -> None:
-        super().__init__()
-        self.prefix, self.window_s = prefix, window_s
-        self._last: dict[tuple[str, int, str], float] = {}
-        self._held: dict[tuple[str, int, str], int] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith(self.prefix):
-            return True
-        key = (record.name, record.levelno, str(record.msg))
-        now = time.monotonic()
-        if now - self._last.get(key, -self.window_s) < self.window_s:
-            self._held[key] = self._held.get(key, 0) + 1
-            return False
-        self._last[key] = now
-        held = self._held.pop(key, 0)
-        if held:
-            record.msg = f"{record.msg} (and {held} more like it in the last {self.window_s:g} s)"
-        return True
-
-
-def quiet_kafka_client(window_s: float = 300.0) -> None:
-    """Install ``RepeatFilter`` on every root handler, so an outage costs a few Kafka client lines, not
-    hundreds."""
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RepeatFilter(window_s=window_s))
-
-
 def web_app(metrics: TrainerMetrics, dependencies: Dependencies) -> web.Application:
     """``/metrics`` and ``/health``: 200 while the worker consumes with every dependency there, 503 while it
     starts or waits (``degraded``, as the monitor's); the body says what is away and why. The process stays

@@ -63,6 +63,19 @@ def monitor(
     main(events, features)
 
 
+@app.command("swap")
+def swap(
+    promotions: int = typer.Option(200, help="Alias moves to time at each relay interval."),
+    interval: list[float] = typer.Option(
+        [0.5, 0.1], "--interval", help="Registry relay interval in seconds; repeat for several."
+    ),
+) -> None:
+    """Seconds from an alias move to the first prediction by the new version, per registry relay interval."""
+    from shared.bench.swap import main
+
+    main(promotions, interval)
+
+
 @app.command("trainer")
 def trainer(rows: int = typer.Option(50_000, help="Labelled rows in the training window.")) -> None:
     """Seconds from a drift event to a promoted, announced version, and the run's cost record."""

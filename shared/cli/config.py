@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, Secret, SecretStr
 
 from shared.settings import Settings
 
@@ -19,6 +19,10 @@ def settings_table() -> str:
     lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
         value = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
+        if isinstance(
+            value, SecretStr | Secret
+        ):  # the shipped default is documented, so users know to change it
+            value = value.get_secret_value()
         if isinstance(value, BaseModel | dict) and value:
             value = json.dumps(value.model_dump() if isinstance(value, BaseModel) else value)
         default = str(value).replace(str(Path.home()), "~") if value not in ("", None, {}) else "(empty)"
@@ -51,8 +55,9 @@ def show_settings(
         typer.echo(settings_table())
         return
     current = Settings()
+    secrets = set(Settings.secret_fields())
     for name in Settings.model_fields:
         value = getattr(current, name)
-        if "secret" in name or "password" in name or "token" in name:
-            value = "***" if value else ""
+        if name in secrets:
+            value = "***" if value.get_secret_value() else ""
         typer.echo(f"DRIFTLOOP_{name.upper()}={value}")

@@ -20,7 +20,8 @@ def _client() -> httpx.Client:
     from shared.settings import Settings
 
     settings = Settings()
-    headers = {"Authorization": f"Bearer {settings.registry_token}"} if settings.registry_token else {}
+    token = settings.registry_token.get_secret_value()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=settings.registry_url.rstrip("/"), headers=headers, timeout=60)
 
 

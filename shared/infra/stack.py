@@ -305,12 +305,21 @@ class LocalStack:
                 from shared.infra.clickhouse_server import start_clickhouse_server
             except ImportError as exc:
                 raise InfraError(f"cannot start the embedded ClickHouse server: {exc}") from exc
-            return start_clickhouse_server(ep.host, ep.port, data, log)
+            return start_clickhouse_server(
+                ep.host,
+                ep.port,
+                data,
+                log,
+                user=s.clickhouse_user,
+                password=s.clickhouse_password.get_secret_value(),
+            )
         try:
             from shared.infra.s3_server import start_s3_server
         except ImportError as exc:
             raise InfraError(f"cannot start the local S3 server: {exc}") from exc
-        return start_s3_server(ep.host, ep.port, data, log, s.s3_access_key_id, s.s3_secret_access_key)
+        return start_s3_server(
+            ep.host, ep.port, data, log, s.s3_access_key_id, s.s3_secret_access_key.get_secret_value()
+        )
 
     def create_topics(self) -> list[str]:
         """Create Driftloop's topics (with ``topic_prefix``) where missing; returns the ones created."""

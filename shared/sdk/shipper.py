@@ -16,6 +16,7 @@ import time
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from shared.kafka_logs import ClientLogGate, gate_this_thread, release
 from shared.sdk.batches import KeyPartitioner, send_keyed
 from shared.sdk.buffer import EventBuffer
 from shared.sdk.config import ProducerConfig
@@ -42,6 +43,9 @@ class Shipper:
         self.failed_attempts = 0
         self.connected = False
         self.stalled = False
+        self._away_since: float | None = None  # monotonic; set while an outage is being reported
+        self._gate: ClientLogGate | None = None
+        self._held_back = 0
 
     # ------------------------------------------------------------------ producer
 
@@ -91,6 +95,7 @@ class Shipper:
 
     async def run(self) -> None:
         """Deliver until stopped; never raises for broker trouble (it waits, spills and retries)."""
+        self._gate = gate_this_thread()  # this loop's thread runs the producer: its complaints are ours
         spiller = asyncio.create_task(self._spill_while_stalled())
         try:
             while True:
@@ -115,28 +120,57 @@ class Shipper:
                     if self._stopping:
                         return
                     continue
-                if self.failed_attempts:
-                    log.info(
-                        "Driftloop SDK: Kafka at %s reachable again; buffer replayed", self.config.bootstrap
-                    )
-                    self.failed_attempts = 0
                 self._stalled_since = None
+                self._kafka_back()
                 if self._position is not None:
                     self.buffer.release(self._position, self._chunk_size)
         finally:
             spiller.cancel()
+            release(self._gate)
 
     async def _failed(self, error: BaseException | None) -> None:
         self.failed_attempts += 1
-        if self.failed_attempts == 1 or self.failed_attempts % 20 == 0:
-            log.warning(
-                "Driftloop SDK: Kafka at %s unavailable (%r); buffering to %s and retrying",
-                self.config.bootstrap,
-                error,
-                self.config.spool_dir,
-            )
+        self._kafka_away(f"unavailable ({error!r})")
         await self._drop_producer()
         await asyncio.sleep(self.config.retry_backoff_s)
+
+    def _kafka_away(self, why: str) -> None:
+        """One warning per outage, whatever noticed it first (a failed send or a stall); retries are quiet."""
+        self._close_gate()
+        if self._away_since is not None:
+            return
+        self._away_since = time.monotonic()
+        log.warning(
+            "Driftloop SDK: Kafka at %s %s; buffering events to %s and retrying",
+            self.config.bootstrap,
+            why,
+            self.config.spool_dir,
+        )
+
+    def _kafka_back(self) -> None:
+        """A chunk was acknowledged: one line if an outage was reported, and the client may speak again."""
+        self.failed_attempts = 0
+        self._open_gate()
+        if self._away_since is None:
+            return
+        log.info(
+            "Driftloop SDK: Kafka at %s reachable again after %.1f s; buffer replayed "
+            "(%d Kafka client log lines held back meanwhile)",
+            self.config.bootstrap,
+            time.monotonic() - self._away_since,
+            self._held_back,
+        )
+        self._away_since, self._held_back = None, 0
+
+    def _close_gate(self) -> None:
+        if self._gate is not None:
+            self._gate.close()
+
+    def _open_gate(self) -> None:
+        if self._gate is not None:
+            held = self._gate.open()  # outside an outage: a stray complaint that was shown, and no repeats
+            if self._away_since is not None:
+                self._held_back += held
 
     async def _spill_while_stalled(self) -> None:
         """Keep memory small while Kafka does not acknowledge, so the app never has to wait."""
@@ -152,18 +186,12 @@ class Shipper:
             self._report_stall(stalled)
 
     def _report_stall(self, stalled: bool) -> None:
-        """aiokafka retries a sent batch silently until the broker is back: say so once, and when it ends."""
+        """aiokafka retries a sent batch until the broker is back: an outage too, reported the same once."""
         if stalled and not self.stalled:
             self.stalled = True
-            log.warning(
-                "Driftloop SDK: Kafka at %s has not acknowledged for %.1f s; buffering events to %s",
-                self.config.bootstrap,
-                self.config.spill_after_s,
-                self.config.spool_dir,
-            )
+            self._kafka_away(f"has not acknowledged for {self.config.spill_after_s:.1f} s")
         elif self.stalled and self._stalled_since is None:
             self.stalled = False
-            log.info("Driftloop SDK: Kafka at %s acknowledges again", self.config.bootstrap)
 
     def request_stop(self) -> None:
         """Finish what is buffered, then return from :meth:`run` (or return at the next failure)."""

@@ -56,7 +56,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
             access_key_id=settings.s3_access_key_id,
-            secret_access_key=settings.s3_secret_access_key,
+            secret_access_key=settings.s3_secret_access_key.get_secret_value(),
             **kwargs,
         )
 
@@ -229,7 +229,7 @@ def test_missing_bucket_is_created_on_first_put_only_when_allowed(s3_server: S3S
         settings.artifact_root,
         endpoint_url=settings.s3_endpoint_url,
         access_key_id=settings.s3_access_key_id,
-        secret_access_key=settings.s3_secret_access_key,
+        secret_access_key=settings.s3_secret_access_key.get_secret_value(),
         create_bucket=False,
     )
     with pytest.raises(ArtifactError, match=f"bucket '{bucket}' does not exist"):

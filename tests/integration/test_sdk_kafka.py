@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 
@@ -23,6 +24,15 @@ def _config(bootstrap: str, prefix: str, spool: Path, **kw: object) -> ProducerC
     return ProducerConfig.from_settings(
         Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix, data_dir=spool), app_name="test", **kw
     )
+
+
+def _client_lines(caplog: pytest.LogCaptureFixture, start: int = 0) -> list[str]:
+    """What the SDK and its Kafka client logged (from record ``start`` on), as the app's log would show it."""
+    return [
+        f"{r.levelname}:{r.name}:{r.getMessage()}"
+        for r in caplog.records[start:]
+        if r.name.startswith(("aiokafka", "shared.sdk"))
+    ]
 
 
 def _ids(payloads: list[bytes]) -> list[str]:
@@ -73,7 +83,11 @@ def test_async_flavour_and_timed_decorator(kafka: KafkaBroker, topic_prefix: str
 def test_broker_outage_buffers_to_disk_and_replays_everything(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Stop a private broker mid-stream, keep logging, restart it: all events arrive, none twice."""
+    """Stop a private broker mid-stream, keep logging, restart it: all events arrive, none twice.
+
+    The outage is logged once (the client's first complaint and the SDK's own warning), not once per retry.
+    """
+    caplog.set_level(logging.INFO)
     host = "127.0.0.1"
     port, controller = free_ports(2, host)
     bootstrap = f"{host}:{port}"
@@ -108,16 +122,22 @@ def test_broker_outage_buffers_to_disk_and_replays_everything(
                         time.sleep(0.005)  # a steady production stream, not one burst
 
             log_some("before", 5_000)
+            first_outage_record = len(caplog.records)
+            outage_started = time.monotonic()
             broker.stop()
             log_some("outage", 20_000)
+            time.sleep(max(0.0, 5 - (time.monotonic() - outage_started)))  # several seconds of retries
+            during_outage = _client_lines(caplog, first_outage_record)
             broker = start_kafka(host, port, controller, data, log_path, Settings())
             assert dl.stats().spilled > 0, (
                 "events logged during the outage should have gone to the disk buffer"
             )
             assert "buffering events to" in caplog.text, "the outage should be reported"
+            assert 1 <= len(during_outage) <= 2, "\n".join(during_outage)
             log_some("after restart", 5_000)
             assert dl.flush(timeout=180)
             final = dl.stats()
+            assert any("reachable again" in line for line in _client_lines(caplog)), caplog.text
         print(
             f"\noutage: {len(sent)} events, spilled {final.spilled}, dropped {final.dropped}, "
             f"max log_prediction latency {worst_call_s * 1000:.2f} ms "
@@ -149,3 +169,21 @@ def test_events_kept_on_disk_at_close_are_sent_by_the_next_producer(
     with Driftloop(reachable) as dl:
         assert dl.flush(timeout=60)
     assert _ids(read_topic(kafka.bootstrap, topics.predictions_raw, expected=1000)) == sent
+
+
+def test_an_unreachable_broker_is_logged_once_not_once_per_retry(
+    topic_prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Several seconds of retries against an address nobody listens on: one or two lines, not one per retry."""
+    caplog.set_level(logging.INFO)
+    [dead_port] = free_ports(1)
+    config = _config(f"127.0.0.1:{dead_port}", topic_prefix, tmp_path, retry_backoff_s=0.1)
+    with Driftloop(config) as dl:
+        for i in range(6):
+            dl.log_prediction("churn", "1", {"i": i}, prediction=0)
+            time.sleep(1.0)
+        assert not dl.connected
+        lines = _client_lines(caplog)
+        assert 1 <= len(lines) <= 2, "\n".join(lines)
+        assert any("unavailable" in line and str(dead_port) in line for line in lines)
+        dl.close(timeout=0.5)

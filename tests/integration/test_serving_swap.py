@@ -1,4 +1,5 @@
-"""A running model server follows its alias: swaps under steady traffic, refuses a corrupted artifact."""
+"""A running model server follows its alias: swaps under steady traffic, past records that are not events,
+refuses a corrupted artifact, and follows its alias while Kafka is away."""
 
 from __future__ import annotations
 
@@ -19,15 +20,16 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sklearn.dummy import DummyClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from shared.infra.kafka import create_topics
+from shared.infra.kafka import create_topics, start_kafka
 from shared.infra.process import free_port
+from shared.settings import Settings
 from shared.topics import topic_names
-from tests.fixtures.kafka import KafkaBroker
+from tests.fixtures.kafka import KafkaBroker, free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -98,6 +100,31 @@ def promote(registry: str, name: str, version: int) -> None:
     assert httpx.put(url, json={"version": version}, headers=WRITER).status_code == 200
 
 
+POISON: list[bytes | None] = [
+    None,  # a tombstone
+    b"",
+    b"\xff\xfe not UTF-8",
+    b"[" * 200_000,  # nesting no parser takes
+    b'{"event_type": "alias_changed", "model_name": "' + b"x" * 900_000 + b'"}',
+    b'{"event_type": "no_such_event"}',
+]
+
+
+def produce_raw(bootstrap: str, topic: str, key: bytes, values: list[bytes | None]) -> None:
+    """Records as any Kafka client could write them, not through Driftloop's contract."""
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=2 << 20)
+        await producer.start()
+        try:
+            for value in values:
+                await producer.send_and_wait(topic, value, key=key)
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+
 def read_predictions(bootstrap: str, topic: str, name: str, want_version: str) -> list[dict[str, object]]:
     async def consume() -> list[dict[str, object]]:
         consumer = AIOKafkaConsumer(
@@ -155,8 +182,16 @@ def test_server_swaps_under_traffic_and_keeps_serving_past_a_corrupted_artifact(
 
     thread = threading.Thread(target=traffic)
     thread.start()
+    kafka = stack["kafka"]
+    topics = stack["topics"]
     try:
         wait_until(lambda: len(results) > 20, "first responses")
+        model_events = topics.model_events  # type: ignore[attr-defined]
+        produce_raw(kafka.bootstrap, model_events, name.encode(), POISON)  # type: ignore[attr-defined]
+        wait_until(
+            lambda: httpx.get(f"{server}/status").json()["watcher"]["skipped_records"] == len(POISON),
+            "the watcher to skip every record that is not an event",
+        )
         promoted_at = time.monotonic()
         promote(registry, name, 2)
         wait_until(lambda: any(v == 2 for _, v in results), "the swap to version 2")
@@ -184,8 +219,6 @@ def test_server_swaps_under_traffic_and_keeps_serving_past_a_corrupted_artifact(
     assert versions[-1] == 2 and httpx.get(f"{server}/status").json()["version"] == 2
     assert versions == sorted(versions)  # never flipped back once swapped
 
-    kafka = stack["kafka"]
-    topics = stack["topics"]
     logged = read_predictions(kafka.bootstrap, topics.predictions_raw, name, "2")  # type: ignore[attr-defined]
     assert {e["model_version"] for e in logged} <= {"1", "2"}
     assert any(e["model_version"] == "2" and e["features"] == {"x": 0.3} for e in logged)
@@ -211,3 +244,97 @@ def test_invalid_features_are_refused_naming_the_feature(stack: dict[str, object
     assert refused.status_code == 422 and refused.json()["error"]["field"] == "features.x"
     ok = httpx.post(f"{server}/predict", json={"features": {"x": 1.5}}).json()
     assert ok["prediction"] == 1 and ok["probabilities"] == {"0": 0.0, "1": 1.0}
+
+
+def test_server_started_while_kafka_is_down_follows_its_alias_and_reports_the_outage_once(
+    stack: dict[str, object], tmp_path: Path
+) -> None:
+    """The registry is enough to swap: the periodic alias check runs while the server cannot reach Kafka.
+
+    The server's broker is a private one that is started only after the swap, so the test also sees the
+    watcher reconnect, then lose it again; the registry keeps publishing to the session broker meanwhile.
+    """
+    registry = str(stack["registry"])
+    name = f"churn-{uuid4().hex[:8]}"
+    schema = {"features": [{"name": "x", "type": "numeric", "nullable": False}]}
+    httpx.post(f"{registry}/models", json={"name": name, "feature_schema": schema}, headers=WRITER)
+    register(registry, name, model_bytes(0))
+    register(registry, name, model_bytes(1))
+    promote(registry, name, 1)
+
+    host = "127.0.0.1"
+    kafka_port, controller_port = free_ports(2, host)
+    env = {
+        **stack["env"],  # type: ignore[dict-item]
+        "DRIFTLOOP_KAFKA_BOOTSTRAP": f"{host}:{kafka_port}",  # nobody listens there yet
+        "DRIFTLOOP_SERVING_ALIAS_CHECK_SECONDS": "1",
+        "DRIFTLOOP_LOG_LEVEL": "INFO",
+    }
+    port = free_port(host)
+    server = f"http://{host}:{port}"
+    server_log = tmp_path / "server.log"
+    with server_log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.serving", "--model", name, "--port", str(port), "--no-publish"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    stack["processes"].append(process)  # type: ignore[attr-defined]
+    broker = None
+    try:
+        wait_until(lambda: httpx.get(f"{server}/healthz").status_code == 200, "the model server")
+        started = time.monotonic()
+
+        def watcher() -> dict[str, object]:
+            return httpx.get(f"{server}/status").json()["watcher"]  # type: ignore[no-any-return]
+
+        wait_until(lambda: watcher()["last_error"] is not None, "the watcher to try Kafka")
+        away = watcher()
+        assert away["connected"] is False and away["since"]
+        assert httpx.get(f"{server}/status").json()["version"] == 1
+
+        promote(registry, name, 2)
+        moved = time.monotonic()
+        wait_until(lambda: httpx.get(f"{server}/status").json()["version"] == 2, "the swap without Kafka")
+        print(f"\nswap without Kafka {time.monotonic() - moved:.2f}s after the alias moved (check every 1 s)")
+        assert time.monotonic() - moved < 10, "the periodic check (every 1 s) should have swapped"
+        time.sleep(max(0.0, 8 - (time.monotonic() - started)))  # an outage of several retries
+        assert watcher()["connected"] is False
+
+        broker = start_kafka(
+            host, kafka_port, controller_port, tmp_path / "broker", tmp_path / "b.log", Settings()
+        )
+        wait_until(lambda: watcher()["connected"] is True, "the watcher to reconnect")
+        assert watcher()["since"] != away["since"]
+
+        broker.stop()  # a server that was connected loses Kafka: it notices, says so, and still swaps
+        broker = None
+        lost = time.monotonic()
+        wait_until(lambda: watcher()["connected"] is False, "the watcher to notice Kafka is gone")
+        promote(registry, name, 1)
+        wait_until(
+            lambda: httpx.get(f"{server}/status").json()["version"] == 1, "the swap back without Kafka"
+        )
+        time.sleep(max(0.0, 8 - (time.monotonic() - lost)))
+    finally:
+        process.terminate()
+        process.wait()
+        if broker is not None:
+            broker.stop()
+
+    text = server_log.read_text()
+    lines = text.splitlines()
+    back = [i for i, line in enumerate(lines) if "Kafka at" in line and "reachable again" in line]
+    assert len(back) == 1, text
+    outage = [
+        line
+        for line in lines[: back[0]]
+        if "aiokafka" in line or "watcher" in line or str(kafka_port) in line
+    ]
+    assert len(outage) == 1 and "unreachable" in outage[0], "\n".join(outage)  # not one per retry
+    second = [line for line in lines[back[0] + 1 :] if line.startswith(("WARNING", "ERROR"))]
+    assert sum("unreachable" in line for line in second) == 1, "\n".join(second)
+    client = [line for line in second if "aiokafka" in line]  # its first complaint at most, not its retries
+    assert len(client) <= 2 and len(set(client)) == len(client), "\n".join(second)
+    assert "Traceback" not in text and "Unclosed" not in text

@@ -30,8 +30,8 @@ class System:
     """One isolated system: its own data dir, ports and topic prefix, passed to the CLI through env vars."""
 
     def __init__(self, data_dir: Path) -> None:
-        ports = free_ports(8)
-        kafka, controller, clickhouse, s3, registry, ingest, monitor, serving = ports
+        ports = free_ports(9)
+        kafka, controller, clickhouse, s3, registry, ingest, monitor, serving, trainer = ports
         self.data_dir = data_dir
         self.ports = {
             "kafka": kafka,
@@ -53,6 +53,7 @@ class System:
             "DRIFTLOOP_REGISTRY_URL": self.registry_url,
             "DRIFTLOOP_INGEST_PORT": str(ingest),
             "DRIFTLOOP_MONITOR_WEB_PORT": str(monitor),
+            "DRIFTLOOP_TRAINER_WEB_PORT": str(trainer),
             "DRIFTLOOP_SERVING_PORT": str(serving),
             "DRIFTLOOP_TOPIC_PREFIX": random_topic_prefix(),
         }

@@ -10,7 +10,7 @@ import pytest
 
 from shared.infra.clickhouse_server import compression
 from shared.infra.clickhouse_server.errors import ClickHouseError, http_status
-from shared.infra.clickhouse_server.protocol import external_tables, parse_options
+from shared.infra.clickhouse_server.protocol import external_tables, header_options, parse_options
 
 try:
     from compression import zstd  # type: ignore[import-not-found,unused-ignore]
@@ -118,6 +118,45 @@ def test_error_statuses_follow_the_clickhouse_server() -> None:
     assert (err.code, err.http_status) == (27, 400)
     assert err.body("26.9").startswith(b"Code: 27. DB::Exception: Cannot parse input.")
     assert err.body("26.9").endswith(b"(version 26.9)\n")
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        (159, 408),  # TIMEOUT_EXCEEDED
+        (427, 400),  # CANNOT_COMPILE_REGEXP
+        (516, 403),  # AUTHENTICATION_FAILED
+        (194, 401),  # REQUIRED_PASSWORD
+        (60, 404),  # UNKNOWN_TABLE
+        (81, 404),  # UNKNOWN_DATABASE
+        (48, 501),  # NOT_IMPLEMENTED
+        (76, 503),  # CANNOT_OPEN_FILE
+        (779, 415),  # UNSUPPORTED_MEDIA_TYPE
+        (164, 500),  # READONLY: not in ClickHouse's table
+        (372, 500),  # SESSION_NOT_FOUND: not in ClickHouse's table either
+        (374, 500),  # INVALID_SESSION_TIMEOUT
+    ],
+)
+def test_status_table_is_clickhouses_exception_code_to_http_status(code: int, status: int) -> None:
+    assert http_status(code) == status
+
+
+def test_headers_give_database_and_format_unless_the_url_does() -> None:
+    headers = {"X-ClickHouse-Database": "db", "X-ClickHouse-Format": "JSONEachRow"}
+    from_headers = parse_options(header_options(headers))
+    assert (from_headers.database, from_headers.default_format) == ("db", "JSONEachRow")
+    url_wins = parse_options([*header_options(headers), ("database", "other"), ("default_format", "CSV")])
+    assert (url_wins.database, url_wins.default_format) == ("other", "CSV")
+
+
+def test_session_and_compression_switches_are_read_not_taken_for_settings() -> None:
+    opts = parse_options(
+        [("session_id", "s"), ("session_check", "1"), ("session_timeout", "5"), ("compress", "1"), ("x", "1")]
+    )
+    assert (opts.session_id, opts.session_check, opts.session_timeout) == ("s", True, "5")
+    assert opts.native_compression
+    assert opts.settings == {"x": "1"}
+    assert not parse_options([("compress", "0"), ("decompress", "0")]).native_compression
 
 
 def test_error_block_after_rows_is_what_clickhouse_connect_parses() -> None:

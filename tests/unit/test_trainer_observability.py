@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from services.trainer.observability import Dependencies, RepeatFilter
+from services.trainer.observability import Dependencies
+from shared.kafka_logs import RepeatFilter
 
 
 def test_a_kafka_client_repeating_itself_is_one_line_per_window() -> None:

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from shared.infra.clickhouse_server.errors import UNKNOWN_EXCEPTION, ClickHouseError
 from shared.infra.clickhouse_server.protocol import ExternalTable
-from shared.infra.clickhouse_server.sql import first_keyword
+from shared.infra.clickhouse_server.sql import session_change
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -226,12 +226,17 @@ class ResultStream:
 
 
 class _Session:
-    """One chDB connection and what this server last set on it (database, URL settings)."""
+    """One chDB connection and what this server last set on it (database, URL settings).
+
+    ``dirty`` means its state is unknown (a user's ``SET``, a temporary table, a ``SET`` that failed half
+    way): the connection is replaced before it runs anything else, so nothing leaks into the next request.
+    """
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.database: str | None = None  # the session's current database, None when unknown
-        self.applied: dict[str, str] | None = {}  # URL settings now set on the session, None when unknown
+        self.applied: dict[str, str] = {}  # URL settings now set on the session
+        self.dirty = False
 
 
 class Engine:
@@ -246,6 +251,7 @@ class Engine:
         self._sessions: list[_Session] = []
         self._lock = threading.Lock()
         self._closed = True
+        self._baseline: dict[str, str] = {}  # settings chDB itself starts with changed: what "default" means
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -257,23 +263,41 @@ class Engine:
     def _open(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._closed = False
-        row = self._session().conn.query("SELECT version(), timezone()", "TabSeparated").bytes().decode()
+        conn = self._session().conn
+        row = conn.query("SELECT version(), timezone()", "TabSeparated").bytes().decode()
         self.version, self.timezone = row.rstrip("\n").split("\t")
+        changed = conn.query("SELECT name, value FROM system.settings WHERE changed", "TabSeparated")
+        for line in changed.bytes().decode().splitlines():
+            name, _, value = line.partition("\t")
+            self._baseline[name] = value
+
+    def _connect(self) -> _Session:
+        import chdb  # heavy (the whole engine): loaded only by the server process
+
+        with self._lock:
+            if self._closed:
+                raise ClickHouseError(
+                    210, "Code: 210. DB::Exception: the server is shutting down. (NETWORK_ERROR)"
+                )
+            session = _Session(chdb.connect(str(self.data_dir)))
+            self._sessions.append(session)
+        return session
 
     def _session(self) -> _Session:
-        """This engine thread's session, connected on first use (the first one starts the embedded engine)."""
+        """This engine thread's session, connected on first use (the first one starts the embedded engine).
+
+        A session left in an unknown state is replaced by a fresh connection (about 1.5 ms): what one request
+        did to it can never reach the next one.
+        """
         session: _Session | None = getattr(self._local, "session", None)
         if session is None:
-            import chdb  # heavy (the whole engine): loaded only by the server process
-
+            session = self._local.session = self._connect()
+        elif session.dirty:
+            fresh = self._connect()  # opened before the old one closes: the engine stays up
             with self._lock:
-                if self._closed:
-                    raise ClickHouseError(
-                        210, "Code: 210. DB::Exception: the server is shutting down. (NETWORK_ERROR)"
-                    )
-                session = _Session(chdb.connect(str(self.data_dir)))
-                self._sessions.append(session)
-            self._local.session = session
+                self._sessions.remove(session)
+            session.conn.close()
+            session = self._local.session = fresh
         return session
 
     async def close(self) -> None:
@@ -299,10 +323,23 @@ class Engine:
         except RuntimeError as exc:
             raise ClickHouseError.from_engine(exc) from None
 
+    def _reset(self, name: str) -> str:
+        """The SET clause that puts ``name`` back to what a new request starts with."""
+        value = self._baseline.get(name)
+        return f"{name} = DEFAULT" if value is None else f"{name} = {_quote(value)}"
+
     def _prepare(self, ctx: QueryContext) -> _Session:
-        """This thread's session, made to match the request: its database, and its URL settings (others back
-        to default)."""
+        """This thread's session, made to match the request: its database, and exactly its URL settings on top
+        of the server defaults (whatever an earlier request set is put back first)."""
+        for name in ctx.settings:
+            if not _SETTING_NAME.fullmatch(name):
+                raise ClickHouseError(
+                    115, f"Code: 115. DB::Exception: Unknown setting '{name}'. (UNKNOWN_SETTING)"
+                )
         session = self._session()
+        if session.applied != ctx.settings and session.applied.get("readonly", "0") != "0":
+            session.dirty = True  # readonly forbids any SET, even back to the default: start afresh
+            session = self._session()
         if session.database != ctx.database:
             session.database = None
             self._call(session.conn.query, f"USE {_ident(ctx.database)}", "TabSeparated")
@@ -310,29 +347,25 @@ class Engine:
         applied = session.applied
         if applied == ctx.settings:
             return session
-        for name in ctx.settings:
-            if not _SETTING_NAME.fullmatch(name):
-                raise ClickHouseError(
-                    115, f"Code: 115. DB::Exception: Unknown setting '{name}'. (UNKNOWN_SETTING)"
-                )
-        if applied is None:
-            applied = {}
-        changes = [f"{name} = DEFAULT" for name in applied if name not in ctx.settings]
-        changes += [f"{k} = {_quote(v)}" for k, v in ctx.settings.items() if applied.get(k) != v]
-        session.applied = None
-        if changes:
-            self._call(session.conn.query, "SET " + ", ".join(changes), "TabSeparated")
+        changes = [self._reset(name) for name in applied if name not in ctx.settings]
+        # readonly last, so that it never stops the request's other settings from being applied
+        wanted = sorted(ctx.settings.items(), key=lambda item: item[0] == "readonly")
+        changes += [f"{k} = {_quote(v)}" for k, v in wanted if applied.get(k) != v]
+        session.dirty = True  # a SET that fails may have applied part of its changes
+        self._call(session.conn.query, "SET " + ", ".join(changes), "TabSeparated")
+        session.dirty = False
         session.applied = dict(ctx.settings)
         return session
 
     @staticmethod
     def _forget_session_state(session: _Session, sql: str) -> None:
-        """A user's USE or SET changes the session: re-apply the next request's own state."""
-        keyword = first_keyword(sql)
-        if keyword == "USE":
+        """A user's USE, SET or temporary table changes the session: undo it before the next request, as the
+        ClickHouse server does for a request without ``session_id``."""
+        change = session_change(sql)
+        if change == "USE":
             session.database = None
-        elif keyword == "SET":
-            session.applied = None
+        elif change:
+            session.dirty = True
 
     def _execute(
         self, ctx: QueryContext, sql: str, fmt: str, tables: Sequence[ExternalTable] = ()
@@ -351,7 +384,10 @@ class Engine:
         finally:
             self._forget_session_state(session, sql)
             for name in created:
-                self._call(session.conn.query, f"DROP TEMPORARY TABLE IF EXISTS {_ident(name)}")
+                try:
+                    self._call(session.conn.query, f"DROP TEMPORARY TABLE IF EXISTS {_ident(name)}")
+                except ClickHouseError:
+                    session.dirty = True  # the table must not outlive the request: drop the connection
         summary = Summary(elapsed_ns=time.perf_counter_ns() - started)
         summary.add_result(result)
         return result.bytes(), summary

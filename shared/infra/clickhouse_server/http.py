@@ -17,20 +17,28 @@ from collections.abc import AsyncGenerator, Sequence
 
 from aiohttp import BodyPartReader, web
 
-from shared.infra.clickhouse_server import compression, protocol
+from shared.infra.clickhouse_server import auth, compression, protocol
 from shared.infra.clickhouse_server.engine import Engine, QueryContext, Summary
 from shared.infra.clickhouse_server.errors import (
     BAD_ARGUMENTS,
     CANNOT_DECOMPRESS,
+    NOT_IMPLEMENTED,
+    QUERY_IS_TOO_LARGE,
     READONLY,
+    SYNTAX_ERROR,
     UNKNOWN_EXCEPTION,
+    UNKNOWN_ROLE,
     ClickHouseError,
 )
+from shared.infra.clickhouse_server.sessions import Sessions, refuse_stateful
 from shared.infra.clickhouse_server.sql import (
     InsertData,
     NeedMore,
     first_keyword,
+    input_calls,
     output_format,
+    session_change,
+    statement_count,
 )
 from shared.infra.clickhouse_server.sql import split_insert as _split_insert
 
@@ -40,6 +48,8 @@ log = logging.getLogger(__name__)
 OFFLOAD_BYTES = 256 * 1024
 #: How much of a body may precede an INSERT's data before we give up looking for its FORMAT clause.
 MAX_HEADER_BYTES = 1024 * 1024
+#: The most rows an ``INSERT ... SELECT ... FROM input()`` may send: they are held whole before the engine reads them.
+INPUT_MAX_BYTES = 64 * 1024 * 1024
 #: Statements chDB can stream (the others run to completion: SHOW, DESCRIBE, EXISTS, ...).
 STREAMED_KEYWORDS = frozenset({"SELECT", "WITH"})
 #: What a GET may not run: like the ClickHouse server, GET is read-only and changes need POST.
@@ -68,6 +78,11 @@ MODIFYING_KEYWORDS = frozenset(
         "REPLACE",
     ]
 )
+NATIVE_COMPRESSION_REFUSED = (
+    "compress=1 and decompress=1 (ClickHouse's native compressed blocks) are not supported by the embedded "
+    "ClickHouse server; use HTTP compression instead: Content-Encoding for the request body, Accept-Encoding "
+    "(lz4, zstd, gzip, deflate) for the response. (NOT_IMPLEMENTED)"
+)
 GET_IS_READONLY = (
     "Cannot execute query in readonly mode. For queries over HTTP, method GET implies readonly. "
     "You should use method POST for modifying queries. (READONLY)"
@@ -77,9 +92,13 @@ GET_IS_READONLY = (
 class ClickHouseHttp:
     """Turns HTTP requests into engine calls and engine results into ClickHouse-shaped responses."""
 
-    def __init__(self, engine: Engine, display_name: str | None = None) -> None:
+    def __init__(
+        self, engine: Engine, credentials: auth.Credentials | None = None, display_name: str | None = None
+    ) -> None:
         self.engine = engine
+        self.credentials = credentials or auth.Credentials("default", "")
         self.display_name = display_name or socket.gethostname()
+        self.sessions = Sessions()
         self.stopping = False
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -117,17 +136,31 @@ class ClickHouseHttp:
             return web.Response(text="Ok.\n")
         if path not in ("", "/query"):
             return web.Response(status=404, text=f"There is no handle {request.path}\n")
-        opts = protocol.parse_options(request.query.items())
+        opts = protocol.QueryOptions()
         try:
-            if request.method in ("GET", "HEAD"):
-                if not opts.query:
-                    return web.Response(text="Ok.\n")
-                if first_keyword(opts.query) in MODIFYING_KEYWORDS:
-                    raise ClickHouseError(READONLY, GET_IS_READONLY)
-                return await self._run_sql(request, opts, opts.query)
-            if request.method != "POST":
-                raise ClickHouseError(BAD_ARGUMENTS, f"HTTP method {request.method} is not supported")
-            return await self._post(request, opts)
+            opts = protocol.parse_options([*protocol.header_options(request.headers), *request.query.items()])
+            if request.method in ("GET", "HEAD") and not opts.query:
+                return web.Response(text="Ok.\n")
+            user = self._authenticate(request)
+            if opts.native_compression:
+                raise ClickHouseError(NOT_IMPLEMENTED, NATIVE_COMPRESSION_REFUSED)
+            if opts.role:  # the one user has no roles: ClickHouse refuses a role it does not know
+                raise ClickHouseError(
+                    UNKNOWN_ROLE, f"There is no role `{opts.role}` in user directories. (UNKNOWN_ROLE)"
+                )
+            if opts.session_id:
+                self.sessions.use(user, opts.session_id, opts.session_timeout, opts.session_check)
+            try:
+                if request.method in ("GET", "HEAD"):
+                    if first_keyword(opts.query) in MODIFYING_KEYWORDS:
+                        raise ClickHouseError(READONLY, GET_IS_READONLY)
+                    return await self._run_sql(request, opts, opts.query)
+                if request.method != "POST":
+                    raise ClickHouseError(BAD_ARGUMENTS, f"HTTP method {request.method} is not supported")
+                return await self._post(request, opts)
+            finally:
+                if opts.session_id and opts.close_session:
+                    self.sessions.close(user, opts.session_id)
         except ClickHouseError as exc:
             return self._error(opts, exc)
         except (ConnectionResetError, asyncio.CancelledError):
@@ -135,6 +168,12 @@ class ClickHouseHttp:
         except Exception as exc:  # a bug here must not take the server down with it
             log.exception("request failed")
             return self._error(opts, ClickHouseError(UNKNOWN_EXCEPTION, f"{type(exc).__name__}: {exc}"))
+
+    def _authenticate(self, request: web.BaseRequest) -> str:
+        """The request's user once its credentials match the configured ones (code 516 otherwise)."""
+        given = auth.presented(request.headers, request.query)
+        auth.check(self.credentials, given)
+        return given.user
 
     # -- requests -----------------------------------------------------------------------------------------
 
@@ -169,15 +208,58 @@ class ClickHouseHttp:
             return await self._run_sql(request, opts, head.decode("utf-8", "replace"))
         first = bytes(head[insert.offset :])
         del head
+        if insert.select:
+            return await self._insert_select(request, opts, insert, _prepend(first, body))
         summary = await self.engine.insert(
             _context(opts), insert.statement, insert.fmt, _prepend(first, body)
         )
         return web.Response(body=b"", headers=self._headers(opts, opts.default_format, summary))
 
+    async def _insert_select(
+        self,
+        request: web.BaseRequest,
+        opts: protocol.QueryOptions,
+        insert: InsertData,
+        body: AsyncGenerator[bytes, None],
+    ) -> web.StreamResponse:
+        """``INSERT ... SELECT ... FROM input('structure') FORMAT x`` with rows: the rows become a temporary table
+        that the statement reads in place of ``input()`` (chDB's streaming insert does not take a SELECT)."""
+        calls, other = input_calls(insert.statement)
+        if other or len(calls) > 1:
+            raise ClickHouseError(
+                NOT_IMPLEMENTED,
+                "the embedded ClickHouse server supports one input('structure') per INSERT, with the structure "
+                "as a string literal. (NOT_IMPLEMENTED)",
+            )
+        data = bytearray()
+        async for chunk in body:
+            data += chunk
+            if len(data) > INPUT_MAX_BYTES:
+                raise ClickHouseError(
+                    QUERY_IS_TOO_LARGE,
+                    f"the rows for input() are over {INPUT_MAX_BYTES >> 20} MiB; send bigger bodies as "
+                    "INSERT INTO t FORMAT x, which streams. (QUERY_IS_TOO_LARGE)",
+                )
+        if not calls:
+            if data.strip():
+                raise ClickHouseError(
+                    BAD_ARGUMENTS,
+                    "rows were sent after INSERT ... SELECT ... FORMAT, but the SELECT does not read them with "
+                    "input('structure'): they would be lost. (BAD_ARGUMENTS)",
+                )
+            return await self._run_sql(request, opts, insert.statement)
+        call = calls[0]
+        name = f"_input_{secrets.token_hex(8)}"
+        sql = insert.statement[: call.start] + name + insert.statement[call.end :]
+        table = protocol.ExternalTable(name, call.structure, insert.fmt, bytes(data))
+        del data
+        _, summary = await self.engine.execute(_context(opts), sql, opts.default_format, [table])
+        return web.Response(body=b"", headers=self._headers(opts, opts.default_format, summary))
+
     async def _post_form(self, request: web.BaseRequest) -> web.StreamResponse:
         """A form: the query and ``param_*`` values as fields (how clickhouse-connect sends large parameters)
         and files readable as temporary tables (its ``external_data``)."""
-        fields = list(request.query.items())
+        fields = [*protocol.header_options(request.headers), *request.query.items()]
         files: list[tuple[str, bytes]] = []
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
@@ -193,6 +275,8 @@ class ClickHouseHttp:
         except ValueError as exc:
             raise ClickHouseError(BAD_ARGUMENTS, str(exc)) from None
         opts = protocol.parse_options(fields)
+        if opts.native_compression:
+            raise ClickHouseError(NOT_IMPLEMENTED, NATIVE_COMPRESSION_REFUSED)
         return await self._run_sql(request, opts, opts.query, tables)
 
     async def _run_sql(
@@ -202,6 +286,9 @@ class ClickHouseHttp:
         sql: str,
         tables: Sequence[protocol.ExternalTable] = (),
     ) -> web.StreamResponse:
+        if statement_count(sql) > 1:
+            raise ClickHouseError(SYNTAX_ERROR, "Multi-statements are not allowed. (SYNTAX_ERROR)")
+        refuse_stateful(opts.session_id, session_change(sql))
         fmt = output_format(sql) or opts.default_format
         ctx = _context(opts)
         keyword = first_keyword(sql)
@@ -228,6 +315,8 @@ class ClickHouseHttp:
             "X-ClickHouse-Timezone": self.engine.timezone,
             "Content-Type": protocol.content_type(fmt),
         }
+        if opts.cors:
+            headers["Access-Control-Allow-Origin"] = "*"
         if summary is not None:
             headers["X-ClickHouse-Summary"] = json.dumps(summary.header(), separators=(",", ":"))
         return headers
@@ -341,9 +430,11 @@ async def _prepend(first: bytes, rest: AsyncGenerator[bytes, None]) -> AsyncGene
         await rest.aclose()
 
 
-def make_server(engine: Engine) -> tuple[web.Server, ClickHouseHttp]:
+def make_server(
+    engine: Engine, credentials: auth.Credentials | None = None
+) -> tuple[web.Server, ClickHouseHttp]:
     """The aiohttp low-level server: ClickHouse-sized URLs, request bodies left compressed for us to decode."""
-    http = ClickHouseHttp(engine)
+    http = ClickHouseHttp(engine, credentials)
     server = web.Server(
         http.handle,
         auto_decompress=False,

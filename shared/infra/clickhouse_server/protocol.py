@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 # URL parameters that steer the HTTP interface itself rather than the query, so they are never passed to the
@@ -20,6 +20,7 @@ HTTP_ONLY = frozenset(
         "session_id",
         "session_timeout",
         "session_check",
+        "close_session",
         "wait_end_of_query",
         "buffer_size",
         "compress",
@@ -52,6 +53,13 @@ class QueryOptions:
     compress_response: bool = True
     params: dict[str, str] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)
+    session_id: str = ""
+    session_timeout: str = ""
+    session_check: bool = False
+    close_session: bool = False
+    native_compression: bool = False  # compress=1 or decompress=1: ClickHouse's own block framing
+    cors: bool = False
+    role: str = ""
 
 
 def _truthy(value: str) -> bool:
@@ -81,7 +89,24 @@ def parse_options(items: Iterable[tuple[str, str]]) -> QueryOptions:
         compress_response=_truthy(values.get("enable_http_compression", "1")),
         params=params,
         settings=settings,
+        session_id=values.get("session_id", ""),
+        session_timeout=values.get("session_timeout", ""),
+        session_check=_truthy(values.get("session_check", "0")),
+        close_session=_truthy(values.get("close_session", "0")),
+        native_compression=_truthy(values.get("compress", "0")) or _truthy(values.get("decompress", "0")),
+        cors=_truthy(values.get("add_http_cors_header", "0")),
+        role=values.get("role", ""),
     )
+
+
+def header_options(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``X-ClickHouse-Database``/``-Format`` as URL parameters; put them first so the URL's own values win."""
+    items = []
+    for header, key in (("X-ClickHouse-Database", "database"), ("X-ClickHouse-Format", "default_format")):
+        value = headers.get(header)
+        if value:
+            items.append((key, value))
+    return items
 
 
 @dataclass(frozen=True)

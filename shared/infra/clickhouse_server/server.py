@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from shared.infra.clickhouse_server.auth import Credentials
 from shared.infra.clickhouse_server.engine import DEFAULT_SESSIONS, Engine
 from shared.infra.clickhouse_server.http import make_server
 
@@ -19,7 +20,12 @@ SHUTDOWN_GRACE_SECONDS = 15.0
 
 
 async def serve(
-    host: str, port: int, data_dir: Path, stop: asyncio.Event | None = None, sessions: int = DEFAULT_SESSIONS
+    host: str,
+    port: int,
+    data_dir: Path,
+    stop: asyncio.Event | None = None,
+    sessions: int = DEFAULT_SESSIONS,
+    credentials: Credentials | None = None,
 ) -> None:
     """Serve ``data_dir`` on ``host:port`` until ``stop`` is set or the process gets SIGTERM/SIGINT."""
     stop = stop or asyncio.Event()
@@ -28,7 +34,7 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     engine = Engine(data_dir, sessions)
     await engine.open()
-    server, http = make_server(engine)
+    server, http = make_server(engine, credentials)
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
@@ -46,6 +52,12 @@ async def serve(
         log.info("stopped")
 
 
-def run(host: str, port: int, data_dir: Path, sessions: int = DEFAULT_SESSIONS) -> None:
+def run(
+    host: str,
+    port: int,
+    data_dir: Path,
+    sessions: int = DEFAULT_SESSIONS,
+    credentials: Credentials | None = None,
+) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(host, port, data_dir, sessions=sessions))
+    asyncio.run(serve(host, port, data_dir, sessions=sessions, credentials=credentials))

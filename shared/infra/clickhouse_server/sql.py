@@ -41,6 +41,7 @@ class InsertData:
     statement: str
     fmt: str
     offset: int
+    select: bool = False  # INSERT ... SELECT ... FORMAT x: the rows are for the SELECT's input() to read
 
 
 def _skip_quoted(buf: bytes | bytearray, i: int, final: bool) -> int:
@@ -120,6 +121,37 @@ def first_keyword(sql: bytes | bytearray | str) -> str:
     return ""
 
 
+def session_change(sql: bytes | bytearray | str) -> str:
+    """``"SET"``, ``"USE"`` or ``"CREATE TEMPORARY"`` when the statement changes the session it runs on (what
+    ClickHouse keeps in a named session and forgets with the request otherwise), ``""`` for anything else."""
+    buf = sql.encode() if isinstance(sql, str) else sql
+    words: list[str] = []
+    for tok in tokens(buf):
+        if tok.word is None or len(words) == 4:
+            break
+        words.append(tok.word)
+    if not words:
+        return ""
+    if words[0] in ("SET", "USE"):
+        return words[0]
+    if words[0] == "CREATE" and ("TEMPORARY" in words[1:2] or words[1:4] == ["OR", "REPLACE", "TEMPORARY"]):
+        return "CREATE TEMPORARY"
+    return ""
+
+
+def statement_count(sql: bytes | bytearray | str) -> int:
+    """How many statements ``sql`` holds: top-level ``;`` separate them, a trailing one ends the last."""
+    buf = sql.encode() if isinstance(sql, str) else sql
+    count, pending = 0, False
+    for tok in tokens(buf):
+        if tok.depth == 0 and tok.word is None and buf[tok.start] == 0x3B:  # ;
+            count += pending
+            pending = False
+        else:
+            pending = True
+    return count + pending
+
+
 def output_format(sql: bytes | bytearray | str) -> str | None:
     """The format named by the statement's top-level ``FORMAT`` clause, if any."""
     buf = sql.encode() if isinstance(sql, str) else sql
@@ -152,7 +184,8 @@ def _data_start(buf: bytes | bytearray, i: int) -> int:
 def split_insert(buf: bytes | bytearray, final: bool) -> InsertData | None:
     """Find where an ``INSERT ... FORMAT x`` / ``INSERT ... VALUES`` statement ends and its data begins.
 
-    Returns None when the buffer does not hold such an INSERT (another statement, ``INSERT ... SELECT``),
+    ``INSERT ... SELECT ... FORMAT x`` (rows read by ``input()``) is found too, with ``select`` set. Returns None
+    when the buffer does not hold such an INSERT (another statement, ``INSERT ... SELECT`` without FORMAT),
     raises NeedMore when ``final`` is false and more bytes are needed to decide.
     """
     it = tokens(buf, final)
@@ -164,10 +197,13 @@ def split_insert(buf: bytes | bytearray, final: bool) -> InsertData | None:
     if first.word != "INSERT":
         return None
     previous: Token | None = None
+    select = False
     for tok in it:
-        if tok.depth == 0 and tok.word in ("SELECT", "WITH", "FROM"):
-            return None
-        if tok.depth == 0 and tok.word == "VALUES" and buf[tok.start - 1 : tok.start] != b".":
+        if tok.depth == 0 and not select and tok.word in ("SELECT", "WITH"):
+            select = True
+        if tok.depth == 0 and not select and tok.word == "FROM":
+            return None  # FROM INFILE: a client-side feature, the engine answers it
+        if not select and tok.depth == 0 and tok.word == "VALUES" and buf[tok.start - 1 : tok.start] != b".":
             statement = bytes(buf[first.start : tok.start]).decode()
             return InsertData(statement.rstrip(), "Values", tok.end)
         if (
@@ -180,8 +216,64 @@ def split_insert(buf: bytes | bytearray, final: bool) -> InsertData | None:
                 raise NeedMore
             statement = bytes(buf[first.start : previous.start]).decode().rstrip()
             fmt = bytes(buf[tok.start : tok.end]).decode()
-            return InsertData(statement, fmt, _data_start(buf, tok.end))
+            return InsertData(statement, fmt, _data_start(buf, tok.end), select)
         previous = tok
     if final:
         return None
     raise NeedMore
+
+
+@dataclass(frozen=True)
+class InputCall:
+    """Where ``input('structure')`` sits in a statement, and the structure it names."""
+
+    start: int
+    end: int
+    structure: str
+
+
+def _unquote(literal: str) -> str:
+    body = literal[1:-1]
+    out, i = [], 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            out.append({"n": "\n", "t": "\t", "r": "\r", "0": "\0"}.get(nxt, nxt))
+            i += 2
+        elif ch == "'" and body[i + 1 : i + 2] == "'":
+            out.append("'")
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def input_calls(statement: str) -> tuple[list[InputCall], bool]:
+    """The ``input('structure')`` calls of a statement, and whether it mentions ``input(`` in another form."""
+    buf = statement.encode()
+    toks = list(tokens(buf))
+    calls: list[InputCall] = []
+    other = False
+    for i, tok in enumerate(toks):
+        if tok.word != "INPUT" or i + 1 >= len(toks) or buf[toks[i + 1].start] != 0x28:
+            continue
+        if i > 0 and buf[toks[i - 1].start] == 0x2E:  # db.input is a table, not the function
+            continue
+        parts = toks[i + 1 : i + 4]
+        if (
+            len(parts) == 3
+            and buf[parts[1].start] == 0x27
+            and buf[parts[2].start] == 0x29
+            and parts[1].word is None
+        ):
+            literal = buf[parts[1].start : parts[1].end].decode()
+            calls.append(
+                InputCall(
+                    len(buf[: tok.start].decode()), len(buf[: parts[2].end].decode()), _unquote(literal)
+                )
+            )
+        else:
+            other = True
+    return calls, other
