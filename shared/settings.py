@@ -10,7 +10,12 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, Secret, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from shared.drift_thresholds import DriftThresholds
 
@@ -26,6 +31,9 @@ def _json_object(value: Any) -> Any:
 
 SecretMapping = Annotated[Secret[dict[str, str]], BeforeValidator(_json_object)]
 """A mapping whose keys are secrets (tokens, API keys): masked when printed, revealed with ``get_secret_value``."""
+
+ENV_FILE_VARIABLE = "DRIFTLOOP_ENV_FILE"
+"""Names the dotenv file settings are read from (default ``.env`` in the working folder); tests point it nowhere."""
 
 SHIPPED_SECRETS = {
     "s3_secret_access_key": "driftloop-secret",
@@ -243,6 +251,21 @@ class Settings(BaseSettings):
     ingest_quality_interval_s: float = Field(
         60.0, gt=0, description="Seconds between DataQualityCounted events per model."
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The usual order (arguments, environment, dotenv, secrets), with the dotenv file that
+        ``DRIFTLOOP_ENV_FILE`` names, read at each build so a test run can point it nowhere."""
+        env_file = os.environ.get(ENV_FILE_VARIABLE, ".env")
+        dotenv = DotEnvSettingsSource(settings_cls, env_file=env_file)
+        return init_settings, env_settings, dotenv, file_secret_settings
 
     def as_env(self) -> dict[str, str]:
         """These settings as ``DRIFTLOOP_*`` variables (JSON for structured ones), to hand to a child process.
