@@ -10,14 +10,17 @@ from pathlib import Path
 import pytest
 
 from shared.settings import ENV_FILE_VARIABLE, Settings
-from tests.conftest import NO_ENV_FILE
+from tests.conftest import HERMETIC, NO_ENV_FILE
 
 
-def test_no_driftloop_variable_is_visible_in_the_session() -> None:
+def test_no_driftloop_variable_of_the_shell_is_visible_in_the_session() -> None:
     visible = {name for name in os.environ if name.startswith("DRIFTLOOP_")}
-    assert visible == {ENV_FILE_VARIABLE}
-    assert not Path(os.environ[ENV_FILE_VARIABLE]).exists()
-    assert os.environ[ENV_FILE_VARIABLE] == NO_ENV_FILE
+    assert visible == HERMETIC == {ENV_FILE_VARIABLE, "DRIFTLOOP_DATA_DIR"}
+    assert os.environ[ENV_FILE_VARIABLE] == NO_ENV_FILE and not Path(NO_ENV_FILE).exists()
+    checkout = Path(__file__).resolve().parents[2]
+    data_dir = Settings().data_dir.resolve()
+    assert checkout not in data_dir.parents, "a developer's .driftloop (and its local token) is never read"
+    assert Settings().local_token() is None
 
 
 def test_a_child_process_builds_default_settings_despite_a_dotenv_in_its_folder(tmp_path: Path) -> None:
