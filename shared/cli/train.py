@@ -41,11 +41,15 @@ def train(
     command = RetrainModel(model_name=model, reason="manual", requested_by=requested_by)
     from aiokafka.errors import KafkaError
 
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # our one line says it better
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)  # the client's connection errors: our one line says it better
     try:
         ended = asyncio.run(_send_and_follow(settings, command, wait, timeout))
     except (OSError, KafkaError) as exc:
         exit_unreachable("Kafka broker", settings.kafka_bootstrap, exc, KAFKA_HINT)
+    finally:
+        client_log.setLevel(level)
     typer.echo(f"asked the trainer to retrain {model!r} (command {command.event_id})")
     if not wait:
         return
