@@ -50,6 +50,10 @@ class ArtifactNotFound(ArtifactError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ArtifactOutsideRoot(ArtifactError):
+    """The URI lies outside the artifact root and the allowed prefixes, or names a protected path."""
+
+
 @dataclass(frozen=True)
 class StoredArtifact:
     """Where an artifact was written and what was written: the registry keeps all three."""
@@ -149,11 +153,13 @@ def file_uri_path(uri: str) -> Path:
     parts = urlsplit(uri)
     if parts.scheme != "file":
         raise ArtifactError(f"{uri!r} is not a file:// URI")
-    if parts.netloc not in ("", "localhost"):
+    if parts.netloc.lower() not in ("", "localhost"):
         raise ArtifactError(f"{uri!r} names host {parts.netloc!r}; file:// URIs must be local (file:///path)")
     if parts.query or parts.fragment:
         raise ArtifactError(f"{uri!r} may not have a query or fragment")
     path = unquote(parts.path)
+    if "\x00" in path:
+        raise ArtifactError(f"{uri!r} holds a NUL character")
     if not path.startswith("/"):
         raise ArtifactError(f"{uri!r} must hold an absolute path (file:///path)")
     return Path(path)
@@ -212,7 +218,11 @@ class FileArtifactStore:
         self.root = parsed.uri
 
     def _path(self, uri: str) -> Path:
-        return self._root.path / self._root.key_for(uri)
+        """The real path behind ``uri`` (``..``, symlinks resolved), refused unless it is under the root."""
+        path = Path(os.path.realpath(file_uri_path(uri)))
+        if path == self._root.path or not path.is_relative_to(self._root.path):
+            raise ArtifactOutsideRoot(f"{uri} is not under the artifact root {self.root}")
+        return path
 
     def put_stream(self, key: str, stream: BinaryIO) -> StoredArtifact:
         target = self._root.path / validate_key(key)
@@ -549,18 +559,104 @@ def artifact_store(settings: Settings, root: str | None = None) -> ArtifactStore
     return FileArtifactStore(root)
 
 
-def store_for_uri(settings: Settings, uri: str) -> ArtifactStore:
-    """A store that can read an existing artifact URI, even one written under an older root."""
-    try:
-        parse_root(settings.resolved_artifact_root).key_for(uri)
-    except ArtifactError:
-        pass  # written under another root: build a store for its bucket or folder
-    else:
-        return artifact_store(settings)
+ALLOWED_PREFIXES_SETTING = "DRIFTLOOP_ARTIFACT_ALLOWED_PREFIXES"
+
+
+def allowed_roots(settings: Settings) -> list[FileRoot | S3Root]:
+    """The artifact root, then each allowed prefix: the only places artifacts are read from.
+
+    Raises :class:`ArtifactError` for a prefix that is not a root (so a typo stops start-up), and when the
+    artifact root is the data folder or holds it (the registry's database and the broker's log live there).
+    """
+    root = parse_root(settings.resolved_artifact_root)
+    if isinstance(root, FileRoot) and _real(settings.data_dir).is_relative_to(root.path):
+        raise ArtifactError(
+            f"DRIFTLOOP_ARTIFACT_ROOT {root.uri} holds the data folder {_real(settings.data_dir)}; "
+            "give artifacts a folder of their own (the default is DATA_DIR/artifacts)"
+        )
+    roots = [root]
+    for prefix in settings.artifact_allowed_prefixes:
+        try:
+            roots.append(parse_root(prefix))
+        except ArtifactError as exc:
+            raise ArtifactError(f"{ALLOWED_PREFIXES_SETTING} entry {prefix!r}: {exc}") from None
+    return roots
+
+
+def _real(path: Path | str) -> Path:
+    return Path(os.path.realpath(Path(path).expanduser()))
+
+
+def _protected(settings: Settings, path: Path, artifact_root: FileRoot | S3Root) -> bool:
+    """Whether ``path`` (real) is the registry's SQLite database, or in the data folder but not in a
+    ``file://`` artifact root inside it (the default root is DATA_DIR/artifacts).
+
+    Compared case-insensitively, so ``REGISTRY.DB`` on a case-insensitive file system is refused too.
+    """
+    path = _folded(path)
+    url = settings.resolved_registry_database_url
+    if url.startswith("sqlite:///"):
+        database = _folded(_real(url.removeprefix("sqlite:///").split("?", 1)[0]))
+        # the database and its -wal, -shm and -journal files
+        if path.parent == database.parent and path.name.startswith(database.name):
+            return True
+    data_dir = _folded(_real(settings.data_dir))
+    if not path.is_relative_to(data_dir):
+        return False
+    return not (isinstance(artifact_root, FileRoot) and path.is_relative_to(_folded(artifact_root.path)))
+
+
+def _folded(path: Path) -> Path:
+    return Path(str(path).casefold())
+
+
+def confined_root(settings: Settings, uri: str) -> FileRoot | S3Root:
+    """The root (artifact root or allowed prefix) ``uri`` lies under, after normalising it.
+
+    ``file://`` paths are percent-decoded and resolved (``..``, symlinks) before they are compared, so a
+    URI cannot leave its root by spelling; ``s3://`` keys may not hold ``.``/``..``/empty segments. The
+    registry's database and the data folder (but for the artifact root inside it) are never under any
+    root. Raises :class:`ArtifactOutsideRoot` naming the setting that would allow the URI.
+    """
+    roots = allowed_roots(settings)
     scheme = urlsplit(uri).scheme
-    if scheme == "s3":
-        bucket, _ = parse_s3_uri(uri)
-        return artifact_store(settings, f"s3://{bucket}")
     if scheme == "file":
-        return FileArtifactStore(file_uri_path(uri).parent)
-    raise ArtifactError(f"artifact URI {uri!r} has unsupported scheme {scheme!r}; use file:// or s3://")
+        path = _real(file_uri_path(uri))
+        for root in roots:
+            if isinstance(root, FileRoot) and path != root.path and path.is_relative_to(root.path):
+                if _protected(settings, path, roots[0]):
+                    raise ArtifactOutsideRoot(
+                        f"{uri} is in the registry's data folder or database; it is never served"
+                    )
+                return root
+    elif scheme == "s3":
+        bucket, key = parse_s3_uri(uri)
+        if key:
+            validate_key(key)
+        for root in roots:
+            if (
+                isinstance(root, S3Root)
+                and bucket == root.bucket
+                and (not root.prefix or key.startswith(f"{root.prefix}/"))
+            ):
+                return root
+    else:
+        raise ArtifactError(f"artifact URI {uri!r} has unsupported scheme {scheme!r}; use file:// or s3://")
+    raise ArtifactOutsideRoot(
+        f"{uri} is outside the artifact root {roots[0].uri}; store it there, or have an admin add its "
+        f"location to {ALLOWED_PREFIXES_SETTING}"
+    )
+
+
+def store_for_uri(settings: Settings, uri: str) -> ArtifactStore:
+    """A store that can read ``uri``, if it lies under the artifact root or an allowed prefix.
+
+    An artifact written under an older root stays readable once that root is listed in
+    ``DRIFTLOOP_ARTIFACT_ALLOWED_PREFIXES``; anything else raises :class:`ArtifactOutsideRoot`.
+    """
+    root = confined_root(settings, uri)
+    if root.uri == parse_root(settings.resolved_artifact_root).uri:
+        return artifact_store(settings)
+    if isinstance(root, S3Root):
+        return artifact_store(settings, root.uri)
+    return FileArtifactStore(root.path)

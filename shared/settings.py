@@ -193,6 +193,16 @@ class Settings(BaseSettings):
         ge=1,
         description="Registry server processes on one host; each is a replica (one relays at a time).",
     )
+    artifact_allowed_prefixes: list[str] = Field(
+        default_factory=list,
+        description="Artifact URIs outside ARTIFACT_ROOT that may be registered and read, as JSON "
+        '(["s3://bucket/old-root", "file:///srv/models"]); empty allows the artifact root only.',
+    )
+    registry_webhook_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Webhook hosts the registry may call although they are loopback, private or the stack's "
+        'own, as JSON host names, addresses or CIDRs (["hooks.internal", "10.1.0.0/16"]); empty: public only.',
+    )
     # trainer
     trainer_group: str = Field("driftloop-trainer", description="Consumer group the trainer replicas share.")
     trainer_debounce_seconds: float = Field(

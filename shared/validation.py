@@ -13,13 +13,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 from pydantic import ValidationError
 
 from shared import wire
-from shared.events import LabelLogged, PredictionLogged
+from shared.events import EventDeadLettered, LabelLogged, PredictionLogged
 
 if TYPE_CHECKING:
     from shared.settings import Settings
@@ -207,6 +207,46 @@ RECORD_NAMESPACE = uuid.UUID("0b6a4c4e-64c9-4a0e-8f1e-7f1e8f0e2d31")
 def record_id(topic: str, partition: int, offset: int) -> uuid.UUID:
     """A stable id for a record that has none of its own, so its replay deduplicates."""
     return uuid.uuid5(RECORD_NAMESPACE, f"{topic}\x1f{partition}\x1f{offset}")
+
+
+MAX_ORIGINAL_BYTES = 600 * 1024
+"""Base64 makes the original a third larger; beyond this the dead letter would not fit one Kafka message."""
+
+
+class Refusal(Protocol):
+    """Why a record is refused, as every consumer's own rejection type says it."""
+
+    @property
+    def reason(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+    @property
+    def model_name(self) -> str: ...
+
+
+def dead_letter(
+    topic: str, partition: int, offset: int, payload: bytes | None, refusal: Refusal
+) -> EventDeadLettered:
+    """The dead letter of a refused Kafka record, whichever service refused it.
+
+    Its id is the record's (``record_id``), so a record read again after a crash yields the same letter
+    and the ``dead_letters`` table keeps one. An original too large for one message is cut, and the
+    detail says so.
+    """
+    original, detail = payload or b"", refusal.detail[:2000]
+    if len(original) > MAX_ORIGINAL_BYTES:
+        detail += f" (original truncated from {len(original)} to {MAX_ORIGINAL_BYTES} bytes)"
+        original = original[:MAX_ORIGINAL_BYTES]
+    return EventDeadLettered(
+        event_id=record_id(topic, partition, offset),
+        model_name=refusal.model_name[:200] or "unknown",
+        source=f"topic:{topic}",
+        reason=refusal.reason,
+        detail=detail,
+        original=original,
+        source_partition=partition,
+        source_offset=offset,
+    )
 
 
 def validate(

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from services.ingest.errors import BodyTooLargeError, KafkaUnavailableError
+from services.ingest.errors import BodyTooLargeError, KafkaUnavailableError, UnsupportedMediaTypeError
 from services.ingest.kafka_writer import KafkaWriter
 from services.ingest.metrics import IngestMetrics
 from services.ingest.quality import QualityCounter
@@ -117,5 +117,10 @@ def create_app(
     async def too_large(request: Request, exc: BodyTooLargeError) -> JSONResponse:
         service.metrics.requests_refused.labels("413").inc()
         return JSONResponse({"detail": str(exc)}, status_code=413)
+
+    @app.exception_handler(UnsupportedMediaTypeError)
+    async def unsupported_media_type(request: Request, exc: UnsupportedMediaTypeError) -> JSONResponse:
+        service.metrics.requests_refused.labels("415").inc()
+        return JSONResponse({"detail": str(exc)}, status_code=415)
 
     return app

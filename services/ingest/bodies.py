@@ -12,6 +12,7 @@ import msgspec
 
 from services.ingest.errors import BodyTooLargeError
 
+JSON_TYPES = ("application/json",)
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines")
 _array_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 
@@ -41,8 +42,14 @@ def too_large_message(size: int, limit: int) -> str:
     )
 
 
+def media_type(content_type: str | None) -> str | None:
+    """The media type of a Content-Type header, lower case without parameters; None when absent or blank."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    return media or None
+
+
 def is_ndjson(content_type: str | None) -> bool:
-    return (content_type or "").split(";")[0].strip().lower() in NDJSON_TYPES
+    return media_type(content_type) in NDJSON_TYPES
 
 
 def split_batch(body: bytes, *, ndjson: bool, max_items: int) -> list[bytes]:

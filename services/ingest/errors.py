@@ -13,3 +13,7 @@ class KafkaUnavailableError(IngestError):
 
 class BodyTooLargeError(IngestError):
     """The request is over a size limit (HTTP 413); the message says which limit and how to split."""
+
+
+class UnsupportedMediaTypeError(IngestError):
+    """The body's Content-Type is not one the route reads (HTTP 415); the message lists the accepted ones."""

@@ -27,6 +27,7 @@ from shared.events import EventDeadLettered
 from shared.kafka_logs import quiet_kafka_client
 from shared.sdk.batches import KeyedRecord
 from shared.settings import Settings
+from shared.validation import dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -44,28 +45,6 @@ class RawMessage:
     timestamp_ms: int | None = None
 
 
-MAX_ORIGINAL_BYTES = 600 * 1024
-"""Base64 makes the original a third larger; beyond this the dead letter would not fit one Kafka message."""
-
-
-def dead_letter(source_topic: str, message: RawMessage, rejection: Rejection) -> EventDeadLettered:
-    """The dead-letter event; an original too large for one message is cut, and the detail says so."""
-    original = message.value or b""
-    detail = rejection.detail[:2000]
-    if len(original) > MAX_ORIGINAL_BYTES:
-        detail += f" (original truncated from {len(original)} to {MAX_ORIGINAL_BYTES} bytes)"
-        original = original[:MAX_ORIGINAL_BYTES]
-    return EventDeadLettered(
-        model_name=rejection.model_name,
-        source=f"topic:{source_topic}",
-        reason=rejection.reason,
-        detail=detail,
-        original=original,
-        source_partition=message.partition,
-        source_offset=message.offset,
-    )
-
-
 def route(
     source_topic: str,
     messages: Sequence[RawMessage],
@@ -80,7 +59,8 @@ def route(
     for _, event in result.accepted:
         records.append((valid_topic, event.model_name.encode(), wire.encode(event)))
     for index, rejection in result.rejected:
-        letter = dead_letter(source_topic, messages[index], rejection)
+        message = messages[index]
+        letter = dead_letter(source_topic, message.partition, message.offset, message.value, rejection)
         letters.append(letter)
         records.append((dead_letter_topic, letter.key, codec.encode(letter)))
     return records, letters

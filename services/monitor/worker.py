@@ -132,28 +132,6 @@ REFUSED = Rejection(
 )
 
 
-MAX_ORIGINAL_BYTES = 600 * 1024
-"""Base64 makes the original a third larger; beyond this the dead letter would not fit one Kafka message."""
-
-
-def dead_letter(record: Record, rejection: Rejection) -> EventDeadLettered:
-    """The dead letter of a refused record; its id is the record's, so a replay keeps one copy."""
-    original, detail = record.value or b"", rejection.detail[:2000]
-    if len(original) > MAX_ORIGINAL_BYTES:
-        detail += f" (original truncated from {len(original)} to {MAX_ORIGINAL_BYTES} bytes)"
-        original = original[:MAX_ORIGINAL_BYTES]
-    return EventDeadLettered(
-        event_id=record_id(record),
-        model_name=rejection.model_name[:200] or "unknown",
-        source=f"topic:{record.topic}",
-        reason=rejection.reason,
-        detail=detail,
-        original=original,
-        source_partition=record.partition,
-        source_offset=record.offset,
-    )
-
-
 def dead_letter_rows(records: Sequence[Record], now: datetime) -> list[list[Any]]:
     """``dead_letters`` rows; a dead letter that is itself unreadable is kept whole, never dropped."""
     rows = []
@@ -426,7 +404,9 @@ class Monitor:
     async def _dead_letter(self, bad: Sequence[tuple[Record, Rejection]]) -> None:
         """Keep each refused record on the dead-letter topic with its reason and original bytes."""
         for record, rejection in bad:
-            event = dead_letter(record, rejection)
+            event = validation.dead_letter(
+                record.topic, record.partition, record.offset, record.value, rejection
+            )
             await self.send(self.topics.dead_letter, event.key, codec.encode(event))
             self.metrics.dead_letters.labels(record.topic).inc()
         if bad:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,10 +14,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
-from services.registry import routes_admin, routes_aliases, routes_models, routes_versions
+from services.registry import openapi, routes_admin, routes_aliases, routes_models, routes_versions
 from services.registry.auth import parse_tokens
 from services.registry.db import make_engine
 from services.registry.deps import Registry
@@ -24,33 +26,39 @@ from services.registry.errors import RegistryError, Unavailable
 from services.registry.fast_resolve import ResolveFastPath
 from services.registry.health import Dependencies
 from services.registry.migrations import migrate
+from services.registry.outbound import OutboundPolicy
 from services.registry.relay import KafkaPublisher, OutboxRelay
 from services.registry.resolve_cache import ResolveCache
-from services.registry.schemas import ErrorBody
 from services.registry.store import RegistryStore
 from services.registry.webhook_delivery import WebhookSender
-from shared.artifacts import ArtifactError, artifact_store
+from shared.artifacts import ArtifactError, allowed_roots, artifact_store
 from shared.settings import Settings
 from shared.topics import topic_names
 
 log = logging.getLogger(__name__)
 
-ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in {
-        401: "No or unknown token",
-        403: "The token's role may not do this",
-        404: "No such model, version or alias",
-        409: "Conflicts with the current state",
-        422: "Invalid input; `field` names it",
-    }.items()
-}
 
-
-def _error(status: int, code: str, message: str, field: str | None) -> JSONResponse:
+def _error(
+    status: int, code: str, message: str, field: str | None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(
-        status_code=status, content={"error": {"code": code, "message": message, "field": field}}
+        status_code=status,
+        content={"error": {"code": code, "message": message, "field": field}},
+        headers=headers,
     )
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the API answers at this path, from its OpenAPI paths (Starlette names one route's)."""
+    app = request.app
+    paths: list[tuple[re.Pattern[str], set[str]]] | None = getattr(app.state, "allowed_methods", None)
+    if paths is None:
+        paths = app.state.allowed_methods = [
+            (compile_path(path)[0], {m.upper() for m in operations})
+            for path, operations in app.openapi()["paths"].items()
+        ]
+    methods = set().union(*(m for pattern, m in paths if pattern.match(request.url.path)))
+    return ", ".join(sorted(methods))
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -59,10 +67,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, Unavailable):  # /healthz's probes say when it is back
             name = "artifacts" if exc.field == "artifact" else "database"
             request.app.state.dependencies.away(name, exc.message)
-        return _error(exc.status, exc.code, exc.message, exc.field)
+        return _error(exc.status, exc.code, exc.message, exc.field, exc.headers)
 
     @app.exception_handler(SQLAlchemyError)
     async def database_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        if isinstance(exc, DataError):  # a value the database cannot hold (a NUL in PostgreSQL text, ...)
+            reason = str(exc.orig).splitlines()[0][:300] if exc.orig else "invalid value"
+            return _error(422, "invalid", f"the database cannot store a value sent: {reason}", None)
         if not isinstance(exc, OperationalError | InterfaceError):
             raise exc  # our bug, not an outage: a 500 with its traceback in the log
         request.app.state.dependencies.away(
@@ -79,9 +90,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(422, "invalid", message, field or None)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail), None)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # a body FastAPI could not parse (JSON nested too deeply, ...)
+            return _error(422, "invalid", f"the request body cannot be read: {exc.detail}", "body")
+        if exc.status_code == 405:
+            allow = _allowed_methods(request)
+            message = f"{request.method} is not allowed here; use {allow}"
+            return _error(405, "method_not_allowed", message, None, {"Allow": allow})
+        code = {404: "not_found"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail), None, getattr(exc, "headers", None))
 
 
 async def _probe_database(app: FastAPI) -> None:
@@ -154,6 +171,8 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
     the reason) and answers 503 elsewhere, migrates as soon as the database is back, then starts the relays.
     """
     relays_on = settings.registry_relay_enabled if run_relays is None else run_relays
+    allowed_roots(settings)  # a bad DRIFTLOOP_ARTIFACT_ALLOWED_PREFIXES entry stops start-up, naming it
+    OutboundPolicy.from_settings(settings, resolver=lambda _host, _port: [])  # and so does a bad allowed host
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -166,6 +185,9 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
         tasks: list[asyncio.Task[None]] = []
         publisher = KafkaPublisher(settings.kafka_bootstrap, topic_names(settings.topic_prefix).model_events)
         closing: list[ResolveCache] = []
+        outbound = await asyncio.to_thread(
+            OutboundPolicy.from_settings, settings
+        )  # resolves the stack's hosts
 
         async def start(migrated: bool) -> None:
             if not migrated and not await _migrated(engine, dependencies, stop):
@@ -174,12 +196,15 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
             resolve_cache = ResolveCache(engine, store)
             closing.append(resolve_cache)
             principals = parse_tokens(settings.registry_tokens.get_secret_value())
-            app.state.registry = Registry(settings, store, principals, resolve_cache)
+            app.state.registry = Registry(settings, store, principals, resolve_cache, outbound)
             if relays_on:
                 app.state.relay = OutboxRelay(engine, publisher, dependencies=dependencies)
                 tasks.append(asyncio.create_task(app.state.relay.run(stop, settings.registry_relay_interval)))
                 sender = WebhookSender(
-                    engine, max_attempts=settings.registry_webhook_max_attempts, dependencies=dependencies
+                    engine,
+                    max_attempts=settings.registry_webhook_max_attempts,
+                    dependencies=dependencies,
+                    policy=outbound,
                 )
                 tasks.append(asyncio.create_task(sender.run(stop, settings.registry_relay_interval)))
 
@@ -207,15 +232,21 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
         description="Registered models, versions, aliases with history, artifacts, lineage, audit. "
         "Every change is announced on the model-events Kafka topic and to webhooks.",
         lifespan=lifespan,
-        responses=ERROR_RESPONSES,
     )
     app.state.dependencies = Dependencies()
     _install_error_handlers(app)
     app.add_middleware(ResolveFastPath, state=app.state)
-    for module in (routes_models, routes_versions, routes_aliases, routes_admin):
-        app.include_router(module.router)
+    routers = [module.router for module in (routes_models, routes_versions, routes_aliases, routes_admin)]
+    for router in routers:
+        app.include_router(router)
+    openapi.install(
+        app,
+        routers,
+        open_reads=settings.registry_open_reads,
+        anonymous_writes=settings.registry_allow_anonymous_writes,
+    )
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], responses={503: {"description": "The database is away"}})
     async def healthz() -> JSONResponse:
         """``status`` is ``degraded`` with the reasons while a dependency (database, artifact store, Kafka
         for the outbox relay) is away: the registry waits for it and resumes by itself. 503 while the

@@ -11,8 +11,15 @@ import tempfile
 import uuid
 from typing import IO, BinaryIO
 
-from services.registry.errors import ArtifactCorrupted, Invalid, NotFound, Unavailable
-from shared.artifacts import ArtifactError, ArtifactNotFound, StoredArtifact, artifact_store, store_for_uri
+from services.registry.errors import ArtifactCorrupted, Forbidden, Invalid, NotFound, Unavailable
+from shared.artifacts import (
+    ArtifactError,
+    ArtifactNotFound,
+    ArtifactOutsideRoot,
+    StoredArtifact,
+    artifact_store,
+    store_for_uri,
+)
 from shared.settings import Settings
 
 SPOOL_BYTES = 16 << 20
@@ -63,6 +70,8 @@ def inspect_uri(settings: Settings, uri: str, expected_sha256: str | None) -> St
             size += len(chunk)
     except ArtifactNotFound as exc:
         raise Invalid(f"no artifact at {uri}; upload it first or fix the URI", field="artifact_uri") from exc
+    except ArtifactOutsideRoot as exc:
+        raise Invalid(str(exc), field="artifact_uri") from exc
     except ArtifactError as exc:
         if unreachable(exc):
             raise _away(exc) from exc
@@ -87,6 +96,9 @@ def verified_copy(settings: Settings, uri: str, sha256: str) -> IO[bytes]:
     except ArtifactNotFound as exc:
         spool.close()
         raise NotFound(f"the artifact at {uri} is gone from the store", field="artifact_uri") from exc
+    except ArtifactOutsideRoot as exc:  # registered before the root was enforced, or a prefix was removed
+        spool.close()
+        raise Forbidden(f"{exc}; it is not served", field="artifact_uri") from exc
     except ArtifactError as exc:
         spool.close()
         if unreachable(exc):

@@ -70,7 +70,13 @@ def authenticate(
 
 
 def require(principal: Principal, role: Role) -> Principal:
-    """``principal`` if its role is at least ``role``; :class:`Forbidden` (403) otherwise."""
+    """``principal`` if its role is at least ``role``; otherwise :class:`Unauthenticated` (401) for a caller
+    without a token (a token would help), :class:`Forbidden` (403) for a token whose role is too low."""
+    if principal.role < role and principal is ANONYMOUS_READER:
+        raise Unauthenticated(
+            f"this needs the {role.name.lower()} role: send 'Authorization: Bearer <token>'",
+            field="authorization",
+        )
     if principal.role < role:
         raise Forbidden(
             f"{principal.name} is a {principal.role_name}; this needs the {role.name.lower()} role",

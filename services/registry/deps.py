@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.registry.auth import Principal, Role, authenticate, require
 from services.registry.errors import Unavailable
+from services.registry.outbound import OutboundPolicy
 from services.registry.resolve_cache import ResolveCache
+from services.registry.schemas import MAX_ID
 from services.registry.store import RegistryStore
 from shared.settings import Settings
 
@@ -25,6 +27,7 @@ class Registry:
     store: RegistryStore
     principals: dict[str, Principal]
     resolve_cache: ResolveCache
+    outbound: OutboundPolicy
 
 
 async def get_registry(request: Request) -> Registry:
@@ -54,14 +57,17 @@ async def current_user(
 CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
-async def _writer(user: CurrentUser) -> Principal:
+async def writer(user: CurrentUser) -> Principal:
     return require(user, Role.WRITER)
 
 
-async def _admin(user: CurrentUser) -> Principal:
+async def admin(user: CurrentUser) -> Principal:
     return require(user, Role.ADMIN)
 
 
 Reader = CurrentUser
-Writer = Annotated[Principal, Depends(_writer)]
-Admin = Annotated[Principal, Depends(_admin)]
+Writer = Annotated[Principal, Depends(writer)]
+Admin = Annotated[Principal, Depends(admin)]
+
+VersionNumber = Annotated[int, Path(ge=1, le=MAX_ID, description="The version's number (1, 2, ...).")]
+WebhookId = Annotated[int, Path(ge=1, le=MAX_ID, description="The webhook's id.")]

@@ -140,6 +140,15 @@ def decode_page_token(token: str, field: str = "page_token") -> Any:
         raise Invalid("page_token is not one this registry issued; start again without it", field) from exc
 
 
+def is_row_id(value: object) -> bool:
+    """Whether ``value`` (from a page token) is an integer a database column can hold (signed 64-bit).
+
+    >>> is_row_id(7), is_row_id(2**63), is_row_id("7"), is_row_id(True)
+    (True, False, False, False)
+    """
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
 def parse_tag_filters(tags: Sequence[str]) -> list[tuple[str, str | None]]:
     """``key=value`` (exact) or ``key`` (has the tag) filters from query parameters."""
     parsed: list[tuple[str, str | None]] = []

@@ -8,6 +8,7 @@ class RegistryError(Exception):
 
     status = 400
     code = "bad_request"
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
@@ -31,8 +32,11 @@ class Forbidden(RegistryError):
 
 
 class Unauthenticated(RegistryError):
+    """No credentials, or ones the registry does not know (RFC 9110: 401 with ``WWW-Authenticate``)."""
+
     status = 401
     code = "unauthenticated"
+    headers = {"WWW-Authenticate": 'Bearer realm="driftloop-registry"'}
 
 
 class Invalid(RegistryError):

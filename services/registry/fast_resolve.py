@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -61,5 +62,6 @@ class ResolveFastPath:
                 anonymous_writes=settings.registry_allow_anonymous_writes,
             )
             return registry.resolve_cache.resolve_json(match[1], match[2])
-        except RegistryError:
-            return None  # the app answers, with the same error (a 503 while the database is away)
+        except (RegistryError, SQLAlchemyError):
+            return None  # the app answers, with the same error (a 503 while the database is away, a 422
+            # for a name PostgreSQL cannot hold)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
 from services.registry import domain
-from services.registry.deps import Reader, RegistryDep, Writer
+from services.registry.deps import Reader, RegistryDep, WebhookId, Writer
 from services.registry.errors import Invalid
+from services.registry.openapi import COMMON, errors
+from services.registry.outbound import OutboundRefused
 from services.registry.schemas import AuditEntry, Page, WebhookCreate, WebhookDeliveryOut, WebhookOut
 
-router = APIRouter(tags=["audit", "webhooks"])
+RESOLVE_TIMEOUT_S = 2.0
+"""How long registering a webhook waits for its host name to resolve before leaving it to delivery."""
+
+router = APIRouter(tags=["audit", "webhooks"], responses=errors(*COMMON))
 
 
 @router.get("/audit", tags=["audit"])
@@ -27,33 +34,55 @@ def audit_log(
     before_id = None
     if page_token:
         before_id = domain.decode_page_token(page_token)
-        if not isinstance(before_id, int):
+        if not domain.is_row_id(before_id):
             raise Invalid("page_token is not one this registry issued", field="page_token")
     return registry.store.audit(model_name=model, actor=actor, limit=limit, before_id=before_id)
 
 
-@router.post("/models/{name}/webhooks", status_code=status.HTTP_201_CREATED, tags=["webhooks"])
+@router.post(
+    "/models/{name}/webhooks",
+    status_code=status.HTTP_201_CREATED,
+    tags=["webhooks"],
+    responses=errors(403, 404),
+)
 def create_webhook(name: str, body: WebhookCreate, registry: RegistryDep, user: Writer) -> WebhookOut:
-    """POST this model's events to ``url``, signed ``X-Driftloop-Signature: sha256=HMAC(secret, body)``."""
+    """POST this model's events to ``url``, signed ``X-Driftloop-Signature: sha256=HMAC(secret, body)``.
+
+    ``url`` must reach a public address: loopback, link-local, private and the stack's own addresses are
+    refused (422) unless DRIFTLOOP_REGISTRY_WEBHOOK_ALLOWED_HOSTS names them; checked again at delivery.
+    """
+    registry.store.get_model(name)  # 404 before resolving the host
+    resolving = ThreadPoolExecutor(max_workers=1)  # a resolver that hangs must not hold the request
+    try:
+        resolving.submit(registry.outbound.check, str(body.url)).result(timeout=RESOLVE_TIMEOUT_S)
+    except OutboundRefused as exc:
+        raise Invalid(str(exc), field="url") from None
+    except (OSError, UnicodeError, FutureTimeout):
+        pass  # does not resolve (yet): every delivery resolves and checks it again
+    finally:
+        resolving.shutdown(wait=False)
     return registry.store.create_webhook(name, body, user)
 
 
-@router.get("/models/{name}/webhooks", tags=["webhooks"])
+@router.get("/models/{name}/webhooks", tags=["webhooks"], responses=errors(403, 404))
 def list_webhooks(name: str, registry: RegistryDep, _user: Writer) -> list[WebhookOut]:
     return registry.store.list_webhooks(name)
 
 
 @router.delete(
-    "/models/{name}/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["webhooks"]
+    "/models/{name}/webhooks/{webhook_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["webhooks"],
+    responses=errors(403, 404),
 )
-def delete_webhook(name: str, webhook_id: int, registry: RegistryDep, user: Writer) -> None:
+def delete_webhook(name: str, webhook_id: WebhookId, registry: RegistryDep, user: Writer) -> None:
     registry.store.delete_webhook(name, webhook_id, user)
 
 
-@router.get("/models/{name}/webhooks/{webhook_id}/deliveries", tags=["webhooks"])
+@router.get("/models/{name}/webhooks/{webhook_id}/deliveries", tags=["webhooks"], responses=errors(403, 404))
 def webhook_deliveries(
     name: str,
-    webhook_id: int,
+    webhook_id: WebhookId,
     registry: RegistryDep,
     _user: Writer,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

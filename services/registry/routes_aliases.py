@@ -9,11 +9,13 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import TypeAdapter
 
 from services.registry.deps import Reader, RegistryDep, Writer
+from services.registry.errors import Invalid
+from services.registry.openapi import COMMON, errors
 from services.registry.schemas import AliasAt, AliasHistoryEntry, AliasOut, AliasSet, RollbackRequest
 from services.registry.store import ResolvedAlias
 from shared.events import UtcDatetime
 
-router = APIRouter(prefix="/models/{name}", tags=["aliases"])
+router = APIRouter(prefix="/models/{name}", tags=["aliases"], responses=errors(*COMMON, 404))
 _UTC: TypeAdapter[datetime] = TypeAdapter(UtcDatetime)
 
 
@@ -22,7 +24,7 @@ def list_aliases(name: str, registry: RegistryDep, _user: Reader) -> list[AliasO
     return registry.store.list_aliases(name)
 
 
-@router.put("/aliases/{alias}")
+@router.put("/aliases/{alias}", responses=errors(403, 409))
 def set_alias(name: str, alias: str, body: AliasSet, registry: RegistryDep, user: Writer) -> AliasOut:
     """Point ``alias`` at a ready version (set or move); announced on model-events and kept in the history."""
     return registry.store.set_alias(name, alias, body.version, user, body.reason)
@@ -39,7 +41,7 @@ async def resolve_alias(name: str, alias: str, registry: RegistryDep, _user: Rea
     return Response(registry.resolve_cache.resolve_json(name, alias), media_type="application/json")
 
 
-@router.delete("/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(403))
 def delete_alias(
     name: str,
     alias: str,
@@ -50,7 +52,7 @@ def delete_alias(
     registry.store.delete_alias(name, alias, user, reason)
 
 
-@router.post("/aliases/{alias}/rollback")
+@router.post("/aliases/{alias}/rollback", responses=errors(403, 409))
 def rollback_alias(
     name: str, alias: str, registry: RegistryDep, user: Writer, body: RollbackRequest | None = None
 ) -> AliasOut:
@@ -73,7 +75,12 @@ def alias_at(
     time: Annotated[datetime, Query(description="ISO 8601; naive times are UTC.")],
 ) -> AliasAt:
     """Which version ``alias`` pointed at at ``time`` ("what served production last Tuesday at 14:00?")."""
-    when = _UTC.validate_python(time)
+    try:
+        when = _UTC.validate_python(time)
+    except (ValueError, OverflowError):  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise Invalid(
+            f"time {time.isoformat()} is outside the years 1 to 9999 in UTC", field="time"
+        ) from None
     return registry.store.alias_at(name, alias, when)
 
 

@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from services.registry.deps import Admin, Reader, RegistryDep, Writer
+from services.registry.openapi import COMMON, errors
 from services.registry.schemas import ModelCreate, ModelOut, ModelUpdate, Page
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(prefix="/models", tags=["models"], responses=errors(*COMMON))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=errors(403, 409))
 def create_model(body: ModelCreate, registry: RegistryDep, user: Writer) -> ModelOut:
     """Register a model: its schema, recipe and tags. Versions are added under it."""
     return registry.store.create_model(body, user)
@@ -31,18 +32,18 @@ def list_models(
     return registry.store.list_models(name_prefix=name_prefix, tags=tag, limit=limit, page_token=page_token)
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses=errors(404))
 def get_model(name: str, registry: RegistryDep, _user: Reader) -> ModelOut:
     return registry.store.get_model(name)
 
 
-@router.patch("/{name}")
+@router.patch("/{name}", responses=errors(403, 404))
 def update_model(name: str, body: ModelUpdate, registry: RegistryDep, user: Writer) -> ModelOut:
     """Change the fields sent; the others keep their values. Announced as ``model_updated``."""
     return registry.store.update_model(name, body, user)
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(403, 404, 409))
 def delete_model(
     name: str,
     registry: RegistryDep,

@@ -11,16 +11,17 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from services.registry import artifact_io
-from services.registry.deps import Reader, RegistryDep, Writer
+from services.registry.deps import Reader, RegistryDep, VersionNumber, Writer
 from services.registry.errors import Invalid
+from services.registry.openapi import COMMON, errors
 from services.registry.schemas import Page, VersionCreate, VersionOut, VersionUpdate
 from shared.events import VersionStatus
 from shared.profile import ReferenceProfile
 
-router = APIRouter(tags=["versions"])
+router = APIRouter(tags=["versions"], responses=errors(*COMMON))
 
 
-@router.post("/models/{name}/versions", status_code=status.HTTP_201_CREATED)
+@router.post("/models/{name}/versions", status_code=status.HTTP_201_CREATED, responses=errors(403, 404))
 def register_version(name: str, body: VersionCreate, registry: RegistryDep, user: Writer) -> VersionOut:
     """Register the next version with an artifact already in the store (``artifact_uri``); it is hashed here."""
     if body.artifact_uri is None:
@@ -32,7 +33,9 @@ def register_version(name: str, body: VersionCreate, registry: RegistryDep, user
     return registry.store.register_version(name, body, artifact, user)
 
 
-@router.post("/models/{name}/versions/upload", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/models/{name}/versions/upload", status_code=status.HTTP_201_CREATED, responses=errors(403, 404)
+)
 def upload_version(
     name: str,
     registry: RegistryDep,
@@ -66,7 +69,7 @@ def _json(body: BaseModel) -> Response:
     return Response(content=body.__pydantic_serializer__.to_json(body), media_type="application/json")
 
 
-@router.get("/models/{name}/versions", response_model=Page[VersionOut])
+@router.get("/models/{name}/versions", response_model=Page[VersionOut], responses=errors(404))
 def list_versions(
     name: str,
     registry: RegistryDep,
@@ -100,22 +103,24 @@ def search_versions(
     )
 
 
-@router.get("/models/{name}/versions/{version}")
-async def get_version(name: str, version: int, registry: RegistryDep, _user: Reader) -> VersionOut:
+@router.get("/models/{name}/versions/{version}", responses=errors(404))
+async def get_version(name: str, version: VersionNumber, registry: RegistryDep, _user: Reader) -> VersionOut:
     """One version (without its reference profile). Two indexed reads, run on the event loop."""
     return registry.store.get_version(name, version)
 
 
-@router.patch("/models/{name}/versions/{version}")
+@router.patch("/models/{name}/versions/{version}", responses=errors(403, 404, 409))
 def update_version(
-    name: str, version: int, body: VersionUpdate, registry: RegistryDep, user: Writer
+    name: str, version: VersionNumber, body: VersionUpdate, registry: RegistryDep, user: Writer
 ) -> VersionOut:
     """Change description, tags, metrics or status (pending → ready/failed); status changes are announced."""
     return registry.store.update_version(name, version, body, user)
 
 
-@router.get("/models/{name}/versions/{version}/reference-profile")
-def get_reference_profile(name: str, version: int, registry: RegistryDep, _user: Reader) -> ReferenceProfile:
+@router.get("/models/{name}/versions/{version}/reference-profile", responses=errors(404))
+def get_reference_profile(
+    name: str, version: VersionNumber, registry: RegistryDep, _user: Reader
+) -> ReferenceProfile:
     """The training-data summary the monitor compares this version's live traffic against."""
     return registry.store.reference_profile(name, version)
 
@@ -123,9 +128,11 @@ def get_reference_profile(name: str, version: int, registry: RegistryDep, _user:
 @router.get(
     "/models/{name}/versions/{version}/artifact",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}}, **errors(403, 404, 409)},
 )
-def download_artifact(name: str, version: int, registry: RegistryDep, _user: Reader) -> StreamingResponse:
+def download_artifact(
+    name: str, version: VersionNumber, registry: RegistryDep, _user: Reader
+) -> StreamingResponse:
     """The artifact's bytes, sent only after they hashed to the registered sha256 (409 if corrupted)."""
     found = registry.store.get_version(name, version)
     copy = artifact_io.verified_copy(registry.settings, found.artifact_uri, found.artifact_sha256)

@@ -2,20 +2,46 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from shared.drift_thresholds import DriftThresholds
-from shared.events import AliasAction, UtcDatetime, VersionStatus
+from shared.events import AliasAction, FiniteFloat, UtcDatetime, VersionStatus
 from shared.feature_schema import FeatureSchema
 from shared.profile import ReferenceProfile
 
 TaskType = Literal["binary_classification", "multiclass_classification", "regression", "other"]
 Tags = dict[str, str]
 T = TypeVar("T")
+
+MAX_ID = 2**63 - 1
+"""Largest version number or id a database column holds (signed 64-bit); larger ones are refused (422)."""
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+MAX_JSON_DEPTH = 32
+
+
+def _plain_json(value: Any, depth: int = 0) -> Any:
+    """Refuse NaN/inf (not JSON) and nesting deeper than ``MAX_JSON_DEPTH`` in free-form JSON fields."""
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("NaN and infinite numbers are not JSON; send a finite number or null")
+    if isinstance(value, dict):
+        for item in value.values():
+            _plain_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _plain_json(item, depth + 1)
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_plain_json)]
+Metrics = dict[str, FiniteFloat]
 
 
 class _Body(BaseModel):
@@ -38,21 +64,33 @@ class ModelCreate(_Body):
     task_type: TaskType = "binary_classification"
     tags: Tags = Field(default_factory=dict)
     feature_schema: FeatureSchema = Field(default_factory=FeatureSchema)
-    training_recipe: dict[str, Any] = Field(
+    training_recipe: JsonObject = Field(
         default_factory=dict, description="What the trainer runs to retrain this model (its own format)."
     )
     drift_thresholds: DriftThresholds | None = Field(None, description="Overrides of the default thresholds.")
 
 
-class ModelUpdate(_Body):
-    """Fields to change; the ones left out keep their value."""
+def _not_null(value: T) -> T:
+    if value is None:
+        raise ValueError("may not be null; leave the field out to keep its value")
+    return value
 
-    description: str | None = None
-    task_type: TaskType | None = None
-    tags: Tags | None = None
-    feature_schema: FeatureSchema | None = None
-    training_recipe: dict[str, Any] | None = None
-    drift_thresholds: DriftThresholds | None = None
+
+# In the update bodies a field left out keeps its value; null is refused (422) for a field that cannot be
+# null. The schema shows the field's own type (SkipJsonSchema), the validator runs only on a value sent.
+class ModelUpdate(_Body):
+    """Fields to change; the ones left out keep their value. Only ``drift_thresholds`` may be null."""
+
+    description: str | SkipJsonSchema[None] = None
+    task_type: TaskType | SkipJsonSchema[None] = None
+    tags: Tags | SkipJsonSchema[None] = None
+    feature_schema: FeatureSchema | SkipJsonSchema[None] = None
+    training_recipe: JsonObject | SkipJsonSchema[None] = None
+    drift_thresholds: DriftThresholds | None = Field(None, description="null: back to the defaults.")
+
+    _present = field_validator(
+        "description", "task_type", "tags", "feature_schema", "training_recipe", mode="before"
+    )(_not_null)
 
 
 class ModelOut(BaseModel):
@@ -80,7 +118,7 @@ class Lineage(_Body):
     data_start: UtcDatetime | None = None
     data_end: UtcDatetime | None = None
     code_version: str | None = Field(None, description="Git commit or package version of the training code.")
-    parent_version: int | None = Field(None, ge=1, description="The version this one was retrained from.")
+    parent_version: Id | None = Field(None, description="The version this one was retrained from.")
     drift_event_id: UUID | None = Field(None, description="The DriftDetected event that triggered training.")
     training_run_id: UUID | None = None
 
@@ -94,18 +132,22 @@ class VersionCreate(_Body):
     )
     description: str = ""
     status: VersionStatus = VersionStatus.READY
-    metrics: dict[str, float] = Field(default_factory=dict)
-    params: dict[str, Any] = Field(default_factory=dict)
+    metrics: Metrics = Field(default_factory=dict)
+    params: JsonObject = Field(default_factory=dict)
     tags: Tags = Field(default_factory=dict)
     lineage: Lineage = Field(default_factory=Lineage)
     reference_profile: ReferenceProfile | None = None
 
 
 class VersionUpdate(_Body):
-    description: str | None = None
-    status: VersionStatus | None = None
-    tags: Tags | None = None
-    metrics: dict[str, float] | None = None
+    """Fields to change; the ones left out keep their value; none may be null."""
+
+    description: str | SkipJsonSchema[None] = None
+    status: VersionStatus | SkipJsonSchema[None] = None
+    tags: Tags | SkipJsonSchema[None] = None
+    metrics: Metrics | SkipJsonSchema[None] = None
+
+    _present = field_validator("description", "status", "tags", "metrics", mode="before")(_not_null)
 
 
 class VersionOut(BaseModel):
@@ -128,7 +170,7 @@ class VersionOut(BaseModel):
 
 
 class AliasSet(_Body):
-    version: int = Field(ge=1)
+    version: Id
     reason: str = Field("", max_length=2000, description="Why; kept in the alias history.")
 
 

@@ -170,7 +170,7 @@ class VersionStore(StoreBase):
             conditions.append(model_versions.c.status == status.value)
         if page_token:
             position = domain.decode_page_token(page_token)
-            if not (isinstance(position, list) and len(position) == 2):
+            if not (isinstance(position, list) and len(position) == 2 and domain.is_row_id(position[1])):
                 raise Invalid("page_token is not one this registry issued", field="page_token")
             last_name, last_version = str(position[0]), int(position[1])
             conditions.append(

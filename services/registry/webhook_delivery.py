@@ -6,9 +6,10 @@ check ``X-Driftloop-Signature: sha256=<hex>`` (HMAC of the raw body with the web
 
 No receiver can stop the sender: each attempt has one deadline for connecting, sending and reading (a
 target that hangs or trickles bytes costs ``timeout`` seconds, no more), at most ``ANSWER_BYTES`` of the
-answer are read, redirects are not followed (a 3xx is a failed attempt: the URL was checked when the
-webhook was created, its redirect target was not), and deliveries go out concurrently, so a slow target
-does not hold up the others. Whatever goes wrong is that attempt's recorded error; after ``max_attempts``
+answer are read, redirects are not followed (a 3xx is a failed attempt: the URL was checked, its redirect
+target was not), and deliveries go out concurrently, so a slow target does not hold up the others. Each
+attempt resolves the URL's host and checks every address (:mod:`services.registry.outbound`) before it
+connects, to the address it checked: a name that now points inward fails the attempt (DNS rebinding). Whatever goes wrong is that attempt's recorded error; after ``max_attempts``
 the delivery is marked failed with its last error.
 """
 
@@ -27,6 +28,7 @@ from sqlalchemy import Engine, select, update
 from services.registry.db import writing
 from services.registry.domain import webhook_backoff_seconds, webhook_signature
 from services.registry.health import Dependencies
+from services.registry.outbound import OutboundPolicy, OutboundRefused, pinned
 from services.registry.relay import acquire_lease, release_lease
 from services.registry.tables import webhook_deliveries, webhooks
 
@@ -114,8 +116,10 @@ class WebhookSender:
         max_attempts: int,
         timeout: float = 10.0,
         dependencies: Dependencies | None = None,
+        policy: OutboundPolicy | None = None,
     ) -> None:
         self.engine = engine
+        self.policy = policy or OutboundPolicy()
         self.max_attempts = max_attempts
         self.timeout = timeout
         self.dependencies = dependencies or Dependencies()
@@ -129,7 +133,13 @@ class WebhookSender:
             "X-Driftloop-Event-Id": delivery.event_id,
             "X-Driftloop-Signature": webhook_signature(delivery.secret, delivery.payload),
         }
-        request = client.build_request("POST", delivery.url, content=delivery.payload, headers=headers)
+        # resolved and checked now (the name may point elsewhere since it was registered), and the
+        # connection goes to the address checked, not to a second resolution of the name
+        addresses = await asyncio.to_thread(self.policy.check, delivery.url)
+        url, headers["Host"], tls_name = pinned(delivery.url, addresses[0])
+        request = client.build_request(
+            "POST", url, content=delivery.payload, headers=headers, extensions={"sni_hostname": tls_name}
+        )
         response = await client.send(request, stream=True, follow_redirects=False)
         try:
             if response.is_success:
@@ -151,6 +161,10 @@ class WebhookSender:
             return await asyncio.wait_for(self._post(client, delivery), timeout=self.timeout)
         except TimeoutError:
             return f"no answer within {self.timeout:g}s"
+        except OutboundRefused as exc:
+            return f"refused: {exc}"
+        except OSError as exc:  # the name does not resolve
+            return f"cannot resolve the host: {exc}"
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # a bad URL or anything odd about this one delivery: its error, not ours

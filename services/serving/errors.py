@@ -21,3 +21,18 @@ class InvalidFeatures(ServingError):
     def __init__(self, message: str, issues: list[dict[str, str]]) -> None:
         super().__init__(message)
         self.issues = issues
+
+
+class InvalidRequest(ServingError):
+    """A request the server cannot read: wrong Content-Type (415), too large (413) or malformed (422)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = "body",
+        issues: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.field, self.issues = status, code, field, issues

@@ -6,7 +6,6 @@ trigger or a known event of its topic becomes a ``Rejection`` the worker keeps o
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -14,14 +13,10 @@ from pydantic import ValidationError
 
 from services.trainer.debounce import Trigger
 from shared.codec import decode_any
-from shared.events import DriftDetected, Event, EventDeadLettered, RetrainModel
+from shared.events import DriftDetected, Event, RetrainModel
 
-DEAD_LETTER_NAMESPACE = uuid.UUID("6f1d1c52-2b7e-4bb4-9a37-4f3f5d0c7a11")
 """Dead letters get ids derived from where the record was (topic, partition, offset): read again after a
 crash, the same record makes the same dead letter, which sinks deduplicate by ``event_id``."""
-
-MAX_ORIGINAL_BYTES = 600 * 1024
-"""Base64 makes the original a third larger; beyond this the dead letter would not fit one Kafka message."""
 
 
 @dataclass(frozen=True)
@@ -135,25 +130,3 @@ def classify(
         return problem
     # a clock a little ahead: the data it is about is already there, so a run starting now covers it
     return replace(trigger, occurred_at=now) if trigger.occurred_at > now else trigger
-
-
-def dead_letter(
-    source_topic: str, partition: int, offset: int, payload: bytes | None, rejection: Rejection
-) -> EventDeadLettered:
-    """The dead-letter event for a rejected record, its id fixed by the record's place; an original too
-    large for one message is cut, and the detail says so."""
-    original = payload or b""
-    detail = rejection.detail
-    if len(original) > MAX_ORIGINAL_BYTES:
-        detail += f" (original truncated from {len(original)} to {MAX_ORIGINAL_BYTES} bytes)"
-        original = original[:MAX_ORIGINAL_BYTES]
-    return EventDeadLettered(
-        event_id=uuid.uuid5(DEAD_LETTER_NAMESPACE, f"{source_topic}\x1f{partition}\x1f{offset}"),
-        model_name=rejection.model_name[:200] or "unknown",
-        source=f"topic:{source_topic}",
-        reason=rejection.reason,
-        detail=detail,
-        original=original,
-        source_partition=partition,
-        source_offset=offset,
-    )

@@ -35,13 +35,14 @@ from services.trainer.pipeline import RunPorts
 from services.trainer.recipe import preload_estimator_modules
 from services.trainer.registry_client import RegistryClient
 from services.trainer.runner import execute
-from services.trainer.triggers import Ignored, Rejection, TriggerLimits, classify, dead_letter
+from services.trainer.triggers import Ignored, Rejection, TriggerLimits, classify
 from services.trainer.warehouse import Warehouse
 from shared.artifacts import ArtifactStore, artifact_store
 from shared.codec import encode
 from shared.events import Event, EventDeadLettered
 from shared.settings import Settings
 from shared.topics import topic_names
+from shared.validation import dead_letter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,18 +22,10 @@ from shared import wire
 from shared.clickhouse import clickhouse_client
 from shared.settings import Settings
 from shared.validation import EventKind, EventTimeBounds
+from tests.unit.test_monitor_records import Rec
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC)
-
-
-@dataclass
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes | None
-    timestamp: int | None = None
 
 
 names = st.text(min_size=1, max_size=12)

@@ -80,3 +80,20 @@ def test_concurrent_registrations_aliases_and_rollback_on_postgres(client: TestC
         e["action"] for e in client.get("/audit", params={"model": name, "limit": 1000}).json()["items"]
     ]
     assert actions.count("version.register") == 20 and actions[0] == "alias.rolled_back"
+
+
+def test_values_postgresql_cannot_hold_are_422_not_a_server_error(client: TestClient) -> None:
+    name = f"m-{uuid4().hex[:8]}"
+    assert client.post("/models", json={"name": name}, headers=WRITER).status_code == 201
+    for method, path, body in (
+        ("GET", "/models/a%00b", None),
+        ("GET", "/models/a%00b/aliases/production", None),
+        ("GET", "/models?name_prefix=%00", None),
+        ("PATCH", f"/models/{name}", {"description": "a\x00b"}),
+        ("PUT", f"/models/{name}/aliases/p%00", {"version": 1}),
+        ("GET", f"/models/{name}/versions/{2**63}", None),
+    ):
+        answer = client.request(method, path, json=body, headers=WRITER)
+        assert answer.status_code == 422, (method, path, answer.status_code, answer.text)
+        assert answer.json()["error"]["code"] == "invalid"
+    assert client.get(f"/models/{name}").json()["description"] == ""

@@ -26,6 +26,7 @@ from sqlalchemy import Engine, select
 from services.registry.app import create_app
 from services.registry.db import make_engine, writing
 from services.registry.migrations import migrate
+from services.registry.outbound import OutboundPolicy
 from services.registry.relay import KafkaPublisher, OutboxRelay
 from services.registry.tables import outbox, webhook_deliveries
 from services.registry.webhook_delivery import WebhookSender
@@ -191,6 +192,7 @@ def test_webhook_targets_that_hang_redirect_or_answer_garbage_never_stop_deliver
         kafka_bootstrap=kafka.bootstrap,
         topic_prefix=topic_prefix,
         registry_tokens={"w-token": "wes:writer"},
+        registry_webhook_allowed_hosts=["127.0.0.1"],  # the targets are local test servers
     )
     name = f"m-{uuid4().hex[:8]}"
     with TestClient(create_app(settings, run_relays=False)) as client:
@@ -202,7 +204,9 @@ def test_webhook_targets_that_hang_redirect_or_answer_garbage_never_stop_deliver
         client.patch(f"/models/{name}", json={"description": "changed"}, headers=WRITER).raise_for_status()
         engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
 
-        sender = WebhookSender(engine, max_attempts=2, timeout=2.0)
+        sender = WebhookSender(
+            engine, max_attempts=2, timeout=2.0, policy=OutboundPolicy.from_settings(settings)
+        )
 
         async def deliver() -> float:
             started = time.monotonic()

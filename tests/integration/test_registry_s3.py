@@ -24,6 +24,7 @@ def test_s3_artifacts_are_stored_hashed_and_verified_on_download(
     settings = s3_server.settings(
         data_dir=tmp_path,
         artifact_root=f"s3://{s3_bucket}/registry",
+        artifact_allowed_prefixes=[f"s3://{s3_bucket}/elsewhere"],
         registry_tokens={"w": "wes:writer"},
         registry_relay_enabled=False,
     )
@@ -48,10 +49,14 @@ def test_s3_artifacts_are_stored_hashed_and_verified_on_download(
         assert referenced.status_code == 201 and referenced.json()["artifact_size"] == len(data)
         missing = client.post(
             f"/models/{name}/versions",
-            json={"artifact_uri": f"s3://{s3_bucket}/nope/model.joblib"},
+            json={"artifact_uri": f"s3://{s3_bucket}/elsewhere/nope.joblib"},
             headers=WRITER,
         )
         assert missing.status_code == 422 and missing.json()["error"]["field"] == "artifact_uri"
+        s3_server.client().put_object(Bucket=s3_bucket, Key="private/model.joblib", Body=data)
+        for outside in (f"s3://{s3_bucket}/private/model.joblib", f"s3://{s3_bucket}/registry/../private/x"):
+            refused = client.post(f"/models/{name}/versions", json={"artifact_uri": outside}, headers=WRITER)
+            assert refused.status_code == 422 and refused.json()["error"]["field"] == "artifact_uri"
 
         assert client.get(f"/models/{name}/versions/1/artifact").content == data
         s3_server.client().put_object(Bucket=s3_bucket, Key="elsewhere/model.joblib", Body=b"tampered")

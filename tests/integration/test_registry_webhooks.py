@@ -72,6 +72,7 @@ def test_webhook_is_signed_and_retried_until_delivered(
         topic_prefix=topic_prefix,
         registry_tokens={"w-token": "wes:writer"},
         registry_relay_interval=0.1,
+        registry_webhook_allowed_hosts=["127.0.0.1"],  # the receiver is a local test server
     )
     name = f"m-{uuid4().hex[:8]}"
     with TestClient(create_app(settings)) as client:

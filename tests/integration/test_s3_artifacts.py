@@ -16,6 +16,7 @@ import pytest
 from shared.artifacts import (
     ArtifactError,
     ArtifactNotFound,
+    ArtifactOutsideRoot,
     ArtifactStore,
     S3ArtifactStore,
     artifact_store,
@@ -253,10 +254,13 @@ def test_unreachable_endpoint_says_how_to_start_one(tmp_path: Path) -> None:
         artifact_store(settings).put_bytes("a.bin", b"x")
 
 
-def test_store_for_uri_reads_s3_artifacts_when_the_default_root_is_files(
+def test_store_for_uri_reads_s3_artifacts_of_an_old_root_once_it_is_allowed(
     s3_server: S3Server, s3_bucket: str, tmp_path: Path
 ) -> None:
     uri = artifact_store(s3_server.settings(artifact_root=f"s3://{s3_bucket}/old")).put_bytes("m", b"x").uri
     file_settings = s3_server.settings(data_dir=tmp_path)  # artifact_root unset: file:// under data_dir
+    allowed = s3_server.settings(data_dir=tmp_path, artifact_allowed_prefixes=[f"s3://{s3_bucket}/old"])
 
-    assert store_for_uri(file_settings, uri).get_bytes(uri) == b"x"
+    with pytest.raises(ArtifactOutsideRoot, match="DRIFTLOOP_ARTIFACT_ALLOWED_PREFIXES"):
+        store_for_uri(file_settings, uri)
+    assert store_for_uri(allowed, uri).get_bytes(uri) == b"x"

@@ -10,11 +10,13 @@ import pytest
 from shared.artifacts import (
     ArtifactError,
     ArtifactNotFound,
+    ArtifactOutsideRoot,
     FileArtifactStore,
     FileRoot,
     S3ArtifactStore,
     S3Root,
     _HashingReader,
+    allowed_roots,
     artifact_store,
     file_uri_path,
     parse_root,
@@ -177,8 +179,87 @@ def test_the_root_scheme_picks_the_backend(tmp_path: Path) -> None:
     assert default.root == (tmp_path / "artifacts").resolve().as_uri()
     assert isinstance(s3, S3ArtifactStore)
     assert s3.root == "s3://models/team"
-    assert isinstance(store_for_uri(settings, "s3://old-bucket/a/b"), S3ArtifactStore)
-    assert store_for_uri(settings, "file:///elsewhere/a/b").root == "file:///elsewhere/a"
+    allowed = Settings(data_dir=tmp_path, artifact_allowed_prefixes=["s3://old-bucket", "file:///elsewhere"])
+    assert isinstance(store_for_uri(allowed, "s3://old-bucket/a/b"), S3ArtifactStore)
+    assert store_for_uri(allowed, "file:///elsewhere/a/b").root == "file:///elsewhere"
+
+
+def _root_with_files(tmp_path: Path) -> tuple[Settings, str]:
+    """Default settings (data folder ``tmp_path/data``) with one artifact, a database and escape hatches."""
+    data = tmp_path / "data"
+    settings = Settings(data_dir=data)
+    root = data / "artifacts"
+    (root / "models").mkdir(parents=True)
+    (root / "models" / "m.bin").write_bytes(b"model")
+    (data / "registry.db").write_bytes(b"webhook secrets")
+    (data / "registry.db-wal").write_bytes(b"more secrets")
+    (data / "kafka").mkdir()
+    (data / "kafka" / "log").write_bytes(b"broker log")
+    (root / "models" / "link").symlink_to("/etc/passwd")
+    (root / "models" / "db").symlink_to(data / "registry.db")
+    return settings, root.resolve().as_uri()
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "file:///etc/passwd",
+        "FILE:///etc/passwd",
+        "file://localhost/etc/passwd",
+        "{root}/../registry.db",
+        "{root}/models/%2e%2e/%2E%2E/registry.db",
+        "{root}/models/..%2f..%2fregistry.db",
+        "{root}/models/link",
+        "{root}/models/db",
+        "{root}/../registry.db-wal",
+        "{root}/../kafka/log",
+        "{root}",
+        "s3://any-bucket/models/m.bin",
+    ],
+)
+def test_uris_outside_the_root_are_refused_naming_the_setting(tmp_path: Path, uri: str) -> None:
+    settings, root = _root_with_files(tmp_path)
+    with pytest.raises(ArtifactOutsideRoot, match=r"DRIFTLOOP_ARTIFACT_ALLOWED_PREFIXES|never served"):
+        store_for_uri(settings, uri.format(root=root)).get_bytes(uri.format(root=root))
+
+
+@pytest.mark.parametrize("uri", ["file://db-host/etc/passwd", "file:///x%00y", "http://127.0.0.1/m"])
+def test_uris_no_store_can_read_are_refused(uri: str, tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError):
+        store_for_uri(Settings(data_dir=tmp_path), uri)
+
+
+@pytest.mark.parametrize(
+    "uri", ["{root}/models/m.bin", "file://LOCALHOST{path}/models/m.bin", "{root}/models/../models/m.bin"]
+)
+def test_uris_under_the_root_are_read_in_any_spelling(tmp_path: Path, uri: str) -> None:
+    settings, root = _root_with_files(tmp_path)
+    uri = uri.format(root=root, path=root.removeprefix("file://"))
+    assert store_for_uri(settings, uri).get_bytes(uri) == b"model"
+
+
+def test_an_allowed_prefix_is_readable_but_never_opens_the_database(tmp_path: Path) -> None:
+    settings, _ = _root_with_files(tmp_path)
+    shared = tmp_path / "team-models"
+    shared.mkdir()
+    (shared / "m.bin").write_bytes(b"team model")
+    wide = settings.model_copy(update={"artifact_allowed_prefixes": [shared.as_uri(), tmp_path.as_uri()]})
+    uri = f"{shared.as_uri()}/m.bin"
+
+    assert store_for_uri(wide, uri).get_bytes(uri) == b"team model"
+    with pytest.raises(ArtifactOutsideRoot, match="never served"):
+        store_for_uri(wide, (tmp_path / "data" / "registry.db").as_uri())
+    with pytest.raises(ArtifactOutsideRoot, match="never served"):
+        store_for_uri(wide, (tmp_path / "data" / "kafka" / "log").as_uri())
+    with pytest.raises(ArtifactOutsideRoot, match="never served"):  # as a case-insensitive disk reads it
+        store_for_uri(wide, (tmp_path / "data" / "REGISTRY.DB").as_uri())
+
+
+def test_a_root_holding_the_data_folder_or_a_bad_prefix_stops_start_up(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="holds the data folder"):
+        allowed_roots(Settings(data_dir=tmp_path / "data", artifact_root=tmp_path.as_uri()))
+    with pytest.raises(ArtifactError, match="DRIFTLOOP_ARTIFACT_ALLOWED_PREFIXES entry 'ftp://x'"):
+        allowed_roots(Settings(data_dir=tmp_path, artifact_allowed_prefixes=["ftp://x"]))
 
 
 @pytest.mark.parametrize(

@@ -178,3 +178,55 @@ def test_metrics_count_accepted_and_rejected_by_reason(client: TestClient) -> No
     assert 'driftloop_ingest_accepted_events_total{kind="prediction",source="http"} 1.0' in text
     assert 'reason="feature_type_error"' in text
     assert "driftloop_ingest_kafka_write_seconds" in text
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"), [(b"[]", "application/json"), (b"\n \n", "application/x-ndjson")]
+)
+def test_empty_batch_is_422_not_accepted(client: TestClient, body: bytes, content_type: str) -> None:
+    headers = {**HEADERS, "Content-Type": content_type}
+    response = client.post("/v1/predictions/batch", content=body, headers=headers)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert (error["reason"], error["fields"][0]["field"]) == ("empty_batch", "body")
+
+
+@pytest.mark.parametrize(
+    ("route", "content_type", "accepted"),
+    [
+        ("/v1/predictions", "text/plain", "application/json"),
+        ("/v1/predictions", "application/x-ndjson", "application/json"),
+        ("/v1/labels/batch", "application/x-www-form-urlencoded", "application/x-ndjson"),
+        ("/v1/labels/batch", "multipart/form-data; boundary=x", "application/json"),
+    ],
+)
+def test_unsupported_content_type_is_415_naming_the_accepted_ones(
+    client: TestClient, writer: MemoryWriter, route: str, content_type: str, accepted: str
+) -> None:
+    body = json.dumps(prediction() if route == "/v1/predictions" else [{"label": 1}])
+    response = client.post(route, content=body, headers={**HEADERS, "Content-Type": content_type})
+    assert response.status_code == 415, response.text
+    assert accepted in response.json()["detail"]
+    assert writer.records == []
+
+
+def test_a_body_without_content_type_is_read_as_json(client: TestClient, writer: MemoryWriter) -> None:
+    request = client.build_request(
+        "POST", "/v1/predictions", content=json.dumps(prediction()), headers=HEADERS
+    )
+    assert "Content-Type" not in request.headers
+    assert client.send(request).status_code == 202
+    assert len(writer.records) == 1
+
+
+def test_openapi_declares_every_body_and_status(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    for path, event in [("/v1/predictions", "PredictionLogged"), ("/v1/labels", "LabelLogged")]:
+        single, batch = spec["paths"][path]["post"], spec["paths"][f"{path}/batch"]["post"]
+        assert single["requestBody"]["content"]["application/json"]["schema"]["title"] == event
+        assert set(batch["requestBody"]["content"]) == {"application/json", "application/x-ndjson"}
+        assert batch["requestBody"]["content"]["application/json"]["schema"]["items"]["title"] == event
+        for operation in (single, batch):
+            assert set(operation["responses"]) == {"202", "401", "413", "415", "422", "503"}
+            assert "Retry-After" in operation["responses"]["503"]["headers"]
+    assert {"APIKeyHeader", "HTTPBearer"} <= set(spec["components"]["securitySchemes"])

@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.monitor.intake import check_records
-from services.monitor.worker import dead_letter, dead_letter_rows, decode_batch, model_event_rows
+from services.monitor.worker import dead_letter_rows, decode_batch, model_event_rows
 from shared import codec, wire
 from shared.events import DataQualityCounted, EventDeadLettered
-from shared.validation import EventKind, EventTimeBounds
+from shared.validation import EventKind, EventTimeBounds, dead_letter
 from tests.unit.test_ingest_properties import bodies, event_like
+from tests.unit.test_monitor_records import Rec
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 BOUNDS = EventTimeBounds(timedelta(minutes=5), timedelta(days=365))
-
-
-@dataclass
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes | None
-    timestamp: int | None = None
 
 
 boundary_times = st.sampled_from(
@@ -69,7 +60,11 @@ def test_every_record_is_stored_or_dead_lettered_with_its_bytes(
         again = wire.decode_label(line) if labels else wire.decode_prediction(line)
         assert again.event_id == event.event_id  # what is stored carries the id the dedup relies on
     for record, rejection in intake.rejected:
-        letter = EventDeadLettered.model_validate_json(dead_letter(record, rejection).model_dump_json())
+        letter = EventDeadLettered.model_validate_json(
+            dead_letter(
+                record.topic, record.partition, record.offset, record.value, rejection
+            ).model_dump_json()
+        )
         assert letter.reason and letter.source == "topic:predictions"
         assert letter.original == (record.value or b"")[: len(letter.original)]
 

@@ -24,10 +24,13 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 @dataclass
 class Rec:
+    """A Kafka record as the monitor reads it (aiokafka's ``ConsumerRecord`` has these and more)."""
+
     topic: str
     partition: int
     offset: int
     value: bytes | None
+    timestamp: int | None = None
 
 
 def test_dead_letters_keep_reason_and_original_bytes_and_unreadable_ones_are_kept_whole() -> None:

@@ -13,14 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.trainer.debounce import Trigger
-from services.trainer.triggers import (
-    MAX_ORIGINAL_BYTES,
-    Ignored,
-    Rejection,
-    TriggerLimits,
-    classify,
-    dead_letter,
-)
+from services.trainer.triggers import Ignored, Rejection, TriggerLimits, classify
 from services.trainer.worker import sort_records
 from shared.codec import decode_any, encode
 from shared.events import (
@@ -32,6 +25,7 @@ from shared.events import (
     RetrainModel,
     TrainingRunStarted,
 )
+from shared.validation import MAX_ORIGINAL_BYTES, dead_letter
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 TOPICS = ("drift-events", "training-runs")
