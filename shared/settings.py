@@ -9,8 +9,13 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, Secret, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, Secret, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from shared.drift_thresholds import DriftThresholds
 
@@ -26,6 +31,14 @@ def _json_object(value: Any) -> Any:
 
 SecretMapping = Annotated[Secret[dict[str, str]], BeforeValidator(_json_object)]
 """A mapping whose keys are secrets (tokens, API keys): masked when printed, revealed with ``get_secret_value``."""
+
+ENV_FILE_VARIABLE = "DRIFTLOOP_ENV_FILE"
+"""Names the dotenv file settings are read from (default ``.env`` in the working folder); tests point it nowhere."""
+
+LOCAL_TOKEN_FILE = "local-token"
+"""The local admin token `driftloop up` writes under the data folder (mode 0600), used only on loopback."""
+
+LOCAL_TOKEN_PRINCIPAL = "local:admin"
 
 SHIPPED_SECRETS = {
     "s3_secret_access_key": "driftloop-secret",
@@ -152,11 +165,13 @@ class Settings(BaseSettings):
     # registry
     registry_token: SecretStr = Field(
         SecretStr(""),
-        description="Bearer token the CLI and other clients send to the registry (DRIFTLOOP_REGISTRY_TOKEN).",
+        description="Bearer token the CLI and other clients send to the registry; empty on a loopback registry "
+        "is the local admin token `driftloop up` writes to DATA_DIR/local-token.",
     )
     registry_tokens: SecretMapping = Field(
         default_factory=lambda: Secret({}),
-        description='Tokens the registry accepts, as JSON: {"<token>": "<name>:<role>"}; role is reader, writer or admin.',
+        description='Tokens the registry accepts, as JSON: {"<token>": "<name>:<role>"}; role is reader, writer or '
+        "admin. A loopback registry also accepts the local admin token (DATA_DIR/local-token).",
     )
     registry_open_reads: bool = Field(
         True, description="Let requests without a token read the registry (as an anonymous reader)."
@@ -253,6 +268,49 @@ class Settings(BaseSettings):
     ingest_quality_interval_s: float = Field(
         60.0, gt=0, description="Seconds between DataQualityCounted events per model."
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The usual order (arguments, environment, dotenv, secrets), with the dotenv file that
+        ``DRIFTLOOP_ENV_FILE`` names, read at each build so a test run can point it nowhere."""
+        env_file = os.environ.get(ENV_FILE_VARIABLE, ".env")
+        dotenv = DotEnvSettingsSource(settings_cls, env_file=env_file)
+        return init_settings, env_settings, dotenv, file_secret_settings
+
+    @model_validator(mode="after")
+    def _local_token(self) -> Settings:
+        """On a loopback registry, the token `driftloop up` wrote: the clients' token when none is set,
+        and one more admin token the registry accepts. A registry elsewhere needs explicit tokens."""
+        token = self.local_token()
+        if token is None:
+            return self
+        if not self.registry_token.get_secret_value():
+            self.registry_token = SecretStr(token)
+        tokens = self.registry_tokens.get_secret_value()
+        if token not in tokens:
+            self.registry_tokens = Secret({**tokens, token: LOCAL_TOKEN_PRINCIPAL})
+        return self
+
+    @property
+    def local_token_path(self) -> Path:
+        return self.data_dir / LOCAL_TOKEN_FILE
+
+    def local_token(self) -> str | None:
+        """The local admin token when the registry URL is loopback and the file exists; None otherwise."""
+        if not is_loopback(urlsplit(self.registry_url).hostname or ""):
+            return None
+        try:
+            token = self.local_token_path.read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return token or None
 
     def as_env(self) -> dict[str, str]:
         """These settings as ``DRIFTLOOP_*`` variables (JSON for structured ones), to hand to a child process.

@@ -1,7 +1,8 @@
 """``driftloop models list|show|register|promote|rollback|history``: the registry from a terminal.
 
-Talks to the registry over HTTP (``DRIFTLOOP_REGISTRY_URL``, token ``DRIFTLOOP_REGISTRY_TOKEN``); every
-error the registry returns is printed with the field it names, and the command exits 1.
+Talks to the registry over HTTP (``DRIFTLOOP_REGISTRY_URL``, token ``DRIFTLOOP_REGISTRY_TOKEN``, or the local
+admin token `driftloop up` wrote for a loopback registry); every error the registry returns is printed with
+the field it names, a registry that does not answer is one line, and the command exits 1.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from typing import Any, NoReturn
 import httpx
 import typer
 
+from shared.cli.errors import exit_unreachable
+from shared.settings import Settings
+
 app = typer.Typer(help="Registered models: versions, aliases, history.", no_args_is_help=True)
 
 
-def _client() -> httpx.Client:
-    from shared.settings import Settings
-
-    settings = Settings()
+def _client(settings: Settings) -> httpx.Client:
     token = settings.registry_token.get_secret_value()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=settings.registry_url.rstrip("/"), headers=headers, timeout=60)
@@ -35,15 +36,21 @@ def _fail(response: httpx.Response) -> NoReturn:
     raise typer.Exit(1)
 
 
-def _call(method: str, path: str, **kwargs: Any) -> Any:
+REGISTRY_HINT = "start it with `driftloop up`, or check DRIFTLOOP_REGISTRY_URL"
+
+
+def _request(method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """One request to the registry; a registry that does not answer is one line and exit code 1."""
+    settings = Settings()
     try:
-        with _client() as http:
-            response = http.request(method, path, **kwargs)
-    except httpx.HTTPError as exc:
-        typer.echo(
-            f"cannot reach the registry: {exc}; is it running (python -m services.registry)?", err=True
-        )
-        raise typer.Exit(1) from None
+        with _client(settings) as http:
+            return http.request(method, path, **kwargs)
+    except httpx.TransportError as exc:
+        exit_unreachable("registry", settings.registry_url, exc, REGISTRY_HINT)
+
+
+def _call(method: str, path: str, **kwargs: Any) -> Any:
+    response = _request(method, path, **kwargs)
     if response.status_code >= 400:
         _fail(response)
     return response.json() if response.content else None
@@ -96,10 +103,8 @@ def register(
     create: bool = typer.Option(False, help="Create the model first if it does not exist."),
 ) -> None:
     """Register a new version of NAME; prints its number."""
-    if create:
-        with _client() as http:
-            if http.get(f"/models/{name}").status_code == 404:
-                _call("POST", "/models", json={"name": name})
+    if create and _request("GET", f"/models/{name}").status_code == 404:
+        _call("POST", "/models", json={"name": name})
     meta: dict[str, Any] = {"description": description}
     for key, value in (("metrics", metrics), ("params", params)):
         parsed = _json_option(value, key)

@@ -136,13 +136,43 @@ def run_query(
         raise SqlError(f"{clickhouse_message(exc)} (database {settings.clickhouse_database!r})") from exc
     try:
         result = client.query(query, parameters=params or None)
+        columns, rows = list(result.column_names), list(result.result_rows)
+        if not columns and returns_rows(query):
+            columns = _columns_of_empty(client, query, params)
     except DatabaseError as exc:
         raise SqlError(clickhouse_message(exc)) from exc
     except OperationalError as exc:
         raise SqlError(f"lost ClickHouse at {settings.clickhouse_url}: {exc}") from exc
     finally:
         client.close()
-    return list(result.column_names), list(result.result_rows)
+    return columns, rows
+
+
+READ_STATEMENTS = {"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS"}
+
+
+def returns_rows(query: str) -> bool:
+    """True for a statement that answers with rows (possibly none), False for DDL, INSERT and the like.
+
+    >>> returns_rows("/* recent */ (select 1)"), returns_rows("with 1 as x select x"), returns_rows("DROP t")
+    (True, True, False)
+    """
+    text = re.sub(r"(--[^\n]*\n|/\*.*?\*/|\s|\()+", " ", query + "\n", flags=re.S).strip()
+    return text.split(" ", 1)[0].upper() in READ_STATEMENTS
+
+
+def _columns_of_empty(client: Any, query: str, params: dict[str, str]) -> list[str]:
+    """The column names of a SELECT that answered no rows (the server then sends no header block)."""
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    statement = query.strip().rstrip(";")
+    if not re.match(r"\s*\(?\s*(SELECT|WITH)\b", statement, flags=re.I):
+        return []
+    try:
+        described = client.query(f"DESCRIBE TABLE ({statement})", parameters=params or None)
+    except DatabaseError:  # e.g. a FORMAT clause: the rows are still none, only the header is unknown
+        return []
+    return [str(row[0]) for row in described.result_rows]
 
 
 @app.command()
@@ -162,8 +192,13 @@ def sql(
     except SqlError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    if not columns:  # DDL, INSERT ... SELECT: nothing to print but that it worked
+    if not columns and not returns_rows(text):  # DDL, INSERT ... SELECT: nothing to print but that it worked
         typer.echo("ok", err=output is not OutputFormat.TABLE)
+        return
+    if not columns:  # an empty answer whose columns could not be named
+        typer.echo(
+            "[]" if output is OutputFormat.JSON else "(0 rows)" if output is OutputFormat.TABLE else ""
+        )
         return
     typer.echo(RENDERERS[output](columns, rows))
 

@@ -8,10 +8,12 @@ prints its outcome (exit 1 when it failed or was rejected).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import typer
 
+from shared.cli.errors import exit_unreachable
 from shared.codec import decode_any, encode
 from shared.events import (
     Event,
@@ -24,6 +26,7 @@ from shared.events import (
 from shared.settings import Settings
 from shared.topics import topic_names
 
+KAFKA_HINT = "start it with `driftloop up`, or check DRIFTLOOP_KAFKA_BOOTSTRAP"
 ENDED = (TrainingRunFinished, TrainingRunFailed, TrainingRunRejected)
 
 
@@ -36,11 +39,17 @@ def train(
     """Retrain MODEL now; the trainer registers the result as 'candidate' and promotes it if it is better."""
     settings = Settings()
     command = RetrainModel(model_name=model, reason="manual", requested_by=requested_by)
+    from aiokafka.errors import KafkaError
+
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)  # the client's connection errors: our one line says it better
     try:
         ended = asyncio.run(_send_and_follow(settings, command, wait, timeout))
-    except OSError as exc:
-        typer.echo(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}; is it running?", err=True)
-        raise typer.Exit(1) from None
+    except (OSError, KafkaError) as exc:
+        exit_unreachable("Kafka broker", settings.kafka_bootstrap, exc, KAFKA_HINT)
+    finally:
+        client_log.setLevel(level)
     typer.echo(f"asked the trainer to retrain {model!r} (command {command.event_id})")
     if not wait:
         return
@@ -83,8 +92,8 @@ async def _send_and_follow(
             auto_offset_reset="latest",
             enable_auto_commit=False,
         )
-        await consumer.start()
         try:
+            await consumer.start()
             deadline = time.monotonic() + 60
             while not consumer.assignment() and time.monotonic() < deadline:
                 await consumer.getmany(timeout_ms=200)  # joins the group; nothing is there yet to read
@@ -94,9 +103,13 @@ async def _send_and_follow(
             await consumer.stop()
             raise
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    await producer.start()
     try:
+        await producer.start()
         await producer.send_and_wait(topic, encode(command), key=command.key)
+    except BaseException:
+        if consumer is not None:
+            await consumer.stop()
+        raise
     finally:
         await producer.stop()
     if consumer is None:

@@ -10,6 +10,8 @@ restarting supervisor process (``shared.infra.supervisor``) starts a wanted serv
 from __future__ import annotations
 
 import importlib.util
+import os
+import secrets
 import sys
 import time
 import urllib.error
@@ -32,6 +34,27 @@ from shared.infra.stack import (
     stop_recorded,
 )
 from shared.settings import Settings, is_loopback
+
+
+def ensure_local_token(settings: Settings) -> bool:
+    """Write the local admin token (``<data_dir>/local-token``, mode 0600, random) if it is absent, so the
+    CLI, trainer, monitor and model server can write to a loopback registry without configuration.
+
+    Returns True when a token was written. Nothing is written for a registry on another machine, which
+    needs explicit ``DRIFTLOOP_REGISTRY_TOKENS``. The token itself is never logged or printed.
+    """
+    if not is_loopback(urlsplit(settings.registry_url).hostname or ""):
+        return False
+    path = settings.local_token_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        os.chmod(path, 0o600)  # a copied data folder may have widened it: only its owner may read it
+        return False
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(32) + "\n")
+    return True
 
 
 class Health(StrEnum):

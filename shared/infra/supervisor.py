@@ -27,7 +27,7 @@ from types import FrameType
 from typing import TextIO
 
 from shared.infra.process import InfraError, pid_alive
-from shared.infra.services import Supervisor, service_table
+from shared.infra.services import Supervisor, ensure_local_token, service_table
 from shared.infra.stack import (
     Component,
     LocalStack,
@@ -326,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.5, help="Seconds between two looks.")
     args = parser.parse_args(argv)
     settings = Settings()
+    if ensure_local_token(settings):
+        settings = Settings()  # built again so the services started below accept and send the new token
     stack = LocalStack(settings)
     services = Supervisor(
         settings, service_table(settings, args.model), start_timeout=settings.service_start_timeout_s

@@ -117,3 +117,17 @@ def test_server_down_names_the_url_and_how_to_start_it() -> None:
     assert out.returncode == 1
     assert url in out.stderr and "driftloop infra up" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_an_empty_result_shows_its_columns_and_zero_rows(
+    clickhouse_server: ClickHouseServer, scores: str
+) -> None:
+    empty = "SELECT model, version FROM scores WHERE version > 1000"
+    out = sql(clickhouse_server.url, scores, empty)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "(0 rows)"
+    assert out.stdout.split()[:2] == ["model", "version"]
+    as_json = sql(clickhouse_server.url, scores, empty, "--format", "json")
+    assert json.loads(as_json.stdout) == []
+    as_csv = sql(clickhouse_server.url, scores, empty, "--format", "csv")
+    assert as_csv.stdout.strip() == "model,version"

@@ -1,0 +1,63 @@
+"""A default `driftloop up` can write to its own registry: the local admin token, with nothing configured."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import joblib
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from tests.integration.test_system_cli import System
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> Iterator[System]:
+    s = System(tmp_path / "system")
+    yield s
+    s.run("down")
+
+
+def driftloop(system: System, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "driftloop"), *args],
+        env=system.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_models_register_and_promote_work_after_a_default_up_without_any_token(
+    system: System, tmp_path: Path
+) -> None:
+    assert not any(name.startswith("DRIFTLOOP_REGISTRY_TOKEN") for name in system.env)
+    up = system.run("up")
+    assert up.returncode == 0, up.stderr + up.stdout
+
+    token_file = system.data_dir / "local-token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    token = token_file.read_text().strip()
+    assert len(token) >= 32
+
+    model = tmp_path / "model.joblib"
+    joblib.dump(LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1]), model)
+    registered = driftloop(system, "models", "register", "churn", str(model), "--create")
+    assert registered.returncode == 0, registered.stderr
+    assert "registered churn version 1" in registered.stdout
+    promoted = driftloop(system, "models", "promote", "churn", "1")
+    assert promoted.returncode == 0, promoted.stderr
+    history = driftloop(system, "models", "history", "churn")
+    assert "by local" in history.stdout, history.stdout  # the local admin, not "anonymous"
+
+    second = system.run("up")  # an existing token is kept: clients holding it keep working
+    assert second.returncode == 0 and token_file.read_text().strip() == token
+    printed = up.stdout + up.stderr + registered.stdout + registered.stderr + second.stdout
+    logs = "".join(p.read_text(errors="replace") for p in (system.data_dir / "logs").glob("*.log"))
+    assert token not in printed and token not in logs, "the token is never printed or logged"
