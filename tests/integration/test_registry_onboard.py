@@ -19,7 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from services.trainer.recipe import parse_recipe
-from shared.onboard_registry import register_model
+from shared.onboard_registry import register_model, set_model
 from shared.profile import ReferenceProfile
 from tests.integration.test_registry_cli import registry_url, run
 
@@ -178,7 +178,9 @@ def test_a_blind_registration_warns_naming_the_fix_and_set_changes_schema_recipe
     assert code == 1 and "error 403" in out
 
 
-def test_the_same_from_python_with_a_dataframe(registry_url: str, cancer: pd.DataFrame) -> None:
+def test_the_same_from_python_with_a_dataframe(
+    registry_url: str, cancer: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
     name = f"cancer-{uuid4().hex[:8]}"
     features = features_of(cancer)[:10]
     model = LogisticRegression(max_iter=500).fit(cancer[features], cancer[TARGET])
@@ -187,6 +189,9 @@ def test_the_same_from_python_with_a_dataframe(registry_url: str, cancer: pd.Dat
         entry = http.get(f"/models/{name}").json()
     assert (result.version, result.alias, result.output_type, result.warnings) == (1, "production", "int", [])
     assert [f["name"] for f in entry["feature_schema"]["features"]] == features
+    monkeypatch.setenv("DRIFTLOOP_REGISTRY_URL", registry_url)  # no client given: the settings' registry
+    monkeypatch.setenv("DRIFTLOOP_REGISTRY_TOKEN", "w")
+    assert set_model(name, thresholds={"numeric_effect": 0.5})["drift_thresholds"]["numeric_effect"] == 0.5
     assert joblib.load(_download(registry_url, name)).predict(cancer[features][:3]).tolist() == (
         model.predict(cancer[features][:3]).tolist()
     )
