@@ -1,4 +1,4 @@
-"""Registers a model with everything the loop needs (schema, profile, output type, recipe) over the registry's HTTP API.
+"""Registers a model with what the loop needs (schema, profile, output type, recipe) over the registry's API.
 
 The inference is :mod:`shared.onboarding` (pure); this module only talks to the registry. It is what
 ``driftloop models register|set`` run, and what Python callers use with a DataFrame::

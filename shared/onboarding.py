@@ -1,4 +1,4 @@
-"""What registering a model infers from its training data: feature schema, reference profile, output type, recipe.
+"""What registering a model infers from its training data: schema, reference profile, output type, recipe.
 
 Pure: takes a fitted model and a DataFrame, returns an :class:`Onboarding` (or raises :class:`OnboardingError`
 naming the fix). ``shared/onboard_registry.py`` sends the result to the registry; the CLI's
@@ -155,7 +155,9 @@ def default_recipe(model: Any, task: Literal["classification", "regression"]) ->
     """A training recipe that retrains the same estimator family with the same plain parameters.
 
     Only parameters set away from the class's defaults are kept; those that are objects (a nested estimator,
-    a callable) are left out, so the trainer builds them from its defaults; ``random_state`` is the recipe's. The trainer adds its own imputation and one-hot encoding in front (``preprocess``).
+    a callable) are left out, so the trainer builds them from its defaults; ``random_state`` is the recipe's.
+    The trainer adds its own imputation and one-hot encoding in front (``preprocess``). A model without
+    ``get_params`` (not scikit-learn's) gets the trainer's default estimator for its task.
 
     Examples
     --------
@@ -165,6 +167,8 @@ def default_recipe(model: Any, task: Literal["classification", "regression"]) ->
     ('sklearn.ensemble:RandomForestClassifier', 50)
     """
     estimator = final_estimator(model)
+    if not callable(getattr(estimator, "get_params", None)):
+        return {"task": task}  # not scikit-learn's: the trainer cannot rebuild it, so it uses its default
     params = _params(estimator)
     try:
         defaults = _params(type(estimator)())
@@ -186,14 +190,21 @@ def _params(estimator: Any) -> dict[str, Any]:
 
 
 def _is_classifier(model: Any, predictions: pd.Series) -> bool:
-    estimator_type = getattr(final_estimator(model), "_estimator_type", None)
-    if estimator_type is not None:
-        return bool(estimator_type == "classifier")
+    """scikit-learn's answer (its estimator tags) where it has one; else float outputs mean a regression."""
+    try:
+        from sklearn.base import is_classifier, is_regressor
+
+        if is_classifier(model):
+            return True
+        if is_regressor(model):
+            return False
+    except Exception:  # not a scikit-learn estimator: judge by what it returns
+        pass
     return not pd.api.types.is_float_dtype(predictions.dtype)
 
 
 def check_answers(model: Any, frame: pd.DataFrame, sample_rows: int = SAMPLE_ROWS) -> None:
-    """Raise :class:`OnboardingError` with the model's own error when it fails on the first rows of its data."""
+    """Raise :class:`OnboardingError` with the model's own error when it fails on the first rows of data."""
     sample = frame.head(sample_rows)
     answers = _predict(model, sample)
     if len(answers) != len(sample):
@@ -233,18 +244,22 @@ def onboard(
     inputs = frame[names]
     check_answers(model, inputs)
     predictions = _predict(model, inputs)
-    truth = frame[target]
+    labelled = frame[target].notna().to_numpy()  # rows without a label are profiled, not scored
+    truth, scored = frame[target][labelled], predictions[labelled]
+    measured: dict[str, float] = {}
     if _is_classifier(model, predictions):
         task: Literal["classification", "regression"] = "classification"
         task_type: TaskType = "binary_classification" if truth.nunique() <= 2 else "multiclass_classification"
-        measured = {"accuracy": float((predictions.astype(str).values == truth.astype(str).values).mean())}
-        outputs: list[object] = [
-            str(p) for p in predictions
-        ]  # classes are categories, as the monitor sees them
+        if len(truth):
+            measured["accuracy"] = float(
+                (scored.astype(str).to_numpy() == truth.astype(str).to_numpy()).mean()
+            )
+        outputs: list[object] = [str(p) for p in predictions]  # classes are categories for the monitor
     else:
         task, task_type = "regression", "regression"
-        errors = predictions.astype(float).values - truth.astype(float).values
-        measured = {"rmse": float(math.sqrt((errors**2).mean()))}
+        errors = scored.astype(float).to_numpy() - truth.astype(float).to_numpy()
+        if len(truth) and all(math.isfinite(e) for e in errors):
+            measured["rmse"] = float(math.sqrt((errors**2).mean()))
         outputs = [float(p) for p in predictions]
     chosen = {**measured, **dict(metrics or {})}
     columns = {n: [None if pd.isna(v) else _plain(v) for v in inputs[n]] for n in names}

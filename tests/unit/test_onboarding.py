@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -163,3 +165,45 @@ def test_a_blind_registration_is_named_with_its_fix() -> None:
     assert [p.split(":")[0] for p in problems] == ["empty feature schema", "no reference profile"]
     assert all(BLIND_HINT in p for p in problems) and "unknown_feature" in problems[0]
     assert blind_spots(infer_schema(churn(), ["age"]), has_profile=True) == []
+
+
+def test_gaps_in_features_and_labels_are_profiled_as_missing_and_not_scored() -> None:
+    frame = churn()
+    frame.loc[::7, "plan"] = None
+    frame["churned"] = frame["churned"].astype(float)
+    frame.loc[::5, "churned"] = np.nan
+    model = DecisionTreeClassifier(random_state=0).fit(frame[["age"]], frame["churned"].fillna(0))
+    result = onboard(model, frame, "churned")
+    assert result.metrics["accuracy"] > 0.95, "rows without a label are not counted as wrong"
+    schema = infer_schema(frame, ["plan"])
+    assert schema.features[0].nullable and schema.features[0].type == "categorical"
+    plan = onboard(
+        DecisionTreeClassifier().fit(
+            pd.get_dummies(frame[["plan"]]).astype(float), frame["churned"].fillna(0)
+        ),
+        pd.get_dummies(frame[["plan"]]).astype(float).assign(churned=frame["churned"]),
+        "churned",
+    )
+    assert plan.output_type == "float" and plan.task_type == "binary_classification"
+
+
+def test_a_regression_with_unlabelled_rows_measures_rmse_on_the_labelled_ones() -> None:
+    frame = churn()  # spend has gaps: as the target, those rows are not scored
+    model = LinearRegression().fit(frame[["age"]], frame["spend"].fillna(50))
+    result = onboard(model, frame, "spend")
+    assert math.isfinite(result.metrics["rmse"]) and result.reference_profile.rows == len(frame)
+
+
+class Threshold:
+    """A model that is not scikit-learn's: anything with ``predict`` may be registered."""
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return (frame["age"] > 50).to_numpy()
+
+
+def test_a_model_that_is_not_scikit_learn_is_judged_by_what_it_returns() -> None:
+    result = onboard(Threshold(), churn(), "churned")
+    assert result.output_type == "bool" and result.task_type == "binary_classification"
+    assert result.training_recipe == {"task": "classification"}, "the trainer's default: it cannot rebuild it"
+    with pytest.raises(OnboardingError, match="AttributeError"):
+        onboard(object(), churn(), "churned")
