@@ -20,7 +20,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from shared.feature_schema import FeatureSchema, FeatureSpec, FeatureType
-from shared.profile import ReferenceProfile, build_profile
+from shared.profile import ReferenceProfile, build_profile, category_key
 
 OutputType = Literal["int", "float", "str", "bool"]
 TaskType = Literal["binary_classification", "multiclass_classification", "regression"]
@@ -254,7 +254,8 @@ def onboard(
             measured["accuracy"] = float(
                 (scored.astype(str).to_numpy() == truth.astype(str).to_numpy()).mean()
             )
-        outputs: list[object] = [str(p) for p in predictions]  # classes are categories for the monitor
+        # classes are categories for the monitor, keyed as its windows key them (True as "1")
+        outputs: list[object] = [category_key(_plain(p)) for p in predictions]
     else:
         task, task_type = "regression", "regression"
         errors = scored.astype(float).to_numpy() - truth.astype(float).to_numpy()

@@ -204,6 +204,10 @@ class Threshold:
 def test_a_model_that_is_not_scikit_learn_is_judged_by_what_it_returns() -> None:
     result = onboard(Threshold(), churn(), "churned")
     assert result.output_type == "bool" and result.task_type == "binary_classification"
+    prediction = result.reference_profile.prediction
+    assert isinstance(prediction, CategoricalProfile) and set(prediction.frequencies) == {"0", "1"}, (
+        "booleans keyed as the monitor's windows key them"
+    )
     assert result.training_recipe == {"task": "classification"}, "the trainer's default: it cannot rebuild it"
     with pytest.raises(OnboardingError, match="AttributeError"):
         onboard(object(), churn(), "churned")
