@@ -143,6 +143,13 @@ def test_a_model_failing_on_its_own_data_is_refused_and_nothing_is_registered(
         "--data", str(tmp_path / "train.csv"), "--target", "diagnosis",
     )  # fmt: skip
     assert code == 1 and "no target column 'diagnosis'" in out
+    code, out = run(registry_url, "w", "register", name, str(tmp_path / "model.joblib"), "--data", "x.csv")
+    assert code == 2 and "--data TRAIN_FILE --target COLUMN" in out
+    code, out = run(
+        registry_url, "w", "register", name, str(tmp_path / "model.joblib"),
+        "--data", str(tmp_path / "absent.csv"), "--target", TARGET,
+    )  # fmt: skip
+    assert code == 1 and "no training file at" in out
     with reader(registry_url) as http:
         assert http.get(f"/models/{name}").status_code == 404
 
@@ -152,8 +159,10 @@ def test_a_blind_registration_warns_naming_the_fix_and_set_changes_schema_recipe
 ) -> None:
     name = f"churn-{uuid4().hex[:8]}"
     (tmp_path / "model.joblib").write_bytes(b"a model")
-    code, out = run(registry_url, "w", "register", name, str(tmp_path / "model.joblib"), "--create")
-    assert code == 0 and f"registered {name} version 1" in out
+    code, out = run(
+        registry_url, "w", "register", name, str(tmp_path / "model.joblib"), "--create", "--promote"
+    )
+    assert code == 0 and f"registered {name} version 1" in out and f"{name}@production → version 1" in out
     assert "WARNING: empty feature schema" in out and "unknown_feature" in out
     assert "WARNING: no reference profile" in out and "--data TRAIN_FILE --target COLUMN" in out
 
