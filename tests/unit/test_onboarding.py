@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -15,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from services.trainer.recipe import build_estimator, parse_recipe
-from shared.feature_schema import FeatureSchema
+from shared.feature_schema import FeatureSchema, check_features
 from shared.onboarding import (
     BLIND_HINT,
     OnboardingError,
@@ -211,3 +212,13 @@ def test_a_model_that_is_not_scikit_learn_is_judged_by_what_it_returns() -> None
     assert result.training_recipe == {"task": "classification"}, "the trainer's default: it cannot rebuild it"
     with pytest.raises(OnboardingError, match="AttributeError"):
         onboard(object(), churn(), "churned")
+
+
+def test_every_training_row_sent_as_an_app_sends_it_passes_the_inferred_schema() -> None:
+    """What ingest checks served predictions with: valid traffic must not be dead-lettered."""
+    frame = churn()
+    frame.loc[::7, "plan"] = None
+    names = ["age", "spend", "premium", "plan"]
+    schema = infer_schema(frame, names)
+    rows = json.loads(frame[names].to_json(orient="records"))  # NaN → null, numpy → JSON, as over the wire
+    assert [issue for row in rows for issue in check_features(schema, row)] == []
