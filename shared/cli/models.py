@@ -1,4 +1,4 @@
-"""``driftloop models list|show|register|promote|rollback|history``: the registry from a terminal.
+"""``driftloop models list|show|register|set|promote|rollback|history``: the registry from a terminal.
 
 Talks to the registry over HTTP (``DRIFTLOOP_REGISTRY_URL``, token ``DRIFTLOOP_REGISTRY_TOKEN``, or the local
 admin token `driftloop up` wrote for a loopback registry); every error the registry returns is printed with
@@ -12,18 +12,20 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import httpx
+import joblib
 import typer
 
 from shared.cli.errors import exit_unreachable
+from shared.feature_schema import FeatureSchema
+from shared.onboard_registry import RegistryRefused, read_data, register_model, registry_client, set_model
+from shared.onboarding import OnboardingError, blind_spots
 from shared.settings import Settings
 
 app = typer.Typer(help="Registered models: versions, aliases, history.", no_args_is_help=True)
 
 
 def _client(settings: Settings) -> httpx.Client:
-    token = settings.registry_token.get_secret_value()
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=settings.registry_url.rstrip("/"), headers=headers, timeout=60)
+    return registry_client(settings)
 
 
 def _fail(response: httpx.Response) -> NoReturn:
@@ -97,19 +99,28 @@ def register(
     artifact: str = typer.Argument(
         ..., help="A local file to upload, or a file:// or s3:// URI to reference."
     ),
-    metrics: str | None = typer.Option(None, help="JSON, e.g. '{\"auc\": 0.91}'."),
+    data: Path | None = typer.Option(
+        None,
+        help="Training file (CSV or Parquet): schema, reference profile and recipe are inferred from it.",
+    ),
+    target: str | None = typer.Option(None, help="The label column of --data."),
+    promote: bool = typer.Option(False, help="Point production at the new version."),
+    metrics: str | None = typer.Option(None, help="JSON, e.g. '{\"auc\": 0.91}'; overrides measured ones."),
     params: str | None = typer.Option(None, help="JSON of training parameters."),
     description: str = typer.Option("", help="What changed in this version."),
-    create: bool = typer.Option(False, help="Create the model first if it does not exist."),
+    create: bool = typer.Option(
+        False, help="Create the model first if it does not exist (implied by --data)."
+    ),
 ) -> None:
-    """Register a new version of NAME; prints its number."""
+    """Register a new version of NAME; prints its number. With --data and --target, the loop can watch it."""
+    parsed = {key: _json_option(value, key) for key, value in (("metrics", metrics), ("params", params))}
+    if data is not None or target is not None:
+        _register_with_data(name, artifact, data, target, promote, parsed, description)
+        return
     if create and _request("GET", f"/models/{name}").status_code == 404:
         _call("POST", "/models", json={"name": name})
     meta: dict[str, Any] = {"description": description}
-    for key, value in (("metrics", metrics), ("params", params)):
-        parsed = _json_option(value, key)
-        if parsed is not None:
-            meta[key] = parsed
+    meta.update({key: value for key, value in parsed.items() if value is not None})
     path = Path(artifact)
     if path.is_file():
         with path.open("rb") as f:
@@ -125,6 +136,93 @@ def register(
         typer.echo(f"{artifact} is neither a file nor a URI", err=True)
         raise typer.Exit(2)
     typer.echo(f"registered {name} version {version['version']} (sha256 {version['artifact_sha256'][:12]}…)")
+    schema = FeatureSchema.model_validate(_call("GET", f"/models/{name}")["feature_schema"])
+    for warning in blind_spots(schema, has_profile=False):
+        typer.echo(f"WARNING: {warning}", err=True)
+    if promote:
+        promote_version(name, int(version["version"]), reason="registered with --promote")
+
+
+def _register_with_data(
+    name: str,
+    artifact: str,
+    data: Path | None,
+    target: str | None,
+    promote: bool,
+    parsed: dict[str, Any],
+    description: str,
+) -> None:
+    if data is None or target is None:
+        typer.echo("--data and --target go together: pass --data TRAIN_FILE --target COLUMN", err=True)
+        raise typer.Exit(2)
+    path = Path(artifact)
+    if not path.is_file():
+        typer.echo(f"--data needs the model as a local file; {artifact} is not one", err=True)
+        raise typer.Exit(2)
+    settings = Settings()
+    try:
+        model = joblib.load(path)
+        frame = read_data(data)
+        with _client(settings) as http:
+            result = register_model(
+                name,
+                model,
+                data=frame,
+                target=target,
+                artifact=path.read_bytes(),
+                metrics=parsed["metrics"],
+                params=parsed["params"],
+                description=description,
+                promote=promote,
+                registry=http,
+                warn=lambda w: typer.echo(f"WARNING: {w}", err=True),
+            )
+    except httpx.TransportError as exc:
+        exit_unreachable("registry", settings.registry_url, exc, REGISTRY_HINT)
+    except (OnboardingError, RegistryRefused) as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except Exception as exc:  # an unreadable model or data file is the user's to fix, in one line
+        typer.echo(f"cannot read {path} or {data}: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"registered {name} version {result.version} (sha256 {result.artifact_sha256[:12]}…): "
+        f"{result.features} features, reference profile of {result.profile_rows} rows, "
+        f"predictions are {result.output_type}"
+    )
+    if result.alias:
+        typer.echo(f"{name}@{result.alias} → version {result.version}")
+
+
+@app.command("set")
+def set_entry(
+    name: str,
+    schema: Path | None = typer.Option(None, help='JSON file: the feature schema ({"features": [...]}).'),
+    recipe: Path | None = typer.Option(None, help="JSON file: the training recipe (docs/trainer.md)."),
+    thresholds: Path | None = typer.Option(None, help="JSON file: drift thresholds (docs/monitor.md)."),
+) -> None:
+    """Change the feature schema, training recipe and/or drift thresholds of NAME."""
+    loaded: dict[str, Any] = {}
+    for key, file in (("schema", schema), ("recipe", recipe), ("thresholds", thresholds)):
+        if file is None:
+            continue
+        try:
+            loaded[key] = json.loads(file.read_text())
+        except (OSError, ValueError) as exc:
+            typer.echo(f"--{key} {file}: not a readable JSON file ({exc})", err=True)
+            raise typer.Exit(2) from None
+    settings = Settings()
+    try:
+        with _client(settings) as http:
+            model = set_model(name, registry=http, **loaded)
+    except httpx.TransportError as exc:
+        exit_unreachable("registry", settings.registry_url, exc, REGISTRY_HINT)
+    except (OnboardingError, RegistryRefused) as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"updated {name}: {', '.join(sorted(loaded))}")
+    for warning in blind_spots(FeatureSchema.model_validate(model["feature_schema"]), has_profile=True):
+        typer.echo(f"WARNING: {warning}", err=True)
 
 
 @app.command("promote")
@@ -135,6 +233,10 @@ def promote(
     reason: str = typer.Option("", help="Kept in the alias history."),
 ) -> None:
     """Point ALIAS (default production) of NAME at VERSION; servers swap to it."""
+    promote_version(name, version, alias, reason)
+
+
+def promote_version(name: str, version: int, alias: str = "production", reason: str = "") -> None:
     result = _call("PUT", f"/models/{name}/aliases/{alias}", json={"version": version, "reason": reason})
     typer.echo(f"{name}@{alias} → version {result['version']}")
 
