@@ -7,7 +7,7 @@ Everything here is deterministic for a given snapshot and recipe (the estimator 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -17,11 +17,88 @@ from services.trainer.gate import Scorecard
 from services.trainer.recipe import TrainingRecipe, build_estimator
 from shared.feature_schema import FeatureSchema
 
+OutputType = Literal["bool", "int", "float", "str"]
+"""The JSON type a classifier answers with: what ``classes_`` holds, so what ``/predict`` returns."""
+OUTPUT_TYPES: tuple[OutputType, ...] = ("bool", "int", "float", "str")
+OUTPUT_TYPE_TAG = "output_type"
+"""The tag (on a model or a version) that records the type its predictions answer with."""
 
-def labels_of(frame: pd.DataFrame, recipe: TrainingRecipe) -> pd.Series:
-    """The target column: class names as text, or numbers for regression."""
+
+def output_type_of(estimator: Any) -> OutputType | None:
+    """The type of the classes a fitted classifier answers with, or None when it has no ``classes_``.
+
+    Examples
+    --------
+    >>> from sklearn.dummy import DummyClassifier
+    >>> output_type_of(DummyClassifier().fit([[0], [1]], [0, 1])), output_type_of(object())
+    ('int', None)
+    """
+    classes = getattr(estimator, "classes_", None)
+    if classes is None or len(classes) == 0:
+        return None
+    value = classes[0].item() if isinstance(classes[0], np.generic) else classes[0]
+    for name, kind in (("bool", bool), ("int", int), ("float", float), ("str", str)):
+        if isinstance(value, kind):
+            return name  # type: ignore[return-value]
+    return None
+
+
+def _as_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "1.0"):
+        return True
+    if lowered in ("0", "false", "0.0"):
+        return False
+    raise ValueError(f"{text!r} is not a boolean")
+
+
+def _as_int(text: str) -> int:
+    number = float(text)
+    if not number.is_integer():
+        raise ValueError(f"{text!r} is not an integer")
+    return int(number)
+
+
+_CONVERT: dict[OutputType, Any] = {"bool": _as_bool, "int": _as_int, "float": float, "str": str}
+_DTYPE: dict[OutputType, Any] = {"bool": bool, "int": "int64", "float": float, "str": object}
+
+
+def typed_labels(text: pd.Series, output_type: OutputType | None) -> pd.Series:
+    """Class labels read back as text (ClickHouse's ``label`` is a String) in the type the model answers with.
+
+    Labels that do not all convert stay text: a model is never trained on half-converted classes.
+
+    Examples
+    --------
+    >>> typed_labels(pd.Series(["0", "1"]), "int").tolist(), typed_labels(pd.Series(["0", "x"]), "int").tolist()
+    ([0, 1], ['0', 'x'])
+    """
+    text = text.astype(str)
+    if output_type is None or output_type == "str":
+        return text
+    try:
+        values = [_CONVERT[output_type](v) for v in text]
+        return pd.Series(values, index=text.index, dtype=_DTYPE[output_type])
+    except (ValueError, OverflowError):  # OverflowError: a whole number past int64
+        return text
+
+
+def infer_output_type(frame: pd.DataFrame) -> OutputType | None:
+    """``int`` when every label arrived as a whole JSON number (``label_num`` set and integral), else None."""
+    if "label_num" not in frame or frame.empty:
+        return None
+    numbers = pd.to_numeric(frame["label_num"], errors="coerce")
+    if numbers.isna().any() or not all(float(v).is_integer() for v in numbers):
+        return None
+    return "int" if all(str(v).lstrip("-").isdigit() for v in frame["label"].astype(str)) else None
+
+
+def labels_of(
+    frame: pd.DataFrame, recipe: TrainingRecipe, output_type: OutputType | None = None
+) -> pd.Series:
+    """The target column: classes in ``output_type`` (text when None), or numbers for regression."""
     if recipe.task == "classification":
-        return frame[recipe.label_column].astype(str)
+        return typed_labels(frame[recipe.label_column], output_type)
     return pd.to_numeric(frame[recipe.label_column], errors="coerce").astype(float)
 
 
@@ -30,11 +107,16 @@ def inputs_of(frame: pd.DataFrame, recipe: TrainingRecipe, schema: FeatureSchema
     return coerce_features(frame, schema, features)[features]
 
 
-def fit(snapshot_frame: pd.DataFrame, recipe: TrainingRecipe, schema: FeatureSchema) -> Any:
-    """A fitted pipeline trained on the snapshot's ``train`` rows."""
+def fit(
+    snapshot_frame: pd.DataFrame,
+    recipe: TrainingRecipe,
+    schema: FeatureSchema,
+    output_type: OutputType | None = None,
+) -> Any:
+    """A fitted pipeline trained on the snapshot's ``train`` rows, answering classes of ``output_type``."""
     train = snapshot_frame[snapshot_frame[SPLIT] == "train"]
     model = build_estimator(recipe, schema)
-    model.fit(inputs_of(train, recipe, schema), labels_of(train, recipe))
+    model.fit(inputs_of(train, recipe, schema), labels_of(train, recipe, output_type))
     return model
 
 
@@ -43,7 +125,10 @@ def score(model: Any, holdout: pd.DataFrame, recipe: TrainingRecipe, schema: Fea
     from sklearn import metrics as m
 
     x = inputs_of(holdout, recipe, schema)
-    y = labels_of(holdout, recipe)
+    # labels in the type this model answers with, then both as text: "1" is 1 is True, whatever the model
+    y = labels_of(holdout, recipe, output_type_of(model))
+    if recipe.task == "classification":
+        y = y.astype(str)
     started = time.perf_counter()
     predicted = model.predict(x)
     latency_ms = (time.perf_counter() - started) * 1000 / max(1, len(x))
