@@ -23,6 +23,7 @@ import pandas as pd
 from services.serving.errors import InvalidFeatures, ModelLoadError, NoModelLoaded
 from services.serving.loading import LoadedModel, load_model
 from services.serving.registry_client import RegistryClient
+from shared.answer_type import OutputType, as_output_type
 from shared.feature_schema import REJECTING_ISSUES, FeatureIssue, FeatureSchema, IssueKind, check_features
 from shared.sdk.timing import PredictionLogger
 from shared.settings import Settings
@@ -98,6 +99,23 @@ def _plain(value: Any) -> bool | int | float | str:
     return str(value)
 
 
+def answer(value: Any, output_type: OutputType | None) -> bool | int | float | str:
+    """One model output as JSON, in the type recorded for the version (when one is and it converts).
+
+    Examples
+    --------
+    >>> answer(np.str_("0"), "int"), answer(np.int64(1), None), answer("maybe", "int")
+    (0, 1, 'maybe')
+    """
+    plain = _plain(value)
+    if output_type is None:
+        return plain
+    try:
+        return as_output_type(plain, output_type)
+    except (ValueError, OverflowError):  # an answer that is not of the recorded type is served as it is
+        return plain
+
+
 class ModelServer:
     """Serves ``alias`` (default ``production``) of ``model_name``; call :meth:`refresh` when it may have moved."""
 
@@ -166,6 +184,7 @@ class ModelServer:
                     target.artifact_uri,
                     target.artifact_sha256,
                     schema,
+                    self.registry.output_type(self.model_name, target.version),
                 )
             except ModelLoadError as exc:
                 self._last_error, self._last_error_at = str(exc), datetime.now(UTC)
@@ -216,7 +235,7 @@ class ModelServer:
         ids = list(prediction_ids or [None] * len(rows))
         served: list[Prediction] = []
         for row, output, probs, pid in zip(rows, outputs, probabilities, ids, strict=True):
-            value = _plain(output)
+            value = answer(output, model.output_type)
             prediction_id = pid or uuid.uuid4().hex
             if self.sink is not None:
                 self.sink.log_prediction(

@@ -35,17 +35,9 @@ from services.trainer.debounce import Trigger
 from services.trainer.gate import GateDecision, Scorecard, decide
 from services.trainer.recipe import TrainingRecipe, parse_recipe
 from services.trainer.registry_client import RegisteredModel
-from services.trainer.training import (
-    OUTPUT_TYPE_TAG,
-    OUTPUT_TYPES,
-    OutputType,
-    fit,
-    infer_output_type,
-    output_type_of,
-    predict,
-    score,
-)
+from services.trainer.training import fit, infer_output_type, predict, score
 from services.trainer.validation import ValidationReport, validate_training_data
+from shared.answer_type import OUTPUT_TYPE_TAG, OUTPUT_TYPES, OutputType, output_type_of
 from shared.artifacts import ArtifactStore
 from shared.feature_schema import FeatureSchema
 from shared.profile import build_profile

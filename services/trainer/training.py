@@ -7,7 +7,7 @@ Everything here is deterministic for a given snapshot and recipe (the estimator 
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,51 +15,9 @@ import pandas as pd
 from services.trainer.dataset import SPLIT, coerce_features
 from services.trainer.gate import Scorecard
 from services.trainer.recipe import TrainingRecipe, build_estimator
+from shared.answer_type import OutputType, as_output_type, output_type_of
 from shared.feature_schema import FeatureSchema
 
-OutputType = Literal["bool", "int", "float", "str"]
-"""The JSON type a classifier answers with: what ``classes_`` holds, so what ``/predict`` returns."""
-OUTPUT_TYPES: tuple[OutputType, ...] = ("bool", "int", "float", "str")
-OUTPUT_TYPE_TAG = "output_type"
-"""The tag (on a model or a version) that records the type its predictions answer with."""
-
-
-def output_type_of(estimator: Any) -> OutputType | None:
-    """The type of the classes a fitted classifier answers with, or None when it has no ``classes_``.
-
-    Examples
-    --------
-    >>> from sklearn.dummy import DummyClassifier
-    >>> output_type_of(DummyClassifier().fit([[0], [1]], [0, 1])), output_type_of(object())
-    ('int', None)
-    """
-    classes = getattr(estimator, "classes_", None)
-    if classes is None or len(classes) == 0:
-        return None
-    value = classes[0].item() if isinstance(classes[0], np.generic) else classes[0]
-    for name, kind in (("bool", bool), ("int", int), ("float", float), ("str", str)):
-        if isinstance(value, kind):
-            return name  # type: ignore[return-value]
-    return None
-
-
-def _as_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "1.0"):
-        return True
-    if lowered in ("0", "false", "0.0"):
-        return False
-    raise ValueError(f"{text!r} is not a boolean")
-
-
-def _as_int(text: str) -> int:
-    number = float(text)
-    if not number.is_integer():
-        raise ValueError(f"{text!r} is not an integer")
-    return int(number)
-
-
-_CONVERT: dict[OutputType, Any] = {"bool": _as_bool, "int": _as_int, "float": float, "str": str}
 _DTYPE: dict[OutputType, Any] = {"bool": bool, "int": "int64", "float": float, "str": object}
 
 
@@ -77,7 +35,7 @@ def typed_labels(text: pd.Series, output_type: OutputType | None) -> pd.Series:
     if output_type is None or output_type == "str":
         return text
     try:
-        values = [_CONVERT[output_type](v) for v in text]
+        values = [as_output_type(v, output_type) for v in text]
         return pd.Series(values, index=text.index, dtype=_DTYPE[output_type])
     except (ValueError, OverflowError):  # OverflowError: a whole number past int64
         return text

@@ -46,10 +46,12 @@ SCHEMA = {
 }
 
 
-def model_bytes() -> bytes:
+def model_bytes(as_text: bool = False) -> bytes:
+    """A classifier answering 1 for age over 50; with ``as_text`` its classes are "0"/"1" (a text-trained one)."""
     rng = np.random.default_rng(5)
     x = pd.DataFrame({"age": rng.integers(18, 90, 300).astype(float), "income": rng.normal(50, 10, 300)})
-    model = LogisticRegression().fit(x, (x["age"] > 50).astype(int))
+    y = (x["age"] > 50).astype(int)
+    model = LogisticRegression().fit(x, y.astype(str) if as_text else y)
     buffer = io.BytesIO()
     joblib.dump(model, buffer)
     return buffer.getvalue()
@@ -84,12 +86,22 @@ def registry(tmp_path: Path) -> Iterator[str]:
         process.wait()
 
 
-def register_and_promote(registry: str, name: str, schema: dict[str, Any] | None) -> None:
-    body: dict[str, Any] = {"name": name} | ({"feature_schema": schema} if schema is not None else {})
-    assert httpx.post(f"{registry}/models", json=body, headers=WRITER).status_code == 201
+def register_and_promote(
+    registry: str,
+    name: str,
+    schema: dict[str, Any] | None,
+    *,
+    create: bool = True,
+    artifact: bytes | None = None,
+    tags: dict[str, str] | None = None,
+) -> None:
+    if create:
+        body: dict[str, Any] = {"name": name} | ({"feature_schema": schema} if schema is not None else {})
+        assert httpx.post(f"{registry}/models", json=body, headers=WRITER).status_code == 201
     upload = httpx.post(
         f"{registry}/models/{name}/versions/upload",
-        files={"artifact": ("model.joblib", model_bytes())},
+        files={"artifact": ("model.joblib", artifact or model_bytes())},
+        data={"metadata": json.dumps({"tags": tags or {}})},
         headers=WRITER,
     )
     assert upload.status_code == 201, upload.text
@@ -130,8 +142,11 @@ def ingest_reasons(registry: str, payloads: list[bytes]) -> list[str]:
 
 
 def serve(tmp_path: Path, registry: str, name: str, sink: EncodingSink) -> TestClient:
-    settings = Settings(data_dir=tmp_path, registry_url=registry)
-    return TestClient(create_app(ModelServer(settings, name, sink=sink), watch=False))
+    return TestClient(create_app(server_of(tmp_path, registry, name, sink), watch=False))
+
+
+def server_of(tmp_path: Path, registry: str, name: str, sink: EncodingSink) -> ModelServer:
+    return ModelServer(Settings(data_dir=tmp_path, registry_url=registry), name, sink=sink)
 
 
 def test_predict_refuses_what_ingest_would_dead_letter_and_serves_what_it_accepts(
@@ -188,3 +203,32 @@ def test_a_model_without_a_schema_is_served_and_status_says_inputs_go_unchecked(
         warnings = client.get("/status").json()["warnings"]
     assert len(warnings) == 1 and "no feature schema" in warnings[0] and name in warnings[0]
     assert ingest_reasons(registry, sink.values) == []  # ingest does not check a model without a schema
+
+
+def test_every_version_answers_with_the_type_recorded_for_it(tmp_path: Path, registry: str) -> None:
+    name = f"typed-{uuid4().hex[:8]}"
+    register_and_promote(registry, name, SCHEMA)  # v1, the user's: answers 0/1 as numbers
+    sink = EncodingSink()
+    server = server_of(tmp_path, registry, name, sink)
+    row = {"age": 61, "income": 52.5}
+    with TestClient(create_app(server, watch=False)) as client:
+        answers = [client.post("/predict", json={"features": row}).json()]
+        # v2: trained on labels read back as text (classes "0"/"1"), registered with the type to answer in
+        register_and_promote(
+            registry,
+            name,
+            None,
+            create=False,
+            artifact=model_bytes(as_text=True),
+            tags={"output_type": "int"},
+        )
+        assert server.refresh() is True
+        answers.append(client.post("/predict", json={"features": row}).json())
+        # v3: the same text-trained model without a record of its type answers text: the tag is what counts
+        register_and_promote(registry, name, None, create=False, artifact=model_bytes(as_text=True))
+        assert server.refresh() is True
+        untyped = client.post("/predict", json={"features": row}).json()
+    assert [(a["model_version"], a["prediction"]) for a in answers] == [(1, 1), (2, 1)]
+    assert all(type(a["prediction"]) is int for a in answers)
+    assert (untyped["model_version"], untyped["prediction"]) == (3, "1")
+    assert ingest_reasons(registry, sink.values) == []

@@ -19,7 +19,8 @@ from services.trainer.debounce import Trigger
 from services.trainer.pipeline import RunPorts, reproduce_predictions, run_training
 from services.trainer.recipe import parse_recipe
 from services.trainer.registry_client import RegisteredModel
-from services.trainer.training import output_type_of, predict
+from services.trainer.training import predict
+from shared.answer_type import output_type_of
 from shared.artifacts import FileArtifactStore, file_uri_path
 from shared.feature_schema import FeatureSchema, FeatureSpec
 from shared.profile import ReferenceProfile
