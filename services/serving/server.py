@@ -23,7 +23,7 @@ import pandas as pd
 from services.serving.errors import InvalidFeatures, ModelLoadError, NoModelLoaded
 from services.serving.loading import LoadedModel, load_model
 from services.serving.registry_client import RegistryClient
-from shared.answer_type import OutputType, as_output_type
+from shared.answer_type import OutputType, as_output_type, output_type_of
 from shared.feature_schema import REJECTING_ISSUES, FeatureIssue, FeatureSchema, IssueKind, check_features
 from shared.sdk.timing import PredictionLogger
 from shared.settings import Settings
@@ -97,6 +97,13 @@ def _plain(value: Any) -> bool | int | float | str:
     if isinstance(value, bool | int | float | str):
         return value
     return str(value)
+
+
+def answered_type(champion: LoadedModel | None) -> OutputType | None:
+    """The type the version serving until now answered with: what a version with no recorded type inherits."""
+    if champion is None:
+        return None
+    return champion.output_type or output_type_of(champion.estimator)
 
 
 def answer(value: Any, output_type: OutputType | None) -> bool | int | float | str:
@@ -184,7 +191,7 @@ class ModelServer:
                     target.artifact_uri,
                     target.artifact_sha256,
                     schema,
-                    self.registry.output_type(self.model_name, target.version),
+                    self.registry.output_type(self.model_name, target.version) or answered_type(current),
                 )
             except ModelLoadError as exc:
                 self._last_error, self._last_error_at = str(exc), datetime.now(UTC)

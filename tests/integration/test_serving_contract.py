@@ -224,11 +224,14 @@ def test_every_version_answers_with_the_type_recorded_for_it(tmp_path: Path, reg
         )
         assert server.refresh() is True
         answers.append(client.post("/predict", json={"features": row}).json())
-        # v3: the same text-trained model without a record of its type answers text: the tag is what counts
+        # v3: text-trained with no record of its type: it answers as the version it replaced did
         register_and_promote(registry, name, None, create=False, artifact=model_bytes(as_text=True))
         assert server.refresh() is True
-        untyped = client.post("/predict", json={"features": row}).json()
-    assert [(a["model_version"], a["prediction"]) for a in answers] == [(1, 1), (2, 1)]
+        answers.append(client.post("/predict", json={"features": row}).json())
+    assert [(a["model_version"], a["prediction"]) for a in answers] == [(1, 1), (2, 1), (3, 1)]
     assert all(type(a["prediction"]) is int for a in answers)
-    assert (untyped["model_version"], untyped["prediction"]) == (3, "1")
     assert ingest_reasons(registry, sink.values) == []
+    # with nothing recorded and nothing served before, a server started on v3 has only the model's word
+    fresh = server_of(tmp_path, registry, name, sink)
+    with TestClient(create_app(fresh, watch=False)) as client:
+        assert client.post("/predict", json={"features": row}).json()["prediction"] == "1"
