@@ -30,6 +30,19 @@ class IssueKind(StrEnum):
     UNKNOWN_FEATURE = "unknown_feature"
 
 
+REJECTING_ISSUES: dict[IssueKind, str] = {
+    IssueKind.TYPE_ERROR: "feature_type_error",
+    IssueKind.UNKNOWN_FEATURE: "unknown_feature",
+}
+"""Issues that keep a prediction out of the loop, each with the reason it is refused (dead-letter reason).
+
+The one copy ingest (dead letter) and the model servers (422) both use, so a prediction a server answered is
+never dead-lettered. Missing values, out-of-range values and unseen categories are facts about production
+data: ingest lets those events pass and counts them as data quality. Keys are ``StrEnum`` members, so a
+plain string kind looks them up too.
+"""
+
+
 class FeatureSpec(BaseModel):
     """One input of a model: its name, type, whether it may be missing, and its allowed range or categories."""
 
@@ -144,6 +157,10 @@ def check_value(spec: FeatureSpec, value: FeatureValue) -> FeatureIssue | None:
 def check_features(schema: FeatureSchema, features: Mapping[str, FeatureValue]) -> list[FeatureIssue]:
     """Every problem of one prediction's ``features`` against ``schema``, in schema order, then unknown names.
 
+    An empty schema is "no schema declared" (the registry's default), not "a model with no inputs": it checks
+    nothing, so ingest and the model servers pass such a model's predictions instead of refusing every one;
+    the model server's ``/status`` warns that its inputs go unchecked.
+
     Examples
     --------
     >>> schema = FeatureSchema(features=[
@@ -152,7 +169,11 @@ def check_features(schema: FeatureSchema, features: Mapping[str, FeatureValue]) 
     ... ])
     >>> [(i.feature, i.kind.value) for i in check_features(schema, {"plan": "gold", "zip": "123"})]
     [('age', 'missing'), ('plan', 'unseen_category'), ('zip', 'unknown_feature')]
+    >>> check_features(FeatureSchema(), {"zip": "123"})
+    []
     """
+    if not schema.features:
+        return []
     issues: list[FeatureIssue] = []
     for spec in schema.features:
         found = check_value(spec, features.get(spec.name))
@@ -174,3 +195,8 @@ def count_issues(issues: Iterable[FeatureIssue]) -> dict[str, dict[str, int]]:
         per_kind = counts.setdefault(found.feature, {})
         per_kind[found.kind.value] = per_kind.get(found.kind.value, 0) + 1
     return counts
+
+
+def rejecting(issues: Iterable[FeatureIssue]) -> list[FeatureIssue]:
+    """The issues among ``issues`` that keep a prediction out (:data:`REJECTING_ISSUES`), in order."""
+    return [found for found in issues if found.kind in REJECTING_ISSUES]

@@ -123,6 +123,9 @@ class StatusResponse(BaseModel):
     swaps: int
     last_error: str | None = Field(description="Why the newest version is not serving, if it failed to load.")
     last_error_at: datetime | None
+    warnings: list[str] = Field(
+        description="What makes this server blind: e.g. a model with no feature schema (inputs unchecked)."
+    )
     watcher: WatcherInfo | None = Field(
         description="How the server follows its alias (null when it does not): Kafka connection state."
     )

@@ -11,6 +11,7 @@ from typing import Any
 import joblib
 
 from services.serving.errors import ModelLoadError
+from shared.answer_type import OutputType
 from shared.artifacts import ArtifactError, store_for_uri
 from shared.feature_schema import FeatureSchema
 from shared.settings import Settings
@@ -25,6 +26,7 @@ class LoadedModel:
     sha256: str
     estimator: Any
     feature_schema: FeatureSchema = field(default_factory=FeatureSchema)
+    output_type: OutputType | None = None  # recorded at registration; answers are converted to it
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -49,6 +51,7 @@ def load_model(
     uri: str,
     sha256: str,
     feature_schema: FeatureSchema | None = None,
+    output_type: OutputType | None = None,
 ) -> LoadedModel:
     """Fetch, verify and unpickle one version (a joblib-pickled scikit-learn estimator or pipeline)."""
     data = verified_bytes(settings, uri, sha256)
@@ -60,4 +63,4 @@ def load_model(
         raise ModelLoadError(
             f"version {version} of {model_name} has no predict(): {type(estimator).__name__}"
         )
-    return LoadedModel(model_name, version, sha256, estimator, feature_schema or FeatureSchema())
+    return LoadedModel(model_name, version, sha256, estimator, feature_schema or FeatureSchema(), output_type)

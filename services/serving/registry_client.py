@@ -1,4 +1,4 @@
-"""The little of the registry's HTTP API a model server needs: resolve an alias, read the model's schema."""
+"""The little of the registry's HTTP API a model server needs: resolve an alias, read schema and answer type."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import httpx
 
 from services.serving.errors import ModelLoadError
+from shared.answer_type import OUTPUT_TYPE_TAG, OUTPUT_TYPES, OutputType
 from shared.feature_schema import FeatureSchema
 
 
@@ -38,6 +39,15 @@ class RegistryClient:
 
     def feature_schema(self, model_name: str) -> FeatureSchema:
         return FeatureSchema.model_validate(self._get(f"/models/{model_name}")["feature_schema"])
+
+    def output_type(self, model_name: str, version: int) -> OutputType | None:
+        """The answer type recorded for ``version`` (its tag ``output_type``, else the model's), or None."""
+        for path in (f"/models/{model_name}/versions/{version}", f"/models/{model_name}"):
+            tags = self._get(path).get("tags")
+            recorded = tags.get(OUTPUT_TYPE_TAG) if isinstance(tags, dict) else None
+            if recorded in OUTPUT_TYPES:
+                return recorded
+        return None
 
     def close(self) -> None:
         self._http.close()

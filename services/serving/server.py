@@ -23,14 +23,49 @@ import pandas as pd
 from services.serving.errors import InvalidFeatures, ModelLoadError, NoModelLoaded
 from services.serving.loading import LoadedModel, load_model
 from services.serving.registry_client import RegistryClient
-from shared.feature_schema import IssueKind, check_features
+from shared.answer_type import OutputType, as_output_type, output_type_of
+from shared.feature_schema import REJECTING_ISSUES, FeatureIssue, FeatureSchema, IssueKind, check_features
 from shared.sdk.timing import PredictionLogger
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Problems a model cannot be called with; out-of-range values and new categories are drift, not errors.
-REJECTED_ISSUES = frozenset({IssueKind.MISSING, IssueKind.TYPE_ERROR})
+
+def refusals(schema: FeatureSchema, row: Mapping[str, Any]) -> list[FeatureIssue]:
+    """Why ``row`` may not be served by a model with ``schema`` (empty: serve it).
+
+    The issues ingest would dead-letter the served prediction for (``shared.feature_schema.REJECTING_ISSUES``:
+    wrong types, unknown features), plus what the model cannot be called without: a required feature
+    missing, or none of the schema's features at all. Out-of-range values and unseen categories are drift,
+    served and measured by the monitor. An empty schema checks nothing (``/status`` warns about it).
+
+    Examples
+    --------
+    >>> from shared.feature_schema import FeatureSpec
+    >>> schema = FeatureSchema(features=[FeatureSpec(name="age", type="integer")])
+    >>> [(i.feature, i.kind.value) for i in refusals(schema, {"agee": 41})]
+    [('age', 'missing'), ('agee', 'unknown_feature')]
+    >>> refusals(schema, {"age": 41}), refusals(FeatureSchema(), {"anything": 1})
+    ([], [])
+    """
+    if not schema.features:
+        return []
+    issues = check_features(schema, row)
+    refused = [i for i in issues if i.kind is IssueKind.MISSING or i.kind in REJECTING_ISSUES]
+    if not any(row.get(name) is not None for name in schema.names):
+        named = {i.feature for i in refused}
+        refused[:0] = [
+            FeatureIssue(feature=name, kind=IssueKind.MISSING, detail="none of the model's features was sent")
+            for name in schema.names
+            if name not in named
+        ]
+    return refused
+
+
+NO_SCHEMA_WARNING = (
+    "model {name!r} has no feature schema in the registry: /predict cannot check its inputs and the stream "
+    "validator cannot check its predictions' features; register the model's feature_schema"
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +87,7 @@ class ServerStatus:
     swaps: int
     last_error: str | None
     last_error_at: datetime | None
+    warnings: list[str]
 
 
 def _plain(value: Any) -> bool | int | float | str:
@@ -61,6 +97,30 @@ def _plain(value: Any) -> bool | int | float | str:
     if isinstance(value, bool | int | float | str):
         return value
     return str(value)
+
+
+def answered_type(champion: LoadedModel | None) -> OutputType | None:
+    """The type the version serving until now answered with: what a version with no recorded type inherits."""
+    if champion is None:
+        return None
+    return champion.output_type or output_type_of(champion.estimator)
+
+
+def answer(value: Any, output_type: OutputType | None) -> bool | int | float | str:
+    """One model output as JSON, in the type recorded for the version (when one is and it converts).
+
+    Examples
+    --------
+    >>> answer(np.str_("0"), "int"), answer(np.int64(1), None), answer("maybe", "int")
+    (0, 1, 'maybe')
+    """
+    plain = _plain(value)
+    if output_type is None:
+        return plain
+    try:
+        return as_output_type(plain, output_type)
+    except (ValueError, OverflowError):  # an answer that is not of the recorded type is served as it is
+        return plain
 
 
 class ModelServer:
@@ -104,6 +164,9 @@ class ModelServer:
             swaps=self._swaps,
             last_error=self._last_error,
             last_error_at=self._last_error_at,
+            warnings=[NO_SCHEMA_WARNING.format(name=self.model_name)]
+            if model is not None and not model.feature_schema.features
+            else [],
         )
 
     def refresh(self) -> bool:
@@ -128,6 +191,7 @@ class ModelServer:
                     target.artifact_uri,
                     target.artifact_sha256,
                     schema,
+                    self.registry.output_type(self.model_name, target.version) or answered_type(current),
                 )
             except ModelLoadError as exc:
                 self._last_error, self._last_error_at = str(exc), datetime.now(UTC)
@@ -137,6 +201,8 @@ class ModelServer:
             self._swaps += 1
             self._last_error = self._last_error_at = None
             log.info("%s@%s now serves version %s", self.model_name, self.alias, loaded.version)
+            if not loaded.feature_schema.features:
+                log.warning(NO_SCHEMA_WARNING.format(name=self.model_name))
             return True
 
     def predict(self, features: Mapping[str, Any], prediction_id: str | None = None) -> Prediction:
@@ -151,14 +217,13 @@ class ModelServer:
             raise NoModelLoaded(
                 f"no version of {self.model_name}@{self.alias} is loaded yet: {self._last_error or 'starting'}"
             )
-        if model.feature_schema.features:
-            for i, row in enumerate(rows):
-                issues = [x for x in check_features(model.feature_schema, row) if x.kind in REJECTED_ISSUES]
-                if issues:
-                    raise InvalidFeatures(
-                        f"row {i}: " + "; ".join(f"{x.feature}: {x.detail}" for x in issues),
-                        [x.model_dump(mode="json") for x in issues],
-                    )
+        for i, row in enumerate(rows):
+            issues = refusals(model.feature_schema, row)
+            if issues:
+                raise InvalidFeatures(
+                    f"row {i}: " + "; ".join(f"{x.feature}: {x.detail}" for x in issues),
+                    [x.model_dump(mode="json") for x in issues],
+                )
         started = time.perf_counter()
         # the schema's columns in its order, so an absent nullable feature reaches the model as missing
         frame = pd.DataFrame(list(rows), columns=model.feature_schema.names or None)
@@ -177,7 +242,7 @@ class ModelServer:
         ids = list(prediction_ids or [None] * len(rows))
         served: list[Prediction] = []
         for row, output, probs, pid in zip(rows, outputs, probabilities, ids, strict=True):
-            value = _plain(output)
+            value = answer(output, model.output_type)
             prediction_id = pid or uuid.uuid4().hex
             if self.sink is not None:
                 self.sink.log_prediction(

@@ -35,8 +35,9 @@ from services.trainer.debounce import Trigger
 from services.trainer.gate import GateDecision, Scorecard, decide
 from services.trainer.recipe import TrainingRecipe, parse_recipe
 from services.trainer.registry_client import RegisteredModel
-from services.trainer.training import fit, predict, score
+from services.trainer.training import fit, infer_output_type, predict, score
 from services.trainer.validation import ValidationReport, validate_training_data
+from shared.answer_type import OUTPUT_TYPE_TAG, OUTPUT_TYPES, OutputType, output_type_of
 from shared.artifacts import ArtifactStore
 from shared.feature_schema import FeatureSchema
 from shared.profile import build_profile
@@ -123,11 +124,15 @@ def run_training(trigger: Trigger, ports: RunPorts, run_id: UUID | None = None) 
     holdout = data[data[SPLIT] == "holdout"]
     meter.lap("snapshot")
 
-    challenger = fit(data, recipe, schema)
+    champion_version = model.aliases.get(PRODUCTION)
+    champion, champion_note = _load_champion(ports, model, champion_version)
+    answers = answer_type(model.tags, champion, data) if recipe.task == "classification" else None
+    challenger = fit(data, recipe, schema, answers)
     meter.lap("train")
     challenger_card = score(challenger, holdout, recipe, schema)
-    champion_version = model.aliases.get(PRODUCTION)
-    champion_card, champion_note = _score_champion(ports, model, champion_version, holdout, recipe, schema)
+    champion_card: Scorecard | None = None
+    if champion is not None:
+        champion_card, champion_note = _score_champion(champion, champion_version, holdout, recipe, schema)
     decision = decide(recipe.primary_metric, challenger_card, champion_card, recipe.promotion)
     if champion_note:
         decision.reasons.append(champion_note)
@@ -150,6 +155,9 @@ def run_training(trigger: Trigger, ports: RunPorts, run_id: UUID | None = None) 
     )
     metadata["metrics"] = {**challenger_card.metrics, **metadata["metrics"]}
     metadata["reference_profile"] = profile.model_dump(mode="json")
+    recorded = output_type_of(challenger)
+    if recorded is not None:  # what the model servers cast answers to, whatever the next estimator does
+        metadata["tags"][OUTPUT_TYPE_TAG] = recorded
     version = ports.registry.register_version(model.name, artifact, "model.joblib", metadata)
     ports.registry.set_alias(model.name, CANDIDATE, version, f"training run {run_id}")
     if decision.promote:
@@ -159,31 +167,55 @@ def run_training(trigger: Trigger, ports: RunPorts, run_id: UUID | None = None) 
     )
 
 
-def reproduce_predictions(snapshot_bytes: bytes, recipe: TrainingRecipe, schema: FeatureSchema) -> list[Any]:
+def reproduce_predictions(
+    snapshot_bytes: bytes,
+    recipe: TrainingRecipe,
+    schema: FeatureSchema,
+    output_type: OutputType | None = None,
+) -> list[Any]:
     """Retrain the recipe on a version's snapshot and predict its held-out rows (reproducibility check)."""
     data = read_snapshot(snapshot_bytes)
-    model = fit(data, recipe, schema)
+    model = fit(data, recipe, schema, output_type)
     return predict(model, data[data[SPLIT] == "holdout"], recipe, schema)
 
 
+def answer_type(tags: dict[str, str], champion: Any, data: pd.DataFrame) -> OutputType | None:
+    """The type a retrained classifier must answer with, so an automatic promotion never changes it.
+
+    In order: the type recorded on the model (tag ``output_type``), the type the champion answers with, the
+    type the labels arrived as (whole JSON numbers: ``int``). None: text, as labels are stored.
+    """
+    recorded = tags.get(OUTPUT_TYPE_TAG)
+    if recorded in OUTPUT_TYPES:
+        return recorded
+    return output_type_of(champion) or infer_output_type(data)
+
+
+def _load_champion(ports: RunPorts, model: RegisteredModel, version: int | None) -> tuple[Any, str]:
+    """The production version's estimator, or None and why (none yet, or an artifact that will not load)."""
+    if version is None:
+        return None, ""
+    try:
+        return joblib.load(io.BytesIO(ports.registry.download_artifact(model.name, version))), ""
+    except Exception as exc:  # an artifact we cannot unpickle is the champion's problem, not the run's
+        log.warning("champion %s v%s could not be loaded: %s", model.name, version, exc)
+        return None, f"champion v{version} could not be loaded ({type(exc).__name__}: {exc})"
+
+
 def _score_champion(
-    ports: RunPorts,
-    model: RegisteredModel,
+    champion: Any,
     version: int | None,
     holdout: pd.DataFrame,
     recipe: TrainingRecipe,
     schema: FeatureSchema,
 ) -> tuple[Scorecard | None, str]:
-    """The champion's scorecard on the same held-out rows; one that cannot be loaded or scored is noted."""
-    if version is None:
-        return None, ""
+    """The champion's scorecard on the same held-out rows; one that cannot be scored is noted."""
     try:
-        champion = joblib.load(io.BytesIO(ports.registry.download_artifact(model.name, version)))
         return score(champion, holdout, recipe, schema), ""
     except (
         Exception
     ) as exc:  # a champion of another make (not a pipeline on these columns) cannot be compared
-        log.warning("champion %s v%s could not be scored: %s", model.name, version, exc)
+        log.warning("champion v%s could not be scored: %s", version, exc)
         return (
             None,
             f"champion v{version} could not be scored on the held-out data ({type(exc).__name__}: {exc})",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -18,13 +18,14 @@ class RegistryError(RuntimeError):
 
 @dataclass(frozen=True)
 class RegisteredModel:
-    """What the trainer reads of a model: its schema, recipe and aliases."""
+    """What the trainer reads of a model: its schema, recipe, aliases and tags."""
 
     name: str
     task_type: str
     feature_schema: FeatureSchema
     training_recipe: dict[str, Any]
     aliases: dict[str, int]
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class RegistryClient:
@@ -57,6 +58,7 @@ class RegistryClient:
             feature_schema=FeatureSchema.model_validate(body["feature_schema"]),
             training_recipe=body.get("training_recipe") or {},
             aliases=body.get("aliases") or {},
+            tags=body.get("tags") or {},
         )
 
     def download_artifact(self, name: str, version: int) -> bytes:

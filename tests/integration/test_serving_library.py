@@ -51,6 +51,9 @@ class FakeRegistry:
     def feature_schema(self, model_name: str) -> FeatureSchema:
         return self.schema
 
+    def output_type(self, model_name: str, version: int) -> None:
+        return None
+
 
 class ListSink:
     def __init__(self) -> None:

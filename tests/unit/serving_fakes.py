@@ -52,6 +52,9 @@ class OneVersionRegistry:
     def feature_schema(self, model_name: str) -> FeatureSchema:
         return SCHEMA
 
+    def output_type(self, model_name: str, version: int) -> None:
+        return None
+
 
 def serve_churn(server: ModelServer, registry: OneVersionRegistry, data_dir: Path) -> None:
     """Store the pipeline as version 1 of ``churn`` under ``data_dir`` and make ``server`` load it."""

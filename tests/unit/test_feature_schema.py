@@ -9,12 +9,14 @@ from pydantic import ValidationError
 
 import shared.feature_schema as feature_schema
 from shared.feature_schema import (
+    REJECTING_ISSUES,
     FeatureSchema,
     FeatureSpec,
     IssueKind,
     check_features,
     check_value,
     count_issues,
+    rejecting,
 )
 
 
@@ -110,3 +112,18 @@ def test_schema_round_trips_through_json(schema: FeatureSchema) -> None:
 
 def test_docstring_examples_run() -> None:
     assert doctest.testmod(feature_schema).failed == 0
+
+
+def test_an_empty_schema_is_no_schema_and_checks_nothing() -> None:
+    assert check_features(FeatureSchema(), {"anything": "at all", "n": 1e9}) == []
+
+
+def test_refusing_issue_kinds_are_found_by_enum_or_by_plain_string(schema: FeatureSchema) -> None:
+    issues = check_features(schema, {"amount": "12", "items": 0, "zip": "123"})
+    assert [(i.feature, i.kind.value) for i in rejecting(issues)] == [
+        ("amount", "type_error"),
+        ("zip", "unknown_feature"),
+    ]
+    # ingest looks kinds up as strings: the one mapping answers both ways
+    assert REJECTING_ISSUES["type_error"] == REJECTING_ISSUES[IssueKind.TYPE_ERROR] == "feature_type_error"
+    assert "out_of_range" not in REJECTING_ISSUES and "missing" not in REJECTING_ISSUES

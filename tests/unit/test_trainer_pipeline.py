@@ -12,6 +12,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.dummy import DummyClassifier
 
 from services.trainer.dataset import SPLIT, WindowQuery, read_snapshot
 from services.trainer.debounce import Trigger
@@ -19,6 +20,7 @@ from services.trainer.pipeline import RunPorts, reproduce_predictions, run_train
 from services.trainer.recipe import parse_recipe
 from services.trainer.registry_client import RegisteredModel
 from services.trainer.training import predict
+from shared.answer_type import output_type_of
 from shared.artifacts import FileArtifactStore, file_uri_path
 from shared.feature_schema import FeatureSchema, FeatureSpec
 from shared.profile import ReferenceProfile
@@ -70,9 +72,10 @@ class FakeRegistry:
         self.task_type = task_type
         self.versions: dict[int, tuple[bytes, dict[str, Any]]] = {}
         self.aliases: dict[str, int] = {}
+        self.tags: dict[str, str] = {}
 
     def get_model(self, name: str) -> RegisteredModel:
-        return RegisteredModel(name, self.task_type, SCHEMA, self.recipe, dict(self.aliases))
+        return RegisteredModel(name, self.task_type, SCHEMA, self.recipe, dict(self.aliases), dict(self.tags))
 
     def download_artifact(self, name: str, version: int) -> bytes:
         return self.versions[version][0]
@@ -173,3 +176,46 @@ def test_a_regression_model_needs_no_recipe_either(tmp_path: Any) -> None:
     assert outcome.decision is not None and outcome.decision.metric == "rmse"
     _, meta = registry.versions[1]
     assert {"rmse", "mae", "r2"} <= set(meta["metrics"]) and meta["params"]["estimator"].endswith("Regressor")
+
+
+def user_champion(classes: list[Any]) -> bytes:
+    """A version registered by a user: a classifier whose classes are ``classes`` (ints, booleans...)."""
+    buffer = io.BytesIO()
+    joblib.dump(DummyClassifier(strategy="most_frequent").fit([[0], [1]], classes), buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("champion_classes", "tags", "label_num", "answers"),
+    [
+        ([0, 1], {}, False, (int, "int")),  # labels read back as text "0"/"1": the champion's ints win
+        ([False, True], {}, True, (bool, "bool")),
+        (["0", "1"], {}, True, (str, "str")),  # a champion answering text keeps answering text
+        ([0, 1], {"output_type": "str"}, True, (str, "str")),  # the type recorded on the model comes first
+        (None, {}, True, (int, "int")),  # no champion: whole JSON numbers as labels (label_num) mean ints
+        (None, {}, False, (str, "str")),  # no champion, labels sent as text: text
+    ],
+)
+def test_a_retrained_version_answers_with_the_type_the_model_answered_before(
+    tmp_path: Any,
+    champion_classes: list[Any] | None,
+    tags: dict[str, str],
+    label_num: bool,
+    answers: tuple[type, str],
+) -> None:
+    registry = FakeRegistry()
+    registry.tags = tags
+    if champion_classes is not None:
+        registry.versions[1] = (user_champion(champion_classes), {})
+        registry.aliases["production"] = 1
+    rows = query_rows(1000)  # labels as ClickHouse returns them: the String column, "0" and "1"
+    if not label_num:
+        rows["label_num"] = None
+    outcome = run_training(trigger(), ports(registry, rows, tmp_path))
+    assert outcome.version is not None
+    artifact, meta = registry.versions[outcome.version]
+    retrained = joblib.load(io.BytesIO(artifact))
+    kind, name = answers
+    assert {type(c.item() if isinstance(c, np.generic) else c) for c in retrained.classes_} == {kind}
+    assert output_type_of(retrained) == name and meta["tags"]["output_type"] == name
+    assert meta["metrics"]["accuracy"] > 0.9  # typed labels still score against the text ones
