@@ -18,9 +18,10 @@ from typing import Any
 import httpx
 import pandas as pd
 
+from shared.answer_type import OUTPUT_TYPE_TAG
 from shared.drift_thresholds import DriftThresholds
 from shared.feature_schema import FeatureSchema
-from shared.onboarding import OUTPUT_TYPE_TAG, OnboardingError, blind_spots, onboard
+from shared.onboarding import OnboardingError, blind_spots, onboard
 from shared.settings import Settings
 
 PRODUCTION = "production"

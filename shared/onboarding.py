@@ -24,7 +24,6 @@ from shared.profile import ReferenceProfile, build_profile, category_key
 
 OutputType = Literal["int", "float", "str", "bool"]
 TaskType = Literal["binary_classification", "multiclass_classification", "regression"]
-OUTPUT_TYPE_TAG = "prediction_type"
 """The model tag holding the type of its predictions (``int``, ``float``, ``str`` or ``bool``)."""
 SAMPLE_ROWS = 200
 """Rows the model must answer on before it is registered."""

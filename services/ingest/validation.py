@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from services.ingest.quality import QualityCounter
 from services.ingest.schemas import FeatureIssueLike, SchemaLookup, SchemaSource
 from shared import wire
+from shared.feature_schema import REJECTING_ISSUES, IssueKind
 from shared.validation import (
     MAX_FIELD_ERRORS,
     EventKind,
@@ -35,10 +36,6 @@ __all__ = [
     "Rejection",
     "validate_batch",
 ]
-
-REJECTING_ISSUES = {"type_error": "feature_type_error", "unknown_feature": "unknown_feature"}
-"""Feature-schema issues that keep an event out (reason they get); missing, out-of-range and unseen
-categories are facts about production data, so those events pass and are counted as data quality."""
 
 
 @dataclass
@@ -63,7 +60,7 @@ def check_registry(
     if not refusing:
         return issues, None
     errors = tuple(FieldError(f"features.{i.feature}", i.detail) for i in refusing[:MAX_FIELD_ERRORS])
-    reason = REJECTING_ISSUES[str(refusing[0].kind)]
+    reason = REJECTING_ISSUES[IssueKind(str(refusing[0].kind))]
     return issues, Rejection(reason, "; ".join(e.message for e in errors), event.model_name, errors)
 
 

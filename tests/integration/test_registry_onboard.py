@@ -71,7 +71,7 @@ def test_register_with_data_and_promote_gives_the_loop_schema_profile_recipe_and
     schema = entry["feature_schema"]["features"]
     assert [f["name"] for f in schema] == features
     assert {f["type"] for f in schema} == {"numeric"} and not any(f["nullable"] for f in schema)
-    assert entry["tags"]["prediction_type"] == "int" and version["tags"]["prediction_type"] == "int"
+    assert entry["tags"]["output_type"] == "int" and version["tags"]["output_type"] == "int"
     assert entry["task_type"] == "binary_classification"
     assert entry["aliases"] == {"production": 1} and version["aliases"] == ["production"]
     recipe = parse_recipe(entry["training_recipe"])
@@ -103,7 +103,7 @@ def test_parquet_data_and_a_model_fitted_on_some_columns_give_a_schema_of_those_
         entry = http.get(f"/models/{name}").json()
         profile = http.get(f"/models/{name}/versions/1/reference-profile").json()
     assert [f["name"] for f in entry["feature_schema"]["features"]] == chosen
-    assert entry["tags"]["prediction_type"] == "str" and entry["aliases"] == {}
+    assert entry["tags"]["output_type"] == "str" and entry["aliases"] == {}
     assert entry["training_recipe"]["estimator"] == {
         "factory": "sklearn.linear_model:LogisticRegression",
         "params": {"C": 0.3},
@@ -120,7 +120,7 @@ def test_parquet_data_and_a_model_fitted_on_some_columns_give_a_schema_of_those_
         registry_url, "w", "register", name, str(tmp_path / "ints.joblib"),
         "--data", str(tmp_path / "ints.parquet"), "--target", TARGET,
     )  # fmt: skip
-    assert code == 1 and "answers int but" in out and "prediction_type=str" in out
+    assert code == 1 and "answers int but" in out and "output_type=str" in out
     with reader(registry_url) as http:
         assert http.get(f"/models/{name}").json()["latest_version"] == 1
 
