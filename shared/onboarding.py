@@ -19,10 +19,10 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from shared.answer_type import OutputType
 from shared.feature_schema import FeatureSchema, FeatureSpec, FeatureType
 from shared.profile import ReferenceProfile, build_profile, category_key
 
-OutputType = Literal["int", "float", "str", "bool"]
 TaskType = Literal["binary_classification", "multiclass_classification", "regression"]
 """The model tag holding the type of its predictions (``int``, ``float``, ``str`` or ``bool``)."""
 SAMPLE_ROWS = 200
