@@ -274,11 +274,9 @@ class Monitor:
         began = time.monotonic()
         if stored.heads:
             ranges, offsets = event_time_ranges(stored.heads), latest_offsets(stored.heads, stored.records)
-            self.judging.busy_since = time.time()
-            try:
-                announcements = await asyncio.to_thread(self._advance_until_done, ranges, offsets)
-            finally:
-                self.judging.busy_since = None
+            # not marked busy as a whole: judging a long backlog may rightly take more than SLOW_REQUEST_S; a
+            # hung server shows in the next batch's insert, which runs beside it
+            announcements = await asyncio.to_thread(self._advance_until_done, ranges, offsets)
             for event in announcements:
                 await self.send(self.topics.drift_events, event.model_name.encode(), codec.encode(event))
                 self.metrics.alerts.labels(event.event_type).inc()
