@@ -290,8 +290,7 @@ def blind_spots(schema: FeatureSchema | None, has_profile: bool) -> list[str]:
     problems = []
     if schema is None or not schema.features:
         problems.append(
-            "empty feature schema: every served prediction will be dead-lettered as unknown_feature; "
-            + BLIND_HINT
+            "empty feature schema: no input is checked, by the model server or the ingest; " + BLIND_HINT
         )
     if not has_profile:
         problems.append(
