@@ -6,7 +6,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from clickhouse_connect.driver.exceptions import DatabaseError
 
@@ -15,6 +15,7 @@ from shared.clickhouse import clickhouse_client
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 WRITE_SETTINGS = {"optimize_on_insert": 0}
 """Replays collapse at read time (``FINAL``, background merges); collapsing each inserted block as well
 tripled the server's cost of storing a batch (0.057 s against 0.017 s per 10k predictions)."""
@@ -72,24 +73,16 @@ class ClickHouseSink:
                 client.command(ddl)
         self._client = client
 
-    def write(
-        self,
-        table: str,
-        rows: Sequence[Sequence[Any]],
-        columns: Sequence[str],
-        max_wait_s: float | None = None,
-    ) -> int:
-        """Insert ``rows`` in one batch; retries with backoff until accepted (or raises after ``max_wait_s``).
+    def write(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> int:
+        """Insert ``rows`` in one batch, waiting out ClickHouse however long it is away.
 
         Never skipping matters: the batch's offsets must not be committed unless ClickHouse holds its rows.
         """
         if not rows:
             return 0
-        self._retry(
-            lambda: self.client.insert(data=rows, context=self._context(table, columns)),
-            table,
-            len(rows),
-            max_wait_s,
+        self.until_answered(
+            f"inserting {len(rows)} rows into {table}",
+            lambda: self._timed(lambda: self.client.insert(data=rows, context=self._context(table, columns))),
         )
         return len(rows)
 
@@ -99,7 +92,7 @@ class ClickHouseSink:
             self._contexts[key] = self.client.create_insert_context(table, list(columns))
         return self._contexts[key]
 
-    def write_lines(self, table: str, lines: Sequence[bytes], max_wait_s: float | None = None) -> list[int]:
+    def write_lines(self, table: str, lines: Sequence[bytes]) -> list[int]:
         """Insert raw JSON documents, one per line, into an ``*_intake`` table; returns the lines refused.
 
         The view that parses the lines can fail on a document the contract let through. A ClickHouse server
@@ -111,12 +104,10 @@ class ClickHouseSink:
         if not lines:
             return []
         body = b"\n".join(lines)
-        summary = self._retry(
-            lambda: self.client.raw_insert(table, ["line"], body, fmt="LineAsString"),
-            table,
-            len(lines),
-            max_wait_s,
-            refusal=_is_refusal,
+        summary = self.until_answered(
+            f"inserting {len(lines)} events into {table}",
+            lambda: self._timed(lambda: self.client.raw_insert(table, ["line"], body, fmt="LineAsString")),
+            refused=_is_refusal,
         )
         if summary is not None and _written(summary) >= INTAKE_ROWS_PER_LINE * len(lines):
             return []
@@ -124,53 +115,54 @@ class ClickHouseSink:
             log.warning("ClickHouse refused a document for %s: %s", table, lines[0][:200])
             return [0]
         half = len(lines) // 2
-        refused = self.write_lines(table, lines[:half], max_wait_s)
-        return refused + [half + i for i in self.write_lines(table, lines[half:], max_wait_s)]
+        refused = self.write_lines(table, lines[:half])
+        return refused + [half + i for i in self.write_lines(table, lines[half:])]
 
-    def _retry(
+    def _timed(self, request: Callable[[], T]) -> T:
+        """``request``, marked as in flight meanwhile, so a hung server shows in ``busy_since``."""
+        self.busy_since = time.time()
+        try:
+            return request()
+        finally:
+            self.busy_since = None
+
+    def until_answered(
         self,
-        insert: Any,
-        table: str,
-        count: int,
-        max_wait_s: float | None,
-        refusal: Callable[[Exception], bool] = lambda exc: False,
-    ) -> Any:
-        """Run ``insert`` until it is accepted (its result) or refused (None); a dependency away is waited out.
+        what: str,
+        attempt: Callable[[], T],
+        *,
+        errors: tuple[type[Exception], ...] = (Exception,),
+        refused: Callable[[Exception], bool] = lambda exc: False,
+    ) -> T | None:
+        """Run ``attempt`` until ClickHouse answers (its result) or refuses the data (None).
 
-        With ``max_wait_s`` None it waits as long as it takes: a batch whose rows are not stored must not be
-        committed, and a worker that exits would only be restarted to wait again.
+        A server that is away is waited out, however long: a batch whose rows are not stored must not be
+        committed, and a worker that exits would only be restarted to wait again. One line is logged when it
+        goes and one when it is back; ``failing_since`` and ``last_error`` tell ``/health`` meanwhile.
+        Only ``errors`` are waited out: anything else is a bug and raises.
         """
         delay = 0.2
-        deadline = None if max_wait_s is None else time.monotonic() + max_wait_s
         while True:
             try:
-                self.busy_since = time.time()
-                try:
-                    result = insert()
-                finally:
-                    self.busy_since = None
-                if self.failing_since is not None:
-                    log.warning("ClickHouse accepts inserts into %s again", table)
-                    self.failing_since, self.last_error = None, ""
-                return result
-            except Exception as exc:
-                if refusal(exc):
+                result = attempt()
+            except errors as exc:
+                if refused(exc):
                     return None
-                if deadline is not None and time.monotonic() > deadline:
-                    raise
                 if self.failing_since is None:
-                    log.warning(
-                        "insert of %d rows into %s failed (%s); retrying until it is accepted",
-                        count,
-                        table,
-                        exc,
-                    )
+                    log.warning("ClickHouse unavailable for %s (%s); retrying until it answers", what, exc)
                     self.failing_since = time.time()
-                self.last_error = f"insert into {table}: {str(exc)[:300]}"
+                self.last_error = f"{what}: {str(exc)[:300]}"
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 self._client = None
                 self._contexts.clear()
+                continue
+            if self.failing_since is not None:
+                log.warning(
+                    "ClickHouse available again for %s after %.0f s", what, time.time() - self.failing_since
+                )
+                self.failing_since, self.last_error = None, ""
+            return result
 
     def close(self) -> None:
         if self._client is not None:

@@ -308,28 +308,17 @@ class Monitor:
         Judging reads windows back; a server that went away mid-batch must not stop the worker (it would
         only be restarted to wait). The batch is not committed until this returns.
         """
-        delay, since = 0.5, None
-        while True:
-            try:
-                out = self._advance(ranges, offsets)
-            except (OperationalError, OSError) as exc:
-                if since is None:
-                    since = time.time()
-                    log.warning("ClickHouse unavailable while judging (%s); retrying with backoff", exc)
-                self.judging.failing_since, self.judging.last_error = since, f"judging: {str(exc)[:300]}"
-                self.judge.discard()
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                continue
-            if since is not None:
-                log.warning("ClickHouse available again for judging after %.0f s", time.time() - since)
-                self.judging.failing_since, self.judging.last_error = None, ""
-            return out
+        out = self.judging.until_answered(
+            "judging", lambda: self._advance(ranges, offsets), errors=(OperationalError, OSError)
+        )
+        assert out is not None  # judging has no refusal: it answers or it waits
+        return out
 
     def _advance(
         self, ranges: dict[str, dict[str, tuple[int, int]]], offsets: dict[str, int]
     ) -> list[DriftAnnouncement]:
         """Move each model's watermark, judge the windows it closed, then checkpoint every model at once."""
+        self.judge.discard()  # results of an attempt that ClickHouse cut short are judged again
         self.checkpoints.load(set(ranges))
         out: list[DriftAnnouncement] = []
         saved: dict[str, tuple[dict[str, Any], int]] = {}
