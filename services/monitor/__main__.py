@@ -18,6 +18,7 @@ from services.monitor.consumer import MonitorLoop, Publisher
 from services.monitor.observability import MonitorMetrics, web_app
 from services.monitor.profiles import ProfileSource, RegistryProfiles, load_profiles_file
 from services.monitor.worker import Monitor
+from shared.dependencies import Dependencies
 from shared.kafka_logs import quiet_kafka_client
 from shared.settings import Settings
 
@@ -26,9 +27,10 @@ log = logging.getLogger("services.monitor")
 
 async def serve(settings: Settings, web_port: int, profiles: ProfileSource) -> None:
     metrics = MonitorMetrics()
-    publisher = Publisher(settings)
+    dependencies = Dependencies()
+    publisher = Publisher(settings, dependencies)
     monitor = Monitor(settings, profiles, publisher.send, metrics)
-    loop = MonitorLoop(settings, monitor, publisher, metrics)
+    loop = MonitorLoop(settings, monitor, publisher, metrics, dependencies)
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stopping.set)

@@ -23,31 +23,12 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from services.monitor.observability import MonitorMetrics
 from services.monitor.worker import Batch, Monitor, Record
+from shared.dependencies import Dependencies
 from shared.infra.kafka import acreate_topics
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class Outage:
-    """A dependency the worker is waiting for: logged once when it goes and once when it is back."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-        self.since: float | None = None
-        self.error = ""
-
-    def failed(self, exc: BaseException) -> None:
-        if self.since is None:
-            self.since = time.time()
-            log.warning("%s unavailable (%s); waiting for it, retrying with backoff", self.what, exc)
-        self.error = str(exc)[:300] or type(exc).__name__
-
-    def recovered(self) -> None:
-        if self.since is not None:
-            log.warning("%s available again after %.0f s", self.what, time.time() - self.since)
-            self.since, self.error = None, ""
 
 
 RETRY_MAX_S = 10.0
@@ -63,7 +44,11 @@ answers nothing, and the client's own timeout (minutes) is there for big inserts
 
 
 async def retry(
-    outage: Outage, attempt: Callable[[], Awaitable[T]], *, errors: tuple[type[BaseException], ...]
+    dependencies: Dependencies,
+    name: str,
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    errors: tuple[type[BaseException], ...],
 ) -> T:
     """``attempt`` until it succeeds, waiting 0.5 s doubling to ``RETRY_MAX_S`` between tries."""
     delay = 0.5
@@ -71,11 +56,11 @@ async def retry(
         try:
             result = await attempt()
         except errors as exc:
-            outage.failed(exc)
+            dependencies.away(name, str(exc) or type(exc).__name__)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
             continue
-        outage.recovered()
+        dependencies.back(name)
         return result
 
 
@@ -86,19 +71,23 @@ class Publisher:
     until it is, so a batch is never committed with an announcement or a dead letter missing.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, dependencies: Dependencies) -> None:
+        self.dependencies = dependencies
+        self.kafka = f"Kafka at {settings.kafka_bootstrap} (publishing)"
         self.producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=5
         )
         self._pending: list[tuple[asyncio.Future[Any], str, bytes, bytes]] = []
-        self.outage = Outage(f"Kafka at {settings.kafka_bootstrap} (publishing)")
 
     async def start(self) -> None:
         await self.producer.start()
 
     async def send(self, topic: str, key: bytes, value: bytes) -> None:
         future = await retry(
-            self.outage, lambda: self.producer.send(topic, value, key=key), errors=(KafkaError,)
+            self.dependencies,
+            self.kafka,
+            lambda: self.producer.send(topic, value, key=key),
+            errors=(KafkaError,),
         )
         self._pending.append((future, topic, key, value))
 
@@ -109,7 +98,7 @@ class Publisher:
             results = await asyncio.gather(*(f for f, *_ in pending), return_exceptions=True)
             for (_, topic, key, value), result in zip(pending, results, strict=True):
                 if isinstance(result, KafkaError):
-                    self.outage.failed(result)
+                    self.dependencies.away(self.kafka, str(result) or type(result).__name__)
                     await self.send(topic, key, value)
                 elif isinstance(result, BaseException):
                     raise result
@@ -159,14 +148,21 @@ IN_HAND = 2
 
 class MonitorLoop:
     def __init__(
-        self, settings: Settings, monitor: Monitor, publisher: Publisher, metrics: MonitorMetrics
+        self,
+        settings: Settings,
+        monitor: Monitor,
+        publisher: Publisher,
+        metrics: MonitorMetrics,
+        dependencies: Dependencies | None = None,
     ) -> None:
         self.settings = settings
         self.monitor = monitor
         self.publisher = publisher
         self.metrics = metrics
-        self.kafka = Outage(f"Kafka at {settings.kafka_bootstrap}")
-        self.clickhouse = Outage(f"ClickHouse at {settings.clickhouse_url}")
+        self.dependencies = dependencies or Dependencies()
+        """What the worker waits for (shared with its publisher), shown on ``/health``."""
+        self.kafka = f"Kafka at {settings.kafka_bootstrap}"
+        self.clickhouse = f"ClickHouse at {settings.clickhouse_url}"
         self.in_hand: deque[asyncio.Task[None]] = deque()
         self.assigned = asyncio.Event()
         self.running = False
@@ -185,8 +181,7 @@ class MonitorLoop:
 
     def waiting_for(self) -> dict[str, Any]:
         """The dependencies the worker is waiting for, since when and why (empty: none)."""
-        outages = [self.kafka, self.publisher.outage, self.clickhouse]
-        waiting = {o.what: {"since": o.since, "error": o.error} for o in outages if o.since is not None}
+        waiting = self.dependencies.waiting()
         now = time.time()
         for sink in self.monitor.sinks():
             if sink.failing_since is not None:
@@ -226,8 +221,14 @@ class MonitorLoop:
 
     async def _prepare(self) -> None:
         """Tables, topics and the Kafka clients; each dependency that is away is waited for, never fatal."""
-        await retry(self.clickhouse, lambda: asyncio.to_thread(self.monitor.sink.open), errors=(Exception,))
         await retry(
+            self.dependencies,
+            self.clickhouse,
+            lambda: asyncio.to_thread(self.monitor.sink.open),
+            errors=(Exception,),
+        )
+        await retry(
+            self.dependencies,
             self.kafka,
             lambda: acreate_topics(  # with the configured partitions, not the broker's default
                 self.settings.kafka_bootstrap,
@@ -237,9 +238,9 @@ class MonitorLoop:
             ),
             errors=(Exception,),
         )
-        await retry(self.kafka, self.publisher.start, errors=(KafkaError, OSError))
+        await retry(self.dependencies, self.kafka, self.publisher.start, errors=(KafkaError, OSError))
         self.consumer.subscribe(self.monitor.subscribed, listener=_Handover(self))
-        await retry(self.kafka, self.consumer.start, errors=(KafkaError, OSError))
+        await retry(self.dependencies, self.kafka, self.consumer.start, errors=(KafkaError, OSError))
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Consume until ``stopping`` is set; the batches in hand are finished and committed first."""
@@ -318,11 +319,11 @@ class MonitorLoop:
                 log.warning("could not commit a handled batch (%s); it will be replayed", exc)
                 return
             except KafkaError as exc:
-                self.kafka.failed(exc)
+                self.dependencies.away(self.kafka, str(exc) or type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
-            self.kafka.recovered()
+            self.dependencies.back(self.kafka)
             return
 
     def _lag(self, batch: dict[TopicPartition, list[Any]]) -> int:

@@ -24,7 +24,6 @@ from services.registry.db import make_engine
 from services.registry.deps import Registry
 from services.registry.errors import RegistryError, Unavailable
 from services.registry.fast_resolve import ResolveFastPath
-from services.registry.health import Dependencies
 from services.registry.migrations import migrate
 from services.registry.outbound import OutboundPolicy
 from services.registry.relay import KafkaPublisher, OutboxRelay
@@ -32,6 +31,7 @@ from services.registry.resolve_cache import ResolveCache
 from services.registry.store import RegistryStore
 from services.registry.webhook_delivery import WebhookSender
 from shared.artifacts import ArtifactError, allowed_roots, artifact_store
+from shared.dependencies import Dependencies
 from shared.settings import Settings
 from shared.topics import topic_names
 

@@ -27,9 +27,9 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, or_, select, update
 
 from services.registry.db import writing
-from services.registry.health import Dependencies
 from services.registry.tables import outbox, relay_leases
 from shared.codec import decode_any
+from shared.dependencies import Dependencies
 
 log = logging.getLogger(__name__)
 

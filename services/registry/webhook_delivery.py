@@ -27,10 +27,10 @@ from sqlalchemy import Engine, select, update
 
 from services.registry.db import writing
 from services.registry.domain import webhook_backoff_seconds, webhook_signature
-from services.registry.health import Dependencies
 from services.registry.outbound import OutboundPolicy, OutboundRefused, pinned
 from services.registry.relay import acquire_lease, release_lease
 from services.registry.tables import webhook_deliveries, webhooks
+from shared.dependencies import Dependencies
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ import logging
 from aiohttp import web
 
 from services.trainer.config import trainer_config
-from services.trainer.observability import Dependencies, TrainerMetrics, web_app
+from services.trainer.observability import TrainerMetrics, web_app
 from services.trainer.worker import TrainerWorker
+from shared.dependencies import Dependencies
 from shared.kafka_logs import quiet_kafka_client
 from shared.settings import Settings
 
@@ -22,7 +23,7 @@ log = logging.getLogger("services.trainer")
 
 async def serve(settings: Settings, web_port: int) -> None:
     metrics = TrainerMetrics()
-    dependencies = Dependencies(metrics)
+    dependencies = Dependencies(running=False, on_change=metrics.dependencies_away.set)
     worker = TrainerWorker(settings, trainer_config(settings), metrics, dependencies)
     runner = web.AppRunner(web_app(metrics, dependencies), access_log=None)
     await runner.setup()

@@ -1,17 +1,18 @@
 """The trainer's own health: Prometheus counters (``/metrics``) and which dependency is away (``/health``).
 
-A dependency that is away is waited for, not fatal: ``Dependencies`` remembers which ones are away and
-why, and logs one line when one goes away and one when it is back, never one per retry.
+A dependency that is away is waited for, not fatal: ``shared.dependencies.Dependencies`` remembers which
+ones are away and why, and logs one line when one goes away and one when it is back, never one per retry.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+
+from shared.dependencies import Dependencies
 
 log = logging.getLogger(__name__)
 
@@ -48,35 +49,6 @@ class TrainerMetrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
-
-
-class Dependencies:
-    """Which dependencies are away and why; each change of state is logged once."""
-
-    def __init__(self, metrics: TrainerMetrics | None = None) -> None:
-        self._away: dict[str, str] = {}
-        self._metrics = metrics
-        self.running = False
-
-    def away(self, name: str, reason: str) -> None:
-        if name not in self._away:
-            log.warning("%s is unavailable (%s); waiting for it, retrying with backoff", name, reason)
-        self._away[name] = reason[:500]
-        self._count()
-
-    def back(self, name: str) -> None:
-        if self._away.pop(name, None) is not None:
-            log.info("%s is available again; resuming", name)
-            self._count()
-
-    def _count(self) -> None:
-        if self._metrics is not None:
-            self._metrics.dependencies_away.set(len(self._away))
-
-    def status(self) -> dict[str, Any]:
-        """``ok`` while consuming with every dependency there, ``degraded`` with the reasons otherwise."""
-        state = "degraded" if self._away else ("ok" if self.running else "starting")
-        return {"status": state, "unavailable": dict(self._away)}
 
 
 def web_app(metrics: TrainerMetrics, dependencies: Dependencies) -> web.Application:

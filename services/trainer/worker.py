@@ -30,7 +30,7 @@ from aiokafka.errors import KafkaError
 
 from services.trainer.config import TrainerConfig
 from services.trainer.debounce import Debouncer, Trigger
-from services.trainer.observability import Dependencies, TrainerMetrics
+from services.trainer.observability import TrainerMetrics
 from services.trainer.pipeline import RunPorts
 from services.trainer.recipe import preload_estimator_modules
 from services.trainer.registry_client import RegistryClient
@@ -39,6 +39,7 @@ from services.trainer.triggers import Ignored, Rejection, TriggerLimits, classif
 from services.trainer.warehouse import Warehouse
 from shared.artifacts import ArtifactStore, artifact_store
 from shared.codec import encode
+from shared.dependencies import Dependencies
 from shared.events import Event, EventDeadLettered
 from shared.settings import Settings
 from shared.topics import topic_names
@@ -97,7 +98,9 @@ class TrainerWorker:
         self.topics = topic_names(settings.topic_prefix)
         self.limits = TriggerLimits()
         self.metrics = metrics or TrainerMetrics()
-        self.dependencies = dependencies or Dependencies(self.metrics)
+        self.dependencies = dependencies or Dependencies(
+            running=False, on_change=self.metrics.dependencies_away.set
+        )
         self.debouncer = Debouncer()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trainer")
         self._producer: AIOKafkaProducer | None = None

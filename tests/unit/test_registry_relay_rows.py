@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.registry.health import Dependencies
 from services.registry.relay import OutboxMessage, malformed, sendable
 from shared.codec import encode
+from shared.dependencies import Dependencies
 from shared.events import ModelCreated
 
 
@@ -49,7 +49,7 @@ def test_a_valid_row_is_not_malformed() -> None:
 
 
 def test_an_outage_is_two_log_lines_whatever_the_retries(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="services.registry.health")
+    caplog.set_level(logging.INFO, logger="shared.dependencies")
     dependencies = Dependencies()
     for attempt in range(50):
         dependencies.away("database", f"refused ({attempt})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from services.trainer.observability import Dependencies
+from shared.dependencies import Dependencies
 from shared.kafka_logs import RepeatFilter
 
 
@@ -24,7 +24,7 @@ def test_a_kafka_client_repeating_itself_is_one_line_per_window() -> None:
 
 
 def test_health_says_starting_ok_or_degraded_with_the_reason() -> None:
-    dependencies = Dependencies()
+    dependencies = Dependencies(running=False)
     assert dependencies.status() == {"status": "starting", "unavailable": {}}
     dependencies.running = True
     assert dependencies.status()["status"] == "ok"
