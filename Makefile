@@ -8,11 +8,11 @@ demo: setup
 	.venv/bin/driftloop demo
 
 lint: setup
-	.venv/bin/ruff check shared services tests
-	.venv/bin/ruff format --check shared services tests
+	.venv/bin/ruff check driftloop shared services tests
+	.venv/bin/ruff format --check driftloop shared services tests
 
 typecheck: setup
-	.venv/bin/mypy shared services
+	.venv/bin/mypy driftloop shared services
 
 pytest: setup
 	bash deploy/run-pytest.sh

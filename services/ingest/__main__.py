@@ -7,7 +7,7 @@ import logging
 import uvicorn
 
 from services.ingest.app import create_app
-from shared.kafka_logs import quiet_kafka_client
+from shared.kafka.logs import quiet_kafka_client
 from shared.settings import Settings
 
 

@@ -24,7 +24,7 @@ from services.ingest.service import IngestService
 from services.ingest.validation import BatchResult, EventKind, Origin, Rejection, validate_batch
 from shared import codec, wire
 from shared.events import EventDeadLettered
-from shared.kafka_logs import quiet_kafka_client
+from shared.kafka.logs import quiet_kafka_client
 from shared.sdk.batches import KeyedRecord
 from shared.settings import Settings
 from shared.validation import dead_letter

@@ -19,7 +19,7 @@ from services.monitor.observability import MonitorMetrics, web_app
 from services.monitor.profiles import ProfileSource, RegistryProfiles, load_profiles_file
 from services.monitor.worker import Monitor
 from shared.dependencies import Dependencies
-from shared.kafka_logs import quiet_kafka_client
+from shared.kafka.logs import quiet_kafka_client
 from shared.settings import Settings
 
 log = logging.getLogger("services.monitor")

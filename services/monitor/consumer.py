@@ -24,7 +24,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from services.monitor.observability import MonitorMetrics
 from services.monitor.worker import Batch, Monitor, Record
 from shared.dependencies import Dependencies
-from shared.infra.kafka import acreate_topics
+from shared.kafka.admin import acreate_topics
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import uvicorn
 
 from services.registry.app import create_app
-from shared.kafka_logs import quiet_kafka_client
+from shared.kafka.logs import quiet_kafka_client
 from shared.settings import Settings
 
 

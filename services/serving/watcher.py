@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from shared.codec import decode_any
 from shared.events import AliasChanged, Event, ModelDeleted, ModelVersionStatusChanged
-from shared.kafka_logs import ClientLogGate, gate_this_thread, release
+from shared.kafka.logs import ClientLogGate, gate_this_thread, release
 
 log = logging.getLogger(__name__)
 

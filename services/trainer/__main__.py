@@ -15,7 +15,7 @@ from services.trainer.config import trainer_config
 from services.trainer.observability import TrainerMetrics, web_app
 from services.trainer.worker import TrainerWorker
 from shared.dependencies import Dependencies
-from shared.kafka_logs import quiet_kafka_client
+from shared.kafka.logs import quiet_kafka_client
 from shared.settings import Settings
 
 log = logging.getLogger("services.trainer")

@@ -16,7 +16,7 @@ import time
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from shared.kafka_logs import ClientLogGate, gate_this_thread, release
+from shared.kafka.logs import ClientLogGate, gate_this_thread, release
 from shared.sdk.batches import KeyPartitioner, send_keyed
 from shared.sdk.buffer import EventBuffer
 from shared.sdk.config import ProducerConfig

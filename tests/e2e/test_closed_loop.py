@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from driftloop.demo.dataset import RAINFALL_CHANGE_POINT, StreamPlan, rainfall
+from driftloop.demo.model import training_recipe
+from driftloop.demo.run import DemoResult, closed_loop
+from driftloop.demo.system import Pace, demo_settings
+from driftloop.demo.timeline import Step
 from shared.clickhouse import clickhouse_client
 from shared.codec import decode_any
-from shared.demo.dataset import RAINFALL_CHANGE_POINT, StreamPlan, rainfall
-from shared.demo.model import training_recipe
-from shared.demo.run import DemoResult, closed_loop
-from shared.demo.system import Pace, demo_settings
-from shared.demo.timeline import Step
 from shared.events import AliasChanged, DriftDetected, Event, TrainingRunFinished, TrainingRunStarted
 from shared.settings import Settings
 from shared.topics import topic_names

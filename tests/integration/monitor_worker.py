@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from shared.bench.monitor import publish_events
-from shared.infra.process import ManagedProcess, free_port, spawn
+from driftloop.bench.monitor import publish_events
+from driftloop.infra.process import ManagedProcess, free_port, spawn
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

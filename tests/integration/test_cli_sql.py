@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shared.infra.process import free_port
+from driftloop.infra.process import free_port
 from tests.fixtures.clickhouse import ClickHouseServer
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,7 @@ def sql(
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DRIFTLOOP_CLICKHOUSE_URL": server_url, "DRIFTLOOP_CLICKHOUSE_DATABASE": database}
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli.sql", *args],
+        [sys.executable, "-m", "driftloop.cli.sql", *args],
         env=env,
         input=stdin,
         capture_output=True,

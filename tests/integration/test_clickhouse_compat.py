@@ -20,9 +20,9 @@ import httpx
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from shared.infra.clickhouse_server import server_url, start_clickhouse_server
-from shared.infra.clickhouse_server.errors import ClickHouseError, http_status
-from shared.infra.process import free_port
+from driftloop.clickhouse_server import server_url, start_clickhouse_server
+from driftloop.clickhouse_server.errors import ClickHouseError, http_status
+from driftloop.infra.process import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -337,7 +337,7 @@ def test_password_is_not_on_the_command_line(guarded_server: tuple[str, int]) ->
             argv = cmdline.read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"shared.infra.clickhouse_server" in argv and str(port).encode() in argv:
+        if b"driftloop.clickhouse_server" in argv and str(port).encode() in argv:
             assert not any(b"s3cret" in arg for arg in argv)
             return
     pytest.fail("the guarded server's process was not found")

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from shared.infra.clickhouse_server import server_url, start_clickhouse_server
-from shared.infra.process import free_port
+from driftloop.clickhouse_server import server_url, start_clickhouse_server
+from driftloop.infra.process import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -371,8 +371,8 @@ def test_unread_result_does_not_hold_the_engine(tmp_path: Path, monkeypatch: pyt
     """A client may read one result only after its other queries return: the engine must not wait for it."""
     import asyncio
 
-    from shared.infra.clickhouse_server import engine as engine_module
-    from shared.infra.clickhouse_server.engine import Engine, QueryContext
+    from driftloop.clickhouse_server import engine as engine_module
+    from driftloop.clickhouse_server.engine import Engine, QueryContext
 
     monkeypatch.setattr(engine_module, "STREAM_BUFFER_BYTES", 100_000)  # most of the result goes to disk
 
@@ -396,9 +396,9 @@ def test_large_insert_streams_into_the_engine(tmp_path: Path, monkeypatch: pytes
     """Past the buffer size rows flow into chDB while they arrive; a bad row still fails the whole INSERT."""
     import asyncio
 
-    from shared.infra.clickhouse_server import engine as engine_module
-    from shared.infra.clickhouse_server.engine import Engine, QueryContext
-    from shared.infra.clickhouse_server.errors import ClickHouseError
+    from driftloop.clickhouse_server import engine as engine_module
+    from driftloop.clickhouse_server.engine import Engine, QueryContext
+    from driftloop.clickhouse_server.errors import ClickHouseError
 
     monkeypatch.setattr(engine_module, "INSERT_BUFFER_BYTES", 1_000)
     monkeypatch.setattr(engine_module, "INSERT_INBOX_BYTES", 2_000)
@@ -461,7 +461,7 @@ def test_stop_signal_lets_a_running_insert_finish(tmp_path: Path) -> None:
 
 
 def test_benchmark_runs_against_a_given_server(clickhouse_server: Any, tmp_path: Path) -> None:
-    from shared.bench.clickhouse import run
+    from driftloop.bench.clickhouse import run
     from shared.settings import Settings
 
     settings = Settings(clickhouse_url=clickhouse_server.url, data_dir=tmp_path)

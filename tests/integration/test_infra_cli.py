@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.infra.process import port_open
-from shared.infra.stack import Component, LocalStack, ProcessRecords, local_stack, process_running
+from driftloop.infra.process import port_open
+from driftloop.infra.stack import Component, LocalStack, ProcessRecords, local_stack, process_running
 from shared.settings import Settings
 from shared.topics import topic_names
 from tests.fixtures.kafka import free_ports, random_topic_prefix
@@ -150,7 +150,7 @@ def test_local_stack_stops_only_what_it_started(stack: Stack) -> None:
 def test_down_stops_a_server_whose_starter_is_gone(tmp_path: Path) -> None:
     """`down` runs in another shell: the server is not its child, and an unreaped zombie counts as stopped."""
     child = subprocess.Popen(["sleep", "60"], start_new_session=True)
-    from shared.infra.stack import Record, _proc_stat, stop_recorded
+    from driftloop.infra.stack import Record, _proc_stat, stop_recorded
 
     stat = _proc_stat(child.pid)
     record = Record(child.pid, "127.0.0.1", 1, "x", str(tmp_path / "log"), stat[1] if stat else None)

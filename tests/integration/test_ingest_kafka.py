@@ -17,7 +17,7 @@ from services.ingest.app import build_service, create_app
 from services.ingest.schemas import StaticSchemaSource
 from services.ingest.validator import StreamValidator
 from shared.events import DataQualityCounted, EventDeadLettered
-from shared.infra.kafka import create_topics
+from shared.kafka.admin import create_topics
 from shared.sdk import Driftloop, ProducerConfig
 from shared.settings import Settings
 from shared.topics import topic_names

@@ -22,8 +22,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
-from shared.infra.kafka import LOG4J_PROPERTIES, ensure_kafka_jars, new_cluster_id, render_server_properties
-from shared.infra.process import ManagedProcess, free_port, port_open, spawn
+from driftloop.infra.kafka import (
+    LOG4J_PROPERTIES,
+    ensure_kafka_jars,
+    new_cluster_id,
+    render_server_properties,
+)
+from driftloop.infra.process import ManagedProcess, free_port, port_open, spawn
 from shared.topics import topic_names
 
 pytestmark = pytest.mark.integration

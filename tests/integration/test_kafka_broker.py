@@ -9,8 +9,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.infra.kafka import broker_ready, create_topics
-from shared.infra.process import InfraError
+from shared.kafka.admin import KafkaAdminError, broker_ready, create_topics
 from tests.fixtures.kafka import KafkaBroker
 
 pytestmark = pytest.mark.integration
@@ -94,7 +93,7 @@ def test_create_topics_is_idempotent(kafka: KafkaBroker, topic_prefix: str) -> N
 
 
 def test_create_topics_reports_real_errors(kafka: KafkaBroker, topic_prefix: str) -> None:
-    with pytest.raises(InfraError, match="replicat"):
+    with pytest.raises(KafkaAdminError, match="replicat"):
         create_topics(kafka.bootstrap, [f"{topic_prefix}x"], partitions=1, replication=3)
 
 

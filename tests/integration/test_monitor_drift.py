@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
+from driftloop.bench import synthetic
 from services.monitor.profiles import profiles_file_json
-from shared import codec, synthetic
+from shared import codec
 from shared.clickhouse import clickhouse_client
 from shared.events import DriftDetected, DriftKind
-from shared.infra.kafka import create_topics
+from shared.kafka.admin import create_topics
 from shared.settings import Settings
 from shared.topics import topic_names
 from tests.integration.ingest_helpers import read_topic

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
+from driftloop.clickhouse_server import server_url, start_clickhouse_server
+from driftloop.infra.process import free_port
 from shared import wire
 from shared.clickhouse import clickhouse_client
-from shared.infra.clickhouse_server import server_url, start_clickhouse_server
-from shared.infra.kafka import create_topics
-from shared.infra.process import free_port
+from shared.kafka.admin import create_topics
 from shared.topics import topic_names
 from tests.integration.monitor_worker import monitor_settings, produce, start_monitor, wait_for
 

@@ -18,7 +18,7 @@ from services.monitor.sink import ClickHouseSink
 from services.monitor.storage import predictions_ddl, predictions_intake_ddl
 from shared import wire
 from shared.clickhouse import clickhouse_client
-from shared.infra.kafka import create_topics
+from shared.kafka.admin import create_topics
 from shared.settings import Settings
 from shared.topics import topic_names
 from shared.validation import record_id

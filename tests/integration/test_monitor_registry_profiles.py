@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from driftloop.bench import synthetic
 from services.monitor.profiles import RegistryProfiles
 from services.registry.app import create_app
-from shared import synthetic
 from tests.integration.test_registry_api import (
     READER,
     create_model,

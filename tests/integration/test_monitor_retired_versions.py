@@ -10,7 +10,7 @@ import pytest
 
 from shared import wire
 from shared.clickhouse import clickhouse_client
-from shared.infra.kafka import create_topics
+from shared.kafka.admin import create_topics
 from shared.topics import topic_names
 from tests.integration.monitor_worker import monitor_settings, produce, start_monitor, wait_for
 

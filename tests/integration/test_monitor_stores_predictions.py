@@ -12,11 +12,11 @@ import httpx
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
+from driftloop.infra.process import free_port
 from shared import codec, wire
 from shared.clickhouse import clickhouse_client
 from shared.events import AliasAction, AliasChanged, EventDeadLettered
-from shared.infra.kafka import create_topics
-from shared.infra.process import free_port
+from shared.kafka.admin import create_topics
 from shared.topics import topic_names
 from tests.integration.monitor_worker import (
     monitor_settings,

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from shared.cli.main import app
-from shared.infra.process import free_port
+from driftloop.cli.main import app
+from driftloop.infra.process import free_port
 
 pytestmark = pytest.mark.integration
 

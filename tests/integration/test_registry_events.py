@@ -17,11 +17,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from fastapi.testclient import TestClient
 
+from driftloop.infra.process import free_port
 from services.registry.app import create_app
 from shared.codec import decode_any
 from shared.events import AliasAction, AliasChanged, Event, ModelCreated, ModelVersionRegistered
-from shared.infra.kafka import create_topics
-from shared.infra.process import free_port
+from shared.kafka.admin import create_topics
 from shared.settings import Settings
 from shared.topics import topic_names
 from tests.fixtures.kafka import KafkaBroker

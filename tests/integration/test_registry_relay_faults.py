@@ -32,7 +32,7 @@ from services.registry.tables import outbox, webhook_deliveries
 from services.registry.webhook_delivery import WebhookSender
 from shared.codec import encode
 from shared.events import ModelCreated
-from shared.infra.kafka import create_topics
+from shared.kafka.admin import create_topics
 from shared.settings import Settings
 from shared.topics import topic_names
 from tests.fixtures.forwarder import Forwarder

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.registry.app import create_app
-from shared.infra.kafka import create_topics
+from shared.kafka.admin import create_topics
 from shared.settings import Settings
 from shared.topics import topic_names
 from tests.fixtures.kafka import KafkaBroker

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.infra.process import port_open, wait_until
-from shared.infra.stack import _proc_stat, process_running
+from driftloop.infra.process import port_open, wait_until
+from driftloop.infra.stack import _proc_stat, process_running
 from tests.integration.test_system_cli import System
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,7 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=lambda s: s.name)
 def test_killing_the_launcher_ends_the_service(system: System, sig: signal.Signals) -> None:
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli.system", "run", "registry"],
+        [sys.executable, "-m", "driftloop.cli.system", "run", "registry"],
         env=system.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

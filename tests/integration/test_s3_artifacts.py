@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from driftloop.infra.process import free_port
 from shared.artifacts import (
     ArtifactError,
     ArtifactNotFound,
@@ -22,7 +23,6 @@ from shared.artifacts import (
     artifact_store,
     store_for_uri,
 )
-from shared.infra.process import free_port
 from shared.settings import Settings
 from tests.fixtures.s3 import S3Server, random_bucket_name
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from shared.infra.kafka import create_topics, start_kafka
+from driftloop.infra.kafka import start_kafka
+from shared.kafka.admin import create_topics
 from shared.sdk import AsyncDriftloop, Driftloop, ProducerConfig
 from shared.settings import Settings
 from shared.topics import topic_names

@@ -27,11 +27,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sklearn.linear_model import LogisticRegression
 
+from driftloop.infra.process import free_port
 from services.ingest.schemas import RegistrySchemaSource
 from services.ingest.validation import EventKind, validate_batch
 from services.serving.app import create_app
 from services.serving.server import ModelServer
-from shared.infra.process import free_port
 from shared.sdk.encoding import prediction_record
 from shared.settings import Settings
 

@@ -25,8 +25,9 @@ from sklearn.dummy import DummyClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from shared.infra.kafka import create_topics, start_kafka
-from shared.infra.process import free_port
+from driftloop.infra.kafka import start_kafka
+from driftloop.infra.process import free_port
+from shared.kafka.admin import create_topics
 from shared.settings import Settings
 from shared.topics import topic_names
 from tests.fixtures.kafka import KafkaBroker, free_ports

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.infra.process import port_open, wait_until
-from shared.infra.stack import process_running
+from driftloop.infra.process import port_open, wait_until
+from driftloop.infra.stack import process_running
 from tests.fixtures.kafka import free_ports, random_topic_prefix
 
 pytestmark = pytest.mark.integration
@@ -60,7 +60,7 @@ class System:
 
     def run(self, *args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "shared.cli.system", *args],
+            [sys.executable, "-m", "driftloop.cli.system", *args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -158,7 +158,7 @@ def test_up_status_logs_down(system: System) -> None:
 
 def test_run_one_service_starts_the_local_infrastructure_it_needs_and_stops_it(system: System) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli.system", "run", "registry"],
+        [sys.executable, "-m", "driftloop.cli.system", "run", "registry"],
         env=system.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

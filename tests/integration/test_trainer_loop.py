@@ -26,6 +26,8 @@ import pandas as pd
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from driftloop.clickhouse_server import start_clickhouse_server
+from driftloop.infra.process import ManagedProcess, free_port, spawn
 from services.monitor.storage import schema as monitor_schema
 from services.trainer.dataset import SPLIT, coerce_features, read_snapshot, split_holdout
 from services.trainer.pipeline import reproduce_predictions
@@ -47,9 +49,7 @@ from shared.events import (
     TrainingRunStarted,
 )
 from shared.feature_schema import FeatureSchema, FeatureSpec
-from shared.infra.clickhouse_server import start_clickhouse_server
-from shared.infra.kafka import create_topics
-from shared.infra.process import ManagedProcess, free_port, spawn
+from shared.kafka.admin import create_topics
 from shared.settings import Settings
 from shared.topics import topic_names
 from tests.fixtures.forwarder import Forwarder
@@ -345,7 +345,7 @@ def test_driftloop_train_asks_for_a_run_and_reports_its_outcome(
     import typer
     from typer.testing import CliRunner
 
-    from shared.cli.train import train
+    from driftloop.cli.train import train
 
     settings = stack.settings
     model = f"manual-{uuid.uuid4().hex[:6]}"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from shared.bench.monitor import cpu_seconds, stage_seconds
+from driftloop.bench.monitor import cpu_seconds, stage_seconds
 
 
 def test_stage_seconds_are_mean_seconds_per_batch_of_each_stage() -> None:

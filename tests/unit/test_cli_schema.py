@@ -5,7 +5,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from shared.cli.main import app
+from driftloop.cli.main import app
 from shared.events import EVENTS_BY_TYPE
 
 

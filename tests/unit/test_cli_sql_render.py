@@ -8,7 +8,14 @@ import json
 
 import pytest
 
-from shared.cli.sql import SqlError, clickhouse_message, parse_params, render_csv, render_json, render_table
+from driftloop.cli.sql import (
+    SqlError,
+    clickhouse_message,
+    parse_params,
+    render_csv,
+    render_json,
+    render_table,
+)
 
 
 def test_table_aligns_text_left_and_numbers_right() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from shared.cli import errors, sql
-from shared.cli.main import app
-from shared.infra.process import free_port
+from driftloop.cli import errors, sql
+from driftloop.cli.main import app
+from driftloop.infra.process import free_port
 
 
 @pytest.fixture

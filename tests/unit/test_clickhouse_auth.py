@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.infra.clickhouse_server import auth
-from shared.infra.clickhouse_server.errors import ClickHouseError
-from shared.infra.clickhouse_server.sessions import Sessions, refuse_stateful
+from driftloop.clickhouse_server import auth
+from driftloop.clickhouse_server.errors import ClickHouseError
+from driftloop.clickhouse_server.sessions import Sessions, refuse_stateful
 
 CONFIGURED = auth.Credentials("driftloop", "s3cret")
 
@@ -97,7 +97,7 @@ def test_stateful_statements_are_refused_only_in_a_session() -> None:
 def test_server_refuses_a_public_address_without_a_password(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from shared.infra.clickhouse_server.__main__ import main
+    from driftloop.clickhouse_server.__main__ import main
 
     monkeypatch.delenv(auth.PASSWORD_ENV, raising=False)
     with pytest.raises(SystemExit) as refused:
@@ -108,7 +108,7 @@ def test_server_refuses_a_public_address_without_a_password(
 
 
 def test_sessions_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from shared.infra.clickhouse_server import sessions as sessions_module
+    from driftloop.clickhouse_server import sessions as sessions_module
 
     monkeypatch.setattr(sessions_module, "MAX_SESSIONS", 3)
     kept = Sessions()

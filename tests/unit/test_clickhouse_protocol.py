@@ -8,9 +8,9 @@ import zlib
 import lz4.frame
 import pytest
 
-from shared.infra.clickhouse_server import compression
-from shared.infra.clickhouse_server.errors import ClickHouseError, http_status
-from shared.infra.clickhouse_server.protocol import external_tables, header_options, parse_options
+from driftloop.clickhouse_server import compression
+from driftloop.clickhouse_server.errors import ClickHouseError, http_status
+from driftloop.clickhouse_server.protocol import external_tables, header_options, parse_options
 
 try:
     from compression import zstd  # type: ignore[import-not-found,unused-ignore]
@@ -162,7 +162,7 @@ def test_session_and_compression_switches_are_read_not_taken_for_settings() -> N
 def test_error_block_after_rows_is_what_clickhouse_connect_parses() -> None:
     from clickhouse_connect.driver.transform import extract_exception_with_tag
 
-    from shared.infra.clickhouse_server.http import exception_block
+    from driftloop.clickhouse_server.http import exception_block
 
     message = b"Code: 395. DB::Exception: boom. (FUNCTION_THROW_IF_VALUE_IS_NON_ZERO) (version 26.9)\n"
     block = exception_block(message, "a1b2c3")

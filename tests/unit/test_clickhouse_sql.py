@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.infra.clickhouse_server.sql import (
+from driftloop.clickhouse_server.sql import (
     NeedMore,
     first_keyword,
     input_calls,

@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 
-from shared.demo.app import ProductionApp, Served
-from shared.demo.dataset import StreamPlan, rainfall
-from shared.demo.observers import DriftStatistic
-from shared.demo.report import WindowRow, rolling_accuracy, write_report
-from shared.demo.summary import summarize
-from shared.demo.timeline import Step, Timeline
+from driftloop.demo.app import ProductionApp, Served
+from driftloop.demo.dataset import StreamPlan, rainfall
+from driftloop.demo.observers import DriftStatistic
+from driftloop.demo.report import WindowRow, rolling_accuracy, write_report
+from driftloop.demo.summary import summarize
+from driftloop.demo.timeline import Step, Timeline
 
 
 class FakeClock:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from shared.cli.main import app
-from shared.demo.app import Served
-from shared.demo.summary import summarize
+from driftloop.cli.main import app
+from driftloop.demo.app import Served
+from driftloop.demo.summary import summarize
 
 
 def _result(closed: bool) -> Any:
@@ -33,7 +33,7 @@ def test_demo_ends_with_the_summary_as_json_and_fails_when_the_loop_did_not_clos
         echo("[   0.0s] system up    ...")
         return _result(closed)
 
-    monkeypatch.setattr("shared.demo.run.run_demo", fake_run_demo)
+    monkeypatch.setattr("driftloop.demo.run.run_demo", fake_run_demo)
     result = CliRunner().invoke(app, ["demo", "--json", "--fast", "--rate", "25"])
     assert result.exit_code == (0 if closed else 1), result.output
     assert asked["options"].fast and asked["options"].rate == 25

@@ -10,13 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from driftloop.demo.app import Served
+from driftloop.demo.dataset import RAIN, DriftingDataset, StreamPlan, rainfall, rainfall_plan
+from driftloop.demo.model import (
+    accuracy,
+    build_pipeline,
+    oracle_accuracy,
+    train_first_version,
+    training_recipe,
+)
+from driftloop.demo.observers import DriftStatistic, Seen, window_seen
+from driftloop.demo.summary import summarize
+from driftloop.demo.timeline import Step, Timeline, TrafficProgress, step_for_event, window_text
 from services.trainer.recipe import build_estimator, parse_recipe
-from shared.demo.app import Served
-from shared.demo.dataset import RAIN, DriftingDataset, StreamPlan, rainfall, rainfall_plan
-from shared.demo.model import accuracy, build_pipeline, oracle_accuracy, train_first_version, training_recipe
-from shared.demo.observers import DriftStatistic, Seen, window_seen
-from shared.demo.summary import summarize
-from shared.demo.timeline import Step, Timeline, TrafficProgress, step_for_event, window_text
 from shared.events import (
     AliasAction,
     AliasChanged,
@@ -108,7 +114,7 @@ def test_the_oracle_learns_from_every_other_post_drift_row_never_from_the_scored
     frame = pd.DataFrame({"row": np.arange(40.0), "label": [RAIN, "dry"] * 20})
     data = DriftingDataset("toy", frame, ("row",), change_point=10, source="toy")
     recorder = _Recorder()
-    monkeypatch.setattr("shared.demo.model.build_pipeline", lambda: recorder)
+    monkeypatch.setattr("driftloop.demo.model.build_pipeline", lambda: recorder)
     assert oracle_accuracy(data, [30, 31, 32, 33]) == 0.5
     assert recorder.rows == [r for r in range(10, 40) if r not in (30, 31, 32, 33)]
     assert np.isnan(oracle_accuracy(data, []))

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from shared.kafka_logs import gate_this_thread, release
+from shared.kafka.logs import gate_this_thread, release
 
 
 def test_first_complaint_shows_repeats_are_counted_and_other_threads_are_untouched(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.infra.services import ensure_local_token
+from driftloop.infra.services import ensure_local_token
 from shared.settings import Settings
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli.config import TABLE_END, TABLE_START, settings_table
+from driftloop.cli.config import TABLE_END, TABLE_START, settings_table
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

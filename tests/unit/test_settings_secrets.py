@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from shared.cli.main import app
+from driftloop.cli.main import app
 from shared.settings import Settings
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import doctest
 import time
 
-from shared.infra import services, supervisor
-from shared.infra.services import dependents, service_table
-from shared.infra.stack import Component
-from shared.infra.supervisor import Backoff, Restarts, exit_reason
+from driftloop.infra import services, supervisor
+from driftloop.infra.services import dependents, service_table
+from driftloop.infra.stack import Component
+from driftloop.infra.supervisor import Backoff, Restarts, exit_reason
 from shared.settings import Settings
 
 

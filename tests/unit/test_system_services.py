@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.infra.process import InfraError
-from shared.infra.services import Health, find_service, service_table
-from shared.infra.stack import Component
+from driftloop.infra.process import InfraError
+from driftloop.infra.services import Health, find_service, service_table
+from driftloop.infra.stack import Component
 from shared.settings import Settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from shared.dependencies import Dependencies
-from shared.kafka_logs import RepeatFilter
+from shared.kafka.logs import RepeatFilter
 
 
 def test_a_kafka_client_repeating_itself_is_one_line_per_window() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import uuid4
 
+from driftloop.cli.train import describe
 from services.trainer.worker import decode_triggers
-from shared.cli.train import describe
 from shared.codec import encode
 from shared.events import (
     DriftDetected,

@@ -8,8 +8,8 @@ import random
 import pytest
 from pydantic import ValidationError
 
+from driftloop.bench.events import sample_prediction_fields
 from shared import codec, wire
-from shared.bench.events import sample_prediction_fields
 from shared.events import LabelLogged, PredictionLogged
 
 

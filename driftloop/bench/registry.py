@@ -1,0 +1,260 @@
+"""Benchmark: the registry over real HTTP: register, resolve alias, get version, search over many versions.
+
+Starts ``python -m services.registry`` on a temporary SQLite database (relay off, so no broker is needed;
+the outbox rows are still written in every registration's transaction), registers ``versions`` versions
+concurrently (the register figures), then drives each read with several client processes, each sending
+one request at a time on its keep-alive connection and checking every answer (status and content; a wrong
+one counts as an error). Prints requests/s and p50/p99 per operation and ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from driftloop.infra.process import free_port
+
+MODEL = "bench-churn"
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection, a request at a time.
+
+    The client's CPU is part of the measurement (client and server share the machine), so requests are
+    written and responses cut out of the byte stream directly: a few microseconds where ``http.client``
+    spends most of a request's time parsing headers. The registry always sends ``Content-Length``.
+    """
+
+    def __init__(self, port: int, timeout: float = 30) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        self.sock.sendall(head.encode() + b"\r\n" + (body or b""))
+        data = self.buffer
+        while (end := data.find(b"\r\n\r\n")) < 0:
+            data += self._receive()
+        header = data[:end].lower()
+        at = header.find(b"\r\ncontent-length:")
+        if at < 0:
+            raise RuntimeError(f"{method} {path}: no Content-Length in {header!r}")
+        line_end = header.find(b"\r\n", at + 2)
+        length = int(header[at + 17 : line_end if line_end >= 0 else None])
+        start = end + 4
+        while len(data) < start + length:
+            data += self._receive()
+        self.buffer = data[start + length :]
+        return int(header[9:12]), data[start : start + length]
+
+    def _receive(self) -> bytes:
+        chunk = self.sock.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError("the registry closed the connection")
+        return chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@dataclass(frozen=True)
+class Read:
+    """A GET and what its answer must hold to count as correct (status 200 and these)."""
+
+    path: str
+    version: int | None = None  # the version the answer names
+    items: int = 0  # a search: how many items the page holds, each ready and carrying ``tags``
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+def _correct(read: Read, status: int, body: bytes) -> bool:
+    if status != 200:
+        return False
+    answer = json.loads(body)
+    if read.version is not None:
+        return bool(answer["version"] == read.version)
+    items = answer["items"]
+    return len(items) == read.items and all(
+        item["status"] == "ready" and all(item["tags"].get(k) == v for k, v in read.tags) for item in items
+    )
+
+
+def _worker(port: int, reads: list[Read], start_at: float) -> tuple[float, float, list[float], int]:
+    """One client process: waits for the common start, sends its requests in turn, times and checks each
+    (the check, like a real caller's parsing, costs client CPU in the measured loop but not latency)."""
+    conn = _Connection(port)
+    conn.request("GET", "/healthz")  # connect before the clock starts
+    while time.time() < start_at:
+        time.sleep(0.001)
+    latencies, errors = [], 0
+    began = time.perf_counter()
+    wall_start = time.time()
+    for read in reads:
+        t0 = time.perf_counter()
+        status, body = conn.request("GET", read.path)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        errors += not _correct(read, status, body)
+    wall_end = wall_start + (time.perf_counter() - began)
+    conn.close()
+    return wall_start, wall_end, latencies, errors
+
+
+def _drive(port: int, reads: list[Read], clients: int, pool: ProcessPoolExecutor) -> dict[str, float]:
+    """Requests/s and latency percentiles of ``reads`` split over ``clients`` processes."""
+    shares = [reads[i::clients] for i in range(clients)]
+    start_at = time.time() + 0.5
+    results = list(pool.map(_worker, [port] * clients, shares, [start_at] * clients))
+    latencies = np.concatenate([r[2] for r in results])
+    wall = max(r[1] for r in results) - min(r[0] for r in results)
+    return {
+        "rps": len(latencies) / wall,
+        "p50_ms": float(np.percentile(latencies, 50)),
+        "p99_ms": float(np.percentile(latencies, 99)),
+        "errors": float(sum(r[3] for r in results)),
+    }
+
+
+def _tags(i: int) -> dict[str, str]:
+    """Version ``i``'s tags (0-based): ten teams; odd versions are prod, so even teams have none."""
+    return {"team": f"t{i % 10}", "env": "prod" if i % 2 else "dev"}
+
+
+def _register_all(port: int, n: int, artifact_uri: str, threads: int) -> dict[str, float]:
+    """``n`` registrations by URI from ``threads`` concurrent clients (each hashes the artifact)."""
+
+    def one(i: int, conn: _Connection) -> float:
+        body = {"artifact_uri": artifact_uri, "metrics": {"auc": 0.7 + (i % 100) / 1000}, "tags": _tags(i)}
+        t0 = time.perf_counter()
+        status, answer = conn.request("POST", f"/models/{MODEL}/versions", json.dumps(body).encode())
+        if status != 201:
+            raise RuntimeError(f"registration {i} got HTTP {status}: {answer[:500]!r}")
+        return (time.perf_counter() - t0) * 1000
+
+    def share(k: int) -> list[float]:
+        conn = _Connection(port, timeout=60)
+        try:
+            return [one(i, conn) for i in range(k, n, threads)]
+        finally:
+            conn.close()
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        latencies = np.concatenate(list(pool.map(share, range(threads))))
+    wall = time.perf_counter() - began
+    return {
+        "rps": n / wall,
+        "p50_ms": float(np.percentile(latencies, 50)),
+        "p99_ms": float(np.percentile(latencies, 99)),
+        "errors": 0.0,
+    }
+
+
+def _start_registry(port: int, data_dir: Path, workers: int = 1) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DRIFTLOOP_DATA_DIR": str(data_dir),
+        "DRIFTLOOP_REGISTRY_URL": f"http://127.0.0.1:{port}",
+        "DRIFTLOOP_REGISTRY_DATABASE_URL": "",
+        "DRIFTLOOP_ARTIFACT_ROOT": "",
+        "DRIFTLOOP_REGISTRY_ALLOW_ANONYMOUS_WRITES": "true",
+        "DRIFTLOOP_REGISTRY_RELAY_ENABLED": "false",
+        "DRIFTLOOP_LOG_LEVEL": "WARNING",
+        "DRIFTLOOP_REGISTRY_WORKERS": str(workers),
+    }
+    process = subprocess.Popen([sys.executable, "-m", "services.registry"], env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = _Connection(port, timeout=1)
+            try:
+                if conn.request("GET", "/healthz")[0] == 200:
+                    return process
+            finally:
+                conn.close()
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the registry did not start within 60 s")
+
+
+def _workloads(versions: int) -> dict[str, Callable[[random.Random], Read]]:
+    """Each read benchmark's requests, with the answer each must get (``production`` is version 1)."""
+
+    prod = Counter(tags["team"] for tags in map(_tags, range(versions)) if tags["env"] == "prod")
+
+    def search(rng: random.Random) -> Read:
+        team = f"t{rng.randint(0, 9)}"
+        return Read(
+            f"/versions?name_prefix=bench&status=ready&tag=team%3D{team}&tag=env%3Dprod&limit=100",
+            items=min(100, prod[team]),
+            tags=(("team", team), ("env", "prod")),
+        )
+
+    def get_version(rng: random.Random) -> Read:
+        version = rng.randint(1, versions)
+        return Read(f"/models/{MODEL}/versions/{version}", version=version)
+
+    return {
+        "resolve": lambda _rng: Read(f"/models/{MODEL}/aliases/production", version=1),
+        "get_version": get_version,
+        "search": search,
+    }
+
+
+def main(
+    versions: int = 10_000, requests: int = 5_000, clients: int = 2, workers: int = 1
+) -> dict[str, float]:
+    port = free_port("127.0.0.1")
+    with tempfile.TemporaryDirectory(prefix="driftloop-bench-registry-") as tmp:
+        artifact = Path(tmp) / "model.joblib"
+        artifact.write_bytes(os.urandom(64 * 1024))
+        process = _start_registry(port, Path(tmp) / "data", workers)
+        try:
+            conn = _Connection(port)
+            conn.request("POST", "/models", json.dumps({"name": MODEL}).encode())
+            conn.close()
+            print(f"registering {versions} versions (8 concurrent clients) ...", flush=True)
+            figures: dict[str, dict[str, float]] = {
+                "register": _register_all(port, versions, artifact.as_uri(), threads=8)
+            }
+            conn = _Connection(port)
+            status, answer = conn.request("PUT", f"/models/{MODEL}/aliases/production", b'{"version": 1}')
+            conn.close()
+            if status != 200:
+                raise RuntimeError(f"setting the alias got HTTP {status}: {answer[:500]!r}")
+            rng = random.Random(7)
+            with ProcessPoolExecutor(clients) as pool:
+                for name, make in _workloads(versions).items():
+                    count = requests if name != "search" else max(500, requests // 5)
+                    figures[name] = _drive(port, [make(rng) for _ in range(count)], clients, pool)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+    for name, f in figures.items():
+        print(
+            f"{name:12s} {f['rps']:8.0f} req/s   p50 {f['p50_ms']:7.2f} ms   p99 {f['p99_ms']:7.2f} ms"
+            f"   errors {int(f['errors'])}"
+        )
+    summary = {"versions": float(versions), "clients": float(clients), "workers": float(workers)}
+    for name, f in figures.items():
+        summary |= {f"{name}_rps": round(f["rps"], 1), f"{name}_p50_ms": round(f["p50_ms"], 2)}
+        summary |= {f"{name}_p99_ms": round(f["p99_ms"], 2), f"{name}_errors": f["errors"]}
+    print(json.dumps(summary))
+    return summary

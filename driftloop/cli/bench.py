@@ -1,0 +1,96 @@
+"""``driftloop bench ...``: benchmarks that print figures and end with one JSON line."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="Benchmarks: each prints figures and ends with one JSON line.", no_args_is_help=True)
+
+
+@app.command("events")
+def events(n: int = typer.Option(200_000, help="Events to round-trip.")) -> None:
+    """Prediction events encoded + decoded + validated per second on one core."""
+    from driftloop.bench.events import main
+
+    main(n)
+
+
+@app.command("clickhouse")
+def clickhouse(
+    rows: int = typer.Option(1_000_000, help="Rows to insert."),
+    queries: int = typer.Option(500, help="Small queries to time."),
+) -> None:
+    """Rows/s of a clickhouse-connect insert and queries/s through the configured ClickHouse server."""
+    from driftloop.bench.clickhouse import main
+
+    main(rows, queries)
+
+
+@app.command("ingest")
+def ingest(
+    n: int = typer.Option(200_000, help="Predictions to log through the SDK."),
+    http_n: int = typer.Option(200_000, help="Predictions to POST to the HTTP batch endpoint."),
+    batch_size: int = typer.Option(5000, help="Events per HTTP batch."),
+    clients: int = typer.Option(2, help="Concurrent HTTP clients."),
+) -> None:
+    """SDK events/s into Kafka and HTTP batch events/s (validated and acknowledged)."""
+    from driftloop.bench.ingest import main
+
+    main(n, http_n, batch_size, clients)
+
+
+@app.command("registry")
+def registry(
+    versions: int = typer.Option(10_000, help="Versions to register (and search over)."),
+    requests: int = typer.Option(5_000, help="Requests per read benchmark."),
+    clients: int = typer.Option(2, help="Concurrent client processes for the read benchmarks."),
+    workers: int = typer.Option(1, help="Registry server processes (DRIFTLOOP_REGISTRY_WORKERS)."),
+) -> None:
+    """Registry requests/s and p50/p99: register, resolve alias, get version, search over many versions."""
+    from driftloop.bench.registry import main
+
+    main(versions, requests, clients, workers)
+
+
+@app.command("monitor")
+def monitor(
+    events: int = typer.Option(200_000, help="Stationary events (half as many more carry a known change)."),
+    features: int = typer.Option(20, help="Features per event."),
+) -> None:
+    """Monitor events/s from Kafka to ClickHouse, rows-queryable latency, detection delay, false alarms."""
+    from driftloop.bench.monitor import main
+
+    main(events, features)
+
+
+@app.command("swap")
+def swap(
+    promotions: int = typer.Option(200, help="Alias moves to time at each relay interval."),
+    interval: list[float] = typer.Option(
+        [0.5, 0.1], "--interval", help="Registry relay interval in seconds; repeat for several."
+    ),
+) -> None:
+    """Seconds from an alias move to the first prediction by the new version, per registry relay interval."""
+    from driftloop.bench.swap import main
+
+    main(promotions, interval)
+
+
+@app.command("trainer")
+def trainer(rows: int = typer.Option(50_000, help="Labelled rows in the training window.")) -> None:
+    """Seconds from a drift event to a promoted, announced version, and the run's cost record."""
+    from driftloop.bench.trainer import main
+
+    main(rows)
+
+
+@app.command("faults")
+def faults(
+    rate: float = typer.Option(500.0, help="Predictions per second (each also gets a label)."),
+    broker_outage: float = typer.Option(30.0, help="Seconds the Kafka broker is stopped."),
+    clickhouse_outage: float = typer.Option(600.0, help="Seconds the ClickHouse server is stopped."),
+) -> None:
+    """Steady traffic through `driftloop up` while every service and server is killed or stopped in turn."""
+    from driftloop.bench.faults import main
+
+    main(rate, broker_outage, clickhouse_outage)

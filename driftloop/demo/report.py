@@ -1,0 +1,229 @@
+"""The run's report: one PNG of the main plot and a self-contained HTML page around it.
+
+The plot has two panels on one time axis (seconds since the app's first request): accuracy (the app's
+rolling accuracy coloured by the version that answered, the monitor's accuracy per window, the oracle) and
+drift statistics (each feature's Wasserstein distance to the version's reference, in reference standard
+deviations, per monitor window, with the alert threshold). Vertical lines mark the change point, the drift
+alert, the promotion and the first answer of the new version.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from driftloop.demo.app import Served
+from driftloop.demo.observers import DriftStatistic
+from driftloop.demo.summary import Summary
+from driftloop.demo.timeline import Entry, Step
+
+ROLLING = 200
+MARKS = (
+    (Step.DRIFT_BEGINS, "drift begins", "#d62728", ":"),
+    (Step.DRIFT_DETECTED, "drift detected", "#ff7f0e", "--"),
+    (Step.PROMOTED, "promoted", "#9467bd", "--"),
+    (Step.SERVER_SWAPPED, "new version serving", "#2ca02c", "-"),
+)
+VERSION_COLOURS = ("#1f77b4", "#2ca02c", "#8c564b", "#e377c2", "#7f7f7f")
+
+
+@dataclass(frozen=True)
+class WindowRow:
+    """A judged monitor window (``window_metrics``): version, span, predictions, accuracy once labelled."""
+
+    version: str
+    start: datetime
+    end: datetime
+    count: int
+    accuracy: float | None
+
+
+def _seconds(moment: datetime, origin: float) -> float:
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.timestamp() - origin
+
+
+def rolling_accuracy(served: Sequence[Served], width: int = ROLLING) -> list[float]:
+    """Accuracy of the last ``width`` answers (fewer at the start), one value per answer."""
+    out: list[float] = []
+    correct = 0
+    for i, s in enumerate(served):
+        correct += s.correct
+        if i >= width:
+            correct -= served[i - width].correct
+        out.append(correct / min(i + 1, width))
+    return out
+
+
+def plot(
+    served: Sequence[Served],
+    windows: Sequence[WindowRow],
+    statistics: Sequence[DriftStatistic],
+    entries: Sequence[Entry],
+    summary: Summary,
+    threshold: float,
+) -> bytes:
+    """The main plot as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    origin = served[0].at if served else 0.0
+    fig, (acc_ax, drift_ax) = plt.subplots(2, 1, figsize=(12, 8), sharex=True, height_ratios=(3, 2))
+    fig.suptitle("Driftloop closed loop: rainfall model under real drift")
+    rolling = rolling_accuracy(served)
+    versions = sorted({s.version for s in served})
+    for i, version in enumerate(versions):
+        xs = [s.at - origin for s, _ in zip(served, rolling, strict=True) if s.version == version]
+        ys = [r for s, r in zip(served, rolling, strict=True) if s.version == version]
+        acc_ax.plot(xs, ys, color=VERSION_COLOURS[i % len(VERSION_COLOURS)], lw=1.5,
+                    label=f"app: accuracy of the last {ROLLING} answers, v{version}")  # fmt: skip
+    labelled = [w for w in windows if w.accuracy is not None]
+    if labelled:
+        acc_ax.scatter(
+            [(_seconds(w.start, origin) + _seconds(w.end, origin)) / 2 for w in labelled],
+            [w.accuracy for w in labelled],
+            marker="s",
+            s=22,
+            color="black",
+            zorder=3,
+            label="monitor: accuracy per window",
+        )
+    if summary.oracle_accuracy is not None and summary.promoted_version is not None:
+        after = [s.at - origin for s in served if s.version != served[0].version]
+        if after:
+            acc_ax.hlines(summary.oracle_accuracy, after[0], after[-1], colors="grey", linestyles="dashdot",
+                          label=f"oracle on the same rows ({summary.oracle_accuracy:.3f})")  # fmt: skip
+    acc_ax.set_ylabel("accuracy")
+    acc_ax.set_ylim(0.3, 1.0)
+    acc_ax.grid(alpha=0.3)
+
+    effects = [t for t in statistics if t.test == "wasserstein_norm"]
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, feature in enumerate(sorted({t.feature for t in effects})):
+        for j, judged in enumerate(sorted({t.version for t in effects}, key=int)):
+            mine = [t for t in effects if t.feature == feature and t.version == judged]
+            xs = [(_seconds(t.start, origin) + _seconds(t.end, origin)) / 2 for t in mine]
+            drift_ax.plot(
+                xs,
+                [max(t.statistic, 1e-3) for t in mine],
+                marker="o",
+                ms=3,
+                lw=1,
+                ls="-" if j == 0 else "--",
+                color=colours[i % len(colours)],
+                label=feature if j == 0 else None,
+            )
+    drift_ax.axhline(threshold, color="black", lw=1, ls="--", label=f"alert threshold ({threshold} sd)")
+    drift_ax.set_title(
+        "feature drift per monitor window (solid: the first version against its reference, "
+        "dashed: the new version against its own)",
+        fontsize=9,
+    )
+    drift_ax.set_yscale("log")
+    drift_ax.set_ylabel("Wasserstein distance to\nthe version's reference (sd)")
+    drift_ax.set_xlabel("seconds since the app's first request")
+    drift_ax.grid(alpha=0.3, which="both")
+
+    for k, (step, label, colour, style) in enumerate(MARKS):
+        entry = next((e for e in entries if e.step is step), None)
+        if entry is None:
+            continue
+        for ax in (acc_ax, drift_ax):
+            ax.axvline(entry.at - origin, color=colour, ls=style, lw=1.5)
+        x = entry.at - origin
+        acc_ax.annotate(label, (x, 0.99 - 0.1 * (k % 2)), rotation=90, va="top", ha="right", fontsize=8,
+                        color=colour)  # fmt: skip
+    acc_ax.legend(loc="lower left", fontsize=8)
+    drift_ax.legend(loc="upper left", fontsize=7, ncol=3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def page(png: bytes, summary: Summary, entries: Sequence[Entry], windows: Sequence[WindowRow],
+         context: dict[str, Any], started_at: float) -> str:  # fmt: skip
+    """The HTML page: summary, the plot (inline), how to read it, the timeline and the windows."""
+    image = base64.b64encode(png).decode()
+    figures = [list(row) for row in summary.rows()]
+    timeline = [
+        [f"{e.at - started_at:.1f}s", e.step.value, e.text] for e in entries if e.step is not Step.TRAFFIC
+    ]
+    window_rows = [
+        [f"v{w.version}", f"{w.start:%H:%M:%S}", f"{w.end:%H:%M:%S}", w.count,
+         "" if w.accuracy is None else f"{w.accuracy:.3f}"]
+        for w in windows
+    ]  # fmt: skip
+    facts = [[k, v] for k, v in context.items()]
+    verdict = "the loop closed" if summary.loop_closed else "the loop did not close"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Driftloop demo report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; font-size: 14px; }}
+td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }}
+th {{ background: #f3f3f3; }} img {{ max-width: 100%; }} .verdict {{ font-size: 1.2em; }}
+</style></head><body>
+<h1>Driftloop closed-loop demo</h1>
+<p class="verdict">Summary: <b>{html.escape(verdict)}</b>.</p>
+{_table(["figure", "value"], figures)}
+<h2>Accuracy and drift over time</h2>
+<img alt="accuracy and drift statistics over time" src="data:image/png;base64,{image}">
+<h2>How to read it</h2>
+<ul>
+<li><b>Top</b>: each coloured line is the accuracy of the last {ROLLING} answers the simulated app got from the
+model server, coloured by the version that answered. Black squares are the monitor's accuracy per event-time
+window (from ClickHouse <code>window_metrics</code>), once the labels arrived. The dash-dotted line is the
+oracle: the same recipe trained on the other post-drift rows, scored on the rows the new version answered.</li>
+<li><b>Bottom</b>: per feature and monitor window, the Wasserstein distance between the window and the
+version's reference profile, in reference standard deviations (<code>drift_tests</code>, log scale). A feature
+drifts when it is significant (KS, Benjamini-Hochberg) and above the dashed threshold; the model drifts when
+3 of the last 3 windows do. After the promotion the new version is compared with its own reference.</li>
+<li>Vertical lines: the documented change point reaching the app, the monitor's alert on
+<code>drift-events</code>, the registry moving <code>production</code> (<code>model-events</code>), and the
+first answer of the new version.</li>
+</ul>
+<h2>Timeline</h2>
+{_table(["at", "step", "what happened"], timeline)}
+<h2>Monitor windows</h2>
+{_table(["version", "start (UTC)", "end (UTC)", "predictions", "accuracy"], window_rows)}
+<h2>Run</h2>
+{_table(["", ""], facts)}
+</body></html>
+"""
+
+
+def write_report(
+    out_dir: Path,
+    served: Sequence[Served],
+    windows: Sequence[WindowRow],
+    statistics: Sequence[DriftStatistic],
+    entries: Sequence[Entry],
+    summary: Summary,
+    threshold: float,
+    context: dict[str, Any],
+    started_at: float,
+) -> tuple[Path, Path]:
+    """Write ``report.html`` and ``accuracy-drift.png`` into ``out_dir``; returns both paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png = plot(served, windows, statistics, entries, summary, threshold)
+    png_path = out_dir / "accuracy-drift.png"
+    png_path.write_bytes(png)
+    html_path = out_dir / "report.html"
+    html_path.write_text(page(png, summary, entries, windows, context, started_at))
+    return html_path, png_path

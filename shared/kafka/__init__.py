@@ -1,0 +1,1 @@
+"""The one Kafka adapter: every client, producer, admin call and topic follower is built here."""
