@@ -6,7 +6,7 @@ import ipaddress
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, Secret, SecretStr, model_validator
@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     kafka_partitions: int = Field(3, ge=1, description="Partitions for topics Driftloop creates.")
     kafka_replication_factor: int = Field(1, ge=1, description="Replication factor for created topics.")
     kafka_heap: str = Field("512m", description="JVM heap of the local broker.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every Driftloop client talks to Kafka (TLS and/or SASL)."
+    )
+    kafka_sasl_mechanism: str = Field("PLAIN", description="SASL mechanism (PLAIN, SCRAM-SHA-256/512).")
+    kafka_sasl_username: str = Field("", description="SASL user of every Driftloop Kafka client.")
+    kafka_sasl_password: SecretStr = Field(SecretStr(""), description="SASL password of that user.")
+    kafka_ssl_cafile: str = Field("", description="CA bundle for Kafka TLS; empty uses the system's.")
     topic_prefix: str = Field("", description="Prefix for every topic name (isolates tenants and tests).")
 
     clickhouse_url: str = Field(

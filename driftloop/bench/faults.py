@@ -33,6 +33,7 @@ from driftloop.infra.services import find_service, healthy, service_table
 from driftloop.infra.stack import ProcessRecords, process_running
 from driftloop.infra.supervisor import SupervisorState
 from shared.clickhouse import clickhouse_client
+from shared.kafka.clients import producer as kafka_producer
 from shared.sdk import Driftloop, ProducerConfig
 from shared.settings import Settings
 from shared.topics import topic_names
@@ -100,9 +101,7 @@ def poison_batch(now: datetime) -> list[bytes]:
 
 
 async def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = kafka_producer(bootstrap, enable_idempotence=False)
     await producer.start()
     try:
         for value in values:

@@ -27,6 +27,7 @@ import numpy as np
 from driftloop.bench import synthetic
 from driftloop.bench.cleanup import clean_up
 from shared import wire
+from shared.kafka.clients import producer as kafka_producer
 from shared.settings import Settings
 
 WINDOW_S = 60
@@ -34,11 +35,7 @@ WINDOW_S = 60
 
 async def publish_events(bootstrap: str, topic: str, events: Iterable[Any]) -> int:
     """Publish wire events keyed by model name (acks=all, idempotent), in flights of 20k; returns the count."""
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20, max_batch_size=1 << 20
-    )
+    producer = kafka_producer(bootstrap, linger_ms=20, max_batch_size=1 << 20)
     await producer.start()
     sent = 0
     try:
@@ -126,7 +123,6 @@ def _live_latencies(
 
     A thread polls the row count while the chunks are sent, so each chunk is timed from its own ack.
     """
-    from aiokafka import AIOKafkaProducer
 
     spec = synthetic.StreamSpec("bench-live", seed=9)
     topic = f"{settings.topic_prefix}predictions"
@@ -139,7 +135,7 @@ def _live_latencies(
             time.sleep(0.02)
 
     async def send() -> list[tuple[float, int]]:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+        producer = kafka_producer(settings, enable_idempotence=False, linger_ms=5)
         await producer.start()
         acked: list[tuple[float, int]] = []
         try:

@@ -30,6 +30,8 @@ from shared import wire
 from shared.codec import decode_any, encode
 from shared.events import AliasChanged, DriftDetected, DriftKind, TrainingRunFinished
 from shared.feature_schema import FeatureSchema, FeatureSpec
+from shared.kafka.clients import consumer as kafka_consumer
+from shared.kafka.clients import producer as kafka_producer
 from shared.settings import Settings
 
 FEATURES = 20
@@ -99,20 +101,20 @@ def _register(http: httpx.Client, model: str, rows: int) -> None:
 
 
 async def _drift_to_promoted(settings: Settings, model: str) -> tuple[float, TrainingRunFinished]:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     from shared.topics import topic_names
 
     topics = topic_names(settings.topic_prefix)
-    consumer = AIOKafkaConsumer(
+    consumer = kafka_consumer(
+        settings,
         topics.model_events,
         topics.training_runs,
-        bootstrap_servers=settings.kafka_bootstrap,
         auto_offset_reset="earliest",
         group_id=f"bench-{uuid.uuid4().hex}",
+        enable_auto_commit=True,
     )
     await consumer.start()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = kafka_producer(settings, enable_idempotence=False)
     await producer.start()
     now = datetime.now(UTC)
     drift = DriftDetected(

@@ -23,6 +23,8 @@ from shared.events import (
     TrainingRunRejected,
     TrainingRunStarted,
 )
+from shared.kafka.clients import consumer as kafka_consumer
+from shared.kafka.clients import producer as kafka_producer
 from shared.settings import Settings
 from shared.topics import topic_names
 
@@ -80,17 +82,12 @@ def describe(event: Event) -> str:
 async def _send_and_follow(
     settings: Settings, command: RetrainModel, wait: bool, timeout: float
 ) -> Event | None:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     topic = topic_names(settings.topic_prefix).training_runs
     consumer = None
     if wait:  # subscribe before sending, at the end of the topic, so the outcome cannot be missed
-        consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=f"driftloop-train-cli-{command.event_id}",
-            auto_offset_reset="latest",
-            enable_auto_commit=False,
+        consumer = kafka_consumer(
+            settings, topic, group_id=f"driftloop-train-cli-{command.event_id}", auto_offset_reset="latest"
         )
         try:
             await consumer.start()
@@ -102,7 +99,7 @@ async def _send_and_follow(
         except BaseException:
             await consumer.stop()
             raise
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = kafka_producer(settings)
     try:
         await producer.start()
         await producer.send_and_wait(topic, encode(command), key=command.key)

@@ -32,9 +32,7 @@ def build_service(
     metrics = IngestMetrics()
     closers: list[Closer] = []
     if writer is None:
-        kafka = KafkaWriter(
-            settings.kafka_bootstrap, timeout_s=settings.ingest_kafka_timeout_s, metrics=metrics
-        )
+        kafka = KafkaWriter(settings, timeout_s=settings.ingest_kafka_timeout_s, metrics=metrics)
         closers.append(kafka.close)
         writer = kafka
     if schemas is None:

@@ -16,6 +16,8 @@ from aiokafka import AIOKafkaProducer
 
 from services.ingest.errors import KafkaUnavailableError
 from services.ingest.metrics import IngestMetrics
+from shared.kafka.clients import Endpoint, connection
+from shared.kafka.clients import producer as kafka_producer
 from shared.sdk.batches import DELIVERY_ERRORS, KeyedRecord, KeyPartitioner, send_keyed
 
 log = logging.getLogger(__name__)
@@ -25,9 +27,15 @@ class KafkaWriter:
     """One idempotent producer per service replica, (re)started on demand."""
 
     def __init__(
-        self, bootstrap: str, *, timeout_s: float, metrics: IngestMetrics, client_id: str = "driftloop-ingest"
+        self,
+        kafka: Endpoint,
+        *,
+        timeout_s: float,
+        metrics: IngestMetrics,
+        client_id: str = "driftloop-ingest",
     ) -> None:
-        self._bootstrap = bootstrap
+        self._kafka = connection(kafka)
+        self._bootstrap = self._kafka.bootstrap
         self._timeout = timeout_s
         self._metrics = metrics
         self._client_id = client_id
@@ -38,11 +46,9 @@ class KafkaWriter:
     async def _ensure(self) -> AIOKafkaProducer:
         async with self._lock:
             if self._producer is None:
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=self._bootstrap,
+                producer = kafka_producer(
+                    self._kafka,
                     client_id=self._client_id,
-                    acks="all",
-                    enable_idempotence=True,
                     linger_ms=0,  # a request's events are batched whole; nothing to wait for
                     compression_type="zstd",
                     max_batch_size=900 * 1024,

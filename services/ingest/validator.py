@@ -24,6 +24,7 @@ from services.ingest.service import IngestService
 from services.ingest.validation import BatchResult, EventKind, Origin, Rejection, validate_batch
 from shared import codec, wire
 from shared.events import EventDeadLettered
+from shared.kafka.clients import consumer as kafka_consumer
 from shared.kafka.logs import quiet_kafka_client
 from shared.sdk.batches import KeyedRecord
 from shared.settings import Settings
@@ -125,11 +126,10 @@ class StreamValidator:
                 await asyncio.sleep(RETRY_S)
 
     def _consumer(self) -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(
+        return kafka_consumer(
+            self.settings,
             *self.sources,
-            bootstrap_servers=self.settings.kafka_bootstrap,
             group_id=f"{self.settings.topic_prefix}{self.settings.ingest_validator_group}",
-            enable_auto_commit=False,
             auto_offset_reset="earliest",
             metadata_max_age_ms=5000,
             max_partition_fetch_bytes=4 * 1024 * 1024,

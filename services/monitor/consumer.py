@@ -18,13 +18,15 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from services.monitor.observability import MonitorMetrics
 from services.monitor.worker import Batch, Monitor, Record
 from shared.dependencies import Dependencies
 from shared.kafka.admin import acreate_topics
+from shared.kafka.clients import consumer as kafka_consumer
+from shared.kafka.clients import producer as kafka_producer
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,9 +76,7 @@ class Publisher:
     def __init__(self, settings: Settings, dependencies: Dependencies) -> None:
         self.dependencies = dependencies
         self.kafka = f"Kafka at {settings.kafka_bootstrap} (publishing)"
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=5
-        )
+        self.producer = kafka_producer(settings, linger_ms=5)
         self._pending: list[tuple[asyncio.Future[Any], str, bytes, bytes]] = []
 
     async def start(self) -> None:
@@ -167,10 +167,9 @@ class MonitorLoop:
         self.assigned = asyncio.Event()
         self.running = False
         timeout_ms = int(settings.monitor_session_timeout_seconds * 1000)
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
+        self.consumer = kafka_consumer(
+            settings,
             group_id=f"{settings.topic_prefix}driftloop-monitor",
-            enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=16 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,

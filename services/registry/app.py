@@ -183,7 +183,7 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
         app.state.engine = engine
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
-        publisher = KafkaPublisher(settings.kafka_bootstrap, topic_names(settings.topic_prefix).model_events)
+        publisher = KafkaPublisher(settings, topic_names(settings.topic_prefix).model_events)
         closing: list[ResolveCache] = []
         outbound = await asyncio.to_thread(
             OutboundPolicy.from_settings, settings

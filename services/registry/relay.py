@@ -30,6 +30,8 @@ from services.registry.db import writing
 from services.registry.tables import outbox, relay_leases
 from shared.codec import decode_any
 from shared.dependencies import Dependencies
+from shared.kafka.clients import Endpoint, connection
+from shared.kafka.clients import producer as kafka_producer
 
 log = logging.getLogger(__name__)
 
@@ -244,16 +246,15 @@ class OutboxRelay:
 class KafkaPublisher:
     """Publishes outbox messages to one topic, keyed by model name, acks=all with idempotence (ordered)."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: Endpoint, topic: str) -> None:
+        self.kafka = connection(kafka)
+        self.bootstrap = self.kafka.bootstrap
         self.topic = topic
         self._producer: AIOKafkaProducer | None = None
 
     async def _started(self) -> AIOKafkaProducer:
         if self._producer is None:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=0
-            )
+            producer = kafka_producer(self.kafka, linger_ms=0)
             await producer.start()
             self._producer = producer
         return self._producer

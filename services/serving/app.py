@@ -137,7 +137,7 @@ def create_app(server: ModelServer, *, watch: bool = True) -> FastAPI:
     settings = server.settings
     watcher = (
         ModelEventsWatcher(
-            settings.kafka_bootstrap,
+            settings,
             topic_names(settings.topic_prefix).model_events,
             server.model_name,
             server.alias,

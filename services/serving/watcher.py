@@ -23,6 +23,8 @@ from pydantic import ValidationError
 
 from shared.codec import decode_any
 from shared.events import AliasChanged, Event, ModelDeleted, ModelVersionStatusChanged
+from shared.kafka.clients import Endpoint, connection
+from shared.kafka.clients import consumer as kafka_consumer
 from shared.kafka.logs import ClientLogGate, gate_this_thread, release
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ class ModelEventsWatcher:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: Endpoint,
         topic: str,
         model_name: str,
         alias: str,
@@ -76,7 +78,8 @@ class ModelEventsWatcher:
         max_retry_s: float = 10.0,
         probe_s: float = 5.0,
     ) -> None:
-        self.bootstrap = bootstrap
+        self.kafka = connection(kafka)
+        self.bootstrap = self.kafka.bootstrap
         self.topic = topic
         self.model_name = model_name
         self.alias = alias
@@ -150,11 +153,10 @@ class ModelEventsWatcher:
     async def _consume(self) -> None:
         if not self._connected and self._gate is not None:
             self._gate.close()  # the outcome of this attempt is ours to report, not the client's
-        consumer = AIOKafkaConsumer(
+        consumer = kafka_consumer(
+            self.kafka,
             self.topic,
-            bootstrap_servers=self.bootstrap,
             group_id=None,  # no group: every replica gets every partition
-            enable_auto_commit=False,
             auto_offset_reset="latest",
         )
         try:

@@ -41,6 +41,8 @@ from shared.artifacts import ArtifactStore, artifact_store
 from shared.codec import encode
 from shared.dependencies import Dependencies
 from shared.events import Event, EventDeadLettered
+from shared.kafka.clients import consumer as kafka_consumer
+from shared.kafka.clients import producer as kafka_producer
 from shared.settings import Settings
 from shared.topics import topic_names
 from shared.validation import dead_letter
@@ -152,9 +154,7 @@ class TrainerWorker:
                 return result
 
     async def _start_producer(self) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap, acks="all", enable_idempotence=True
-        )
+        producer = kafka_producer(self.settings)
         try:
             await producer.start()
         except BaseException:
@@ -164,12 +164,11 @@ class TrainerWorker:
         return producer
 
     async def _start_consumer(self) -> AIOKafkaConsumer:
-        consumer = AIOKafkaConsumer(
+        consumer = kafka_consumer(
+            self.settings,
             self.topics.drift_events,
             self.topics.training_runs,
-            bootstrap_servers=self.settings.kafka_bootstrap,
             group_id=f"{self.settings.topic_prefix}{self.config.group}",
-            enable_auto_commit=False,
             auto_offset_reset="earliest",
             metadata_max_age_ms=5000,
             max_poll_interval_ms=6 * 3600 * 1000,  # a long training run must not cost us our partitions

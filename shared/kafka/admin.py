@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
+from shared.kafka.clients import Endpoint, connection
+
 T = TypeVar("T")
 
 
@@ -31,9 +33,9 @@ def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return pool.submit(lambda: asyncio.run(make())).result()
 
 
-async def _cluster_ready(bootstrap: str) -> bool:
+async def _cluster_ready(bootstrap: Endpoint) -> bool:
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=3000, client_id="driftloop-probe"
+        **connection(bootstrap).options(), request_timeout_ms=3000, client_id="driftloop-probe"
     )
     try:
         await admin.start()
@@ -45,16 +47,16 @@ async def _cluster_ready(bootstrap: str) -> bool:
     return bool(cluster["brokers"])
 
 
-def broker_ready(bootstrap: str) -> bool:
+def broker_ready(bootstrap: Endpoint) -> bool:
     """True when a client gets cluster metadata listing a live broker, i.e. topics can be created."""
     return run_sync(lambda: _cluster_ready(bootstrap))
 
 
 @contextlib.asynccontextmanager
-async def _admin(bootstrap: str, timeout_ms: int) -> AsyncIterator[AIOKafkaAdminClient]:
+async def _admin(bootstrap: Endpoint, timeout_ms: int) -> AsyncIterator[AIOKafkaAdminClient]:
     """A started admin client for topic changes, closed on exit."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, client_id="driftloop-admin"
+        **connection(bootstrap).options(), request_timeout_ms=timeout_ms, client_id="driftloop-admin"
     )
     await admin.start()
     try:
@@ -64,7 +66,7 @@ async def _admin(bootstrap: str, timeout_ms: int) -> AsyncIterator[AIOKafkaAdmin
 
 
 async def acreate_topics(
-    bootstrap: str, names: Iterable[str], partitions: int, replication: int, *, timeout_ms: int = 30000
+    bootstrap: Endpoint, names: Iterable[str], partitions: int, replication: int, *, timeout_ms: int = 30000
 ) -> list[str]:
     """Create the topics that do not exist yet; returns the names it created (existing ones are fine)."""
     wanted = list(dict.fromkeys(names))
@@ -81,16 +83,18 @@ async def acreate_topics(
         elif code != TopicAlreadyExistsError.errno:
             failed.append(f"{topic}: error {code} {message[0] if message else ''}".rstrip())
     if failed:
-        raise KafkaAdminError(f"could not create Kafka topics on {bootstrap}: " + "; ".join(failed))
+        raise KafkaAdminError(
+            f"could not create Kafka topics on {connection(bootstrap).bootstrap}: " + "; ".join(failed)
+        )
     return created
 
 
-def create_topics(bootstrap: str, names: Iterable[str], partitions: int, replication: int) -> list[str]:
+def create_topics(bootstrap: Endpoint, names: Iterable[str], partitions: int, replication: int) -> list[str]:
     """Sync :func:`acreate_topics`, for the CLI and fixtures; idempotent."""
     return run_sync(lambda: acreate_topics(bootstrap, names, partitions, replication))
 
 
-async def adelete_topics(bootstrap: str, names: Iterable[str], *, timeout_ms: int = 30000) -> None:
+async def adelete_topics(bootstrap: Endpoint, names: Iterable[str], *, timeout_ms: int = 30000) -> None:
     """Delete topics (ones already gone are fine): a benchmark's topics should not outlive it."""
     wanted = list(dict.fromkeys(names))
     if not wanted:
@@ -103,9 +107,11 @@ async def adelete_topics(bootstrap: str, names: Iterable[str], *, timeout_ms: in
         if code not in (0, UnknownTopicOrPartitionError.errno)
     ]
     if failed:
-        raise KafkaAdminError(f"could not delete Kafka topics on {bootstrap}: " + "; ".join(failed))
+        raise KafkaAdminError(
+            f"could not delete Kafka topics on {connection(bootstrap).bootstrap}: " + "; ".join(failed)
+        )
 
 
-def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
+def delete_topics(bootstrap: Endpoint, names: Iterable[str]) -> None:
     """Sync :func:`adelete_topics`."""
     run_sync(lambda: adelete_topics(bootstrap, names))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.kafka.clients import KafkaConnection
 from shared.settings import Settings
 from shared.topics import topic_names
 
@@ -34,6 +36,8 @@ class ProducerConfig:
     request_timeout_ms: int = 10_000
     retry_backoff_s: float = 0.5
     extra_producer_options: dict[str, object] = field(default_factory=dict)
+    # TLS/SASL of the deployment (from_settings fills it); None is plaintext to ``bootstrap``
+    security: KafkaConnection | None = None
 
     def __post_init__(self) -> None:
         if self.max_memory_events < 1 or self.max_disk_bytes < 1 or self.chunk_events < 1:
@@ -53,6 +57,13 @@ class ProducerConfig:
             "labels_topic": topics.labels_raw,
             "spool_dir": settings.data_dir / "sdk-spool" / app_name,
             "client_id": f"driftloop-sdk-{app_name}",
+            "security": KafkaConnection.from_settings(settings),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+    def connection(self) -> KafkaConnection:
+        """How the producer reaches Kafka: ``bootstrap`` with the deployment's TLS/SASL, if any."""
+        if self.security is None:
+            return KafkaConnection(self.bootstrap)
+        return dataclasses.replace(self.security, bootstrap=self.bootstrap)

@@ -16,6 +16,7 @@ import time
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from shared.kafka.clients import producer as kafka_producer
 from shared.kafka.logs import ClientLogGate, gate_this_thread, release
 from shared.sdk.batches import KeyPartitioner, send_keyed
 from shared.sdk.buffer import EventBuffer
@@ -52,11 +53,9 @@ class Shipper:
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is not None:
             return self._producer
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.config.bootstrap,
+        producer = kafka_producer(
+            self.config.connection(),
             client_id=self.config.client_id,
-            acks="all",
-            enable_idempotence=True,
             linger_ms=0,  # batches are built whole from the buffer; linger_ms paces the buffer instead
             compression_type=self.config.compression,
             max_batch_size=self.config.max_batch_bytes,

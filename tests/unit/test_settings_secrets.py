@@ -15,9 +15,11 @@ def test_every_secret_is_masked_when_settings_are_printed_or_logged(monkeypatch:
     monkeypatch.setenv("DRIFTLOOP_REGISTRY_TOKEN", "t-456-secret")
     monkeypatch.setenv("DRIFTLOOP_CLICKHOUSE_PASSWORD", "pw-789-secret")
     monkeypatch.setenv("DRIFTLOOP_S3_SECRET_ACCESS_KEY", "s3-000-secret")
+    monkeypatch.setenv("DRIFTLOOP_KAFKA_SASL_PASSWORD", "sasl-111-secret")
     settings = Settings()
     assert set(Settings.secret_fields()) == {
         "clickhouse_password", "s3_secret_access_key", "registry_token", "registry_tokens", "ingest_api_keys",
+        "kafka_sasl_password",
     }  # fmt: skip
     shown = CliRunner().invoke(app, ["settings"]).stdout
     for text in (repr(settings), str(settings), settings.model_dump_json(), shown):
