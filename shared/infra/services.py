@@ -33,19 +33,27 @@ from shared.infra.stack import (
     status_line,
     stop_recorded,
 )
-from shared.settings import Settings, is_loopback
+from shared.settings import LOCAL_SERVICE_PRINCIPALS, Settings, is_loopback
 
 
 def ensure_local_token(settings: Settings) -> bool:
     """Write the local admin token (``<data_dir>/local-token``, mode 0600, random) if it is absent, so the
-    CLI, trainer, monitor and model server can write to a loopback registry without configuration.
+    CLI, trainer, monitor and model server can write to a loopback registry without configuration, and
+    one token per service that writes on its own behalf (``local-token.trainer``, a writer), so the audit
+    log names the trainer for its promotions, not the user.
 
     Returns True when a token was written. Nothing is written for a registry on another machine, which
-    needs explicit ``DRIFTLOOP_REGISTRY_TOKENS``. The token itself is never logged or printed.
+    needs explicit ``DRIFTLOOP_REGISTRY_TOKENS``. The tokens themselves are never logged or printed.
     """
     if not is_loopback(urlsplit(settings.registry_url).hostname or ""):
         return False
-    path = settings.local_token_path
+    paths = [settings.local_token_path]
+    paths += [settings.local_service_token_path(service) for service in LOCAL_SERVICE_PRINCIPALS]
+    written = [_write_token(path) for path in paths]
+    return any(written)
+
+
+def _write_token(path: Path) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
