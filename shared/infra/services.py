@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from shared.infra.process import InfraError, ManagedProcess, ensure_port_free, spawn, wait_until
+from shared.infra.progress import Progress
 from shared.infra.stack import (
     Component,
     ProcessRecords,
@@ -243,8 +244,13 @@ class Supervisor:
     """Starts, probes and stops the services of one data dir as background processes; one per command."""
 
     def __init__(
-        self, settings: Settings, table: Sequence[ServiceSpec], start_timeout: float = 120.0
+        self,
+        settings: Settings,
+        table: Sequence[ServiceSpec],
+        start_timeout: float = 120.0,
+        progress: Progress | None = None,
     ) -> None:
+        self.progress = progress  # told which service a start waits for
         self.settings = settings
         self.table = list(table)
         self.data_dir = settings.data_dir.resolve()
@@ -312,6 +318,8 @@ class Supervisor:
             )
         try:
             began = time.monotonic()
+            if self.progress is not None:
+                self.progress(f"starting {spec.name} at {spec.address}")
             managed = self.spawn(spec)
             if spec.health is Health.PROCESS:
                 # no port to ask: a process that is still up after a short settling time has started
