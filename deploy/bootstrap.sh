@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv and installs the pinned dependencies and the project; safe to run again.
+# Says on stderr what it is doing and for how long (a first install takes about a minute); silent when
+# everything is already installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -11,8 +13,18 @@ stamp=.venv/.installed
 if [ -f "$stamp" ] && [ "$stamp" -nt requirements.lock ] && [ "$stamp" -nt pyproject.toml ]; then
   exit 0
 fi
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
+SECONDS=0
+step() { printf '[%4ss] setup: %s\n' "$SECONDS" "$*" >&2; }
+if [ ! -x .venv/bin/python ]; then
+  step "creating .venv with $("$PY" --version 2>&1)"
+  "$PY" -m venv .venv
+fi
+step "installing uv (the installer) into .venv"
 .venv/bin/python -m pip install -q --disable-pip-version-check "uv==0.13.9"
+packages=$(grep -c '^[A-Za-z0-9]' requirements.lock || true)
+step "installing ${packages} pinned packages from requirements.lock (about a minute the first time)"
 .venv/bin/uv pip sync -q --python .venv/bin/python requirements.lock
+step "installing driftloop itself (editable) and its \`driftloop\` command"
 .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e .
 touch "$stamp"
+step "done in ${SECONDS}s: run .venv/bin/driftloop, or \`make demo\`"

@@ -201,6 +201,12 @@ class TrainingRunFinished(_TrainingRunEvent):
     metric: str
     promoted: bool
     duration_s: float = Field(ge=0)
+    gate: str = Field(
+        "",
+        max_length=2000,
+        description="The promotion gate's verdict naming the setting that decided it, e.g. "
+        "'not promoted: needs a gain of +0.01 (min_improvement), got +0.006'; empty from older trainers.",
+    )
 
 
 class TrainingRunFailed(_TrainingRunEvent):

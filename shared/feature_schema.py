@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -200,3 +200,52 @@ def count_issues(issues: Iterable[FeatureIssue]) -> dict[str, dict[str, int]]:
 def rejecting(issues: Iterable[FeatureIssue]) -> list[FeatureIssue]:
     """The issues among ``issues`` that keep a prediction out (:data:`REJECTING_ISSUES`), in order."""
     return [found for found in issues if found.kind in REJECTING_ISSUES]
+
+
+class IssueLike(Protocol):
+    """One problem with one feature, as :class:`FeatureIssue` or a caller's own record of it has it."""
+
+    @property
+    def feature(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+
+
+MAX_NAMED_FEATURES = 20
+
+
+def _named(features: list[str]) -> str:
+    shown = ", ".join(features[:MAX_NAMED_FEATURES])
+    more = len(features) - MAX_NAMED_FEATURES
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def describe_issues(issues: Iterable[IssueLike]) -> str:
+    """The issues as one line a user reads (a dead letter's detail, a 422's message): each feature named
+    once, features with the same problem together, unknown features as one list.
+
+    Examples
+    --------
+    >>> issues = [
+    ...     FeatureIssue(feature="age", kind=IssueKind.TYPE_ERROR, detail="expected a number, got str"),
+    ...     FeatureIssue(feature="zip", kind=IssueKind.UNKNOWN_FEATURE, detail="not in the model's schema"),
+    ...     FeatureIssue(feature="city", kind=IssueKind.UNKNOWN_FEATURE, detail="not in the model's schema"),
+    ... ]
+    >>> describe_issues(issues)
+    "age: expected a number, got str; features not in the model's schema: zip, city"
+    """
+    groups: dict[tuple[str, str], list[str]] = {}
+    for found in issues:
+        features = groups.setdefault((str(found.kind), found.detail), [])
+        if found.feature not in features:
+            features.append(found.feature)
+    parts = []
+    for (kind, detail), features in groups.items():
+        if kind == IssueKind.UNKNOWN_FEATURE:
+            noun = "features" if len(features) > 1 else "feature"
+            parts.append(f"{noun} not in the model's schema: {_named(features)}")
+        else:
+            parts.append(f"{_named(features)}: {detail}")
+    return "; ".join(parts)

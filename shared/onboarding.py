@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -279,21 +280,32 @@ def _plain(value: Any) -> object:
     return item() if callable(item) else value
 
 
-def blind_spots(schema: FeatureSchema | None, has_profile: bool) -> list[str]:
-    """Why the loop would be blind with this registration, each naming the fix; empty when it can see.
+def blind_spots(schema: FeatureSchema | None, has_profile: bool, fix: str = BLIND_HINT) -> list[str]:
+    """Why the loop would be blind with this registration, each ending with ``fix`` (none when it is empty:
+    the caller names the fix once); empty when the loop can see.
 
     Examples
     --------
     >>> blind_spots(FeatureSchema(), has_profile=False)[0].split(":")[0]
     'empty feature schema'
+    >>> blind_spots(FeatureSchema(), has_profile=True, fix="")
+    ['empty feature schema: no input is checked, by the model server or the ingest']
     """
+    suffix = f"; {fix}" if fix else ""
     problems = []
     if schema is None or not schema.features:
         problems.append(
-            "empty feature schema: no input is checked, by the model server or the ingest; " + BLIND_HINT
+            "empty feature schema: no input is checked, by the model server or the ingest" + suffix
         )
     if not has_profile:
-        problems.append(
-            "no reference profile: the monitor computes metrics but no drift tests; " + BLIND_HINT
-        )
+        problems.append("no reference profile: the monitor computes metrics but no drift tests" + suffix)
     return problems
+
+
+def register_fix(name: str, artifact: str) -> str:
+    """The command that registers ``artifact`` as ``name`` so the loop can see it, for a CLI warning.
+
+    >>> register_fix("churn", "model.joblib")
+    'fix: driftloop models register churn model.joblib --data TRAIN_FILE --target COLUMN'
+    """
+    return f"fix: driftloop models register {shlex.join([name, artifact])} --data TRAIN_FILE --target COLUMN"

@@ -40,6 +40,10 @@ LOCAL_TOKEN_FILE = "local-token"
 
 LOCAL_TOKEN_PRINCIPAL = "local:admin"
 
+LOCAL_SERVICE_PRINCIPALS = {"trainer": "trainer:writer"}
+"""Services that write to the registry on their own behalf, each with a local token of its own
+(``<data_dir>/local-token.<service>``), so the audit log and ``model-events`` name the service, not the user."""
+
 SHIPPED_SECRETS = {
     "s3_secret_access_key": "driftloop-secret",
     "ingest_api_keys": "driftloop-local-key",
@@ -301,23 +305,41 @@ class Settings(BaseSettings):
         if not self.registry_token.get_secret_value():
             self.registry_token = SecretStr(token)
         tokens = self.registry_tokens.get_secret_value()
-        if token not in tokens:
-            self.registry_tokens = Secret({**tokens, token: LOCAL_TOKEN_PRINCIPAL})
+        local = {token: LOCAL_TOKEN_PRINCIPAL}
+        for service, principal in LOCAL_SERVICE_PRINCIPALS.items():
+            if (own := self.local_token(service)) is not None:
+                local[own] = principal
+        if any(known not in tokens for known in local):
+            self.registry_tokens = Secret({**tokens, **{k: v for k, v in local.items() if k not in tokens}})
         return self
 
     @property
     def local_token_path(self) -> Path:
         return self.data_dir / LOCAL_TOKEN_FILE
 
-    def local_token(self) -> str | None:
-        """The local admin token when the registry URL is loopback and the file exists; None otherwise."""
+    def local_service_token_path(self, service: str) -> Path:
+        return self.data_dir / f"{LOCAL_TOKEN_FILE}.{service}"
+
+    def local_token(self, service: str | None = None) -> str | None:
+        """The local admin token (or ``service``'s own) when the registry URL is loopback and the file
+        exists; None otherwise."""
         if not is_loopback(urlsplit(self.registry_url).hostname or ""):
             return None
+        path = self.local_token_path if service is None else self.local_service_token_path(service)
         try:
-            token = self.local_token_path.read_text().strip()
+            token = path.read_text().strip()
         except (OSError, UnicodeDecodeError):
             return None
         return token or None
+
+    def registry_token_for(self, service: str) -> str:
+        """The token ``service`` sends to the registry: its own local token where the client token is the
+        local admin's (so its writes are audited as the service), otherwise the configured one."""
+        configured = self.registry_token.get_secret_value()
+        own = self.local_token(service)
+        if own is not None and configured in ("", self.local_token()):
+            return own
+        return configured
 
     def as_env(self) -> dict[str, str]:
         """These settings as ``DRIFTLOOP_*`` variables (JSON for structured ones), to hand to a child process.

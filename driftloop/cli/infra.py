@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from driftloop.infra.process import InfraError
+from driftloop.infra.progress import on_stderr
 from driftloop.infra.services import Supervisor, dependents, service_table
 from driftloop.infra.stack import Component, ComponentStatus, LocalStack, default_components
 from shared.settings import Settings
@@ -36,7 +37,7 @@ def up(
     Servers keep running in the background until `driftloop infra down`.
     """
     settings = Settings()
-    stack = LocalStack(settings)
+    stack = LocalStack(settings, progress=on_stderr())  # what a start waits for, on stderr
     try:
         statuses = stack.up(_selected(components, s3), report=lambda st: typer.echo(st.line()))
     except InfraError as exc:

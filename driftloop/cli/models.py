@@ -18,7 +18,7 @@ import typer
 from driftloop.cli.errors import exit_unreachable
 from shared.feature_schema import FeatureSchema
 from shared.onboard_registry import RegistryRefused, read_data, register_model, registry_client, set_model
-from shared.onboarding import OnboardingError, blind_spots
+from shared.onboarding import OnboardingError, blind_spots, register_fix
 from shared.settings import Settings
 
 app = typer.Typer(help="Registered models: versions, aliases, history.", no_args_is_help=True)
@@ -137,10 +137,23 @@ def register(
         raise typer.Exit(2)
     typer.echo(f"registered {name} version {version['version']} (sha256 {version['artifact_sha256'][:12]}…)")
     schema = FeatureSchema.model_validate(_call("GET", f"/models/{name}")["feature_schema"])
-    for warning in blind_spots(schema, has_profile=False):
-        typer.echo(f"WARNING: {warning}", err=True)
+    _warn_blind(
+        f"{name} version {version['version']}",
+        blind_spots(schema, has_profile=False, fix=""),
+        register_fix(name, artifact),
+    )
     if promote:
         promote_version(name, int(version["version"]), reason="registered with --promote")
+
+
+def _warn_blind(what: str, problems: list[str], fix: str) -> None:
+    """The loud block on stderr when the loop cannot watch ``what``: each problem, then the fix once."""
+    if not problems:
+        return
+    typer.echo(f"WARNING: the loop is blind to {what}:", err=True)
+    for problem in problems:
+        typer.echo(f"WARNING:   {problem}", err=True)
+    typer.echo(f"WARNING: {fix}", err=True)
 
 
 def _register_with_data(
@@ -221,8 +234,12 @@ def set_entry(
         typer.echo(f"refused: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"updated {name}: {', '.join(sorted(loaded))}")
-    for warning in blind_spots(FeatureSchema.model_validate(model["feature_schema"]), has_profile=True):
-        typer.echo(f"WARNING: {warning}", err=True)
+    _warn_blind(
+        name,
+        blind_spots(FeatureSchema.model_validate(model["feature_schema"]), has_profile=True, fix=""),
+        f"fix: driftloop models set {name} --schema SCHEMA_FILE, or register a version with "
+        "--data TRAIN_FILE --target COLUMN",
+    )
 
 
 @app.command("promote")

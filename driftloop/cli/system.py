@@ -21,6 +21,7 @@ import typer
 
 from driftloop.infra import supervisor
 from driftloop.infra.process import InfraError, die_with_parent
+from driftloop.infra.progress import on_stderr
 from driftloop.infra.services import (
     ServiceSpec,
     Supervisor,
@@ -73,6 +74,9 @@ def _up(settings: Settings, model: str | None) -> None:
         _echo_status(settings, already=True)
         typer.echo(f"driftloop is already up and supervised (supervisor pid {record.pid})")
         return
+    began = time.monotonic()
+    say = on_stderr(began)  # what it waits for, with the seconds so far; the status table stays on stdout
+    say(f"starting Driftloop in {settings.data_dir.resolve()}")
     proc = supervisor.launch(settings, model)
     assert proc.stdout is not None
     outcome: dict[str, object] = {}
@@ -82,8 +86,10 @@ def _up(settings: Settings, model: str | None) -> None:
                 message = json.loads(raw)
             except ValueError:  # something the supervisor runs printed: pass it on
                 message = {"line": raw.rstrip("\n")}
-            if "line" in message:
-                typer.echo(message["line"])
+            if "progress" in message:
+                say(str(message["progress"]))
+            elif "line" in message:
+                typer.echo(message["line"])  # the part that is ready, with the seconds it took
             else:
                 outcome = message
                 break
@@ -101,7 +107,10 @@ def _up(settings: Settings, model: str | None) -> None:
         raise _fail(str(error))
     log = _log_path(settings, "supervisor")
     typer.echo(status_line("supervisor", True, "", "started; restarts crashed services", proc.pid, log))
-    typer.echo(f"driftloop is up (data in {settings.data_dir.resolve()}); `driftloop down` stops it")
+    typer.echo(
+        f"driftloop is up in {time.monotonic() - began:.1f}s (data in {settings.data_dir.resolve()}); "
+        "`driftloop down` stops it"
+    )
 
 
 @app.command()

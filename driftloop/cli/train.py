@@ -68,6 +68,8 @@ def describe(event: Event) -> str:
     if isinstance(event, TrainingRunFinished):
         champion = "none" if event.champion_score is None else f"{event.champion_score:.4f}"
         verdict = "promoted to production" if event.promoted else "kept as candidate"
+        if event.gate:
+            verdict += f" ({event.gate.split(': ', 1)[-1]})"
         return (
             f"version {event.model_version}: {event.metric} {event.challenger_score:.4f} "
             f"(champion {champion}), {verdict}, in {event.duration_s:.1f}s"

@@ -147,7 +147,11 @@ def closed_loop(
     )
     context = {
         "dataset": data.source,
-        "plan": plan.as_dict(),
+        "first version trained on rows": plan.train,
+        "rows replayed": plan.stream,
+        "documented change point": f"row {plan.change_point:,}",
+        "requests per second": plan.rate,
+        "label delay seconds": f"{plan.label_delay_s:g} (+-50%)",
         "window seconds": settings.monitor_window_seconds,
         "label wait seconds": settings.monitor_label_wait_seconds,
         "drift thresholds": drift_thresholds().model_dump(),

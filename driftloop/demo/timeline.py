@@ -121,16 +121,17 @@ def step_for_event(seen: Seen, first_version: int) -> tuple[Step, str, dict[str,
         return Step.TRAINING_STARTED, f"trainer: run {str(e.run_id)[:8]} started ({e.reason})", {}
     if isinstance(e, TrainingRunFinished):
         champion = f"{e.champion_score:.3f}" if e.champion_score is not None else "none"
-        verdict = "better: promote" if e.promoted else "not better: stays a candidate"
+        verdict = e.gate or ("promoted" if e.promoted else "not promoted: stays a candidate")
         text = (
             f"trainer: challenger v{e.model_version} {e.metric} {e.challenger_score:.3f} vs champion "
-            f"{champion} on the same held-out rows, {verdict} ({e.duration_s:.1f}s)"
+            f"{champion} on the same held-out rows: {verdict} ({e.duration_s:.1f}s)"
         )
         data: dict[str, Any] = {
             "version": int(e.model_version),
             "challenger": e.challenger_score,
             "champion": e.champion_score,
             "promoted": e.promoted,
+            "gate": e.gate,
         }
         return Step.TRAINING_FINISHED, text, data
     if isinstance(e, TrainingRunRejected | TrainingRunFailed):

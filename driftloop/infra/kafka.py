@@ -20,6 +20,7 @@ from driftloop.infra.process import (
     spawn,
     wait_until,
 )
+from driftloop.infra.progress import Progress
 from shared.kafka.admin import broker_ready
 from shared.settings import Settings
 
@@ -41,8 +42,11 @@ def kafka_version(pom: Path = KAFKA_POM) -> str:
     return pom_property(pom, "kafka.version")
 
 
-def ensure_kafka_jars(settings: Settings | None = None, *, pom: Path = KAFKA_POM) -> Path:
-    """The folder holding the broker's jars (``<cache_dir>/kafka-<version>/lib``), fetched by Maven once."""
+def ensure_kafka_jars(
+    settings: Settings | None = None, *, pom: Path = KAFKA_POM, progress: Progress | None = None
+) -> Path:
+    """The folder holding the broker's jars (``<cache_dir>/kafka-<version>/lib``), fetched by Maven once
+    (telling ``progress``, stderr by default)."""
     settings = settings or Settings()
     require_tool("java", "the local Kafka broker (or point DRIFTLOOP_KAFKA_BOOTSTRAP at a running broker)")
     version = kafka_version(pom)
@@ -52,6 +56,7 @@ def ensure_kafka_jars(settings: Settings | None = None, *, pom: Path = KAFKA_POM
         version=version,
         marker_jar=f"kafka_2.13-{version}.jar",
         cache_dir=settings.cache_dir,
+        progress=progress,
     )
 
 
@@ -133,13 +138,15 @@ def start_kafka(
     log_path: Path,
     settings: Settings | None = None,
     timeout: float = 90.0,
+    progress: Progress | None = None,
 ) -> ManagedProcess:
     """Start a broker+controller on ``host:port`` and return once a real client gets its metadata.
 
     Formats ``data_dir`` on first use and reuses it afterwards, so topics and offsets survive a restart.
+    A first start fetches the broker's jars, telling ``progress`` (stderr by default).
     """
     settings = settings or Settings()
-    lib = ensure_kafka_jars(settings)
+    lib = ensure_kafka_jars(settings, progress=progress)
     ensure_port_free("Kafka", host, port)
     ensure_port_free("the Kafka controller", host, controller_port)
     data_dir = data_dir.resolve()

@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from driftloop.infra.jars import ensure_jars, pom_property, require_tool
 from driftloop.infra.process import InfraError, ManagedProcess, ensure_port_free, port_open, spawn, wait_until
+from driftloop.infra.progress import Progress
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "s3proxy"
 S3PROXY_POM = DEPLOY_DIR / "pom.xml"
@@ -27,11 +28,16 @@ def s3proxy_version(pom: Path = S3PROXY_POM) -> str:
     return pom_property(pom, "s3proxy.version")
 
 
-def ensure_s3proxy_jars(cache_dir: Path | None = None) -> Path:
+def ensure_s3proxy_jars(cache_dir: Path | None = None, progress: Progress | None = None) -> Path:
     """The folder of S3Proxy's jars, fetched by Maven on first use (see :func:`driftloop.infra.jars.ensure_jars`)."""
     version = s3proxy_version()
     return ensure_jars(
-        S3PROXY_POM, name="s3proxy", version=version, marker_jar=f"s3proxy-{version}.jar", cache_dir=cache_dir
+        S3PROXY_POM,
+        name="s3proxy",
+        version=version,
+        marker_jar=f"s3proxy-{version}.jar",
+        cache_dir=cache_dir,
+        progress=progress,
     )
 
 
@@ -104,6 +110,7 @@ def start_s3_server(
     *,
     cache_dir: Path | None = None,
     heap: str = "512m",
+    progress: Progress | None = None,
 ) -> ManagedProcess:
     """Start S3Proxy on ``host:port`` and return once a signed request with these credentials succeeds.
 
@@ -111,7 +118,7 @@ def start_s3_server(
     which holds the secret, is written beside them readable by the owner only.
     """
     require_tool("java", "the local S3 server (S3Proxy)")
-    lib = ensure_s3proxy_jars(cache_dir)
+    lib = ensure_s3proxy_jars(cache_dir, progress)
     ensure_port_free("the S3 server", host, port)
     data_dir = data_dir.resolve()
     basedir = data_dir / "buckets"

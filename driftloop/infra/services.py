@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from driftloop.infra.process import InfraError, ManagedProcess, ensure_port_free, spawn, wait_until
+from driftloop.infra.progress import Progress
 from driftloop.infra.stack import (
     Component,
     ProcessRecords,
@@ -33,19 +34,27 @@ from driftloop.infra.stack import (
     status_line,
     stop_recorded,
 )
-from shared.settings import Settings, is_loopback
+from shared.settings import LOCAL_SERVICE_PRINCIPALS, Settings, is_loopback
 
 
 def ensure_local_token(settings: Settings) -> bool:
     """Write the local admin token (``<data_dir>/local-token``, mode 0600, random) if it is absent, so the
-    CLI, trainer, monitor and model server can write to a loopback registry without configuration.
+    CLI, trainer, monitor and model server can write to a loopback registry without configuration, and
+    one token per service that writes on its own behalf (``local-token.trainer``, a writer), so the audit
+    log names the trainer for its promotions, not the user.
 
     Returns True when a token was written. Nothing is written for a registry on another machine, which
-    needs explicit ``DRIFTLOOP_REGISTRY_TOKENS``. The token itself is never logged or printed.
+    needs explicit ``DRIFTLOOP_REGISTRY_TOKENS``. The tokens themselves are never logged or printed.
     """
     if not is_loopback(urlsplit(settings.registry_url).hostname or ""):
         return False
-    path = settings.local_token_path
+    paths = [settings.local_token_path]
+    paths += [settings.local_service_token_path(service) for service in LOCAL_SERVICE_PRINCIPALS]
+    written = [_write_token(path) for path in paths]
+    return any(written)
+
+
+def _write_token(path: Path) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -235,8 +244,13 @@ class Supervisor:
     """Starts, probes and stops the services of one data dir as background processes; one per command."""
 
     def __init__(
-        self, settings: Settings, table: Sequence[ServiceSpec], start_timeout: float = 120.0
+        self,
+        settings: Settings,
+        table: Sequence[ServiceSpec],
+        start_timeout: float = 120.0,
+        progress: Progress | None = None,
     ) -> None:
+        self.progress = progress  # told which service a start waits for
         self.settings = settings
         self.table = list(table)
         self.data_dir = settings.data_dir.resolve()
@@ -304,6 +318,8 @@ class Supervisor:
             )
         try:
             began = time.monotonic()
+            if self.progress is not None:
+                self.progress(f"starting {spec.name} at {spec.address}")
             managed = self.spawn(spec)
             if spec.health is Health.PROCESS:
                 # no port to ask: a process that is still up after a short settling time has started

@@ -19,6 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from driftloop.infra.process import InfraError, ManagedProcess, ensure_port_free, pid_alive, port_open
+from driftloop.infra.progress import Progress
 from shared.settings import Settings
 from shared.topics import topic_names
 
@@ -199,11 +200,12 @@ def stop_recorded(record: Record, timeout: float = 30.0) -> None:
 class LocalStack:
     """Starts, probes and stops the stack described by one ``Settings``; one instance per command."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir.resolve()
         self.state = ProcessRecords(self.data_dir / "stack.json")
         self.started: dict[Component, ManagedProcess] = {}
+        self.progress = progress  # told what a start waits for (a server booting, a first jar download)
 
     def endpoint(self, component: Component) -> Endpoint:
         s = self.settings
@@ -280,6 +282,8 @@ class LocalStack:
             for port in (ep.port, *ep.extra_ports):
                 ensure_port_free(component.value, ep.host, port)
             began = time.monotonic()
+            if self.progress is not None:
+                self.progress(f"starting {component.value} at {ep.address}")
             managed = self._start(component, ep)
             self.started[component] = managed
             stat = _proc_stat(managed.pid)
@@ -299,7 +303,9 @@ class LocalStack:
         if component is Component.KAFKA:
             from driftloop.infra.kafka import start_kafka
 
-            return start_kafka(ep.host, ep.port, s.kafka_controller_port, data, log, s)
+            return start_kafka(
+                ep.host, ep.port, s.kafka_controller_port, data, log, s, progress=self.progress
+            )
         if component is Component.CLICKHOUSE:
             try:
                 from driftloop.clickhouse_server import start_clickhouse_server
@@ -318,7 +324,14 @@ class LocalStack:
         except ImportError as exc:
             raise InfraError(f"cannot start the local S3 server: {exc}") from exc
         return start_s3_server(
-            ep.host, ep.port, data, log, s.s3_access_key_id, s.s3_secret_access_key.get_secret_value()
+            ep.host,
+            ep.port,
+            data,
+            log,
+            s.s3_access_key_id,
+            s.s3_secret_access_key.get_secret_value(),
+            cache_dir=s.cache_dir,
+            progress=self.progress,
         )
 
     def create_topics(self) -> list[str]:

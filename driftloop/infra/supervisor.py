@@ -2,7 +2,8 @@
 then restarts any that exits, with backoff, and records why each one stopped.
 
 ``python -m driftloop.infra.supervisor [--model M]`` reports each start on stdout as JSON lines for the
-``driftloop up`` that launched it (``{"line": ...}``, then ``{"ready": true}`` or ``{"error": ...}``), then
+``driftloop up`` that launched it (``{"progress": ...}`` while it waits for something, ``{"line": ...}`` as
+each part is ready, then ``{"ready": true}`` or ``{"error": ...}``), then
 writes to ``<data_dir>/logs/supervisor.log`` and watches. Restarts and exit reasons are in
 ``<data_dir>/supervisor.json``, which ``driftloop status`` reads. ``driftloop down`` stops it (SIGTERM) before
 the services, and it leaves the services running when it stops, so ``down`` decides what stops.
@@ -328,9 +329,18 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     if ensure_local_token(settings):
         settings = Settings()  # built again so the services started below accept and send the new token
-    stack = LocalStack(settings)
+    out = sys.stdout
+
+    def progress(message: str) -> None:
+        if starting:  # told to the `driftloop up` waiting on the pipe; restarts later go to the log
+            _emit(out, progress=message)
+
+    stack = LocalStack(settings, progress=progress)
     services = Supervisor(
-        settings, service_table(settings, args.model), start_timeout=settings.service_start_timeout_s
+        settings,
+        service_table(settings, args.model),
+        start_timeout=settings.service_start_timeout_s,
+        progress=progress,
     )
     stopping = False
 
@@ -342,7 +352,6 @@ def main(argv: list[str] | None = None) -> int:
 
     starting = True
     signal.signal(signal.SIGTERM, on_term)
-    out = sys.stdout
     stat = _proc_stat(os.getpid())
     me = Record(os.getpid(), "", 0, "", str(services.log_path(NAME)), stat[1] if stat else None)
     with locked(services.data_dir / "services.lock"):

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from services.ingest.quality import QualityCounter
 from services.ingest.schemas import FeatureIssueLike, SchemaLookup, SchemaSource
 from shared import wire
-from shared.feature_schema import REJECTING_ISSUES, IssueKind
+from shared.feature_schema import REJECTING_ISSUES, IssueKind, describe_issues
 from shared.validation import (
     MAX_FIELD_ERRORS,
     EventKind,
@@ -61,7 +61,7 @@ def check_registry(
         return issues, None
     errors = tuple(FieldError(f"features.{i.feature}", i.detail) for i in refusing[:MAX_FIELD_ERRORS])
     reason = REJECTING_ISSUES[IssueKind(str(refusing[0].kind))]
-    return issues, Rejection(reason, "; ".join(e.message for e in errors), event.model_name, errors)
+    return issues, Rejection(reason, describe_issues(refusing), event.model_name, errors)
 
 
 async def validate_batch(

@@ -24,7 +24,14 @@ from services.serving.errors import InvalidFeatures, ModelLoadError, NoModelLoad
 from services.serving.loading import LoadedModel, load_model
 from services.serving.registry_client import RegistryClient
 from shared.answer_type import OutputType, as_output_type, output_type_of
-from shared.feature_schema import REJECTING_ISSUES, FeatureIssue, FeatureSchema, IssueKind, check_features
+from shared.feature_schema import (
+    REJECTING_ISSUES,
+    FeatureIssue,
+    FeatureSchema,
+    IssueKind,
+    check_features,
+    describe_issues,
+)
 from shared.sdk.timing import PredictionLogger
 from shared.settings import Settings
 
@@ -221,7 +228,7 @@ class ModelServer:
             issues = refusals(model.feature_schema, row)
             if issues:
                 raise InvalidFeatures(
-                    f"row {i}: " + "; ".join(f"{x.feature}: {x.detail}" for x in issues),
+                    f"row {i}: {describe_issues(issues)}",
                     [x.model_dump(mode="json") for x in issues],
                 )
         started = time.perf_counter()

@@ -29,6 +29,8 @@ class GateDecision:
     challenger_score: float
     champion_score: float | None
     reasons: list[str] = field(default_factory=list)
+    verdict: str = ""
+    """The decision in a few words naming the gate's setting that decided it (``min_improvement``, ...)."""
 
 
 def gain(metric: str, challenger: float, champion: float) -> float:
@@ -48,22 +50,35 @@ def decide(
     True
     >>> decide("accuracy", Scorecard({"accuracy": 0.8}), Scorecard({"accuracy": 0.8}), policy).promote
     False
+    >>> decide("accuracy", Scorecard({"accuracy": 0.781}), Scorecard({"accuracy": 0.775}), policy).verdict
+    'not promoted: needs a gain of +0.01 (min_improvement), got +0.006'
     """
     score = challenger.metrics[metric]
     reasons: list[str] = []
-    blocked = False
+    blocking: list[str] = []  # short, each naming the setting that blocked
+    passed = ""
     if champion is None or metric not in champion.metrics:
         champion_score = None
         if policy.min_score is not None and gain(metric, score, policy.min_score) < 0:
-            blocked = True
+            blocking.append(f"needs {metric} of at least {policy.min_score:g} (min_score), got {score:.3f}")
             reasons.append(f"no champion; {metric} {score:.4f} misses the floor {policy.min_score}")
         else:
+            passed = "no champion to beat"
             reasons.append(f"no champion to beat; {metric} {score:.4f}")
     else:
         champion_score = champion.metrics[metric]
         delta = gain(metric, score, champion_score)
         enough = delta > 0 and delta >= policy.min_improvement
-        blocked |= not enough
+        if enough:
+            passed = f"gain {delta:+.3f}" + (
+                f" meets +{policy.min_improvement:g} (min_improvement)" if policy.min_improvement else ""
+            )
+        elif policy.min_improvement > 0:
+            blocking.append(
+                f"needs a gain of +{policy.min_improvement:g} (min_improvement), got {delta:+.3f}"
+            )
+        else:
+            blocking.append(f"needs a gain above 0 (min_improvement 0), got {delta:+.3f}")
         reasons.append(
             f"{metric}: challenger {score:.4f} vs champion {champion_score:.4f} (gain {delta:+.4f}, "
             f"{'meets' if enough else 'misses'} the required {policy.min_improvement} and > 0)"
@@ -73,21 +88,25 @@ def decide(
                 continue
             loss = -gain(other, challenger.metrics[other], theirs)
             if loss > policy.max_regression:
-                blocked = True
+                blocking.append(
+                    f"{other} worse by {loss:.3f}, over {policy.max_regression:g} (max_regression)"
+                )
                 reasons.append(
                     f"{other} regresses by {loss:.4f} ({challenger.metrics[other]:.4f} vs {theirs:.4f}), "
                     f"more than the allowed {policy.max_regression}"
                 )
     budget = policy.latency_budget_ms
     if budget is not None and challenger.latency_ms is not None and challenger.latency_ms > budget:
-        blocked = True
+        blocking.append(f"{challenger.latency_ms:.3f} ms per prediction, over {budget:g} (latency_budget_ms)")
         reasons.append(
             f"latency {challenger.latency_ms:.3f} ms per prediction is over the budget {budget} ms"
         )
+    verdict = "not promoted: " + "; ".join(blocking) if blocking else f"promoted: {passed}"
     return GateDecision(
-        promote=not blocked,
+        promote=not blocking,
         metric=metric,
         challenger_score=score,
         champion_score=champion_score,
         reasons=reasons,
+        verdict=verdict,
     )

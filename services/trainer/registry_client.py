@@ -37,7 +37,9 @@ class RegistryClient:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RegistryClient:
-        return cls(settings.registry_url, settings.registry_token.get_secret_value())
+        """A client acting as the trainer: with its own local token on one machine, so the audit log and
+        ``model-events`` name the trainer for the versions it registers and the aliases it moves."""
+        return cls(settings.registry_url, settings.registry_token_for("trainer"))
 
     def close(self) -> None:
         self._http.close()

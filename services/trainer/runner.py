@@ -54,6 +54,7 @@ def outcome_event(trigger: Trigger, outcome: RunOutcome, duration_s: float) -> E
         metric=outcome.decision.metric,
         promoted=outcome.decision.promote,
         duration_s=duration_s,
+        gate=outcome.decision.verdict,
     )
 
 

@@ -10,8 +10,13 @@ from pathlib import Path
 
 import joblib
 import pytest
+from fastapi.testclient import TestClient
 from sklearn.linear_model import LogisticRegression
 
+from driftloop.infra.services import ensure_local_token
+from services.registry.app import create_app
+from services.trainer.registry_client import RegistryClient
+from shared.settings import Settings
 from tests.integration.test_system_cli import System
 
 pytestmark = pytest.mark.integration
@@ -61,3 +66,35 @@ def test_models_register_and_promote_work_after_a_default_up_without_any_token(
     printed = up.stdout + up.stderr + registered.stdout + registered.stderr + second.stdout
     logs = "".join(p.read_text(errors="replace") for p in (system.data_dir / "logs").glob("*.log"))
     assert token not in printed and token not in logs, "the token is never printed or logged"
+
+
+def test_the_trainer_promotes_as_itself_not_as_the_local_user(tmp_path: Path) -> None:
+    ensure_local_token(Settings(data_dir=tmp_path))
+    settings = Settings(data_dir=tmp_path, registry_relay_enabled=False)  # built again, as `up` does
+    with TestClient(create_app(settings)) as user:
+        user.headers["Authorization"] = f"Bearer {settings.registry_token.get_secret_value()}"
+        assert user.post("/models", json={"name": "churn"}).status_code == 201
+        upload = {"artifact": ("model.joblib", b"v1", "application/octet-stream")}
+        assert user.post("/models/churn/versions/upload", files=upload, data={"metadata": "{}"}).is_success
+        assert user.put("/models/churn/aliases/production", json={"version": 1}).is_success
+
+        trainer = RegistryClient.from_settings(settings)
+        user_headers = dict(user.headers)
+        user.headers.update(trainer._http.headers)  # the trainer's own headers on the in-process app
+        trainer._http = user
+        version = trainer.register_version("churn", b"v2", "model.joblib", {})
+        trainer.set_alias("churn", "production", version, "gate passed")
+        assert user.delete("/models/churn", params={"force": True}).status_code == 403, "a writer only"
+
+        user.headers.update(user_headers)
+        audit = user.get("/audit", params={"model": "churn"}).json()["items"]
+        actors = [(e["action"], e["actor"]) for e in reversed(audit)]
+        assert actors == [
+            ("model.create", "local"),
+            ("version.register", "local"),
+            ("alias.set", "local"),
+            ("version.register", "trainer"),
+            ("alias.moved", "trainer"),
+        ], actors
+        history = user.get("/models/churn/aliases/production/history").json()
+        assert [h["changed_by"] for h in history] == ["local", "trainer"], history

@@ -163,8 +163,11 @@ def test_a_blind_registration_warns_naming_the_fix_and_set_changes_schema_recipe
         registry_url, "w", "register", name, str(tmp_path / "model.joblib"), "--create", "--promote"
     )
     assert code == 0 and f"registered {name} version 1" in out and f"{name}@production → version 1" in out
-    assert "WARNING: empty feature schema" in out and "no input is checked" in out
-    assert "WARNING: no reference profile" in out and "--data TRAIN_FILE --target COLUMN" in out
+    assert f"WARNING: the loop is blind to {name} version 1:" in out
+    assert "WARNING:   empty feature schema" in out and "no input is checked" in out
+    assert "WARNING:   no reference profile" in out
+    fix = f"WARNING: fix: driftloop models register {name} {tmp_path / 'model.joblib'} --data TRAIN_FILE --target COLUMN"
+    assert out.count(fix) == 1, out
 
     (tmp_path / "schema.json").write_text(json.dumps({"features": [{"name": "age", "type": "integer"}]}))
     (tmp_path / "recipe.json").write_text(json.dumps({"estimator": {"factory": "sklearn.svm:SVC"}}))

@@ -14,7 +14,7 @@ import httpx
 from driftloop.demo.app import ProductionApp, Served
 from driftloop.demo.dataset import StreamPlan, rainfall
 from driftloop.demo.observers import DriftStatistic
-from driftloop.demo.report import WindowRow, rolling_accuracy, write_report
+from driftloop.demo.report import WindowRow, accuracy_limits, label_rows, rolling_accuracy, write_report
 from driftloop.demo.summary import summarize
 from driftloop.demo.timeline import Step, Timeline
 
@@ -147,6 +147,7 @@ def test_the_report_has_the_plot_the_summary_and_the_timeline(tmp_path: Path) ->
     windows = [
         WindowRow("1", start, start + timedelta(seconds=10), 100, 0.66),
         WindowRow("2", start + timedelta(seconds=30), start + timedelta(seconds=40), 100, None),
+        WindowRow("1", start + timedelta(seconds=30), start + timedelta(seconds=40), 0, None),
     ]
     statistics = [
         DriftStatistic(
@@ -157,13 +158,33 @@ def test_the_report_has_the_plot_the_summary_and_the_timeline(tmp_path: Path) ->
     timeline = Timeline(lambda line: None, started_at=t0)
     timeline.add(Step.DRIFT_BEGINS, "drift", at=t0 + 10)
     timeline.add(Step.DRIFT_DETECTED, "detected", at=t0 + 20)
+    timeline.add(Step.PROMOTED, "promoted", at=t0 + 29.5)
     timeline.add(Step.SERVER_SWAPPED, "swapped", at=t0 + 30)
     summary = summarize(served, 100, 1, t0 + 20, 2, 0.7)
+    context = {"dataset": "toy", "rows replayed": range(100, 500), "thresholds": {"alpha": 0.01}}
     html_path, png_path = write_report(
-        tmp_path, served, windows, statistics, timeline.entries, summary, 0.75, {"dataset": "toy"}, t0
+        tmp_path, served, windows, statistics, timeline.entries, summary, 0.75, context, t0
     )
     assert png_path.read_bytes().startswith(b"\x89PNG")
     page = html_path.read_text()
     assert "data:image/png;base64," in page and "accuracy after recovery" in page
-    assert "detected" in page and "sea_level_pressure" not in page  # features live in the plot
+    assert "detected" in page
+    assert "<th>drifted features</th>" in page
+    assert "<td>v1</td><td>12:00:00</td><td>12:00:10</td><td>100</td><td>sea_level_pressure</td>" in page
+    assert "<td>0</td>" not in page, "a window without predictions is not listed"
+    assert (
+        "<td>rows replayed</td><td>100-499</td>" in page and "<td>thresholds</td><td>alpha 0.01</td>" in page
+    )
+    assert "{" not in page.split("<h2>Run</h2>")[1], "no raw Python dict in the run table"
     assert rolling_accuracy(served[:3], width=2) == [0.0, 0.5, 1.0]
+
+
+def test_mark_labels_a_second_apart_go_to_different_rows_and_far_ones_share_one() -> None:
+    assert label_rows([(0, 50), (10, 60), (20, 70), (100, 140)], gap=4) == [0, 1, 2, 0]
+    assert label_rows([(0, 50), (55, 90)], gap=4) == [0, 0]
+
+
+def test_the_accuracy_axis_holds_every_point_drawn() -> None:
+    assert accuracy_limits([0.45, 0.9]) == (0.3, 1.0)
+    low, high = accuracy_limits([0.21, 0.9])
+    assert low <= 0.21 - 0.05 and high == 1.0

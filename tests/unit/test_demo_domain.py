@@ -187,6 +187,18 @@ def test_loop_events_become_timeline_steps_naming_what_happened() -> None:
     )
     step, text, data = step_for_event(_seen(finished), 1) or (None, "", {})
     assert step is Step.TRAINING_FINISHED and "0.770 vs champion 0.600" in text and data["promoted"]
+    kept = finished.model_copy(
+        update={
+            "challenger_score": 0.781,
+            "champion_score": 0.775,
+            "promoted": False,
+            "gate": "not promoted: needs a gain of +0.05 (min_improvement), got +0.006",
+        }
+    )
+    _, text, _ = step_for_event(_seen(kept), 1) or (None, "", {})
+    assert "challenger v2 accuracy 0.781 vs champion 0.775" in text
+    assert "not promoted: needs a gain of +0.05 (min_improvement), got +0.006" in text
+    assert "better" not in text
     moved = AliasChanged(
         model_name="m", alias="production", action=AliasAction.MOVED, version=2, previous_version=1,
         changed_by="trainer",

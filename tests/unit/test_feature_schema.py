@@ -127,3 +127,11 @@ def test_refusing_issue_kinds_are_found_by_enum_or_by_plain_string(schema: Featu
     # ingest looks kinds up as strings: the one mapping answers both ways
     assert REJECTING_ISSUES["type_error"] == REJECTING_ISSUES[IssueKind.TYPE_ERROR] == "feature_type_error"
     assert "out_of_range" not in REJECTING_ISSUES and "missing" not in REJECTING_ISSUES
+
+
+def test_issues_are_described_naming_each_feature_once(schema: FeatureSchema) -> None:
+    unknown = {f"extra{i}": 1 for i in range(25)}
+    text = feature_schema.describe_issues(feature_schema.check_features(schema, unknown))
+    assert text.count("not in the model's schema") == 1
+    assert "extra0, extra1" in text and text.endswith("and 5 more")
+    assert text.startswith("amount: value is required (not nullable)")

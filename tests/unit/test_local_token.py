@@ -65,3 +65,33 @@ def test_settings_handed_to_a_child_round_trip_with_the_local_token(
     for key, value in original.as_env().items():
         monkeypatch.setenv(key, value)
     assert Settings() == original
+
+
+def test_up_writes_the_trainer_its_own_token_and_the_trainer_sends_it(tmp_path: Path) -> None:
+    assert ensure_local_token(Settings(data_dir=tmp_path)) is True
+    trainer_file = tmp_path / "local-token.trainer"
+    assert stat.S_IMODE(trainer_file.stat().st_mode) == 0o600
+    admin, trainer = (tmp_path / "local-token").read_text().strip(), trainer_file.read_text().strip()
+    assert admin != trainer
+    settings = Settings(data_dir=tmp_path)
+    assert settings.registry_tokens.get_secret_value() == {admin: "local:admin", trainer: "trainer:writer"}
+    assert settings.registry_token.get_secret_value() == admin, "the CLI still acts as the local user"
+    assert settings.registry_token_for("trainer") == trainer
+    assert Settings(data_dir=tmp_path, registry_token=admin).registry_token_for("trainer") == trainer
+    explicit = Settings(data_dir=tmp_path, registry_token="ci-trainer")
+    assert explicit.registry_token_for("trainer") == "ci-trainer", "an explicit token still wins"
+
+
+def test_a_data_folder_from_before_gets_the_trainer_token_and_keeps_the_admin_one(tmp_path: Path) -> None:
+    (tmp_path / "local-token").write_text("tok-123\n")
+    assert Settings(data_dir=tmp_path).registry_token_for("trainer") == "tok-123"
+    assert ensure_local_token(Settings(data_dir=tmp_path)) is True
+    assert (tmp_path / "local-token").read_text().strip() == "tok-123"
+    assert Settings(data_dir=tmp_path).registry_token_for("trainer") != "tok-123"
+
+
+def test_a_registry_elsewhere_ignores_the_trainer_token(tmp_path: Path) -> None:
+    (tmp_path / "local-token.trainer").write_text("tok-t\n")
+    settings = Settings(data_dir=tmp_path, registry_url="http://registry:8000", registry_token="svc")
+    assert settings.registry_token_for("trainer") == "svc"
+    assert settings.registry_tokens.get_secret_value() == {}

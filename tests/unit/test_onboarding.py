@@ -26,6 +26,7 @@ from shared.onboarding import (
     infer_schema,
     onboard,
     output_type,
+    register_fix,
 )
 from shared.profile import CategoricalProfile, NumericProfile
 
@@ -166,6 +167,10 @@ def test_a_blind_registration_is_named_with_its_fix() -> None:
     assert [p.split(":")[0] for p in problems] == ["empty feature schema", "no reference profile"]
     assert all(BLIND_HINT in p for p in problems) and "no input is checked" in problems[0]
     assert blind_spots(infer_schema(churn(), ["age"]), has_profile=True) == []
+    assert not any("--data" in p for p in blind_spots(FeatureSchema(), has_profile=False, fix=""))
+    assert register_fix("churn", "my model.joblib") == (
+        "fix: driftloop models register churn 'my model.joblib' --data TRAIN_FILE --target COLUMN"
+    )
 
 
 def test_gaps_in_features_and_labels_are_profiled_as_missing_and_not_scored() -> None:

@@ -109,6 +109,28 @@ def test_gate_blocks_a_regressing_secondary_metric_and_a_slow_model() -> None:
     assert not slow.promote and any("budget" in r for r in slow.reasons)
 
 
+def test_gate_verdict_names_the_setting_that_decided() -> None:
+    policy = PromotionPolicy(min_improvement=0.01, max_regression=0.02, latency_budget_ms=1.0)
+    higher = decide("accuracy", Scorecard({"accuracy": 0.781}), Scorecard({"accuracy": 0.775}), policy)
+    assert higher.verdict == "not promoted: needs a gain of +0.01 (min_improvement), got +0.006"
+    better = decide("accuracy", Scorecard({"accuracy": 0.9}), Scorecard({"accuracy": 0.8}), policy)
+    assert better.verdict == "promoted: gain +0.100 meets +0.01 (min_improvement)"
+    both = decide(
+        "accuracy",
+        Scorecard({"accuracy": 0.9, "log_loss": 0.9}, latency_ms=5.0),
+        Scorecard({"accuracy": 0.8, "log_loss": 0.4}),
+        policy,
+    )
+    assert both.verdict == (
+        "not promoted: log_loss worse by 0.500, over 0.02 (max_regression); "
+        "5.000 ms per prediction, over 1 (latency_budget_ms)"
+    )
+    floor = decide("accuracy", Scorecard({"accuracy": 0.6}), None, PromotionPolicy(min_score=0.7))
+    assert floor.verdict == "not promoted: needs accuracy of at least 0.7 (min_score), got 0.600"
+    tie = decide("accuracy", Scorecard({"accuracy": 0.8}), Scorecard({"accuracy": 0.8}), PromotionPolicy())
+    assert tie.verdict == "not promoted: needs a gain above 0 (min_improvement 0), got +0.000"
+
+
 def test_gate_reads_lower_is_better_metrics_the_right_way() -> None:
     policy = PromotionPolicy()
     assert decide("rmse", Scorecard({"rmse": 1.0}), Scorecard({"rmse": 2.0}), policy).promote

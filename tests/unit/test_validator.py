@@ -76,3 +76,17 @@ def test_an_event_too_large_for_kafka_is_dead_lettered_truncated_not_a_crash() -
     assert letter.reason == "event_too_large"
     assert huge.startswith(letter.original) and len(letter.original) < len(huge)
     assert "truncated" in letter.detail
+
+
+def test_a_dead_letter_for_unknown_features_names_each_of_them_once() -> None:
+    payload = json.dumps({**GOOD, "features": {"age": 3, "zip": "1", "city": "x", "tier": 2}}).encode()
+    [], [letter], _ = _validate(payload)
+    assert letter.reason == "unknown_feature"
+    assert letter.detail == "features not in the model's schema: zip, city, tier"
+
+
+def test_a_dead_letter_for_several_problems_says_each_once() -> None:
+    payload = json.dumps({**GOOD, "features": {"age": "three", "zip": "1"}}).encode()
+    [], [letter], _ = _validate(payload)
+    assert letter.reason == "feature_type_error"
+    assert letter.detail == "age: expected a number, got str; feature not in the model's schema: zip"
