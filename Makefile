@@ -20,4 +20,5 @@ pytest: setup
 test: lint typecheck pytest
 
 lock:
-	.venv/bin/uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11 -q
+	.venv/bin/uv pip compile pyproject.toml --extra local --extra dev -o requirements.lock --python-version 3.11 -q
+	.venv/bin/uv pip compile pyproject.toml -c requirements.lock -o deploy/requirements-services.lock --python-version 3.11 -q
