@@ -120,7 +120,6 @@ def make_user(home: Path, model: str) -> User:
         "DRIFTLOOP_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}",
         "DRIFTLOOP_KAFKA_CONTROLLER_PORT": str(controller),
         "DRIFTLOOP_KAFKA_HEAP": "256m",
-        "DRIFTLOOP_KAFKA_PARTITIONS": "1",
         "DRIFTLOOP_CLICKHOUSE_URL": f"http://127.0.0.1:{clickhouse}",
         "DRIFTLOOP_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3}",
         "DRIFTLOOP_REGISTRY_URL": f"http://127.0.0.1:{registry}",
