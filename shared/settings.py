@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import json
 import os
@@ -41,21 +39,6 @@ LOCAL_TOKEN_FILE = "local-token"
 """The local admin token `driftloop up` writes under the data folder (mode 0600), used only on loopback."""
 
 LOCAL_TOKEN_PRINCIPAL = "local:admin"
-
-LOCAL_SERVICE_PRINCIPALS = {"trainer": "trainer:writer"}
-"""Services that write to a loopback registry under a name of their own, so its audit says the trainer
-promoted a version, not the human whose local token it would otherwise send."""
-
-
-def local_service_token(local_token: str, service: str) -> str:
-    """The token ``service`` sends to a loopback registry: derived from the local admin token, so that file
-    stays the only secret and nothing more is written.
-
-    >>> local_service_token("tok-123", "trainer") == local_service_token("tok-123", "trainer") != "tok-123"
-    True
-    """
-    return hmac.new(local_token.encode(), f"driftloop-service:{service}".encode(), hashlib.sha256).hexdigest()
-
 
 SHIPPED_SECRETS = {
     "s3_secret_access_key": "driftloop-secret",
@@ -311,22 +294,9 @@ class Settings(BaseSettings):
         if not self.registry_token.get_secret_value():
             self.registry_token = SecretStr(token)
         tokens = self.registry_tokens.get_secret_value()
-        local = {token: LOCAL_TOKEN_PRINCIPAL} | {
-            local_service_token(token, service): principal
-            for service, principal in LOCAL_SERVICE_PRINCIPALS.items()
-        }
-        if not local.keys() <= tokens.keys():
-            self.registry_tokens = Secret({**tokens, **local})
+        if token not in tokens:
+            self.registry_tokens = Secret({**tokens, token: LOCAL_TOKEN_PRINCIPAL})
         return self
-
-    def service_registry_token(self, service: str) -> str:
-        """The token ``service`` sends to the registry: on a loopback registry whose clients send the local
-        admin token, the service's own (:data:`LOCAL_SERVICE_PRINCIPALS`); else ``registry_token``."""
-        token = self.registry_token.get_secret_value()
-        local = self.local_token()
-        if local is not None and token == local and service in LOCAL_SERVICE_PRINCIPALS:
-            return local_service_token(local, service)
-        return token
 
     @property
     def local_token_path(self) -> Path:

@@ -37,7 +37,7 @@ class RegistryClient:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RegistryClient:
-        return cls(settings.registry_url, settings.service_registry_token("trainer"))
+        return cls(settings.registry_url, settings.registry_token.get_secret_value())
 
     def close(self) -> None:
         self._http.close()

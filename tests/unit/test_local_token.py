@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from shared.infra.services import ensure_local_token
-from shared.settings import Settings, local_service_token
+from shared.settings import Settings
 
 
 def test_up_writes_a_private_random_token_once(tmp_path: Path) -> None:
@@ -30,12 +30,7 @@ def test_a_loopback_registry_sends_and_accepts_the_local_token(tmp_path: Path) -
     (tmp_path / "local-token").write_text("tok-123\n")
     settings = Settings(data_dir=tmp_path, registry_tokens={"w": "wes:writer"})
     assert settings.registry_token.get_secret_value() == "tok-123"
-    trainer = local_service_token("tok-123", "trainer")
-    assert settings.registry_tokens.get_secret_value() == {
-        "w": "wes:writer",
-        "tok-123": "local:admin",
-        trainer: "trainer:writer",
-    }
+    assert settings.registry_tokens.get_secret_value() == {"w": "wes:writer", "tok-123": "local:admin"}
     assert "tok-123" not in repr(settings) and "tok-123" not in str(settings.model_dump())
 
 
@@ -43,19 +38,7 @@ def test_an_explicit_client_token_wins_and_the_local_one_is_still_accepted(tmp_p
     (tmp_path / "local-token").write_text("tok-123\n")
     settings = Settings(data_dir=tmp_path, registry_token="mine")
     assert settings.registry_token.get_secret_value() == "mine"
-    assert settings.registry_tokens.get_secret_value()["tok-123"] == "local:admin"
-    assert settings.service_registry_token("trainer") == "mine", "an explicit token is every client's"
-
-
-def test_the_trainer_acts_under_its_own_name_on_a_loopback_registry(tmp_path: Path) -> None:
-    (tmp_path / "local-token").write_text("tok-123\n")
-    settings = Settings(data_dir=tmp_path)
-    token = settings.service_registry_token("trainer")
-    assert token not in ("", "tok-123") and "tok-123" not in token
-    assert settings.registry_tokens.get_secret_value()[token] == "trainer:writer"
-    assert settings.service_registry_token("monitor") == "tok-123", "a service that only reads: the local one"
-    elsewhere = Settings(data_dir=tmp_path, registry_url="http://registry:8000", registry_token="ops")
-    assert elsewhere.service_registry_token("trainer") == "ops"
+    assert settings.registry_tokens.get_secret_value() == {"tok-123": "local:admin"}
 
 
 @pytest.mark.parametrize("url", ["http://registry:8000", "https://models.example.com"])
