@@ -22,8 +22,8 @@ import httpx
 
 from driftloop.bench.cleanup import clean_up
 from driftloop.bench.events import sample_prediction_fields
-from driftloop.infra.process import free_port
 from driftloop.infra.stack import Component, local_stack
+from driftloop.process import free_port
 from shared.kafka.admin import create_topics
 from shared.sdk import Driftloop, ProducerConfig
 from shared.settings import Settings

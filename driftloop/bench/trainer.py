@@ -160,8 +160,8 @@ def _wait_for_log(path: Path, text: str) -> None:
 
 def main(rows: int = 50_000) -> dict[str, Any]:
     from driftloop.bench.cleanup import clean_up
-    from driftloop.infra.process import free_port, spawn
     from driftloop.infra.stack import Component, local_stack
+    from driftloop.process import free_port, spawn
     from services.monitor.storage import schema as monitor_schema
     from shared.clickhouse import clickhouse_client
     from shared.kafka.admin import create_topics

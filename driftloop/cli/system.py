@@ -20,7 +20,6 @@ from types import FrameType
 import typer
 
 from driftloop.infra import supervisor
-from driftloop.infra.process import InfraError, die_with_parent
 from driftloop.infra.progress import on_stderr
 from driftloop.infra.services import (
     ServiceSpec,
@@ -31,6 +30,7 @@ from driftloop.infra.services import (
     service_table,
 )
 from driftloop.infra.stack import Component, LocalStack, local_stack, locked, status_line
+from driftloop.process import InfraError, die_with_parent
 from shared.settings import Settings
 
 app = typer.Typer(

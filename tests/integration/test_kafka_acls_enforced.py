@@ -28,7 +28,7 @@ from driftloop.infra.kafka import (
     new_cluster_id,
     render_server_properties,
 )
-from driftloop.infra.process import ManagedProcess, free_port, port_open, spawn
+from driftloop.process import ManagedProcess, free_port, port_open, spawn
 from shared.topics import topic_names
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from fastapi.testclient import TestClient
 
-from driftloop.infra.process import free_port
+from driftloop.process import free_port
 from services.registry.app import create_app
 from shared.codec import decode_any
 from shared.events import AliasAction, AliasChanged, Event, ModelCreated, ModelVersionRegistered

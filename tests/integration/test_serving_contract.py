@@ -27,7 +27,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sklearn.linear_model import LogisticRegression
 
-from driftloop.infra.process import free_port
+from driftloop.process import free_port
 from services.ingest.schemas import RegistrySchemaSource
 from services.ingest.validation import EventKind, validate_batch
 from services.serving.app import create_app

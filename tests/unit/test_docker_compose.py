@@ -229,7 +229,9 @@ def test_no_service_runs_with_a_secret_shipped_in_this_repository(name: str) -> 
 def test_every_secret_compose_needs_is_in_the_example_env_file() -> None:
     needed = set(re.findall(r"\$\{(\w+):\?", (ROOT / "docker-compose.yml").read_text()))
     example = (ROOT / "deploy" / "compose.env.example").read_text()
-    given = {line.split("=", 1)[0] for line in example.splitlines() if "=" in line and not line.startswith("#")}
+    given = {
+        line.split("=", 1)[0] for line in example.splitlines() if "=" in line and not line.startswith("#")
+    }
     assert needed and needed <= given, f"compose needs {needed - given}, which the example does not set"
 
 
