@@ -28,8 +28,8 @@ from fastapi.testclient import TestClient
 from sklearn.linear_model import LogisticRegression
 
 from driftloop.infra.process import free_port
-from services.ingest.schemas import RegistrySchemaSource
-from services.ingest.validation import EventKind, validate_batch
+from services.ingest.adapters.registry import RegistrySchemaSource
+from services.ingest.domain.validation import EventKind, validate_batch
 from services.serving.app import create_app
 from services.serving.server import ModelServer
 from shared.sdk.encoding import prediction_record
