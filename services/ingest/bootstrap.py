@@ -16,6 +16,11 @@ from shared.topics import topic_names
 from shared.validation import EventTimeBounds
 
 
+def read_settings() -> Settings:
+    """The settings from the environment (``DRIFTLOOP_*``), for ``__main__`` to set up logging first."""
+    return Settings()
+
+
 def bootstrap(
     settings: Settings | None = None,
     *,
