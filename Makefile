@@ -10,6 +10,7 @@ demo: setup
 lint: setup
 	.venv/bin/ruff check driftloop shared services tests
 	.venv/bin/ruff format --check driftloop shared services tests
+	.venv/bin/lint-imports --no-logo
 
 typecheck: setup
 	.venv/bin/mypy driftloop shared services

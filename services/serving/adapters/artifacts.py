@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
 import joblib
 
+from services.serving.domain.model import LoadedModel
 from services.serving.errors import ModelLoadError
 from shared.answer_type import OutputType
 from shared.artifacts import ArtifactError, store_for_uri
 from shared.feature_schema import FeatureSchema
 from shared.settings import Settings
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """One loaded version; swapped as a whole, so a request sees one version from start to end."""
-
-    model_name: str
-    version: int
-    sha256: str
-    estimator: Any
-    feature_schema: FeatureSchema = field(default_factory=FeatureSchema)
-    output_type: OutputType | None = None  # recorded at registration; answers are converted to it
-    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 def verified_bytes(settings: Settings, uri: str, sha256: str) -> bytes:
@@ -64,3 +49,21 @@ def load_model(
             f"version {version} of {model_name} has no predict(): {type(estimator).__name__}"
         )
     return LoadedModel(model_name, version, sha256, estimator, feature_schema or FeatureSchema(), output_type)
+
+
+class ArtifactLoader:
+    """The model server's loader port over the artifact stores ``settings`` name (file, S3)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(
+        self,
+        model_name: str,
+        version: int,
+        uri: str,
+        sha256: str,
+        feature_schema: FeatureSchema | None = None,
+        output_type: OutputType | None = None,
+    ) -> LoadedModel:
+        return load_model(self.settings, model_name, version, uri, sha256, feature_schema, output_type)

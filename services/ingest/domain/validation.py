@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from services.ingest.quality import QualityCounter
-from services.ingest.schemas import FeatureIssueLike, SchemaLookup, SchemaSource
+from services.ingest.domain.quality import QualityCounter
+from services.ingest.domain.schemas import FeatureIssueLike, SchemaLookup, SchemaSource
 from shared import wire
 from shared.feature_schema import REJECTING_ISSUES, IssueKind, describe_issues
 from shared.validation import (

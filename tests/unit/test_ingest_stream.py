@@ -8,8 +8,9 @@ import json
 import msgspec
 import pytest
 
-from services.ingest.app import build_service
-from services.ingest.validator import RawMessage, StreamValidator
+from services.ingest.bootstrap import bootstrap
+from services.ingest.domain.routing import RawMessage
+from services.ingest.entrypoints.stream import StreamValidator
 from shared.events import EventDeadLettered
 from shared.settings import Settings
 from shared.topics import topic_names
@@ -28,8 +29,7 @@ GOOD = {
 def _validate(
     *payloads: bytes | None,
 ) -> tuple[list[dict[str, object]], list[EventDeadLettered], StreamValidator]:
-    service, _ = build_service(Settings(), schemas=schema_source(), writer=MemoryWriter())
-    validator = StreamValidator(Settings(), service)
+    validator = StreamValidator(bootstrap(Settings(), schemas=schema_source(), writer=MemoryWriter()))
     messages = [RawMessage(2, 100 + i, p) for i, p in enumerate(payloads)]
     records = asyncio.run(validator.validate(TOPICS.predictions_raw, messages))
     valid = [msgspec.json.decode(v) for t, _, v in records if t == TOPICS.predictions]

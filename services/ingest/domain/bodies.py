@@ -10,14 +10,14 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
-from services.ingest.errors import BodyTooLargeError
+from services.ingest.errors import BodyTooLargeError, IngestError
 
 JSON_TYPES = ("application/json",)
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines")
 _array_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 
 
-class NotABatchError(ValueError):
+class NotABatchError(IngestError, ValueError):
     """The body of a batch request is neither a JSON array nor NDJSON."""
 
 

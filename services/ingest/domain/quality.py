@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.ingest.schemas import FeatureIssueLike
+from services.ingest.domain.schemas import FeatureIssueLike
 from shared.events import DataQualityCounted, utc_now
 
 KINDS = ("missing", "type_error", "out_of_range", "unseen_category")

@@ -14,10 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from services.serving.errors import InvalidFeatures, InvalidRequest, NoModelLoaded
-from services.serving.server import ModelServer
-from services.serving.watcher import ModelEventsWatcher
+from services.serving.service import ModelServer
 from shared.events import FeatureValue
-from shared.topics import topic_names
 
 
 class PredictRequest(BaseModel):
@@ -131,33 +129,16 @@ class StatusResponse(BaseModel):
     )
 
 
-def create_app(server: ModelServer, *, watch: bool = True) -> FastAPI:
-    """HTTP around ``server``; on start-up it loads the alias and follows model-events (``watch``)."""
-
-    settings = server.settings
-    watcher = (
-        ModelEventsWatcher(
-            settings,
-            topic_names(settings.topic_prefix).model_events,
-            server.model_name,
-            server.alias,
-            server.refresh,
-            poll_s=settings.serving_alias_check_seconds,
-        )
-        if watch
-        else None
-    )
+def create_app(server: ModelServer) -> FastAPI:
+    """HTTP around ``server``; on start-up it loads the alias and follows model-events (its watcher)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if watcher is not None:
-            watcher.start()
-        server.refresh()
+        server.start()
         try:
             yield
         finally:
-            if watcher is not None:
-                watcher.stop()
+            server.stop()
 
     app = FastAPI(title=f"Driftloop model server: {server.model_name}@{server.alias}", lifespan=lifespan)
 
@@ -195,6 +176,7 @@ def create_app(server: ModelServer, *, watch: bool = True) -> FastAPI:
 
     @app.get("/status")
     def status() -> StatusResponse:
+        watcher = server.watcher
         info = WatcherInfo(**asdict(watcher.status)) if watcher is not None else None
         return StatusResponse(**asdict(server.status), watcher=info)
 

@@ -4,31 +4,25 @@ Producers that skip HTTP (the SDK, model servers) write to ``predictions-raw``/`
 worker validates each event once, in batches, forwards it normalised to ``predictions``/``labels`` or
 keeps it on ``dead-letter`` with the reason and source, then commits the consumer offsets, so a crash
 re-validates (at-least-once; sinks deduplicate by ``event_id``). Run it with
-``python -m services.ingest.validator``, or inside the ingest service (``ingest_run_validator``).
+``python -m services.ingest --validator-only``, or inside the ingest service (``ingest_run_validator``).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
+from prometheus_client import start_http_server
 
+from services.ingest.domain.routing import EMPTY, RawMessage, route
+from services.ingest.domain.validation import EventKind, Origin, validate_batch
 from services.ingest.errors import KafkaUnavailableError
 from services.ingest.service import IngestService
-from services.ingest.validation import BatchResult, EventKind, Origin, Rejection, validate_batch
-from shared import codec, wire
-from shared.events import EventDeadLettered
-from shared.kafka.clients import consumer as kafka_consumer
-from shared.kafka.logs import quiet_kafka_client
 from shared.sdk.batches import KeyedRecord
-from shared.settings import Settings
-from shared.validation import dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -36,45 +30,10 @@ BATCH_MAX = 10_000
 RETRY_S = 1.0
 
 
-@dataclass(frozen=True)
-class RawMessage:
-    """A consumed message: where it came from and its exact bytes (None for a Kafka tombstone)."""
-
-    partition: int
-    offset: int
-    value: bytes | None
-    timestamp_ms: int | None = None
-
-
-def route(
-    source_topic: str,
-    messages: Sequence[RawMessage],
-    result: BatchResult,
-    *,
-    valid_topic: str,
-    dead_letter_topic: str,
-) -> tuple[list[KeyedRecord], list[EventDeadLettered]]:
-    """Kafka records for a validated batch: valid events re-encoded (defaults filled), rejects dead-lettered."""
-    records: list[KeyedRecord] = []
-    letters: list[EventDeadLettered] = []
-    for _, event in result.accepted:
-        records.append((valid_topic, event.model_name.encode(), wire.encode(event)))
-    for index, rejection in result.rejected:
-        message = messages[index]
-        letter = dead_letter(source_topic, message.partition, message.offset, message.value, rejection)
-        letters.append(letter)
-        records.append((dead_letter_topic, letter.key, codec.encode(letter)))
-    return records, letters
-
-
-EMPTY = Rejection("empty_message", "the Kafka message has no value (tombstone)")
-
-
 class StreamValidator:
     """Consumes the raw topics as one consumer group (shared by every replica) and validates batches."""
 
-    def __init__(self, settings: Settings, service: IngestService) -> None:
-        self.settings = settings
+    def __init__(self, service: IngestService) -> None:
         self.service = service
         topics = service.topics
         self.sources = {topics.predictions_raw: EventKind.PREDICTION, topics.labels_raw: EventKind.LABEL}
@@ -126,14 +85,9 @@ class StreamValidator:
                 await asyncio.sleep(RETRY_S)
 
     def _consumer(self) -> AIOKafkaConsumer:
-        return kafka_consumer(
-            self.settings,
-            *self.sources,
-            group_id=f"{self.settings.topic_prefix}{self.settings.ingest_validator_group}",
-            auto_offset_reset="earliest",
-            metadata_max_age_ms=5000,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
+        if self.service.raw_consumer is None:
+            raise RuntimeError("this ingest service was built without a raw-topics consumer (see bootstrap)")
+        return self.service.raw_consumer()
 
     async def run(self) -> None:
         """Validate until cancelled; broker outages are waited out, never raised."""
@@ -147,7 +101,7 @@ class StreamValidator:
                 if failures == 1 or failures % 60 == 0:
                     log.warning(
                         "validator cannot reach Kafka at %s (%s); retrying",
-                        self.settings.kafka_bootstrap,
+                        self.service.settings.kafka_bootstrap,
                         exc,
                     )
                 with contextlib.suppress(KafkaError, OSError):
@@ -190,32 +144,14 @@ async def publish_quality_every(service: IngestService, interval_s: float) -> No
             log.warning("data-quality counts kept for the next interval: %s", exc)
 
 
-async def serve(settings: Settings) -> None:
+async def serve(service: IngestService) -> None:
     """The standalone worker: validator, data-quality publishing and a Prometheus endpoint."""
-    from prometheus_client import start_http_server
-
-    from services.ingest.app import build_service
-
-    service, closers = build_service(settings)
+    settings = service.settings
     start_http_server(settings.ingest_port + 1, registry=service.metrics.registry)
     try:
         await asyncio.gather(
-            StreamValidator(settings, service).run(),
+            StreamValidator(service).run(),
             publish_quality_every(service, settings.ingest_quality_interval_s),
         )
     finally:
-        for close in closers:
-            await close()
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.parse_args(argv)
-    settings = Settings()
-    logging.basicConfig(level=settings.log_level)
-    quiet_kafka_client()
-    asyncio.run(serve(settings))
-
-
-if __name__ == "__main__":
-    main()
+        await service.close()

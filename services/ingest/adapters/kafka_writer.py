@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 
+from services.ingest.adapters.prometheus import IngestMetrics
 from services.ingest.errors import KafkaUnavailableError
-from services.ingest.metrics import IngestMetrics
 from shared.kafka.clients import Endpoint, connection
 from shared.kafka.clients import producer as kafka_producer
 from shared.sdk.batches import DELIVERY_ERRORS, KeyedRecord, KeyPartitioner, send_keyed

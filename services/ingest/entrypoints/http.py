@@ -1,16 +1,20 @@
-"""HTTP routes of the ingest service: thin adapters from requests to :class:`IngestService`."""
+"""The ingest HTTP API: thin routes from requests to :class:`IngestService`, and the app that serves them."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, Security
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from services.ingest.bodies import (
+from services.ingest.domain.bodies import (
     JSON_TYPES,
     NDJSON_TYPES,
     NotABatchError,
@@ -19,11 +23,14 @@ from services.ingest.bodies import (
     read_limited,
     split_batch,
 )
-from services.ingest.errors import UnsupportedMediaTypeError
+from services.ingest.domain.validation import BatchResult, EventKind
+from services.ingest.entrypoints.stream import StreamValidator, publish_quality_every
+from services.ingest.errors import BodyTooLargeError, KafkaUnavailableError, UnsupportedMediaTypeError
 from services.ingest.service import IngestService
-from services.ingest.validation import BatchResult, EventKind
 from shared.events import LabelLogged, PredictionLogged
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -102,7 +109,7 @@ def get_service(request: Request) -> IngestService:
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    return request.app.state.service.settings
 
 
 ServiceDep = Annotated[IngestService, Depends(get_service)]
@@ -273,3 +280,60 @@ def metrics(service: ServiceDep) -> Response:
 @router.get("/healthz")
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """A background worker that dies of a bug must be loud, not leave the API up with nothing behind it."""
+    if not task.cancelled() and task.exception() is not None:
+        log.critical("ingest background task %s stopped", task.get_name(), exc_info=task.exception())
+
+
+def create_app(service: IngestService, *, run_validator: bool | None = None) -> FastAPI:
+    """The ingest app; with ``run_validator`` the stream validator runs in the same process."""
+    settings = service.settings
+    with_validator = settings.ingest_run_validator if run_validator is None else run_validator
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(publish_quality_every(service, settings.ingest_quality_interval_s))]
+        if with_validator:
+            tasks.append(asyncio.create_task(StreamValidator(service).run()))
+        for task in tasks:
+            task.add_done_callback(_report_crash)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            with contextlib.suppress(KafkaUnavailableError):
+                await service.publish_quality()
+            await service.close()
+
+    app = FastAPI(title="Driftloop ingest", lifespan=lifespan)
+    app.state.service = service
+    app.include_router(router)
+
+    @app.exception_handler(KafkaUnavailableError)
+    async def kafka_unavailable(request: Request, exc: KafkaUnavailableError) -> JSONResponse:
+        service.metrics.requests_refused.labels("503").inc()
+        log.warning("503: %s", exc)
+        return JSONResponse(
+            {"detail": "Kafka is unavailable; nothing in this request was accepted. Retry later."},
+            status_code=503,
+            headers={"Retry-After": str(settings.ingest_retry_after_s)},
+        )
+
+    @app.exception_handler(BodyTooLargeError)
+    async def too_large(request: Request, exc: BodyTooLargeError) -> JSONResponse:
+        service.metrics.requests_refused.labels("413").inc()
+        return JSONResponse({"detail": str(exc)}, status_code=413)
+
+    @app.exception_handler(UnsupportedMediaTypeError)
+    async def unsupported_media_type(request: Request, exc: UnsupportedMediaTypeError) -> JSONResponse:
+        service.metrics.requests_refused.labels("415").inc()
+        return JSONResponse({"detail": str(exc)}, status_code=415)
+
+    return app

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import httpx
 
+from services.serving.domain.model import AliasTarget
 from services.serving.errors import ModelLoadError
 from shared.answer_type import OUTPUT_TYPE_TAG, OUTPUT_TYPES, OutputType
 from shared.feature_schema import FeatureSchema
 
-
-@dataclass(frozen=True)
-class AliasTarget:
-    version: int
-    artifact_uri: str
-    artifact_sha256: str
+__all__ = ["AliasTarget", "RegistryClient"]
 
 
 class RegistryClient:
+    """The registry over HTTP, with the server's own token; every failure is a :class:`ModelLoadError`."""
+
     def __init__(self, base_url: str, token: str = "", timeout: float = 10.0) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)

@@ -1,7 +1,7 @@
 """The embeddable model server: serve the version behind an alias and swap to a new one without a gap.
 
-A production app can embed :class:`ModelServer` directly (``predict`` is thread-safe); ``python -m
-services.serving`` wraps it in HTTP. The loaded model is one immutable object replaced in a single
+A production app can embed :class:`ModelServer` (built by ``services.serving.bootstrap``; ``predict`` is
+thread-safe); ``python -m services.serving`` wraps it in HTTP. The loaded model is one immutable object replaced in a single
 assignment, so a request in flight keeps the version it started with and none fails during a swap. A version
 that fails to load (bad hash, bad pickle) leaves the current one serving and is reported in :attr:`status`.
 """
@@ -12,67 +12,64 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-import numpy as np
 import pandas as pd
 
+from services.serving.domain.features import NO_SCHEMA_WARNING, refusals
+from services.serving.domain.model import AliasTarget, LoadedModel, answer, answered_type, plain
 from services.serving.errors import InvalidFeatures, ModelLoadError, NoModelLoaded
-from services.serving.loading import LoadedModel, load_model
-from services.serving.registry_client import RegistryClient
-from shared.answer_type import OutputType, as_output_type, output_type_of
-from shared.feature_schema import (
-    REJECTING_ISSUES,
-    FeatureIssue,
-    FeatureSchema,
-    IssueKind,
-    check_features,
-    describe_issues,
-)
+from shared.answer_type import OutputType
+from shared.feature_schema import FeatureSchema, describe_issues
 from shared.sdk.timing import PredictionLogger
-from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def refusals(schema: FeatureSchema, row: Mapping[str, Any]) -> list[FeatureIssue]:
-    """Why ``row`` may not be served by a model with ``schema`` (empty: serve it).
+class Registry(Protocol):
+    """What a model server asks the registry; each raises :class:`ModelLoadError` when it cannot answer."""
 
-    The issues ingest would dead-letter the served prediction for (``shared.feature_schema.REJECTING_ISSUES``:
-    wrong types, unknown features), plus what the model cannot be called without: a required feature
-    missing, or none of the schema's features at all. Out-of-range values and unseen categories are drift,
-    served and measured by the monitor. An empty schema checks nothing (``/status`` warns about it).
+    def resolve(self, model_name: str, alias: str) -> AliasTarget: ...
 
-    Examples
-    --------
-    >>> from shared.feature_schema import FeatureSpec
-    >>> schema = FeatureSchema(features=[FeatureSpec(name="age", type="integer")])
-    >>> [(i.feature, i.kind.value) for i in refusals(schema, {"agee": 41})]
-    [('age', 'missing'), ('agee', 'unknown_feature')]
-    >>> refusals(schema, {"age": 41}), refusals(FeatureSchema(), {"anything": 1})
-    ([], [])
-    """
-    if not schema.features:
-        return []
-    issues = check_features(schema, row)
-    refused = [i for i in issues if i.kind is IssueKind.MISSING or i.kind in REJECTING_ISSUES]
-    if not any(row.get(name) is not None for name in schema.names):
-        named = {i.feature for i in refused}
-        refused[:0] = [
-            FeatureIssue(feature=name, kind=IssueKind.MISSING, detail="none of the model's features was sent")
-            for name in schema.names
-            if name not in named
-        ]
-    return refused
+    def feature_schema(self, model_name: str) -> FeatureSchema: ...
+
+    def output_type(self, model_name: str, version: int) -> OutputType | None: ...
 
 
-NO_SCHEMA_WARNING = (
-    "model {name!r} has no feature schema in the registry: /predict cannot check its inputs and the stream "
-    "validator cannot check its predictions' features; register the model's feature_schema"
-)
+class ModelLoader(Protocol):
+    """Fetch, verify and unpickle one version, or raise :class:`ModelLoadError`."""
+
+    def __call__(
+        self,
+        model_name: str,
+        version: int,
+        uri: str,
+        sha256: str,
+        feature_schema: FeatureSchema | None = None,
+        output_type: OutputType | None = None,
+    ) -> LoadedModel: ...
+
+
+@dataclass(frozen=True)
+class WatcherStatus:
+    connected: bool
+    since: datetime  # when the watcher last became connected or disconnected
+    last_error: str | None  # the last Kafka error, kept after reconnecting
+    skipped_records: int  # model-events records that were not events
+
+
+class AliasWatcher(Protocol):
+    """Calls :meth:`ModelServer.refresh` when the alias may have moved (the model-events watcher)."""
+
+    @property
+    def status(self) -> WatcherStatus: ...
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float = 10.0) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -97,63 +94,51 @@ class ServerStatus:
     warnings: list[str]
 
 
-def _plain(value: Any) -> bool | int | float | str:
-    """A numpy scalar as the JSON-able Python value the event contract takes."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
-
-
-def answered_type(champion: LoadedModel | None) -> OutputType | None:
-    """The type the version serving until now answered with: what a version with no recorded type inherits."""
-    if champion is None:
-        return None
-    return champion.output_type or output_type_of(champion.estimator)
-
-
-def answer(value: Any, output_type: OutputType | None) -> bool | int | float | str:
-    """One model output as JSON, in the type recorded for the version (when one is and it converts).
-
-    Examples
-    --------
-    >>> answer(np.str_("0"), "int"), answer(np.int64(1), None), answer("maybe", "int")
-    (0, 1, 'maybe')
-    """
-    plain = _plain(value)
-    if output_type is None:
-        return plain
-    try:
-        return as_output_type(plain, output_type)
-    except (ValueError, OverflowError):  # an answer that is not of the recorded type is served as it is
-        return plain
-
-
 class ModelServer:
-    """Serves ``alias`` (default ``production``) of ``model_name``; call :meth:`refresh` when it may have moved."""
+    """Serves ``alias`` (default ``production``) of ``model_name``; call :meth:`refresh` when it may have moved.
+
+    Built by :func:`services.serving.bootstrap.bootstrap`; ``watcher`` (set there unless told not to) follows
+    the alias between :meth:`start` and :meth:`stop`, ``closers`` release what bootstrap opened.
+    """
 
     def __init__(
         self,
-        settings: Settings,
         model_name: str,
         alias: str = "production",
         *,
+        registry: Registry,
+        load: ModelLoader,
         sink: PredictionLogger | None = None,
-        registry: RegistryClient | None = None,
+        watcher: AliasWatcher | None = None,
+        closers: Sequence[Callable[[], object]] = (),
     ) -> None:
-        self.settings = settings
         self.model_name = model_name
         self.alias = alias
+        self.registry = registry
+        self.load = load
         self.sink = sink
-        self.registry = registry or RegistryClient(
-            settings.registry_url, settings.registry_token.get_secret_value()
-        )
+        self.watcher = watcher
+        self.closers = list(closers)
         self._current: LoadedModel | None = None
         self._refresh_lock = threading.Lock()
         self._swaps = 0
         self._last_error: str | None = None
         self._last_error_at: datetime | None = None
+
+    def start(self) -> None:
+        """Follow the alias (when a watcher is set), then load the version it points at now."""
+        if self.watcher is not None:
+            self.watcher.start()
+        self.refresh()
+
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+
+    def close(self) -> None:
+        """Release what bootstrap opened for this server (the prediction sink, the registry client)."""
+        for close in self.closers:
+            close()
 
     @property
     def current(self) -> LoadedModel | None:
@@ -191,8 +176,7 @@ class ModelServer:
                 ):
                     return False
                 schema = self.registry.feature_schema(self.model_name)
-                loaded = load_model(
-                    self.settings,
+                loaded = self.load(
                     self.model_name,
                     target.version,
                     target.artifact_uri,
@@ -238,7 +222,7 @@ class ModelServer:
             outputs = model.estimator.predict(frame)
             probabilities: list[dict[str, float] | None] = [None] * len(rows)
             if hasattr(model.estimator, "predict_proba"):
-                classes = [str(_plain(c)) for c in model.estimator.classes_]
+                classes = [str(plain(c)) for c in model.estimator.classes_]
                 probabilities = [
                     dict(zip(classes, map(float, p), strict=True))
                     for p in model.estimator.predict_proba(frame)
