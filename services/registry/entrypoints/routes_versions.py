@@ -10,11 +10,10 @@ from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
-from services.registry import artifact_io
-from services.registry.deps import Reader, RegistryDep, VersionNumber, Writer
+from services.registry.domain.schemas import Page, VersionCreate, VersionOut, VersionUpdate
+from services.registry.entrypoints.deps import Reader, RegistryDep, VersionNumber, Writer
+from services.registry.entrypoints.openapi import COMMON, errors
 from services.registry.errors import Invalid
-from services.registry.openapi import COMMON, errors
-from services.registry.schemas import Page, VersionCreate, VersionOut, VersionUpdate
 from shared.events import VersionStatus
 from shared.profile import ReferenceProfile
 
@@ -29,7 +28,7 @@ def register_version(name: str, body: VersionCreate, registry: RegistryDep, user
             "send artifact_uri, or upload the artifact to .../versions/upload", field="artifact_uri"
         )
     registry.store.get_model(name)  # 404 before reading a possibly large artifact
-    artifact = artifact_io.inspect_uri(registry.settings, body.artifact_uri, body.artifact_sha256)
+    artifact = registry.artifacts.inspect_uri(body.artifact_uri, body.artifact_sha256)
     return registry.store.register_version(name, body, artifact, user)
 
 
@@ -54,7 +53,7 @@ def upload_version(
     if body.artifact_uri is not None:
         raise Invalid("an uploaded version cannot also reference artifact_uri", field="metadata.artifact_uri")
     registry.store.get_model(name)
-    stored = artifact_io.save_upload(registry.settings, name, artifact.filename, artifact.file)
+    stored = registry.artifacts.save_upload(name, artifact.filename, artifact.file)
     if body.artifact_sha256 is not None and body.artifact_sha256 != stored.sha256:
         raise Invalid(
             f"the upload hashes to {stored.sha256}, not the {body.artifact_sha256} you sent; it was corrupted "
@@ -135,7 +134,7 @@ def download_artifact(
 ) -> StreamingResponse:
     """The artifact's bytes, sent only after they hashed to the registered sha256 (409 if corrupted)."""
     found = registry.store.get_version(name, version)
-    copy = artifact_io.verified_copy(registry.settings, found.artifact_uri, found.artifact_sha256)
+    copy = registry.artifacts.verified_copy(found.artifact_uri, found.artifact_sha256)
     return StreamingResponse(
         _chunks(copy),
         media_type="application/octet-stream",

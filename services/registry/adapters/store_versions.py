@@ -8,13 +8,13 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from services.registry import domain
-from services.registry.auth import Principal
-from services.registry.db import reading, writing
+from services.registry.adapters.db import reading, writing
+from services.registry.adapters.store_base import VERSION_COLUMNS, StoreBase, check_limit, utc_now, with_tags
+from services.registry.adapters.tables import aliases, model_versions, registered_models, version_tags
+from services.registry.domain import rules
+from services.registry.domain.auth import Principal
+from services.registry.domain.schemas import Lineage, Page, VersionCreate, VersionOut, VersionUpdate
 from services.registry.errors import Conflict, Invalid, NotFound
-from services.registry.schemas import Lineage, Page, VersionCreate, VersionOut, VersionUpdate
-from services.registry.store_base import VERSION_COLUMNS, StoreBase, check_limit, utc_now, with_tags
-from services.registry.tables import aliases, model_versions, registered_models, version_tags
 from shared.artifacts import StoredArtifact
 from shared.events import ModelVersionRegistered, ModelVersionStatusChanged, VersionStatus
 from shared.profile import ReferenceProfile
@@ -169,8 +169,8 @@ class VersionStore(StoreBase):
         if status is not None:
             conditions.append(model_versions.c.status == status.value)
         if page_token:
-            position = domain.decode_page_token(page_token)
-            if not (isinstance(position, list) and len(position) == 2 and domain.is_row_id(position[1])):
+            position = rules.decode_page_token(page_token)
+            if not (isinstance(position, list) and len(position) == 2 and rules.is_row_id(position[1])):
                 raise Invalid("page_token is not one this registry issued", field="page_token")
             last_name, last_version = str(position[0]), int(position[1])
             conditions.append(
@@ -217,7 +217,7 @@ class VersionStore(StoreBase):
             for r in rows[:limit]
         ]
         token = (
-            domain.encode_page_token([items[-1].model_name, items[-1].version]) if len(rows) > limit else None
+            rules.encode_page_token([items[-1].model_name, items[-1].version]) if len(rows) > limit else None
         )
         return _VersionPage(items=items, next_page_token=token)
 
@@ -229,10 +229,10 @@ class VersionStore(StoreBase):
             model = self._model_row(conn, name, lock=True)
             row = self._version_row(conn, model.id, version, model_name=name)
             before = {k: getattr(row, k) for k in changes}
-            changed = domain.changed_fields(before, changes)
+            changed = rules.changed_fields(before, changes)
             if "status" in changed:
                 current, new = VersionStatus(row.status), VersionStatus(changes["status"])
-                if not domain.status_change_allowed(current, new):
+                if not rules.status_change_allowed(current, new):
                     raise Conflict(f"a {current.value} version cannot become {new.value}", field="status")
                 if new != VersionStatus.READY:
                     held = self._aliases_of_version(conn, model.id, version)

@@ -7,13 +7,13 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, select, update
 
-from services.registry import domain
-from services.registry.auth import Principal
-from services.registry.db import reading, writing
+from services.registry.adapters.db import reading, writing
+from services.registry.adapters.store_base import StoreBase, utc_now
+from services.registry.adapters.tables import alias_history, aliases, model_versions, registered_models
+from services.registry.domain import rules
+from services.registry.domain.auth import Principal
+from services.registry.domain.schemas import AliasAt, AliasHistoryEntry, AliasOut
 from services.registry.errors import Conflict, NotFound
-from services.registry.schemas import AliasAt, AliasHistoryEntry, AliasOut
-from services.registry.store_base import StoreBase, utc_now
-from services.registry.tables import alias_history, aliases, model_versions, registered_models
 from shared.events import AliasAction, AliasChanged, VersionStatus
 
 # What a resolve reads when resolve_cache has no current body: built once, one indexed join.
@@ -153,7 +153,7 @@ class AliasStore(StoreBase):
             )
 
     def set_alias(self, name: str, alias: str, version: int, actor: Principal, reason: str = "") -> AliasOut:
-        domain.check_alias(alias)
+        rules.check_alias(alias)
         with writing(self.engine) as conn:
             model = self._model_row(conn, name, lock=True)
             self._check_servable(conn, model, version)
@@ -183,8 +183,8 @@ class AliasStore(StoreBase):
         return list(conn.execute(query.order_by(alias_history.c.id)).all())
 
     @staticmethod
-    def _moves(rows: list[Any]) -> list[domain.AliasMove]:
-        return [domain.AliasMove(AliasAction(r.action), r.version, r.changed_at) for r in rows]
+    def _moves(rows: list[Any]) -> list[rules.AliasMove]:
+        return [rules.AliasMove(AliasAction(r.action), r.version, r.changed_at) for r in rows]
 
     def rollback_alias(self, name: str, alias: str, actor: Principal, reason: str = "") -> AliasOut:
         with writing(self.engine) as conn:
@@ -195,7 +195,7 @@ class AliasStore(StoreBase):
                     model_versions.c.status == VersionStatus.READY.value,
                 )
             ).scalars()
-            target = domain.rollback_target(self._moves(self._history(conn, model.id, alias)), ready)
+            target = rules.rollback_target(self._moves(self._history(conn, model.id, alias)), ready)
             if target is None:
                 raise Conflict(
                     f"alias {alias!r} of {name!r} has no earlier ready version to go back to", "alias"
@@ -224,4 +224,4 @@ class AliasStore(StoreBase):
         with reading(self.engine) as conn:
             model = self._model_row(conn, name)
             moves = self._moves(self._history(conn, model.id, alias))
-        return AliasAt(model_name=name, alias=alias, at=when, version=domain.version_at(moves, when))
+        return AliasAt(model_name=name, alias=alias, at=when, version=rules.version_at(moves, when))

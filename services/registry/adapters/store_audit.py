@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from services.registry import domain
-from services.registry.db import reading
-from services.registry.schemas import AuditEntry, Page
-from services.registry.store_base import StoreBase, check_limit
-from services.registry.tables import audit_log
+from services.registry.adapters.db import reading
+from services.registry.adapters.store_base import StoreBase, check_limit
+from services.registry.adapters.tables import audit_log
+from services.registry.domain import rules
+from services.registry.domain.schemas import AuditEntry, Page
 
 # parametrised once: pydantic would otherwise rebuild the class whenever its cached one was collected
 _AuditPage = Page[AuditEntry]
@@ -36,5 +36,5 @@ class AuditStore(StoreBase):
         with reading(self.engine) as conn:
             rows = conn.execute(query).all()
         items = [AuditEntry.model_validate(r._asdict()) for r in rows[:limit]]
-        token = domain.encode_page_token(items[-1].id) if len(rows) > limit else None
+        token = rules.encode_page_token(items[-1].id) if len(rows) > limit else None
         return _AuditPage(items=items, next_page_token=token)

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from services.registry.adapters.store import RegistryStore
 from services.registry.errors import Unavailable
-from services.registry.store import RegistryStore
 
 _READ_COUNTER = "SELECT value FROM change_counter WHERE id = 1"
 

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from services.registry.auth import Principal, Role, authenticate, require
+from services.registry.domain.auth import Principal, Role, authenticate, require
+from services.registry.domain.schemas import MAX_ID
 from services.registry.errors import Unavailable
-from services.registry.outbound import OutboundPolicy
-from services.registry.resolve_cache import ResolveCache
-from services.registry.schemas import MAX_ID
-from services.registry.store import RegistryStore
-from shared.settings import Settings
+from services.registry.service import Registry
 
 bearer = HTTPBearer(auto_error=False, description="A registry token (DRIFTLOOP_REGISTRY_TOKENS).")
-
-
-@dataclass
-class Registry:
-    """What the routes need, built once at start-up (see ``app.create_app``)."""
-
-    settings: Settings
-    store: RegistryStore
-    principals: dict[str, Principal]
-    resolve_cache: ResolveCache
-    outbound: OutboundPolicy
 
 
 async def get_registry(request: Request) -> Registry:

@@ -8,8 +8,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from services.registry import deps
-from services.registry.schemas import ErrorBody
+from services.registry.domain.schemas import ErrorBody
+from services.registry.entrypoints import deps
 
 _DESCRIPTIONS = {
     401: "No token where one is needed, or an unknown token (with `WWW-Authenticate: Bearer`)",

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from services.registry.deps import Admin, Reader, RegistryDep, Writer
-from services.registry.openapi import COMMON, errors
-from services.registry.schemas import ModelCreate, ModelOut, ModelUpdate, Page
+from services.registry.domain.schemas import ModelCreate, ModelOut, ModelUpdate, Page
+from services.registry.entrypoints.deps import Admin, Reader, RegistryDep, Writer
+from services.registry.entrypoints.openapi import COMMON, errors
 
 router = APIRouter(prefix="/models", tags=["models"], responses=errors(*COMMON))
 

@@ -1,6 +1,6 @@
 """What every part of the registry's SQL adapter shares: row lookups, the outbox, the audit log, paging.
 
-The store (:mod:`.store`) reads rows, lets :mod:`.domain` decide, and writes the change, the event that
+The store (:mod:`.store`) reads rows, lets :mod:`..domain.rules` decide, and writes the change, the event that
 announces it (``outbox``, relayed to Kafka and webhooks) and the audit entry together, so a committed change
 is always announced and always audited, and a failed one is neither.
 """
@@ -14,10 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, and_, select, update
 
-from services.registry import domain
-from services.registry.auth import Principal
-from services.registry.errors import Invalid, NotFound
-from services.registry.tables import (
+from services.registry.adapters.tables import (
     aliases,
     audit_log,
     change_counter,
@@ -27,6 +24,9 @@ from services.registry.tables import (
     webhook_deliveries,
     webhooks,
 )
+from services.registry.domain import rules
+from services.registry.domain.auth import Principal
+from services.registry.errors import Invalid, NotFound
 from shared.codec import encode
 from shared.events import Event
 
@@ -156,7 +156,7 @@ def with_tags(
     tag (a common tag, like ``env=prod``, lists half of all versions). One row per (owner, key): no
     duplicates.
     """
-    for key, value in domain.parse_tag_filters(tags):
+    for key, value in rules.parse_tag_filters(tags):
         tag = table.alias()
         on = [tag.c[owner] == owner_column, tag.c.key == key]
         if value is not None:

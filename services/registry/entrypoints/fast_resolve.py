@@ -15,8 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.registry.auth import authenticate
-from services.registry.deps import Registry
+from services.registry.domain.auth import authenticate
+from services.registry.entrypoints.deps import Registry
 from services.registry.errors import RegistryError
 
 _RESOLVE_PATH = re.compile(r"/models/([^/]+)/aliases/([^/]+)")

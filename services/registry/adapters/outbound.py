@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from services.registry.errors import RegistryError
 from shared.settings import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -26,8 +27,11 @@ _CGNAT = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598; Python's is_private 
 _HOST_RE = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$")
 
 
-class OutboundRefused(ValueError):
+class OutboundRefused(RegistryError, ValueError):
     """The target is not one the registry may call; the message says why and which setting allows it."""
+
+    status = 422
+    code = "invalid"
 
 
 def resolve(host: str, port: int) -> list[IPAddress]:

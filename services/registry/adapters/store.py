@@ -3,11 +3,11 @@ event and audit row (see :mod:`.store_base`)."""
 
 from __future__ import annotations
 
-from services.registry.store_aliases import AliasStore, ResolvedAlias
-from services.registry.store_audit import AuditStore
-from services.registry.store_models import ModelStore
-from services.registry.store_versions import VersionStore
-from services.registry.store_webhooks import WebhookStore
+from services.registry.adapters.store_aliases import AliasStore, ResolvedAlias
+from services.registry.adapters.store_audit import AuditStore
+from services.registry.adapters.store_models import ModelStore
+from services.registry.adapters.store_versions import VersionStore
+from services.registry.adapters.store_webhooks import WebhookStore
 
 __all__ = ["RegistryStore", "ResolvedAlias"]
 

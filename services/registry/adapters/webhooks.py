@@ -8,7 +8,7 @@ No receiver can stop the sender: each attempt has one deadline for connecting, s
 target that hangs or trickles bytes costs ``timeout`` seconds, no more), at most ``ANSWER_BYTES`` of the
 answer are read, redirects are not followed (a 3xx is a failed attempt: the URL was checked, its redirect
 target was not), and deliveries go out concurrently, so a slow target does not hold up the others. Each
-attempt resolves the URL's host and checks every address (:mod:`services.registry.outbound`) before it
+attempt resolves the URL's host and checks every address (:mod:`services.registry.adapters.outbound`) before it
 connects, to the address it checked: a name that now points inward fails the attempt (DNS rebinding). Whatever goes wrong is that attempt's recorded error; after ``max_attempts``
 the delivery is marked failed with its last error.
 """
@@ -25,11 +25,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import Engine, select, update
 
-from services.registry.db import writing
-from services.registry.domain import webhook_backoff_seconds, webhook_signature
-from services.registry.outbound import OutboundPolicy, OutboundRefused, pinned
-from services.registry.relay import acquire_lease, release_lease
-from services.registry.tables import webhook_deliveries, webhooks
+from services.registry.adapters.db import writing
+from services.registry.adapters.outbound import OutboundPolicy, OutboundRefused, pinned
+from services.registry.adapters.outbox import acquire_lease, release_lease
+from services.registry.adapters.tables import webhook_deliveries, webhooks
+from services.registry.domain.rules import webhook_backoff_seconds, webhook_signature
 from shared.dependencies import Dependencies
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The registry's FastAPI app: wiring (settings → engine → store → routes) and the background relays."""
+"""The registry's FastAPI app: routes, error bodies, ``/healthz``, and the relays run for its lifetime."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -18,22 +20,21 @@ from sqlalchemy.exc import DataError, InterfaceError, OperationalError, SQLAlche
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
-from services.registry import openapi, routes_admin, routes_aliases, routes_models, routes_versions
-from services.registry.auth import parse_tokens
-from services.registry.db import make_engine
-from services.registry.deps import Registry
+from services.registry.adapters.migrations import migrate
+from services.registry.bootstrap import bootstrap
+from services.registry.entrypoints import (
+    openapi,
+    routes_admin,
+    routes_aliases,
+    routes_models,
+    routes_versions,
+)
+from services.registry.entrypoints.fast_resolve import ResolveFastPath
+from services.registry.entrypoints.stream import OutboxRelay
 from services.registry.errors import RegistryError, Unavailable
-from services.registry.fast_resolve import ResolveFastPath
-from services.registry.migrations import migrate
-from services.registry.outbound import OutboundPolicy
-from services.registry.relay import KafkaPublisher, OutboxRelay
-from services.registry.resolve_cache import ResolveCache
-from services.registry.store import RegistryStore
-from services.registry.webhook_delivery import WebhookSender
-from shared.artifacts import ArtifactError, allowed_roots, artifact_store
+from services.registry.service import Registry
+from shared.artifacts import ArtifactError
 from shared.dependencies import Dependencies
-from shared.settings import Settings
-from shared.topics import topic_names
 
 log = logging.getLogger(__name__)
 
@@ -118,19 +119,15 @@ async def _probe_database(app: FastAPI) -> None:
         app.state.dependencies.away("database", reason)
     else:
         app.state.dependencies.back("database")
-    settings: Settings = app.state.registry.settings
-    if settings.resolved_artifact_root.startswith("s3://"):
-        await _probe_artifacts(app, settings)
+    registry: Registry = app.state.registry
+    if registry.settings.resolved_artifact_root.startswith("s3://"):
+        await _probe_artifacts(app, registry)
 
 
-async def _probe_artifacts(app: FastAPI, settings: Settings) -> None:
+async def _probe_artifacts(app: FastAPI, registry: Registry) -> None:
     """One HEAD request to the S3 store (2 s at most); a local folder needs no probe."""
-    store = getattr(app.state, "probe_store", None)
-    if store is None:
-        store = app.state.probe_store = artifact_store(settings)
-    root = str(getattr(store, "root", "")).rstrip("/")
     try:
-        await asyncio.wait_for(asyncio.to_thread(store.exists, f"{root}/driftloop-health-probe"), timeout=2.0)
+        await asyncio.wait_for(asyncio.to_thread(registry.artifacts.probe), timeout=2.0)
     except (ArtifactError, TimeoutError) as exc:
         app.state.dependencies.away("artifacts", f"{type(exc).__name__}: {exc or 'no answer in 2 s'}"[:500])
     else:
@@ -164,49 +161,32 @@ async def _migrated(engine: Engine, dependencies: Dependencies, stop: asyncio.Ev
     return False
 
 
-def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI:
+def create_app(registry: Registry) -> FastAPI:
     """The registry app; the database is migrated and relays started when the app starts (lifespan).
 
     A database that is away at start does not stop the registry: it serves ``/healthz`` (degraded, with
     the reason) and answers 503 elsewhere, migrates as soon as the database is back, then starts the relays.
     """
-    relays_on = settings.registry_relay_enabled if run_relays is None else run_relays
-    allowed_roots(settings)  # a bad DRIFTLOOP_ARTIFACT_ALLOWED_PREFIXES entry stops start-up, naming it
-    OutboundPolicy.from_settings(settings, resolver=lambda _host, _port: [])  # and so does a bad allowed host
+    settings = registry.settings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dependencies: Dependencies = app.state.dependencies
-        engine = make_engine(settings.resolved_registry_database_url)
-        if settings.resolved_registry_database_url.startswith("sqlite"):
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = registry.engine
         app.state.engine = engine
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
-        publisher = KafkaPublisher(settings, topic_names(settings.topic_prefix).model_events)
-        closing: list[ResolveCache] = []
-        outbound = await asyncio.to_thread(
-            OutboundPolicy.from_settings, settings
-        )  # resolves the stack's hosts
 
         async def start(migrated: bool) -> None:
             if not migrated and not await _migrated(engine, dependencies, stop):
                 return
-            store = RegistryStore(engine)
-            resolve_cache = ResolveCache(engine, store)
-            closing.append(resolve_cache)
-            principals = parse_tokens(settings.registry_tokens.get_secret_value())
-            app.state.registry = Registry(settings, store, principals, resolve_cache, outbound)
-            if relays_on:
-                app.state.relay = OutboxRelay(engine, publisher, dependencies=dependencies)
+            app.state.registry = registry
+            if registry.relays:
+                app.state.relay = OutboxRelay(engine, registry.publish, dependencies=dependencies)
                 tasks.append(asyncio.create_task(app.state.relay.run(stop, settings.registry_relay_interval)))
-                sender = WebhookSender(
-                    engine,
-                    max_attempts=settings.registry_webhook_max_attempts,
-                    dependencies=dependencies,
-                    policy=outbound,
+                tasks.append(
+                    asyncio.create_task(registry.webhooks.run(stop, settings.registry_relay_interval))
                 )
-                tasks.append(asyncio.create_task(sender.run(stop, settings.registry_relay_interval)))
 
         try:
             await asyncio.to_thread(migrate, engine)  # the usual case: ready before the first request
@@ -221,9 +201,8 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
         finally:
             stop.set()
             await _stop(stop, [starting, *tasks])
-            await publisher.close()
-            for cache in closing:
-                cache.close()
+            await registry.publish.close()
+            registry.resolve_cache.close()
             engine.dispose()
 
     app = FastAPI(
@@ -233,7 +212,7 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
         "Every change is announced on the model-events Kafka topic and to webhooks.",
         lifespan=lifespan,
     )
-    app.state.dependencies = Dependencies()
+    app.state.dependencies = registry.dependencies
     _install_error_handlers(app)
     app.add_middleware(ResolveFastPath, state=app.state)
     routers = [module.router for module in (routes_models, routes_versions, routes_aliases, routes_admin)]
@@ -260,5 +239,35 @@ def create_app(settings: Settings, *, run_relays: bool | None = None) -> FastAPI
 
 
 def app_from_environment() -> FastAPI:
-    """Factory for uvicorn workers: each process builds its own settings and app."""
-    return create_app(Settings())
+    """Factory for uvicorn workers: each process builds its own settings, adapters and app."""
+    return create_app(bootstrap())
+
+
+def serve(registry: Registry) -> None:
+    """Serve on the port of ``DRIFTLOOP_REGISTRY_URL``, in ``DRIFTLOOP_REGISTRY_WORKERS`` processes."""
+    settings = registry.settings
+    url = urlsplit(settings.registry_url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    # listen on every interface: in a container the URL's host is the service name, not a local address
+    host = "127.0.0.1" if url.hostname in ("127.0.0.1", "localhost") else "0.0.0.0"
+    if settings.resolved_artifact_root.startswith("s3://"):
+        settings.refuse_shipped_secrets(
+            "the registry", ["s3_secret_access_key"], talks_to=(settings.s3_endpoint_url,)
+        )
+    if host != "127.0.0.1" and settings.registry_allow_anonymous_writes:
+        raise SystemExit(
+            f"the registry listens on {host} with DRIFTLOOP_REGISTRY_ALLOW_ANONYMOUS_WRITES on: anyone who "
+            "reaches it could publish and promote models; configure DRIFTLOOP_REGISTRY_TOKENS instead"
+        )
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": settings.log_level.lower()}
+    if settings.registry_workers > 1:
+        # each worker process builds its own settings, engine and caches: replicas sharing one database
+        uvicorn.run(
+            "services.registry.entrypoints.http:app_from_environment",
+            factory=True,
+            workers=settings.registry_workers,
+            access_log=False,
+            **options,
+        )
+    else:
+        uvicorn.run(create_app(registry), access_log=False, **options)

@@ -8,12 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from services.registry import domain
-from services.registry.deps import Reader, RegistryDep, WebhookId, Writer
+from services.registry.adapters.outbound import OutboundRefused
+from services.registry.domain import rules
+from services.registry.domain.schemas import AuditEntry, Page, WebhookCreate, WebhookDeliveryOut, WebhookOut
+from services.registry.entrypoints.deps import Reader, RegistryDep, WebhookId, Writer
+from services.registry.entrypoints.openapi import COMMON, errors
 from services.registry.errors import Invalid
-from services.registry.openapi import COMMON, errors
-from services.registry.outbound import OutboundRefused
-from services.registry.schemas import AuditEntry, Page, WebhookCreate, WebhookDeliveryOut, WebhookOut
 
 RESOLVE_TIMEOUT_S = 2.0
 """How long registering a webhook waits for its host name to resolve before leaving it to delivery."""
@@ -33,8 +33,8 @@ def audit_log(
     """Every write (who, what, when, before/after), newest first."""
     before_id = None
     if page_token:
-        before_id = domain.decode_page_token(page_token)
-        if not domain.is_row_id(before_id):
+        before_id = rules.decode_page_token(page_token)
+        if not rules.is_row_id(before_id):
             raise Invalid("page_token is not one this registry issued", field="page_token")
     return registry.store.audit(model_name=model, actor=actor, limit=limit, before_id=before_id)
 

@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from pydantic import TypeAdapter
 
-from services.registry.deps import Reader, RegistryDep, Writer
+from services.registry.adapters.store import ResolvedAlias
+from services.registry.domain.schemas import AliasAt, AliasHistoryEntry, AliasOut, AliasSet, RollbackRequest
+from services.registry.entrypoints.deps import Reader, RegistryDep, Writer
+from services.registry.entrypoints.openapi import COMMON, errors
 from services.registry.errors import Invalid
-from services.registry.openapi import COMMON, errors
-from services.registry.schemas import AliasAt, AliasHistoryEntry, AliasOut, AliasSet, RollbackRequest
-from services.registry.store import ResolvedAlias
 from shared.events import UtcDatetime
 
 router = APIRouter(prefix="/models/{name}", tags=["aliases"], responses=errors(*COMMON, 404))

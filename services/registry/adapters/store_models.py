@@ -9,13 +9,9 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
-from services.registry import domain
-from services.registry.auth import Principal
-from services.registry.db import reading, writing
-from services.registry.errors import Conflict, Invalid
-from services.registry.schemas import ModelCreate, ModelOut, ModelUpdate, Page
-from services.registry.store_base import StoreBase, check_limit, utc_now, with_tags
-from services.registry.tables import (
+from services.registry.adapters.db import reading, writing
+from services.registry.adapters.store_base import StoreBase, check_limit, utc_now, with_tags
+from services.registry.adapters.tables import (
     alias_history,
     aliases,
     model_tags,
@@ -25,6 +21,10 @@ from services.registry.tables import (
     webhook_deliveries,
     webhooks,
 )
+from services.registry.domain import rules
+from services.registry.domain.auth import Principal
+from services.registry.domain.schemas import ModelCreate, ModelOut, ModelUpdate, Page
+from services.registry.errors import Conflict, Invalid
 from shared.events import ModelCreated, ModelDeleted, ModelUpdated
 
 # parametrised once: pydantic would otherwise rebuild the class whenever its cached one was collected
@@ -52,7 +52,7 @@ class ModelStore(StoreBase):
         )
 
     def create_model(self, body: ModelCreate, actor: Principal) -> ModelOut:
-        domain.check_model_name(body.name)
+        rules.check_model_name(body.name)
         now = utc_now()
         values = {
             "name": body.name,
@@ -98,7 +98,7 @@ class ModelStore(StoreBase):
         if name_prefix:
             conditions.append(registered_models.c.name.startswith(name_prefix, autoescape=True))
         if page_token:
-            conditions.append(registered_models.c.name > str(domain.decode_page_token(page_token)))
+            conditions.append(registered_models.c.name > str(rules.decode_page_token(page_token)))
         limit = check_limit(limit)
         query = (
             with_tags(select(registered_models), model_tags, "model_id", registered_models.c.id, tags)
@@ -109,7 +109,7 @@ class ModelStore(StoreBase):
         with reading(self.engine) as conn:
             rows = conn.execute(query).all()
             items = [self._model_out(conn, r) for r in rows[:limit]]
-        token = domain.encode_page_token(items[-1].name) if len(rows) > limit else None
+        token = rules.encode_page_token(items[-1].name) if len(rows) > limit else None
         return _ModelPage(items=items, next_page_token=token)
 
     def update_model(self, name: str, body: ModelUpdate, actor: Principal) -> ModelOut:
@@ -119,7 +119,7 @@ class ModelStore(StoreBase):
         with writing(self.engine) as conn:
             row = self._model_row(conn, name, lock=True)
             before = {k: getattr(row, k) for k in changes}
-            changed = domain.changed_fields(before, changes)
+            changed = rules.changed_fields(before, changes)
             if changed:
                 conn.execute(
                     update(registered_models)

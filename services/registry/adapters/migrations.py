@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Table, inspect, select
 
-from services.registry import tables
-from services.registry.db import writing
-from services.registry.tables import UtcDateTime
+from services.registry.adapters import tables
+from services.registry.adapters.db import writing
+from services.registry.adapters.tables import UtcDateTime
 
 _meta = MetaData()
 schema_migrations = Table(

@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from services.registry.auth import Principal
-from services.registry.db import reading, writing
+from services.registry.adapters.db import reading, writing
+from services.registry.adapters.store_base import StoreBase, check_limit, utc_now
+from services.registry.adapters.tables import webhook_deliveries, webhooks
+from services.registry.domain.auth import Principal
+from services.registry.domain.schemas import WebhookCreate, WebhookDeliveryOut, WebhookOut
 from services.registry.errors import NotFound
-from services.registry.schemas import WebhookCreate, WebhookDeliveryOut, WebhookOut
-from services.registry.store_base import StoreBase, check_limit, utc_now
-from services.registry.tables import webhook_deliveries, webhooks
 
 
 class WebhookStore(StoreBase):
