@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from driftloop.infra.services import ensure_local_token
 from services.registry.bootstrap import bootstrap
 from services.registry.entrypoints.http import create_app
-from services.trainer.registry_client import RegistryClient
+from services.trainer.adapters.registry_client import RegistryClient
 from shared.settings import Settings
 from tests.integration.test_system_cli import System
 

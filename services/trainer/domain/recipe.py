@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.trainer.errors import RecipeError
 from shared.feature_schema import FeatureSchema
 
 Task = Literal["classification", "regression"]
@@ -21,10 +22,6 @@ REGRESSION_METRICS = ("rmse", "mae", "r2")
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
 DEFAULT_CLASSIFIER = "sklearn.ensemble:HistGradientBoostingClassifier"
 DEFAULT_REGRESSOR = "sklearn.ensemble:HistGradientBoostingRegressor"
-
-
-class RecipeError(ValueError):
-    """The recipe cannot be used as written; the message names the field to fix."""
 
 
 class EstimatorSpec(BaseModel):

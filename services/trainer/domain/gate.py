@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from services.trainer.recipe import LOWER_IS_BETTER, PromotionPolicy
+from services.trainer.domain.recipe import LOWER_IS_BETTER, PromotionPolicy
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,17 @@ trigger or a known event of its topic becomes a ``Rejection`` the worker keeps o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from pydantic import ValidationError
 
-from services.trainer.debounce import Trigger
+from services.trainer.domain.debounce import Trigger
 from shared.codec import decode_any
-from shared.events import DriftDetected, Event, RetrainModel
+from shared.events import DriftDetected, Event, EventDeadLettered, RetrainModel
+from shared.validation import dead_letter
 
 """Dead letters get ids derived from where the record was (topic, partition, offset): read again after a
 crash, the same record makes the same dead letter, which sinks deduplicate by ``event_id``."""
@@ -130,3 +133,42 @@ def classify(
         return problem
     # a clock a little ahead: the data it is about is already there, so a run starting now covers it
     return replace(trigger, occurred_at=now) if trigger.occurred_at > now else trigger
+
+
+class Record(Protocol):
+    """A record read from a trainer topic (an aiokafka ``ConsumerRecord`` in the worker)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
+
+def decode_triggers(
+    payloads: list[bytes | None], topic: str = "drift-events", now: datetime | None = None
+) -> list[Trigger]:
+    """The triggers among ``payloads`` of ``topic`` (tests and tools; the worker dead-letters the rest)."""
+    now = now or datetime.now(UTC)
+    return [d for p in payloads if isinstance(d := classify(p, topic, now), Trigger)]
+
+
+def sort_records(
+    records: Sequence[Record], prefix: str, now: datetime, limits: TriggerLimits
+) -> tuple[list[tuple[str, Trigger]], list[EventDeadLettered]]:
+    """Triggers (with their topic) and dead letters of one batch; known non-trigger events drop out."""
+    triggers: list[tuple[str, Trigger]] = []
+    letters: list[EventDeadLettered] = []
+    for record in records:
+        decoded = classify(record.value, record.topic.removeprefix(prefix), now, limits)
+        if isinstance(decoded, Rejection):
+            letters.append(dead_letter(record.topic, record.partition, record.offset, record.value, decoded))
+        elif not isinstance(decoded, Ignored):
+            triggers.append((record.topic, decoded))
+    return triggers, letters

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from services.trainer.recipe import TrainingRecipe
+from services.trainer.domain.recipe import TrainingRecipe
 from shared.feature_schema import FeatureSchema, FeatureSpec
 
 

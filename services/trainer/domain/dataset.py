@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from services.trainer.recipe import DataWindow
+from services.trainer.domain.recipe import DataWindow
 from shared.feature_schema import FeatureSchema
 
 SPLIT = "__split__"

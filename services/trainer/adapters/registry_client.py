@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from services.trainer.domain.registered import RegisteredModel
+from services.trainer.errors import RegistryCallFailed, RegistryUnavailable
 from shared.feature_schema import FeatureSchema
 from shared.settings import Settings
-
-
-class RegistryError(RuntimeError):
-    """The registry refused or could not be reached; the message carries its answer."""
-
-
-@dataclass(frozen=True)
-class RegisteredModel:
-    """What the trainer reads of a model: its schema, recipe, aliases and tags."""
-
-    name: str
-    task_type: str
-    feature_schema: FeatureSchema
-    training_recipe: dict[str, Any]
-    aliases: dict[str, int]
-    tags: dict[str, str] = field(default_factory=dict)
 
 
 class RegistryClient:
@@ -44,9 +29,21 @@ class RegistryClient:
     def close(self) -> None:
         self._http.close()
 
+    def check_health(self) -> None:
+        """The registry answers, and neither its database nor its artifact store is away (a run needs both;
+        its Kafka relay being away does not stop a run); raises otherwise."""
+        response = self._http.get("/healthz", timeout=5.0)
+        response.raise_for_status()
+        body = response.json() if "json" in response.headers.get("content-type", "") else {}
+        away = {
+            k: v for k, v in dict(body.get("unavailable") or {}).items() if k in ("database", "artifacts")
+        }
+        if away:
+            raise RegistryUnavailable(f"the registry is degraded: {away}")
+
     def _check(self, response: httpx.Response) -> httpx.Response:
         if response.is_error:
-            raise RegistryError(
+            raise RegistryCallFailed(
                 f"registry {response.request.method} {response.request.url.path} answered "
                 f"{response.status_code}: {response.text[:500]}"
             )

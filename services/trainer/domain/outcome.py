@@ -1,19 +1,17 @@
-"""Runs one trigger as a training run and turns its outcome into training-run events and a cost row.
-
-Kept apart from the Kafka loop so the same code serves the worker and ``driftloop train --local``.
-"""
+"""How a training run ended, as the world reads it: training-run events and the run's cost row."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
-from services.trainer.debounce import Trigger
-from services.trainer.pipeline import RunOutcome, RunPorts, run_training
-from services.trainer.storage import run_row
+from services.trainer.domain.cost import CostRecord
+from services.trainer.domain.debounce import Trigger
+from services.trainer.domain.gate import GateDecision
+from services.trainer.domain.run_table import run_row
+from services.trainer.domain.validation import ValidationReport
 from shared.events import (
     Event,
     TrainingRunFailed,
@@ -22,8 +20,20 @@ from shared.events import (
     TrainingRunStarted,
 )
 
-log = logging.getLogger(__name__)
 REASONS = ("drift", "manual", "schedule")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended: ``rejected`` (bad data, nothing trained) or ``finished`` (a version registered)."""
+
+    run_id: UUID
+    status: str
+    cutoff: datetime
+    report: ValidationReport | None = None
+    version: int | None = None
+    decision: GateDecision | None = None
+    cost: CostRecord | None = None
 
 
 def started_event(trigger: Trigger, run_id: UUID) -> TrainingRunStarted:
@@ -58,40 +68,7 @@ def outcome_event(trigger: Trigger, outcome: RunOutcome, duration_s: float) -> E
     )
 
 
-def execute(
-    trigger: Trigger,
-    ports: RunPorts,
-    publish: Callable[[Event], None],
-    record: Callable[[list[Any]], None] | None = None,
-) -> tuple[Event, RunOutcome | None]:
-    """Run ``trigger``, publishing started then finished/rejected/failed; a crash is reported, not raised."""
-    run_id = uuid4()
-    started_at = ports.now()
-    publish(started_event(trigger, run_id))
-    outcome: RunOutcome | None = None
-    try:
-        outcome = run_training(trigger, ports, run_id)
-        finished_at = datetime.now(UTC)
-        result = outcome_event(trigger, outcome, (finished_at - started_at).total_seconds())
-    except Exception as exc:  # any failure ends this run only; the next trigger retries
-        log.exception("training run %s of %s failed", run_id, trigger.model_name)
-        finished_at = datetime.now(UTC)
-        result = TrainingRunFailed(
-            model_name=trigger.model_name,
-            run_id=run_id,
-            trigger_event_id=trigger.event_id,
-            error=f"{type(exc).__name__}: {exc}"[:4000],
-        )
-    publish(result)
-    if record is not None:
-        try:
-            record(_cost_row(trigger, run_id, result, outcome, started_at, finished_at))
-        except Exception:  # the cost row is a report; losing it must not fail the run
-            log.exception("could not record training run %s in ClickHouse", run_id)
-    return result, outcome
-
-
-def _cost_row(
+def cost_row(
     trigger: Trigger,
     run_id: UUID,
     result: Event,

@@ -1,4 +1,4 @@
-"""The trainer's own health: Prometheus counters (``/metrics``) and which dependency is away (``/health``).
+"""The trainer's HTTP side: Prometheus counters (``/metrics``) and which dependency is away (``/health``).
 
 A dependency that is away is waited for, not fatal: ``shared.dependencies.Dependencies`` remembers which
 ones are away and why, and logs one line when one goes away and one when it is back, never one per retry.
@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
 from shared.dependencies import Dependencies
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("services.trainer")
 
 
 class TrainerMetrics:
@@ -67,3 +69,25 @@ def web_app(metrics: TrainerMetrics, dependencies: Dependencies) -> web.Applicat
     app.router.add_get("/metrics", prometheus)
     app.router.add_get("/health", health)
     return app
+
+
+@asynccontextmanager
+async def serve_health(metrics: TrainerMetrics, dependencies: Dependencies, port: int) -> AsyncIterator[None]:
+    """``/health`` and ``/metrics`` on 127.0.0.1:``port`` while the block runs; a taken port is logged,
+    not fatal: training matters more than its health page."""
+    runner = web.AppRunner(web_app(metrics, dependencies), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    try:
+        await site.start()
+        log.info("trainer: /health and /metrics on %s", site.name)
+    except OSError as exc:  # training matters more than its health page: run on, say so once
+        log.error(
+            "trainer: no /health or /metrics, port %d is taken (%s); set DRIFTLOOP_TRAINER_WEB_PORT",
+            port,
+            exc,
+        )
+    try:
+        yield
+    finally:
+        await runner.cleanup()

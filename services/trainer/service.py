@@ -1,6 +1,7 @@
-"""One training run, start to finish: pull the window, validate, snapshot, train, gate, register, promote.
+"""The trainer's use cases: one training run start to finish (pull the window, validate, snapshot, train,
+gate, register, promote), and the :class:`Trainer` that runs a trigger over its ports.
 
-The run talks to the world only through the ports it is given (:class:`RunPorts`), so tests and the worker
+A run talks to the world only through the ports it is given (:class:`RunPorts`), so tests and the worker
 wire the same code to different adapters. Promotion is the very last step: a run that fails anywhere
 before it never moves ``production``.
 """
@@ -12,14 +13,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 import joblib
 import pandas as pd
 
-from services.trainer.cost import CostMeter, CostRecord
-from services.trainer.dataset import (
+from services.trainer.domain.cost import CostMeter, CostRecord
+from services.trainer.domain.dataset import (
     META_COLUMNS,
     SPLIT,
     WindowQuery,
@@ -31,17 +33,18 @@ from services.trainer.dataset import (
     to_frame,
     window_query,
 )
-from services.trainer.debounce import Trigger
-from services.trainer.gate import GateDecision, Scorecard, decide
-from services.trainer.recipe import TrainingRecipe, parse_recipe
-from services.trainer.registry_client import RegisteredModel
-from services.trainer.training import fit, infer_output_type, predict, score
-from services.trainer.validation import ValidationReport, validate_training_data
+from services.trainer.domain.debounce import Trigger
+from services.trainer.domain.gate import GateDecision, Scorecard, decide
+from services.trainer.domain.outcome import RunOutcome, cost_row, outcome_event, started_event
+from services.trainer.domain.recipe import TrainingRecipe, parse_recipe
+from services.trainer.domain.registered import RegisteredModel
+from services.trainer.domain.training import fit, infer_output_type, predict, score
+from services.trainer.domain.validation import validate_training_data
 from shared.answer_type import OUTPUT_TYPE_TAG, OUTPUT_TYPES, OutputType, output_type_of
 from shared.artifacts import ArtifactStore
+from shared.events import Event, TrainingRunFailed
 from shared.feature_schema import FeatureSchema
 from shared.profile import build_profile
-from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 PRODUCTION = "production"
@@ -49,6 +52,8 @@ CANDIDATE = "candidate"
 
 
 class Registry(Protocol):
+    """The registry's HTTP API as a run uses it."""
+
     def get_model(self, name: str) -> RegisteredModel: ...
 
     def download_artifact(self, name: str, version: int) -> bytes: ...
@@ -68,26 +73,12 @@ class RunPorts:
     fetch_window: Callable[[WindowQuery], pd.DataFrame]
     store: ArtifactStore
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    code_version: str = ""
+    """``DRIFTLOOP_CODE_VERSION`` (a commit, set at build); empty: the package's version."""
 
 
-@dataclass(frozen=True)
-class RunOutcome:
-    """How a run ended: ``rejected`` (bad data, nothing trained) or ``finished`` (a version registered)."""
-
-    run_id: UUID
-    status: str
-    cutoff: datetime
-    report: ValidationReport | None = None
-    version: int | None = None
-    decision: GateDecision | None = None
-    cost: CostRecord | None = None
-
-
-def code_version() -> str:
-    """The training code's version: ``DRIFTLOOP_CODE_VERSION`` (a commit, set at build) or the package's."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    explicit = Settings().code_version
+def code_version(explicit: str = "") -> str:
+    """The training code's version: ``explicit`` (``DRIFTLOOP_CODE_VERSION``, a commit) or the package's."""
     if explicit:
         return explicit
     try:
@@ -151,7 +142,17 @@ def run_training(trigger: Trigger, ports: RunPorts, run_id: UUID | None = None) 
     meter.lap("profile_and_serialize")
     cost = meter.record()
     metadata = _version_metadata(
-        trigger, run_id, recipe, query, stored.uri, stored.sha256, data, decision, champion_version, cost
+        trigger,
+        run_id,
+        recipe,
+        query,
+        stored.uri,
+        stored.sha256,
+        data,
+        decision,
+        champion_version,
+        cost,
+        code_version(ports.code_version),
     )
     metadata["metrics"] = {**challenger_card.metrics, **metadata["metrics"]}
     metadata["reference_profile"] = profile.model_dump(mode="json")
@@ -247,6 +248,7 @@ def _version_metadata(
     decision: GateDecision,
     parent_version: int | None,
     cost: CostRecord,
+    code: str,
 ) -> dict[str, Any]:
     """The registry's VersionCreate body: metrics, params (recipe, gate, cost, dataset), lineage."""
     metrics = dict(_score_metrics(decision))
@@ -282,7 +284,7 @@ def _version_metadata(
             "dataset_query": query.describe(),
             "data_start": occurred.min().isoformat() if len(occurred) else None,
             "data_end": occurred.max().isoformat() if len(occurred) else None,
-            "code_version": code_version(),
+            "code_version": code,
             "parent_version": parent_version,
             "drift_event_id": str(trigger.drift_event_id) if trigger.drift_event_id else None,
             "training_run_id": str(run_id),
@@ -295,3 +297,101 @@ def _score_metrics(decision: GateDecision) -> dict[str, float]:
     if decision.champion_score is not None:
         metrics[f"champion_{decision.metric}"] = decision.champion_score
     return metrics
+
+
+def execute(
+    trigger: Trigger,
+    ports: RunPorts,
+    publish: Callable[[Event], None],
+    record: Callable[[list[Any]], None] | None = None,
+) -> tuple[Event, RunOutcome | None]:
+    """Run ``trigger``, publishing started then finished/rejected/failed; a crash is reported, not raised."""
+    run_id = uuid4()
+    started_at = ports.now()
+    publish(started_event(trigger, run_id))
+    outcome: RunOutcome | None = None
+    try:
+        outcome = run_training(trigger, ports, run_id)
+        finished_at = datetime.now(UTC)
+        result = outcome_event(trigger, outcome, (finished_at - started_at).total_seconds())
+    except Exception as exc:  # any failure ends this run only; the next trigger retries
+        log.exception("training run %s of %s failed", run_id, trigger.model_name)
+        finished_at = datetime.now(UTC)
+        result = TrainingRunFailed(
+            model_name=trigger.model_name,
+            run_id=run_id,
+            trigger_event_id=trigger.event_id,
+            error=f"{type(exc).__name__}: {exc}"[:4000],
+        )
+    publish(result)
+    if record is not None:
+        try:
+            record(cost_row(trigger, run_id, result, outcome, started_at, finished_at))
+        except Exception:  # the cost row is a report; losing it must not fail the run
+            log.exception("could not record training run %s in ClickHouse", run_id)
+    return result, outcome
+
+
+class RegistryService(Registry, Protocol):
+    """The registry as the trainer's loop uses it: a run's calls, a health check, and closing."""
+
+    def check_health(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Warehouse(Protocol):
+    """ClickHouse as the trainer uses it: the training window, the ``training_runs`` table, a ping."""
+
+    def ensure_schema(self) -> None: ...
+
+    def fetch_window(self, query: WindowQuery) -> pd.DataFrame: ...
+
+    def ping(self) -> None: ...
+
+    def record_run(self, row: list[Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Trainer:
+    """The trainer over its ports, built once by ``bootstrap``: probe what a run needs, run a trigger."""
+
+    registry: RegistryService
+    warehouse: Warehouse
+    store: ArtifactStore
+    code_version: str = ""
+
+    def open(self) -> None:
+        """Connect to the warehouse and create ``training_runs`` if it is missing (raises while away)."""
+        self.warehouse.ensure_schema()
+
+    def probes(self) -> dict[str, Callable[[], None]]:
+        """Each dependency a run needs, by its ``/health`` name, with a check that raises while it is away."""
+        return {
+            "clickhouse": self.warehouse.ping,
+            "registry": self.registry.check_health,
+            "artifacts": self._probe_store,
+        }
+
+    def _probe_store(self) -> None:
+        root = str(getattr(self.store, "root", "")).rstrip("/")
+        self.store.exists(f"{root}/driftloop-health-probe")
+
+    def run(
+        self, trigger: Trigger, cutoff: datetime, publish: Callable[[Event], None]
+    ) -> tuple[Event, RunOutcome | None]:
+        """Run ``trigger`` on data up to ``cutoff``, publishing its events and recording its cost row."""
+        ports = RunPorts(
+            registry=self.registry,
+            fetch_window=self.warehouse.fetch_window,
+            store=self.store,
+            now=lambda: cutoff,
+            code_version=self.code_version,
+        )
+        return execute(trigger, ports, publish, self.warehouse.record_run)
+
+    def close(self) -> None:
+        self.warehouse.close()
+        self.registry.close()

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from services.trainer.dataset import SPLIT, coerce_features
-from services.trainer.gate import Scorecard
-from services.trainer.recipe import TrainingRecipe, build_estimator
+from services.trainer.domain.dataset import SPLIT, coerce_features
+from services.trainer.domain.gate import Scorecard
+from services.trainer.domain.recipe import TrainingRecipe, build_estimator
 from shared.answer_type import OutputType, as_output_type, output_type_of
 from shared.feature_schema import FeatureSchema
 

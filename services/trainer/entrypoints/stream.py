@@ -1,4 +1,4 @@
-"""The trainer worker: consumes ``drift-events`` and ``training-runs``, debounces, runs, announces.
+"""The trainer's Kafka loop: consumes ``drift-events`` and ``training-runs``, debounces, runs, announces.
 
 Triggers are keyed by model name and both topics are assigned by range, so in a consumer group each
 model's triggers reach one replica: two replicas never train the same model at once (as long as both
@@ -19,40 +19,26 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from services.trainer.config import TrainerConfig
-from services.trainer.debounce import Debouncer, Trigger
-from services.trainer.observability import TrainerMetrics
-from services.trainer.pipeline import RunPorts
-from services.trainer.recipe import preload_estimator_modules
-from services.trainer.registry_client import RegistryClient
-from services.trainer.runner import execute
-from services.trainer.triggers import Ignored, Rejection, TriggerLimits, classify
-from services.trainer.warehouse import Warehouse
-from shared.artifacts import ArtifactStore, artifact_store
+from services.trainer.domain.debounce import Debouncer, Trigger
+from services.trainer.domain.recipe import preload_estimator_modules
+from services.trainer.domain.triggers import TriggerLimits, sort_records
+from services.trainer.entrypoints.http import TrainerMetrics
+from services.trainer.service import Trainer
 from shared.codec import encode
 from shared.dependencies import Dependencies
 from shared.events import Event, EventDeadLettered
-from shared.kafka.clients import consumer as kafka_consumer
-from shared.kafka.clients import producer as kafka_producer
-from shared.settings import Settings
 from shared.topics import topic_names
-from shared.validation import dead_letter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class RegistryUnavailable(RuntimeError):
-    """The registry answers but cannot serve a run now (its database or artifact store is away)."""
 
 
 BACKOFF_MIN_S = 0.5
@@ -62,27 +48,13 @@ RETRIES_AFTER_OUTAGE = 3
 """A run that failed while a dependency was away is run again when it is back, this many times at most."""
 
 
-def decode_triggers(
-    payloads: list[bytes | None], topic: str = "drift-events", now: datetime | None = None
-) -> list[Trigger]:
-    """The triggers among ``payloads`` of ``topic`` (tests and tools; the worker dead-letters the rest)."""
-    now = now or datetime.now(UTC)
-    return [d for p in payloads if isinstance(d := classify(p, topic, now), Trigger)]
+@dataclass(frozen=True)
+class TrainerConfig:
+    """``topic_prefix``: the stack's topic prefix; ``debounce_seconds``: how long a trigger waits for others
+    to coalesce with."""
 
-
-def sort_records(
-    records: list[ConsumerRecord[Any, Any]], prefix: str, now: datetime, limits: TriggerLimits
-) -> tuple[list[tuple[str, Trigger]], list[EventDeadLettered]]:
-    """Triggers (with their topic) and dead letters of one batch; known non-trigger events drop out."""
-    triggers: list[tuple[str, Trigger]] = []
-    letters: list[EventDeadLettered] = []
-    for record in records:
-        decoded = classify(record.value, record.topic.removeprefix(prefix), now, limits)
-        if isinstance(decoded, Rejection):
-            letters.append(dead_letter(record.topic, record.partition, record.offset, record.value, decoded))
-        elif not isinstance(decoded, Ignored):
-            triggers.append((record.topic, decoded))
-    return triggers, letters
+    topic_prefix: str = ""
+    debounce_seconds: float = 2.0
 
 
 class TrainerWorker:
@@ -90,14 +62,19 @@ class TrainerWorker:
 
     def __init__(
         self,
-        settings: Settings,
+        trainer: Trainer,
         config: TrainerConfig,
+        *,
+        producer: Callable[[], AIOKafkaProducer],
+        consumer: Callable[[], AIOKafkaConsumer],
         metrics: TrainerMetrics | None = None,
         dependencies: Dependencies | None = None,
     ) -> None:
-        self.settings = settings
+        self.trainer = trainer
         self.config = config
-        self.topics = topic_names(settings.topic_prefix)
+        self._new_producer = producer
+        self._new_consumer = consumer
+        self.topics = topic_names(config.topic_prefix)
         self.limits = TriggerLimits()
         self.metrics = metrics or TrainerMetrics()
         self.dependencies = dependencies or Dependencies(
@@ -107,19 +84,15 @@ class TrainerWorker:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trainer")
         self._producer: AIOKafkaProducer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._warehouse: Warehouse | None = None
-        self._registry: RegistryClient | None = None
-        self._store: ArtifactStore | None = None
         self._retries: dict[UUID, int] = {}
         self._last_check = 0.0
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         await self._in_thread(preload_estimator_modules)  # the first trigger should not wait for imports
-        self._registry = RegistryClient.from_settings(self.settings)
         consumer: AIOKafkaConsumer | None = None
         try:
-            await self._until_available("clickhouse", lambda: self._in_thread(self._open_warehouse))
+            await self._until_available("clickhouse", lambda: self._in_thread(self.trainer.open))
             self._producer = await self._until_available("kafka", self._start_producer)
             consumer = await self._until_available("kafka", self._start_consumer)
             self.dependencies.running = True
@@ -154,7 +127,7 @@ class TrainerWorker:
                 return result
 
     async def _start_producer(self) -> AIOKafkaProducer:
-        producer = kafka_producer(self.settings)
+        producer = self._new_producer()
         try:
             await producer.start()
         except BaseException:
@@ -164,18 +137,7 @@ class TrainerWorker:
         return producer
 
     async def _start_consumer(self) -> AIOKafkaConsumer:
-        consumer = kafka_consumer(
-            self.settings,
-            self.topics.drift_events,
-            self.topics.training_runs,
-            group_id=f"{self.settings.topic_prefix}{self.config.group}",
-            auto_offset_reset="earliest",
-            metadata_max_age_ms=5000,
-            max_poll_interval_ms=6 * 3600 * 1000,  # a long training run must not cost us our partitions
-            # partition p of both topics to the same replica: a model's drift events and retrain commands
-            # share a key, hence a partition number, so one replica owns all of a model's triggers
-            partition_assignment_strategy=(RangePartitionAssignor,),
-        )
+        consumer = self._new_consumer()
         try:
             await consumer.start()
         except BaseException:
@@ -184,49 +146,15 @@ class TrainerWorker:
             raise
         return consumer
 
-    def _open_warehouse(self) -> None:
-        if self._warehouse is None:
-            self._warehouse = Warehouse(self.settings)
-        self._warehouse.ensure_schema()
-
-    def _probe_warehouse(self) -> None:
-        if self._warehouse is None:
-            self._open_warehouse()
-        else:
-            self._warehouse.ping()
-
-    def _probe_registry(self) -> None:
-        """The registry answers, and neither its database nor its artifact store is away (a run needs both;
-        its Kafka relay being away does not stop a run)."""
-        response = httpx.get(f"{self.settings.registry_url.rstrip('/')}/healthz", timeout=5.0)
-        response.raise_for_status()
-        body = response.json() if "json" in response.headers.get("content-type", "") else {}
-        away = {
-            k: v for k, v in dict(body.get("unavailable") or {}).items() if k in ("database", "artifacts")
-        }
-        if away:
-            raise RegistryUnavailable(f"the registry is degraded: {away}")
-
-    def _probe_store(self) -> None:
-        if self._store is None:
-            self._store = artifact_store(self.settings)
-        root = str(getattr(self._store, "root", "")).rstrip("/")
-        self._store.exists(f"{root}/driftloop-health-probe")
-
     async def _wait_for_dependencies(self) -> None:
         """Before a run: every dependency it needs is there, or we wait for it (rather than fail the run)."""
-        await self._until_available("clickhouse", lambda: self._in_thread(self._probe_warehouse))
-        await self._until_available("registry", lambda: self._in_thread(self._probe_registry))
-        await self._until_available("artifacts", lambda: self._in_thread(self._probe_store))
+        for name, probe in self.trainer.probes().items():
+            await self._until_available(name, functools.partial(self._in_thread, probe))
 
     async def _unavailable(self) -> list[str]:
         """The dependencies of a run that are away now (checked once each, no waiting)."""
         away = []
-        for name, probe in (
-            ("clickhouse", self._probe_warehouse),
-            ("registry", self._probe_registry),
-            ("artifacts", self._probe_store),
-        ):
+        for name, probe in self.trainer.probes().items():
             try:
                 await self._in_thread(probe)
             except Exception as exc:  # away: reported, waited for by the caller
@@ -279,7 +207,7 @@ class TrainerWorker:
         nor a known event of its topic is on dead-letter, acknowledged, when this returns."""
         batches = await consumer.getmany(timeout_ms=timeout_ms)
         records = [m for messages in batches.values() for m in messages]
-        found, letters = sort_records(records, self.settings.topic_prefix, datetime.now(UTC), self.limits)
+        found, letters = sort_records(records, self.config.topic_prefix, datetime.now(UTC), self.limits)
         if letters:
             await self._until_available("kafka", functools.partial(self._send_dead_letters, letters))
         for letter in letters:
@@ -327,14 +255,7 @@ class TrainerWorker:
         return [trigger, *follow_ups]
 
     def _execute(self, trigger: Trigger, cutoff: datetime) -> tuple[Event, Any]:
-        assert self._warehouse is not None and self._registry is not None and self._store is not None
-        ports = RunPorts(
-            registry=self._registry,
-            fetch_window=self._warehouse.fetch_window,
-            store=self._store,
-            now=lambda: cutoff,
-        )
-        return execute(trigger, ports, self._publish_from_thread, self._warehouse.record_run)
+        return self.trainer.run(trigger, cutoff, self._publish_from_thread)
 
     def _publish_from_thread(self, event: Event) -> None:
         """Send and wait for the broker's acknowledgement before the run goes on (waiting out an outage)."""
@@ -348,10 +269,7 @@ class TrainerWorker:
         await self._producer.send_and_wait(self.topics.training_runs, encode(event), key=event.key)
 
     def _close_adapters(self) -> None:
-        if self._warehouse is not None:
-            self._warehouse.close()
-        if self._registry is not None:
-            self._registry.close()
+        self.trainer.close()
 
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
