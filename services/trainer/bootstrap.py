@@ -50,9 +50,7 @@ def bootstrap(
     settings = settings or Settings()
     topics = topic_names(settings.topic_prefix)
     trainer = Trainer(
-        # acting as the trainer: with its own local token on one machine, so the audit log and
-        # ``model-events`` name the trainer for the versions it registers and the aliases it moves
-        registry=registry or RegistryClient(settings.registry_url, settings.registry_token_for("trainer")),
+        registry=registry or RegistryClient.from_settings(settings),
         warehouse=warehouse or Warehouse(lambda: clickhouse_client(settings)),
         store=store or artifact_store(settings),
         code_version=settings.code_version,

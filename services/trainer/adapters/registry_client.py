@@ -10,6 +10,7 @@ import httpx
 from services.trainer.domain.registered import RegisteredModel
 from services.trainer.errors import RegistryCallFailed, RegistryUnavailable
 from shared.feature_schema import FeatureSchema
+from shared.registry_auth import registry_headers
 from shared.settings import Settings
 
 
@@ -17,7 +18,7 @@ class RegistryClient:
     """Synchronous client; runs run in a worker thread, so blocking I/O is fine here."""
 
     def __init__(self, base_url: str, token: str = "", timeout: float = 60.0) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = registry_headers(token)
         self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
 
     @classmethod
