@@ -24,8 +24,8 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from services.trainer.dataset import coerce_features
-from services.trainer.recipe import build_estimator, parse_recipe
+from services.trainer.domain.dataset import coerce_features
+from services.trainer.domain.recipe import build_estimator, parse_recipe
 from shared import wire
 from shared.codec import decode_any, encode
 from shared.events import AliasChanged, DriftDetected, DriftKind, TrainingRunFinished

@@ -13,7 +13,7 @@ import yaml
 
 from services.monitor.storage import schema
 from services.monitor.views import views_ddl
-from services.trainer.storage import training_runs_ddl
+from services.trainer.domain.run_table import training_runs_ddl
 from shared.settings import SHIPPED_SECRETS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
