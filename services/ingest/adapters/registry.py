@@ -16,6 +16,7 @@ import httpx
 
 from services.ingest.domain.schemas import SchemaLookup, lookup_from_schema
 from shared.feature_schema import FeatureSchema
+from shared.registry_auth import registry_headers
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class RegistrySchemaSource:
         self._url = registry_url.rstrip("/")
         self._ttl = ttl_s
         self._unavailable_ttl = min(unavailable_ttl_s, ttl_s) if ttl_s else 0.0
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = registry_headers(token)
         self._client = client or httpx.AsyncClient(timeout=timeout_s, headers=headers)
         self._cache: dict[str, tuple[float, SchemaLookup]] = {}
         self._inflight: dict[str, asyncio.Future[SchemaLookup]] = {}

@@ -8,6 +8,7 @@ from services.serving.domain.model import AliasTarget
 from services.serving.errors import ModelLoadError
 from shared.answer_type import OUTPUT_TYPE_TAG, OUTPUT_TYPES, OutputType
 from shared.feature_schema import FeatureSchema
+from shared.registry_auth import registry_headers
 
 __all__ = ["AliasTarget", "RegistryClient"]
 
@@ -16,7 +17,7 @@ class RegistryClient:
     """The registry over HTTP, with the server's own token; every failure is a :class:`ModelLoadError`."""
 
     def __init__(self, base_url: str, token: str = "", timeout: float = 10.0) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = registry_headers(token)
         self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
 
     def _get(self, path: str) -> dict[str, object]:
