@@ -169,19 +169,66 @@ def default_recipe(model: Any, task: Literal["classification", "regression"]) ->
     estimator = final_estimator(model)
     if not callable(getattr(estimator, "get_params", None)):
         return {"task": task}  # not scikit-learn's: the trainer cannot rebuild it, so it uses its default
+    spec: dict[str, Any] = {"factory": factory_path(estimator), "params": _changed_params(estimator)}
+    steps = [
+        {"factory": factory_path(step), "params": _changed_params(step)}
+        for step in pipeline_transformers(model)
+        if _rebuildable(step)
+    ]
+    if steps:
+        spec["steps"] = steps
+    return {"task": task, "estimator": spec}
+
+
+def pipeline_transformers(model: Any) -> list[Any]:
+    """The transformers a pipeline runs before its final estimator, nested pipelines flattened.
+
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> [type(s).__name__ for s in pipeline_transformers(make_pipeline(StandardScaler(), LogisticRegression()))]
+    ['StandardScaler']
+    """
+    steps = getattr(model, "steps", None)
+    if not steps:
+        return []
+    found: list[Any] = []
+    for _, step in steps[:-1]:
+        if step is None or step == "passthrough":
+            continue
+        nested = getattr(step, "steps", None)
+        found += [*pipeline_transformers(step), final_estimator(step)] if nested else [step]
+    return found + pipeline_transformers(steps[-1][1])
+
+
+def _rebuildable(step: Any) -> bool:
+    """A step the trainer can build again from its class and plain parameters (a column transformer, with
+    its nested column lists and estimators, is not: the trainer's own imputation and encoding stand in)."""
+    if not callable(getattr(step, "get_params", None)):
+        return False
+    if not all(_json_scalar(v) for v in _params(step).values()):
+        return False
+    try:
+        type(step)()
+    except Exception:  # needs arguments the recipe could not give it
+        return False
+    return True
+
+
+def _changed_params(estimator: Any) -> dict[str, Any]:
+    """Plain parameters set away from the class's defaults (``random_state`` is the recipe's)."""
     params = _params(estimator)
     try:
         defaults = _params(type(estimator)())
     except Exception:  # a class without defaults for every argument: keep every plain parameter
         defaults = {}
-    plain = {
+    return {
         k: v
         for k, v in params.items()
         if _json_scalar(v)
         and k != "random_state"
         and not (_json_scalar(defaults.get(k, ...)) and defaults[k] == v)
     }
-    return {"task": task, "estimator": {"factory": factory_path(estimator), "params": plain}}
 
 
 def _params(estimator: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_wine
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -16,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from services.trainer.domain.recipe import build_estimator, parse_recipe
+from services.trainer.errors import RecipeError
 from shared.feature_schema import FeatureSchema, check_features
 from shared.onboarding import (
     BLIND_HINT,
@@ -127,16 +129,36 @@ def test_metrics_given_replace_the_optimistic_ones_measured_on_training_rows() -
     assert result.reference_profile.metrics == {"accuracy": 0.81}
 
 
-def test_a_pipeline_keeps_its_final_estimator_and_string_classes_are_str() -> None:
+def test_a_pipeline_keeps_its_estimator_and_its_scaler_and_string_classes_are_str() -> None:
     frame = churn()
     frame["churned"] = frame["churned"].map({0: "stays", 1: "leaves"})
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.5)).fit(frame[["age"]], frame["churned"])
+    model = make_pipeline(StandardScaler(with_mean=False), LogisticRegression(C=0.5))
+    model.fit(frame[["age"]], frame["churned"])
     result = onboard(model, frame, "churned")
     assert result.output_type == "str" and result.task_type == "binary_classification"
     assert default_recipe(model, "classification")["estimator"] == {
         "factory": "sklearn.linear_model:LogisticRegression",
         "params": {"C": 0.5},
+        "steps": [{"factory": "sklearn.preprocessing:StandardScaler", "params": {"with_mean": False}}],
     }
+    retrained = build_estimator(parse_recipe(result.training_recipe), result.feature_schema)
+    names = [name for name, _ in retrained.steps]
+    assert names == ["features", "step0", "model"]
+    assert retrained.named_steps["step0"].get_params()["with_mean"] is False
+
+
+def test_a_step_the_trainer_cannot_rebuild_is_left_to_its_own_preprocessing() -> None:
+    frame = churn()
+    columns = ColumnTransformer([("scale", StandardScaler(), ["age"])])
+    model = make_pipeline(columns, LogisticRegression()).fit(frame[["age"]], frame["churned"])
+    assert "steps" not in default_recipe(model, "classification")["estimator"]
+
+
+def test_a_recipe_step_that_cannot_be_imported_is_refused_by_name() -> None:
+    recipe = parse_recipe({"estimator": {"steps": [{"factory": "sklearn.preprocessing:NoSuchScaler"}]}})
+    schema = FeatureSchema.model_validate({"features": [{"name": "age", "type": "numeric"}]})
+    with pytest.raises(RecipeError, match="NoSuchScaler"):
+        build_estimator(recipe, schema)
 
 
 def test_a_regressor_records_float_outputs_rmse_and_a_regression_recipe() -> None:

@@ -24,11 +24,22 @@ DEFAULT_CLASSIFIER = "sklearn.ensemble:HistGradientBoostingClassifier"
 DEFAULT_REGRESSOR = "sklearn.ensemble:HistGradientBoostingRegressor"
 
 
+class StepSpec(BaseModel):
+    """A transformer the estimator expects in front of it (the model's own scaler, say), by import path."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    factory: str = Field(description="e.g. 'sklearn.preprocessing:StandardScaler'.")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
 class EstimatorSpec(BaseModel):
     """The estimator, named by import path (``module:attribute``) and built with ``params``.
 
     With ``preprocess`` (the default) it is wrapped in a pipeline that one-hot encodes categorical and
     boolean features and imputes numeric ones; set it to false when the factory returns a full pipeline.
+    ``steps`` run between that and the estimator, in order: a registered pipeline's own transformers, so a
+    retrained model is prepared as the one it replaces (a logistic regression keeps its scaler).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -36,6 +47,7 @@ class EstimatorSpec(BaseModel):
     factory: str | None = Field(None, description="e.g. 'sklearn.linear_model:LogisticRegression'.")
     params: dict[str, Any] = Field(default_factory=dict)
     preprocess: bool = True
+    steps: list[StepSpec] = Field(default_factory=list)
 
 
 class DataWindow(BaseModel):
@@ -196,8 +208,12 @@ def build_estimator(recipe: TrainingRecipe, schema: FeatureSchema) -> Any:
     if "random_state" not in params and _accepts(factory, "random_state"):
         params["random_state"] = recipe.random_state
     estimator = factory(**params)
+    steps = [
+        (f"step{i}", import_factory(step.factory)(**step.params))
+        for i, step in enumerate(recipe.estimator.steps)
+    ]
     if not recipe.estimator.preprocess:
-        return estimator
+        return Pipeline([*steps, ("model", estimator)]) if steps else estimator
     names = recipe.feature_names(schema)
     categorical = [n for n in names if _is_categorical(schema, n)]
     numeric = [n for n in names if n not in categorical]
@@ -212,7 +228,7 @@ def build_estimator(recipe: TrainingRecipe, schema: FeatureSchema) -> Any:
             ]
         )
         transformers.append(("categorical", encoder, categorical))
-    return Pipeline([("features", ColumnTransformer(transformers)), ("model", estimator)])
+    return Pipeline([("features", ColumnTransformer(transformers)), *steps, ("model", estimator)])
 
 
 def _is_categorical(schema: FeatureSchema, name: str) -> bool:
