@@ -193,6 +193,26 @@ def test_empty_batch_is_422_not_accepted(client: TestClient, body: bytes, conten
 
 
 @pytest.mark.parametrize(
+    "route", ["/v1/predictions", "/v1/predictions/batch", "/v1/labels", "/v1/labels/batch"]
+)
+@pytest.mark.parametrize("content_type", [None, "application/json", "application/x-ndjson"])
+def test_an_empty_body_is_422_naming_the_problem(
+    client: TestClient, writer: MemoryWriter, route: str, content_type: str | None
+) -> None:
+    """What `curl --data-binary @missing.ndjson` sends: no silent `202 {"accepted": 0}`."""
+    if content_type == "application/x-ndjson" and not route.endswith("/batch"):
+        content_type = None  # single-event routes read JSON only
+    headers = HEADERS if content_type is None else {**HEADERS, "Content-Type": content_type}
+    response = client.post(route, content=b"", headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["accepted"] == 0
+    [error] = response.json()["errors"]
+    assert (error["reason"], error["fields"][0]["field"]) == ("empty_body", "body")
+    assert "the request body is empty" in error["detail"] and "@FILE" in error["detail"]
+    assert not writer.records
+
+
+@pytest.mark.parametrize(
     ("route", "content_type", "accepted"),
     [
         ("/v1/predictions", "text/plain", "application/json"),

@@ -42,7 +42,9 @@ class FieldProblem(BaseModel):
 
 class ItemError(BaseModel):
     index: int | None = Field(description="The item's position in the batch (0 for a single event).")
-    reason: str = Field(description="Machine-readable: `schema_error`, `unknown_model`, `empty_batch`, ...")
+    reason: str = Field(
+        description="Machine-readable: `schema_error`, `unknown_model`, `empty_body`, `empty_batch`, ..."
+    )
     detail: str
     fields: list[FieldProblem]
 
@@ -177,11 +179,20 @@ def _report(result: BatchResult, extra: dict[str, Any] | None = None) -> JSONRes
     return JSONResponse(body, status_code=status)
 
 
+EMPTY_BODY = (
+    "the request body is empty: send the event(s) in it (curl's --data-binary @FILE sends an empty body, "
+    "with only a warning, when FILE cannot be read)"
+)
+
+
 async def _single(
     kind: EventKind, request: Request, service: IngestService, settings: Settings
 ) -> JSONResponse:
     _require_media_type(request, JSON_TYPES)
-    result = await service.ingest(kind, [await _body(request, settings)])
+    body = await _body(request, settings)
+    if not body:
+        return _refuse_body(service, "empty_body", EMPTY_BODY)
+    result = await service.ingest(kind, [body])
     extra = {"event_id": str(result.accepted[0][1].event_id)} if result.accepted else None
     return _report(result, extra)
 
@@ -191,6 +202,8 @@ async def _batch(
 ) -> JSONResponse:
     _require_media_type(request, JSON_TYPES + NDJSON_TYPES)
     body = await _body(request, settings)
+    if not body:
+        return _refuse_body(service, "empty_body", EMPTY_BODY)
     try:
         payloads = split_batch(
             body,
@@ -198,14 +211,14 @@ async def _batch(
             max_items=settings.ingest_max_batch_items,
         )
     except NotABatchError as exc:
-        return _refuse_batch(service, "not_a_batch", str(exc))
+        return _refuse_body(service, "not_a_batch", str(exc))
     if not payloads:
-        return _refuse_batch(service, "empty_batch", "the batch has no events; send at least one")
+        return _refuse_body(service, "empty_batch", "the batch has no events; send at least one")
     return _report(await service.ingest(kind, payloads))
 
 
-def _refuse_batch(service: IngestService, reason: str, detail: str) -> JSONResponse:
-    """422 for a body that is not a batch of events at all (no item to report on)."""
+def _refuse_body(service: IngestService, reason: str, detail: str) -> JSONResponse:
+    """422 for a body that holds no event at all: empty, or not a batch (no item to report on)."""
     service.metrics.requests_refused.labels("422").inc()
     error = {
         "index": None,
