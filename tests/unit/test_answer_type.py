@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 from sklearn.dummy import DummyClassifier
 
-import shared.answer_type as answer_type
 from shared.answer_type import as_output_type, output_type_of
 
 
@@ -44,7 +41,3 @@ def test_answers_and_text_labels_convert(value: object, kind: str, expected: obj
 def test_values_of_another_type_are_refused(value: str, kind: str) -> None:
     with pytest.raises(ValueError):
         as_output_type(value, kind)  # type: ignore[arg-type]
-
-
-def test_docstring_examples_run() -> None:
-    assert doctest.testmod(answer_type).failed == 0

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from driftloop.cli import errors, sql
+from driftloop.cli import sql
 from driftloop.cli.main import app
 from driftloop.process import free_port
 
@@ -85,8 +84,3 @@ def test_an_empty_result_is_a_header_and_zero_rows_not_ok() -> None:
     assert sql.returns_rows("SELECT 1 WHERE 0") and sql.returns_rows("  with x as (select 1) select * from x")
     assert not sql.returns_rows("CREATE TABLE t (x UInt8) ENGINE = Memory")
     assert not sql.returns_rows("INSERT INTO t SELECT 1")
-
-
-def test_doctests() -> None:
-    assert doctest.testmod(errors).failed == 0
-    assert doctest.testmod(sql).failed == 0

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import doctest
 import time
 
-from shared import dependencies
 from shared.dependencies import Dependencies
-
-
-def test_doctests() -> None:
-    assert doctest.testmod(dependencies).failed == 0
 
 
 def test_waiting_keeps_since_when_across_retries_and_counts_changes() -> None:

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 import time
 
-from driftloop.infra import services, supervisor
 from driftloop.infra.services import dependents, service_table
 from driftloop.infra.stack import Component
 from driftloop.infra.supervisor import Backoff, Restarts, exit_reason
 from shared.settings import Settings
-
-
-def test_doctests() -> None:
-    assert doctest.testmod(supervisor).failed == 0
-    assert doctest.testmod(services).failed == 0
 
 
 def test_backoff_doubles_to_its_cap_and_starts_over_only_after_a_long_enough_run() -> None:
