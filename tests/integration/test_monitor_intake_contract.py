@@ -15,9 +15,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.monitor.intake import check_records
-from services.monitor.sink import ClickHouseSink
-from services.monitor.storage import labels_ddl, labels_intake_ddl, predictions_ddl, predictions_intake_ddl
+from services.monitor.adapters.clickhouse.sink import ClickHouseSink
+from services.monitor.adapters.clickhouse.storage import (
+    labels_ddl,
+    labels_intake_ddl,
+    predictions_ddl,
+    predictions_intake_ddl,
+)
+from services.monitor.domain.intake import check_records
 from shared import wire
 from shared.clickhouse import clickhouse_client
 from shared.settings import Settings

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from services.monitor.drift.columns import feature_drift
-from services.monitor.drift.detectors import AccuracyDropDetector, ColumnDetector, PageHinkley
+from services.monitor.domain.drift.columns import feature_drift
+from services.monitor.domain.drift.detectors import AccuracyDropDetector, ColumnDetector, PageHinkley
 from shared.drift_thresholds import DriftThresholds
 from shared.profile import build_profile, categorical_profile, numeric_profile
 

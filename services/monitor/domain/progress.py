@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from services.monitor.drift.decision import DriftDecider, WindowVerdict
-from services.monitor.drift.detectors import PageHinkley
+from services.monitor.domain.drift.decision import DriftDecider, WindowVerdict
+from services.monitor.domain.drift.detectors import PageHinkley
 from shared.drift_thresholds import DriftThresholds
 from shared.events import DriftEvidence, DriftKind
 

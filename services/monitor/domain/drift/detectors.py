@@ -11,8 +11,8 @@ from typing import Literal
 
 import numpy as np
 
-from services.monitor.drift import stats
-from services.monitor.drift.columns import categorical_drift, numeric_drift
+from services.monitor.domain.drift import stats
+from services.monitor.domain.drift.columns import categorical_drift, numeric_drift
 from shared.drift_thresholds import DriftThresholds
 from shared.profile import CategoricalProfile, NumericProfile
 
