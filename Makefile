@@ -10,6 +10,7 @@ demo: setup
 lint: setup
 	.venv/bin/ruff check driftloop shared services tests
 	.venv/bin/ruff format --check driftloop shared services tests
+	.venv/bin/lint-imports --no-logo
 
 typecheck: setup
 	.venv/bin/mypy driftloop shared services
@@ -20,4 +21,5 @@ pytest: setup
 test: lint typecheck pytest
 
 lock:
-	.venv/bin/uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11 -q
+	.venv/bin/uv pip compile pyproject.toml --extra local --extra dev -o requirements.lock --python-version 3.11 -q
+	.venv/bin/uv pip compile pyproject.toml -c requirements.lock -o deploy/requirements-services.lock --python-version 3.11 -q

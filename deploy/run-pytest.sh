@@ -13,6 +13,10 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     echo "PostgreSQL server binaries not found and cannot install them; its tests will be skipped" >&2
   fi
 fi
+if [ "$#" -eq 0 ]; then
+  # every test, and every docstring example of the product code (a doctest is a test too)
+  set -- --doctest-modules shared services driftloop tests
+fi
 .venv/bin/python -m pytest --cov --cov-report=term:skip-covered "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then

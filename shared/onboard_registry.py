@@ -22,6 +22,7 @@ from shared.answer_type import OUTPUT_TYPE_TAG
 from shared.drift_thresholds import DriftThresholds
 from shared.feature_schema import FeatureSchema
 from shared.onboarding import OnboardingError, blind_spots, onboard
+from shared.registry_auth import registry_headers
 from shared.settings import Settings
 
 PRODUCTION = "production"
@@ -53,7 +54,7 @@ def registry_client(settings: Settings | None = None) -> httpx.Client:
     """An HTTP client for the configured registry, with its token (or the local admin token)."""
     settings = settings or Settings()
     token = settings.registry_token.get_secret_value()
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = registry_headers(token)
     return httpx.Client(base_url=settings.registry_url.rstrip("/"), headers=headers, timeout=60)
 
 

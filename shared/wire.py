@@ -1,8 +1,8 @@
 """The fast path for the two high-volume events (predictions, labels): msgspec structs, same JSON.
 
 ``shared.events`` is the contract; these structs encode to the same JSON and accept
-the same documents, at several times the speed, so producers and the monitor can
-move 100k+ events/s per core. ``tests/unit/test_wire_contract.py`` keeps the two in step.
+the same documents, at several times the speed (figures: ``driftloop bench events``, docs/sdk.md).
+``tests/unit/test_wire_contract.py`` keeps the two in step.
 """
 
 from __future__ import annotations

@@ -117,8 +117,8 @@ def run(settings: Settings, n: int = 1_000_000, queries: int = 500) -> dict[str,
 
 
 def main(n: int = 1_000_000, queries: int = 500) -> dict[str, float]:
-    from driftloop.infra.process import port_open
     from driftloop.infra.stack import Component, local_stack
+    from driftloop.process import port_open
 
     settings = Settings()
     host, port = settings.clickhouse_host_port

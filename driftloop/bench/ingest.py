@@ -22,8 +22,8 @@ import httpx
 
 from driftloop.bench.cleanup import clean_up
 from driftloop.bench.events import sample_prediction_fields
-from driftloop.infra.process import free_port
 from driftloop.infra.stack import Component, local_stack
+from driftloop.process import free_port
 from shared.kafka.admin import create_topics
 from shared.sdk import Driftloop, ProducerConfig
 from shared.settings import Settings
@@ -74,13 +74,16 @@ def bench_http(settings: Settings, n: int, batch_size: int, clients: int) -> dic
     """POST ``n`` predictions in JSON-array batches from ``clients`` threads to a real uvicorn server."""
     import uvicorn
 
-    from services.ingest.app import create_app
-    from services.ingest.schemas import StaticSchemaSource
+    from services.ingest.bootstrap import bootstrap
+    from services.ingest.domain.schemas import StaticSchemaSource
+    from services.ingest.entrypoints.http import create_app
 
     key = "bench-key"
     port = free_port()
     settings = settings.model_copy(update={"ingest_api_keys": {key: "bench"}, "ingest_port": port})
-    app = create_app(settings, schemas=StaticSchemaSource({}, default="no_schema"), run_validator=False)
+    app = create_app(
+        bootstrap(settings, schemas=StaticSchemaSource({}, default="no_schema")), run_validator=False
+    )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

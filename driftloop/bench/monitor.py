@@ -165,8 +165,8 @@ def _live_latencies(
 def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
     import httpx
 
-    from driftloop.infra.process import free_port, spawn
     from driftloop.infra.stack import Component, local_stack
+    from driftloop.process import free_port, spawn
     from services.monitor.domain.profiles import profiles_file_json
     from shared.clickhouse import clickhouse_client
     from shared.kafka.admin import create_topics

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from driftloop.infra.process import free_port
+from driftloop.process import free_port
 
 MODEL = "bench-churn"
 

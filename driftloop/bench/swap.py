@@ -84,8 +84,8 @@ def _swap_latencies(registry: str, server: str, promotions: int, interval: float
 def main(promotions: int = 200, intervals: Sequence[float] = (0.5, 0.1)) -> dict[str, dict[str, float]]:
     import httpx
 
-    from driftloop.infra.process import free_port, spawn
     from driftloop.infra.stack import Component, local_stack
+    from driftloop.process import free_port, spawn
     from shared.kafka.admin import create_topics
     from shared.topics import topic_names
 

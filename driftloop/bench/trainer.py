@@ -24,8 +24,8 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from services.trainer.dataset import coerce_features
-from services.trainer.recipe import build_estimator, parse_recipe
+from services.trainer.domain.dataset import coerce_features
+from services.trainer.domain.recipe import build_estimator, parse_recipe
 from shared import wire
 from shared.codec import decode_any, encode
 from shared.events import AliasChanged, DriftDetected, DriftKind, TrainingRunFinished
@@ -160,8 +160,8 @@ def _wait_for_log(path: Path, text: str) -> None:
 
 def main(rows: int = 50_000) -> dict[str, Any]:
     from driftloop.bench.cleanup import clean_up
-    from driftloop.infra.process import free_port, spawn
     from driftloop.infra.stack import Component, local_stack
+    from driftloop.process import free_port, spawn
     from services.monitor.adapters.clickhouse.storage import schema as monitor_schema
     from shared.clickhouse import clickhouse_client
     from shared.kafka.admin import create_topics

@@ -29,7 +29,7 @@ def demo(
     or accuracy not within 2 points of the oracle); see docs/demo.md.
     """
     from driftloop.demo.run import DemoOptions, run_demo
-    from driftloop.infra.process import InfraError
+    from driftloop.process import InfraError
 
     try:
         result = run_demo(Settings(), DemoOptions(fast=fast, rate=rate, out_dir=out), echo=typer.echo)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from driftloop.infra.process import InfraError
 from driftloop.infra.progress import on_stderr
 from driftloop.infra.services import Supervisor, dependents, service_table
 from driftloop.infra.stack import Component, ComponentStatus, LocalStack, default_components
+from driftloop.process import InfraError
 from shared.settings import Settings
 from shared.topics import topic_names
 

@@ -12,19 +12,18 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import httpx
-import joblib
 import typer
 
 from driftloop.cli.errors import exit_unreachable
 from shared.feature_schema import FeatureSchema
-from shared.onboard_registry import RegistryRefused, read_data, register_model, registry_client, set_model
-from shared.onboarding import OnboardingError, blind_spots, register_fix
 from shared.settings import Settings
 
 app = typer.Typer(help="Registered models: versions, aliases, history.", no_args_is_help=True)
 
 
 def _client(settings: Settings) -> httpx.Client:
+    from shared.onboard_registry import registry_client
+
     return registry_client(settings)
 
 
@@ -113,6 +112,8 @@ def register(
     ),
 ) -> None:
     """Register a new version of NAME; prints its number. With --data and --target, the loop can watch it."""
+    from shared.onboarding import blind_spots, register_fix  # pandas: only for the commands that need it
+
     parsed = {key: _json_option(value, key) for key, value in (("metrics", metrics), ("params", params))}
     if data is not None or target is not None:
         _register_with_data(name, artifact, data, target, promote, parsed, description)
@@ -165,6 +166,11 @@ def _register_with_data(
     parsed: dict[str, Any],
     description: str,
 ) -> None:
+    import joblib
+
+    from shared.onboard_registry import RegistryRefused, read_data, register_model
+    from shared.onboarding import OnboardingError
+
     if data is None or target is None:
         typer.echo("--data and --target go together: pass --data TRAIN_FILE --target COLUMN", err=True)
         raise typer.Exit(2)
@@ -215,6 +221,9 @@ def set_entry(
     thresholds: Path | None = typer.Option(None, help="JSON file: drift thresholds (docs/monitor.md)."),
 ) -> None:
     """Change the feature schema, training recipe and/or drift thresholds of NAME."""
+    from shared.onboard_registry import RegistryRefused, set_model
+    from shared.onboarding import OnboardingError, blind_spots
+
     loaded: dict[str, Any] = {}
     for key, file in (("schema", schema), ("recipe", recipe), ("thresholds", thresholds)):
         if file is None:

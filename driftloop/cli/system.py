@@ -20,7 +20,6 @@ from types import FrameType
 import typer
 
 from driftloop.infra import supervisor
-from driftloop.infra.process import InfraError, die_with_parent
 from driftloop.infra.progress import on_stderr
 from driftloop.infra.services import (
     ServiceSpec,
@@ -31,6 +30,7 @@ from driftloop.infra.services import (
     service_table,
 )
 from driftloop.infra.stack import Component, LocalStack, local_stack, locked, status_line
+from driftloop.process import InfraError, die_with_parent
 from shared.settings import Settings
 
 app = typer.Typer(
@@ -73,6 +73,8 @@ def _up(settings: Settings, model: str | None) -> None:
     if (record := supervisor.running(settings)) is not None:
         _echo_status(settings, already=True)
         typer.echo(f"driftloop is already up and supervised (supervisor pid {record.pid})")
+        if model is not None and (note := other_model_note(served_model(settings), model)):
+            typer.echo(note, err=True)
         return
     began = time.monotonic()
     say = on_stderr(began)  # what it waits for, with the seconds so far; the status table stays on stdout
@@ -153,6 +155,32 @@ def _echo_status(settings: Settings, already: bool = False) -> None:
         text += ": a crashed service stays down; `driftloop up` starts a supervisor"
     log = _log_path(settings, "supervisor")
     typer.echo(status_line("supervisor", record is not None, "", text, record.pid if record else None, log))
+
+
+def served_model(settings: Settings) -> str | None:
+    """The model the local model server serves, from its ``/status``; None when it does not answer."""
+    url = f"http://127.0.0.1:{settings.serving_port}/status"
+    try:
+        name = json.loads(urllib.request.urlopen(url, timeout=3).read()).get("model_name")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def other_model_note(serving: str | None, wanted: str) -> str | None:
+    """What to do when ``up --model`` finds the system up with a model server for another model.
+
+    >>> print(other_model_note("demo", "churn"))
+    note: the model server serves 'demo', not 'churn'; to serve churn: `driftloop down`, then `driftloop up --model churn`
+    >>> other_model_note("churn", "churn") is None and other_model_note(None, "churn") is None
+    True
+    """
+    if serving is None or serving == wanted:
+        return None
+    return (
+        f"note: the model server serves {serving!r}, not {wanted!r}; "
+        f"to serve {wanted}: `driftloop down`, then `driftloop up --model {wanted}`"
+    )
 
 
 def monitor_share(address: str) -> str:

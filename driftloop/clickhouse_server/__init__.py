@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from driftloop.clickhouse_server import auth
-from driftloop.infra.process import InfraError, ManagedProcess, ensure_port_free, spawn, wait_until
+from driftloop.process import InfraError, ManagedProcess, ensure_port_free, spawn, wait_until
 
 __all__ = ["server_url", "start_clickhouse_server"]
 

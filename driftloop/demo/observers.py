@@ -8,7 +8,6 @@ Each runs in its own thread and hands what it sees to a callback.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import threading
@@ -22,6 +21,7 @@ from pydantic import ValidationError
 
 from shared.codec import decode_any
 from shared.events import Event
+from shared.kafka.follower import Batch, TopicFollower
 from shared.settings import Settings
 from shared.topics import topic_names
 
@@ -43,50 +43,36 @@ class TopicWatcher:
     def __init__(self, settings: Settings, model_name: str, on_event: Callable[[Seen], None]) -> None:
         topics = topic_names(settings.topic_prefix)
         self.topics = (topics.drift_events, topics.training_runs, topics.model_events)
-        self.bootstrap = settings.kafka_bootstrap
         self.model_name = model_name
         self.on_event = on_event
         self.seen: list[Seen] = []
-        self.ready = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="demo-topics", daemon=True)
+        self.follower = TopicFollower(
+            settings,
+            self.topics,
+            start="earliest",
+            on_batch=self._on_batch,
+            name="demo topic watcher",
+            thread_name="demo-topics",
+            metadata_max_age_ms=2000,
+            poll_ms=200,
+        )
+        self.ready = self.follower.positioned
 
     def start(self) -> None:
-        self._thread.start()
+        self.follower.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
+        self.follower.stop(timeout)
 
-    def _run(self) -> None:
-        asyncio.run(self._consume())
-
-    async def _consume(self) -> None:
-        from aiokafka import AIOKafkaConsumer
-
-        consumer = AIOKafkaConsumer(
-            *self.topics,
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            metadata_max_age_ms=2000,
-        )
-        await consumer.start()
-        self.ready.set()
-        try:
-            while not self._stop.is_set():
-                batch = await consumer.getmany(timeout_ms=200)
-                for tp, records in batch.items():
-                    for record in records:
-                        with contextlib.suppress(ValidationError, ValueError):
-                            event = decode_any(record.value or b"")
-                            if event.model_name == self.model_name:
-                                seen = Seen(tp.topic, event, time.time())
-                                self.seen.append(seen)
-                                self.on_event(seen)
-        finally:
-            await consumer.stop()
+    async def _on_batch(self, batch: Batch) -> None:
+        for tp, records in batch.items():
+            for record in records:
+                with contextlib.suppress(ValidationError, ValueError):
+                    event = decode_any(record.value or b"")
+                    if event.model_name == self.model_name:
+                        seen = Seen(tp.topic, event, time.time())
+                        self.seen.append(seen)
+                        self.on_event(seen)
 
 
 @dataclass(frozen=True)

@@ -48,9 +48,9 @@ from driftloop.demo.system import (
     running_system,
 )
 from driftloop.demo.timeline import Step, Timeline, TrafficProgress, step_for_event, window_text
-from driftloop.infra.process import InfraError
 from driftloop.infra.services import ServiceStatus
 from driftloop.infra.stack import ComponentStatus
+from driftloop.process import InfraError
 from shared.settings import Settings
 
 MODEL_NAME = "rainfall"

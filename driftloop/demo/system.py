@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from driftloop.infra.process import InfraError, free_port
 from driftloop.infra.services import ServiceStatus, Supervisor, service_table
 from driftloop.infra.stack import ComponentStatus, LocalStack, default_components
+from driftloop.process import InfraError, free_port
 from shared.kafka.admin import create_topics
 from shared.settings import Settings
 from shared.topics import topic_names

@@ -19,8 +19,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from driftloop.infra.process import InfraError
 from driftloop.infra.progress import Progress, megabytes, on_stderr
+from driftloop.process import InfraError
 
 _COMPLETE_MARKER = ".complete"
 _POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}

@@ -12,7 +12,8 @@ import uuid
 from pathlib import Path
 
 from driftloop.infra.jars import ensure_jars, pom_property, require_tool
-from driftloop.infra.process import (
+from driftloop.infra.progress import Progress
+from driftloop.process import (
     InfraError,
     ManagedProcess,
     ensure_port_free,
@@ -20,7 +21,6 @@ from driftloop.infra.process import (
     spawn,
     wait_until,
 )
-from driftloop.infra.progress import Progress
 from shared.kafka.admin import broker_ready
 from shared.settings import Settings
 

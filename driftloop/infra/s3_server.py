@@ -14,8 +14,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from driftloop.infra.jars import ensure_jars, pom_property, require_tool
-from driftloop.infra.process import InfraError, ManagedProcess, ensure_port_free, port_open, spawn, wait_until
 from driftloop.infra.progress import Progress
+from driftloop.process import InfraError, ManagedProcess, ensure_port_free, port_open, spawn, wait_until
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "s3proxy"
 S3PROXY_POM = DEPLOY_DIR / "pom.xml"

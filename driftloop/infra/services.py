@@ -22,7 +22,6 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from driftloop.infra.process import InfraError, ManagedProcess, ensure_port_free, spawn, wait_until
 from driftloop.infra.progress import Progress
 from driftloop.infra.stack import (
     Component,
@@ -34,6 +33,7 @@ from driftloop.infra.stack import (
     status_line,
     stop_recorded,
 )
+from driftloop.process import InfraError, ManagedProcess, ensure_port_free, spawn, wait_until
 from shared.settings import LOCAL_SERVICE_PRINCIPALS, Settings, is_loopback
 
 

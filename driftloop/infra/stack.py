@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from driftloop.infra.process import InfraError, ManagedProcess, ensure_port_free, pid_alive, port_open
 from driftloop.infra.progress import Progress
+from driftloop.process import InfraError, ManagedProcess, ensure_port_free, pid_alive, port_open
 from shared.settings import Settings
 from shared.topics import topic_names
 

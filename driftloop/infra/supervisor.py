@@ -27,7 +27,6 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from driftloop.infra.process import InfraError, pid_alive
 from driftloop.infra.services import Supervisor, ensure_local_token, service_table
 from driftloop.infra.stack import (
     Component,
@@ -40,6 +39,7 @@ from driftloop.infra.stack import (
     process_running,
     try_locked,
 )
+from driftloop.process import InfraError, pid_alive
 from shared.settings import Settings
 
 NAME = "supervisor"

@@ -1,31 +1,50 @@
-"""The ingest use case, apart from HTTP: validate a batch, write what passed to Kafka, count everything."""
+"""The ingest service: its ports and its use cases (validate a batch, write what passed, count everything)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from services.ingest.metrics import IngestMetrics
-from services.ingest.quality import QualityCounter
-from services.ingest.schemas import SchemaSource
-from services.ingest.validation import BatchResult, EventKind, EventTimeBounds, validate_batch
+from services.ingest.adapters.prometheus import IngestMetrics
+from services.ingest.domain.quality import QualityCounter
+from services.ingest.domain.schemas import SchemaSource
+from services.ingest.domain.validation import BatchResult, EventKind, EventTimeBounds, validate_batch
 from shared import codec, wire
 from shared.sdk.batches import KeyedRecord
+from shared.settings import Settings
 from shared.topics import Topics
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer
+
+__all__ = ["Closer", "EventWriter", "IngestService", "RawConsumerFactory", "SchemaSource"]
 
 log = logging.getLogger(__name__)
 
 
 class EventWriter(Protocol):
+    """Where accepted events go: every record acknowledged, or ``KafkaUnavailableError`` (nothing counts)."""
+
     async def write(self, records: Sequence[KeyedRecord]) -> None: ...
+
+
+RawConsumerFactory = Callable[[], "AIOKafkaConsumer"]
+"""A new consumer of the raw topics in the validator's consumer group (the stream validator's input)."""
+
+Closer = Callable[[], Awaitable[None]]
 
 
 @dataclass
 class IngestService:
-    """What the HTTP routes call; the writer raises ``KafkaUnavailableError`` when nothing was accepted."""
+    """What the entrypoints call; the writer raises ``KafkaUnavailableError`` when nothing was accepted.
 
+    ``settings`` are the ones :func:`services.ingest.bootstrap.bootstrap` built it from (the entrypoints read
+    their limits there); ``closers`` close the adapters it built, at shutdown.
+    """
+
+    settings: Settings
     topics: Topics
     writer: EventWriter
     schemas: SchemaSource
@@ -33,6 +52,8 @@ class IngestService:
     quality: QualityCounter
     reject_unknown_models: bool
     time_bounds: EventTimeBounds = field(default_factory=EventTimeBounds)
+    raw_consumer: RawConsumerFactory | None = None
+    closers: list[Closer] = field(default_factory=list)
 
     def topic_for(self, kind: EventKind) -> str:
         return self.topics.predictions if kind is EventKind.PREDICTION else self.topics.labels
@@ -69,3 +90,8 @@ class IngestService:
             raise
         self.metrics.quality_events.inc(len(events))
         return len(events)
+
+    async def close(self) -> None:
+        """Close what bootstrap opened for this service (Kafka producer, registry client)."""
+        for close in self.closers:
+            await close()

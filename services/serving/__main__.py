@@ -7,10 +7,8 @@ import logging
 
 import uvicorn
 
-from services.serving.app import create_app
-from services.serving.server import ModelServer
-from shared.sdk import Driftloop, ProducerConfig
-from shared.settings import Settings
+from services.serving.bootstrap import bootstrap, read_settings
+from services.serving.entrypoints.http import create_app
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,18 +20,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-publish", action="store_true", help="Do not publish predictions to Kafka.")
     args = parser.parse_args(argv)
 
-    settings = Settings()
+    settings = read_settings()
     logging.basicConfig(level=settings.log_level)
-    sink = None
-    if not args.no_publish:
-        app_name = f"serving-{args.model}-{args.alias}-{args.port}"
-        sink = Driftloop(ProducerConfig.from_settings(settings, app_name=app_name))
-    server = ModelServer(settings, args.model, args.alias, sink=sink)
+    app_name = f"serving-{args.model}-{args.alias}-{args.port}"
+    server = bootstrap(
+        settings, model_name=args.model, alias=args.alias, publish_as=None if args.no_publish else app_name
+    )
     try:
         uvicorn.run(create_app(server), host=args.host, port=args.port, log_level=settings.log_level.lower())
     finally:
-        if sink is not None:
-            sink.close()
+        server.close()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from driftloop.bench.monitor import publish_events
-from driftloop.infra.process import ManagedProcess, free_port, spawn
+from driftloop.process import ManagedProcess, free_port, spawn
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

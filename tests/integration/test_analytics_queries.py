@@ -19,7 +19,7 @@ import pytest
 
 from driftloop.cli.sql import parse_params
 from services.monitor.adapters.clickhouse import storage
-from services.trainer.storage import RUN_COLUMNS, training_runs_ddl
+from services.trainer.domain.run_table import RUN_COLUMNS, training_runs_ddl
 from shared.events import DriftEvidence
 from tests.fixtures.clickhouse import random_database
 

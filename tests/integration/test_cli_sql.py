@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from driftloop.infra.process import free_port
+from driftloop.process import free_port
 from tests.fixtures.clickhouse import ClickHouseServer
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from driftloop.clickhouse_server import server_url, start_clickhouse_server
 from driftloop.clickhouse_server.errors import ClickHouseError, http_status
-from driftloop.infra.process import free_port
+from driftloop.process import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from driftloop.clickhouse_server import server_url, start_clickhouse_server
-from driftloop.infra.process import free_port
+from driftloop.process import free_port
 
 pytestmark = pytest.mark.integration
 

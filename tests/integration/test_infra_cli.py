@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from driftloop.infra.process import port_open
 from driftloop.infra.stack import Component, LocalStack, ProcessRecords, local_stack, process_running
+from driftloop.process import port_open
 from shared.settings import Settings
 from shared.topics import topic_names
 from tests.fixtures.kafka import free_ports, random_topic_prefix

@@ -13,9 +13,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from fastapi.testclient import TestClient
 
-from services.ingest.app import build_service, create_app
-from services.ingest.schemas import StaticSchemaSource
-from services.ingest.validator import StreamValidator
+from services.ingest.bootstrap import bootstrap
+from services.ingest.domain.schemas import StaticSchemaSource
+from services.ingest.entrypoints.http import create_app
+from services.ingest.entrypoints.stream import StreamValidator
 from shared.events import DataQualityCounted, EventDeadLettered
 from shared.kafka.admin import create_topics
 from shared.sdk import Driftloop, ProducerConfig
@@ -48,7 +49,9 @@ def _prediction(i: int, **overrides: Any) -> dict[str, Any]:
 def test_http_batch_is_split_and_only_good_events_reach_kafka(kafka: KafkaBroker, topic_prefix: str) -> None:
     topics = topic_names(topic_prefix)
     create_topics(kafka.bootstrap, topics.all(), 3, 1)
-    app = create_app(_settings(kafka.bootstrap, topic_prefix), schemas=schema_source(), run_validator=False)
+    app = create_app(
+        bootstrap(_settings(kafka.bootstrap, topic_prefix), schemas=schema_source()), run_validator=False
+    )
     batch: list[Any] = [_prediction(i) for i in range(200)]
     batch[10]["features"] = {"age": "ten"}
     batch[20] = {"model_name": "churn", "prediction": 1}
@@ -77,7 +80,7 @@ def test_http_batch_is_split_and_only_good_events_reach_kafka(kafka: KafkaBroker
 def test_http_answers_503_when_kafka_is_unreachable(topic_prefix: str) -> None:
     [dead_port] = free_ports(1)
     settings = _settings(f"127.0.0.1:{dead_port}", topic_prefix, ingest_kafka_timeout_s=2.0)
-    app = create_app(settings, schemas=schema_source(), run_validator=False)
+    app = create_app(bootstrap(settings, schemas=schema_source()), run_validator=False)
     with TestClient(app) as client:
         response = client.post("/v1/predictions", json=_prediction(1), headers=HEADERS)
     assert response.status_code == 503
@@ -122,8 +125,8 @@ def test_validator_forwards_sdk_events_and_dead_letters_malformed_ones(
     asyncio.run(_produce_raw(kafka.bootstrap, topics.predictions_raw, list(MALFORMED.values())))
 
     async def run_validator() -> int:
-        service, closers = build_service(settings, schemas=schema_source())
-        validator = StreamValidator(settings, service)
+        service = bootstrap(settings, schemas=schema_source())
+        validator = StreamValidator(service)
         task = asyncio.create_task(validator.run())
         try:
             for _ in range(600):
@@ -135,8 +138,7 @@ def test_validator_forwards_sdk_events_and_dead_letters_malformed_ones(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            for close in closers:
-                await close()
+            await service.close()
 
     assert asyncio.run(run_validator()) == 1
     valid = read_topic(kafka.bootstrap, topics.predictions, expected=n_good)
@@ -188,8 +190,8 @@ def test_any_partitioner_on_the_raw_topic_meets_each_models_events_on_one_intern
     asyncio.run(produce_scattered())
 
     async def run_validator() -> None:
-        service, closers = build_service(settings, schemas=StaticSchemaSource(dict.fromkeys(models)))
-        validator = StreamValidator(settings, service)
+        service = bootstrap(settings, schemas=StaticSchemaSource(dict.fromkeys(models)))
+        validator = StreamValidator(service)
         task = asyncio.create_task(validator.run())
         try:
             for _ in range(600):
@@ -200,8 +202,7 @@ def test_any_partitioner_on_the_raw_topic_meets_each_models_events_on_one_intern
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            for close in closers:
-                await close()
+            await service.close()
 
     asyncio.run(run_validator())
     placed = asyncio.run(_read_with_partitions(kafka.bootstrap, topics.predictions, len(events)))

@@ -21,6 +21,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
+from pydantic import SecretStr
 
 from driftloop.infra.kafka import (
     LOG4J_PROPERTIES,
@@ -28,7 +29,11 @@ from driftloop.infra.kafka import (
     new_cluster_id,
     render_server_properties,
 )
-from driftloop.infra.process import ManagedProcess, free_port, port_open, spawn
+from driftloop.process import ManagedProcess, free_port, port_open, spawn
+from shared.kafka.admin import create_topics
+from shared.kafka.clients import consumer as kafka_consumer
+from shared.kafka.clients import producer as kafka_producer
+from shared.settings import Settings
 from shared.topics import topic_names
 
 pytestmark = pytest.mark.integration
@@ -197,3 +202,44 @@ def test_the_acl_script_applies_on_a_real_authorizer_and_keeps_apps_off_internal
         ("ingest", topics.dead_letter): "ok",
         ("ingest", topics.model_events): "TopicAuthorizationFailedError",
     }
+
+
+def test_driftloop_clients_speak_sasl_from_the_settings_alone(secured_broker: SecuredBroker) -> None:
+    """One set of settings makes the admin, the producer and the consumer authenticate (shared/kafka/)."""
+    settings = Settings(
+        kafka_bootstrap=secured_broker.bootstrap,
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_username="admin",
+        kafka_sasl_password=USERS["admin"],
+    )
+    topic = "sasl-roundtrip"
+    assert create_topics(settings, [topic], 1, 1) == [topic]
+
+    async def roundtrip() -> list[bytes]:
+        producer = kafka_producer(settings)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, b"through SASL", key=b"churn")
+        finally:
+            await producer.stop()
+        consumer = kafka_consumer(settings, topic, group_id=None, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            batch = await consumer.getmany(timeout_ms=15_000)
+        finally:
+            await consumer.stop()
+        return [r.value or b"" for records in batch.values() for r in records]
+
+    assert asyncio.run(roundtrip()) == [b"through SASL"]
+
+    wrong = settings.model_copy(update={"kafka_sasl_password": SecretStr("not-the-password")})
+
+    async def refused() -> None:
+        producer = kafka_producer(wrong, request_timeout_ms=5_000)
+        try:
+            await producer.start()
+        finally:
+            await producer.stop()
+
+    with pytest.raises(KafkaError):
+        asyncio.run(refused())

@@ -14,8 +14,9 @@ from fastapi.testclient import TestClient
 from sklearn.linear_model import LogisticRegression
 
 from driftloop.infra.services import ensure_local_token
-from services.registry.app import create_app
-from services.trainer.registry_client import RegistryClient
+from services.registry.bootstrap import bootstrap
+from services.registry.entrypoints.http import create_app
+from services.trainer.adapters.registry_client import RegistryClient
 from shared.settings import Settings
 from tests.integration.test_system_cli import System
 
@@ -71,7 +72,7 @@ def test_models_register_and_promote_work_after_a_default_up_without_any_token(
 def test_the_trainer_promotes_as_itself_not_as_the_local_user(tmp_path: Path) -> None:
     ensure_local_token(Settings(data_dir=tmp_path))
     settings = Settings(data_dir=tmp_path, registry_relay_enabled=False)  # built again, as `up` does
-    with TestClient(create_app(settings)) as user:
+    with TestClient(create_app(bootstrap(settings))) as user:
         user.headers["Authorization"] = f"Bearer {settings.registry_token.get_secret_value()}"
         assert user.post("/models", json={"name": "churn"}).status_code == 201
         upload = {"artifact": ("model.joblib", b"v1", "application/octet-stream")}

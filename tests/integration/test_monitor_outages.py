@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from driftloop.clickhouse_server import server_url, start_clickhouse_server
-from driftloop.infra.process import free_port
+from driftloop.process import free_port
 from shared import wire
 from shared.clickhouse import clickhouse_client
 from shared.kafka.admin import create_topics

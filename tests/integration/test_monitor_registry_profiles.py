@@ -9,7 +9,8 @@ from fastapi.testclient import TestClient
 
 from driftloop.bench import synthetic
 from services.monitor.adapters.registry import RegistryProfiles
-from services.registry.app import create_app
+from services.registry.bootstrap import bootstrap
+from services.registry.entrypoints.http import create_app
 from tests.integration.test_registry_api import (
     READER,
     create_model,
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.integration
 def test_monitor_gets_profile_and_threshold_overrides_from_a_real_registry(tmp_path: Path) -> None:
     settings = registry_settings(tmp_path, registry_token="r-token", monitor_profile_cache_seconds=0)
     profile = synthetic.reference_profile(synthetic.StreamSpec("x", numeric=3, categorical=1), accuracy=0.91)
-    with TestClient(create_app(settings)) as registry:
+    with TestClient(create_app(bootstrap(settings))) as registry:
         name = model_name()
         create_model(
             registry, name, drift_thresholds={"alpha": 0.05, "windows_needed": 3, "windows_considered": 4}

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from driftloop.infra.process import free_port
+from driftloop.process import free_port
 from shared import codec, wire
 from shared.clickhouse import clickhouse_client
 from shared.events import AliasAction, AliasChanged, EventDeadLettered

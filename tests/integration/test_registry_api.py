@@ -12,7 +12,8 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.registry.app import create_app
+from services.registry.bootstrap import bootstrap
+from services.registry.entrypoints.http import create_app
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,7 @@ def registry_settings(tmp_path: Path, **overrides: object) -> Settings:
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(registry_settings(tmp_path))) as c:
+    with TestClient(create_app(bootstrap(registry_settings(tmp_path)))) as c:
         yield c
 
 
@@ -257,7 +258,7 @@ def test_a_reader_cannot_write_and_anonymous_callers_only_read(client: TestClien
 
 
 def test_closed_reads_need_a_token(tmp_path: Path) -> None:
-    with TestClient(create_app(registry_settings(tmp_path, registry_open_reads=False))) as c:
+    with TestClient(create_app(bootstrap(registry_settings(tmp_path, registry_open_reads=False)))) as c:
         assert c.get("/models").status_code == 401
         assert c.get("/models", headers=READER).status_code == 200
 

@@ -24,7 +24,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from driftloop.infra.process import free_port
+from driftloop.process import free_port
 from tests.fixtures.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration

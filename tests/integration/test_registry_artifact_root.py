@@ -9,7 +9,8 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.registry.app import create_app
+from services.registry.bootstrap import bootstrap
+from services.registry.entrypoints.http import create_app
 from tests.integration.test_registry_api import WRITER, create_model, registry_settings, upload_version
 
 pytestmark = pytest.mark.integration
@@ -22,7 +23,7 @@ def _register(client: TestClient, name: str, uri: str) -> tuple[int, dict[str, o
 
 def test_files_outside_the_artifact_root_are_refused_naming_the_setting(tmp_path: Path) -> None:
     name = f"m-{uuid4().hex[:8]}"
-    with TestClient(create_app(registry_settings(tmp_path))) as client:
+    with TestClient(create_app(bootstrap(registry_settings(tmp_path)))) as client:
         create_model(client, name)
         root = str(upload_version(client, name)["artifact_uri"]).split("/models/")[0]
         database = (tmp_path / "registry.db").resolve()
@@ -50,7 +51,7 @@ def test_an_allowed_prefix_can_be_registered_and_downloaded(tmp_path: Path) -> N
     (team / "m.joblib").write_bytes(b"a team's model")
     settings = registry_settings(tmp_path / "data", artifact_allowed_prefixes=[team.as_uri()])
     name = f"m-{uuid4().hex[:8]}"
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         create_model(client, name)
         status, body = _register(client, name, f"{team.as_uri()}/m.joblib")
         assert status == 201, body
@@ -63,7 +64,7 @@ def test_the_registry_database_is_never_served_even_when_a_prefix_covers_it(tmp_
     data = tmp_path / "data"
     settings = registry_settings(data, artifact_allowed_prefixes=[tmp_path.as_uri()])
     name = f"m-{uuid4().hex[:8]}"
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         create_model(client, name)
         upload_version(client, name)
         client.post(f"/models/{name}/webhooks", json={"url": "https://93.184.216.34/x"}, headers=WRITER)

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from driftloop.cli.main import app
-from driftloop.infra.process import free_port
+from driftloop.process import free_port
 
 pytestmark = pytest.mark.integration
 

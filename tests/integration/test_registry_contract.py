@@ -9,7 +9,8 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.registry.app import create_app
+from services.registry.bootstrap import bootstrap
+from services.registry.entrypoints.http import create_app
 from tests.integration.test_registry_api import (
     READER,
     WRITER,
@@ -26,7 +27,7 @@ JSON = {**WRITER, "content-type": "application/json"}
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(registry_settings(tmp_path)), raise_server_exceptions=False) as c:
+    with TestClient(create_app(bootstrap(registry_settings(tmp_path))), raise_server_exceptions=False) as c:
         yield c
 
 
@@ -151,7 +152,7 @@ def test_the_openapi_marks_reads_open_and_writes_with_their_role(client: TestCli
     assert write["security"] == [{"HTTPBearer": []}] and write["x-required-role"] == "writer"
     assert paths["/models/{name}"]["delete"]["x-required-role"] == "admin"
     assert "403" not in read["responses"] and {"401", "403", "404", "422"} <= set(write["responses"])
-    closed = create_app(registry_settings(tmp_path / "closed", registry_open_reads=False))
+    closed = create_app(bootstrap(registry_settings(tmp_path / "closed", registry_open_reads=False)))
     with TestClient(closed) as c:
         assert c.get("/openapi.json").json()["paths"]["/models/{name}"]["get"]["security"] == [
             {"HTTPBearer": []}

@@ -17,8 +17,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from fastapi.testclient import TestClient
 
-from driftloop.infra.process import free_port
-from services.registry.app import create_app
+from driftloop.process import free_port
+from services.registry.bootstrap import bootstrap
+from services.registry.entrypoints.http import create_app
 from shared.codec import decode_any
 from shared.events import AliasAction, AliasChanged, Event, ModelCreated, ModelVersionRegistered
 from shared.kafka.admin import create_topics
@@ -71,7 +72,7 @@ def settings(kafka: KafkaBroker, topic_prefix: str, tmp_path: Path) -> Settings:
 
 def test_changes_are_announced_in_order_keyed_by_model(settings: Settings) -> None:
     name = f"m-{uuid4().hex[:8]}"
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         assert client.post("/models", json={"name": name}, headers=WRITER).status_code == 201
         for i in range(3):
             response = client.post(

@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from services.trainer.recipe import parse_recipe
+from services.trainer.domain.recipe import parse_recipe
 from shared.onboard_registry import register_model, set_model
 from shared.profile import ReferenceProfile
 from tests.integration.test_registry_cli import registry_url, run

@@ -11,9 +11,10 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.registry.app import create_app
-from services.registry.db import make_engine
-from services.registry.migrations import MIGRATIONS, current_version, migrate
+from services.registry.adapters.db import make_engine
+from services.registry.adapters.migrations import MIGRATIONS, current_version, migrate
+from services.registry.bootstrap import bootstrap
+from services.registry.entrypoints.http import create_app
 from shared.settings import Settings
 from tests.fixtures.postgres import PostgresServer
 
@@ -30,7 +31,7 @@ def client(postgres: PostgresServer, tmp_path: Path) -> Iterator[TestClient]:
         registry_tokens={"w": "wes:writer"},
         registry_relay_enabled=False,
     )
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(bootstrap(settings))) as c:
         yield c
 
 

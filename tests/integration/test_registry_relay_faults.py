@@ -23,13 +23,15 @@ from aiokafka import AIOKafkaConsumer
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from services.registry.app import create_app
-from services.registry.db import make_engine, writing
-from services.registry.migrations import migrate
-from services.registry.outbound import OutboundPolicy
-from services.registry.relay import KafkaPublisher, OutboxRelay
-from services.registry.tables import outbox, webhook_deliveries
-from services.registry.webhook_delivery import WebhookSender
+from services.registry.adapters.db import make_engine, writing
+from services.registry.adapters.kafka import KafkaPublisher
+from services.registry.adapters.migrations import migrate
+from services.registry.adapters.outbound import OutboundPolicy
+from services.registry.adapters.tables import outbox, webhook_deliveries
+from services.registry.adapters.webhooks import WebhookSender
+from services.registry.bootstrap import bootstrap
+from services.registry.entrypoints.http import create_app
+from services.registry.entrypoints.stream import OutboxRelay
 from shared.codec import encode
 from shared.events import ModelCreated
 from shared.kafka.admin import create_topics
@@ -195,7 +197,7 @@ def test_webhook_targets_that_hang_redirect_or_answer_garbage_never_stop_deliver
         registry_webhook_allowed_hosts=["127.0.0.1"],  # the targets are local test servers
     )
     name = f"m-{uuid4().hex[:8]}"
-    with TestClient(create_app(settings, run_relays=False)) as client:
+    with TestClient(create_app(bootstrap(settings, run_relays=False))) as client:
         client.post("/models", json={"name": name}, headers=WRITER).raise_for_status()
         hooks = {}
         for mode, target in targets.items():
@@ -250,7 +252,7 @@ def test_postgresql_away_at_start_and_later_is_degraded_then_heals_by_itself(
         registry_tokens={"w-token": "wes:writer"},
         registry_relay_interval=0.1,
     )
-    with TestClient(create_app(settings)) as client:  # starts although the database is away
+    with TestClient(create_app(bootstrap(settings))) as client:  # starts although the database is away
         answer = client.get("/healthz")
         health = answer.json()
         assert answer.status_code == 503 and health["status"] == "degraded", health
@@ -287,7 +289,7 @@ def test_s3_away_is_a_503_and_degraded_health_and_heals_by_itself(
     )
     name = f"m-{uuid4().hex[:8]}"
     upload = {"artifact": ("model.joblib", b"a model")}
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         client.post("/models", json={"name": name}, headers=WRITER).raise_for_status()
         refused = client.post(f"/models/{name}/versions/upload", files=upload, headers=WRITER)
         assert refused.status_code == 503 and refused.json()["error"]["field"] == "artifact", refused.text

@@ -16,10 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, select
 
-from services.registry.app import create_app
-from services.registry.db import make_engine, writing
-from services.registry.migrations import migrate
-from services.registry.tables import change_counter
+from services.registry.adapters.db import make_engine, writing
+from services.registry.adapters.migrations import migrate
+from services.registry.adapters.tables import change_counter
+from services.registry.bootstrap import bootstrap
+from services.registry.entrypoints.http import create_app
 from shared.settings import Settings
 from tests.fixtures.postgres import PostgresServer
 
@@ -44,7 +45,7 @@ def _settings(tmp_path: Path, database_url: str = "", **overrides: object) -> Se
 
 def _replicas(settings: Settings, count: int = 2) -> Iterator[list[TestClient]]:
     with ExitStack() as stack:
-        yield [stack.enter_context(TestClient(create_app(settings))) for _ in range(count)]
+        yield [stack.enter_context(TestClient(create_app(bootstrap(settings)))) for _ in range(count)]
 
 
 @pytest.fixture
@@ -106,7 +107,7 @@ def test_a_move_through_one_replica_is_resolved_at_once_by_another_on_postgres(
 
 
 def test_resolve_answers_what_the_route_documents_and_its_errors(tmp_path: Path) -> None:
-    with TestClient(create_app(_settings(tmp_path, registry_open_reads=False))) as client:
+    with TestClient(create_app(bootstrap(_settings(tmp_path, registry_open_reads=False)))) as client:
         name = _model_with_versions(client, 1)
         url = f"/models/{name}/aliases/production"
         assert client.put(url, json={"version": 1}, headers=WRITER).status_code == 200
@@ -151,7 +152,7 @@ def test_a_database_of_an_older_registry_is_upgraded(tmp_path: Path) -> None:
         assert {"attempts", "last_error", "failed_at"} <= columns
     engine.dispose()
 
-    with TestClient(create_app(_settings(tmp_path))) as client:
+    with TestClient(create_app(bootstrap(_settings(tmp_path)))) as client:
         name = _model_with_versions(client, 2)
         url = f"/models/{name}/aliases/production"
         client.put(url, json={"version": 2}, headers=WRITER)
@@ -162,7 +163,7 @@ def test_resolve_survives_its_database_connection_being_dropped(
     postgres: PostgresServer, tmp_path: Path
 ) -> None:
     database_url = postgres.database()
-    with TestClient(create_app(_settings(tmp_path, database_url))) as client:
+    with TestClient(create_app(bootstrap(_settings(tmp_path, database_url)))) as client:
         name = _model_with_versions(client, 1)
         url = f"/models/{name}/aliases/production"
         client.put(url, json={"version": 1}, headers=WRITER)

@@ -10,7 +10,8 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.registry.app import create_app
+from services.registry.bootstrap import bootstrap
+from services.registry.entrypoints.http import create_app
 from tests.fixtures.s3 import S3Server
 
 pytestmark = pytest.mark.integration
@@ -30,7 +31,7 @@ def test_s3_artifacts_are_stored_hashed_and_verified_on_download(
     )
     name = f"m-{uuid4().hex[:8]}"
     data = b"a pickled pipeline" * 1000
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         client.post("/models", json={"name": name}, headers=WRITER)
         uploaded = client.post(
             f"/models/{name}/versions/upload",

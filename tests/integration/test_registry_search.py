@@ -11,7 +11,8 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.registry.app import create_app
+from services.registry.bootstrap import bootstrap
+from services.registry.entrypoints.http import create_app
 from shared.settings import Settings
 from tests.fixtures.postgres import PostgresServer
 
@@ -32,7 +33,7 @@ def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClien
         registry_tokens={"w-token": "wes:writer"},
         registry_relay_enabled=False,
     )
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(bootstrap(settings))) as c:
         yield c
 
 

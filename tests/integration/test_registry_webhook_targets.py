@@ -15,10 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from services.registry.app import create_app
-from services.registry.outbound import IPAddress, OutboundPolicy, Resolver
-from services.registry.tables import webhook_deliveries
-from services.registry.webhook_delivery import WebhookSender
+from services.registry.adapters.outbound import IPAddress, OutboundPolicy, Resolver
+from services.registry.adapters.tables import webhook_deliveries
+from services.registry.adapters.webhooks import WebhookSender
+from services.registry.bootstrap import bootstrap
+from services.registry.entrypoints.http import create_app
 from tests.integration.test_registry_api import WRITER, registry_settings
 
 pytestmark = pytest.mark.integration
@@ -78,7 +79,7 @@ def _deliver(engine: Engine, policy: OutboundPolicy) -> list[str]:
 
 def test_webhooks_to_loopback_are_refused_without_the_allow_list(tmp_path: Path, receiver: Receiver) -> None:
     name = f"m-{uuid4().hex[:8]}"
-    with TestClient(create_app(registry_settings(tmp_path))) as client:
+    with TestClient(create_app(bootstrap(registry_settings(tmp_path)))) as client:
         client.post("/models", json={"name": name}, headers=WRITER).raise_for_status()
         for url in (
             f"http://127.0.0.1:{receiver.port}/hook",
@@ -96,7 +97,7 @@ def test_webhooks_to_loopback_are_refused_without_the_allow_list(tmp_path: Path,
 def test_an_allow_listed_local_receiver_gets_its_deliveries(tmp_path: Path, receiver: Receiver) -> None:
     settings = registry_settings(tmp_path, registry_webhook_allowed_hosts=["127.0.0.1"])
     name = f"m-{uuid4().hex[:8]}"
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         client.post("/models", json={"name": name}, headers=WRITER).raise_for_status()
         url = f"http://127.0.0.1:{receiver.port}/hook"
         created = client.post(f"/models/{name}/webhooks", json={"url": url}, headers=WRITER)
@@ -111,7 +112,7 @@ def test_a_name_that_rebinds_to_loopback_after_registration_is_refused_at_delive
 ) -> None:
     settings = registry_settings(tmp_path)
     name = f"m-{uuid4().hex[:8]}"
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         # at registration the name resolves to a public address...
         client.app.state.registry.outbound = OutboundPolicy.from_settings(  # type: ignore[attr-defined]
             settings,
@@ -131,7 +132,7 @@ def test_a_name_that_rebinds_to_loopback_after_registration_is_refused_at_delive
 def test_a_delivery_connects_to_the_address_it_checked(tmp_path: Path, receiver: Receiver) -> None:
     settings = registry_settings(tmp_path, registry_webhook_allowed_hosts=["127.0.0.0/8"])
     name = f"m-{uuid4().hex[:8]}"
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         client.post("/models", json={"name": name}, headers=WRITER).raise_for_status()
         url = f"http://hooks.invalid:{receiver.port}/hook"  # resolves nowhere but in this policy
         assert client.post(f"/models/{name}/webhooks", json={"url": url}, headers=WRITER).status_code == 201

@@ -15,7 +15,8 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.registry.app import create_app
+from services.registry.bootstrap import bootstrap
+from services.registry.entrypoints.http import create_app
 from shared.kafka.admin import create_topics
 from shared.settings import Settings
 from shared.topics import topic_names
@@ -75,7 +76,7 @@ def test_webhook_is_signed_and_retried_until_delivered(
         registry_webhook_allowed_hosts=["127.0.0.1"],  # the receiver is a local test server
     )
     name = f"m-{uuid4().hex[:8]}"
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         client.post("/models", json={"name": name}, headers=WRITER)
         hook = client.post(
             f"/models/{name}/webhooks",

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from driftloop.infra.process import port_open, wait_until
 from driftloop.infra.stack import _proc_stat, process_running
+from driftloop.process import port_open, wait_until
 from tests.integration.test_system_cli import System
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from driftloop.infra.process import free_port
+from driftloop.process import free_port
 from shared.artifacts import (
     ArtifactError,
     ArtifactNotFound,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from driftloop.infra.process import InfraError, free_port
 from driftloop.infra.s3_server import start_s3_server
+from driftloop.process import InfraError, free_port
 from shared.artifacts import artifact_store
 from shared.settings import Settings
 from tests.fixtures.s3 import S3Server, random_bucket_name

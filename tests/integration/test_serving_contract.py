@@ -27,11 +27,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sklearn.linear_model import LogisticRegression
 
-from driftloop.infra.process import free_port
-from services.ingest.schemas import RegistrySchemaSource
-from services.ingest.validation import EventKind, validate_batch
-from services.serving.app import create_app
-from services.serving.server import ModelServer
+from driftloop.process import free_port
+from services.ingest.adapters.registry import RegistrySchemaSource
+from services.ingest.domain.validation import EventKind, validate_batch
+from services.serving.bootstrap import bootstrap
+from services.serving.entrypoints.http import create_app
+from services.serving.service import ModelServer
 from shared.sdk.encoding import prediction_record
 from shared.settings import Settings
 
@@ -142,11 +143,13 @@ def ingest_reasons(registry: str, payloads: list[bytes]) -> list[str]:
 
 
 def serve(tmp_path: Path, registry: str, name: str, sink: EncodingSink) -> TestClient:
-    return TestClient(create_app(server_of(tmp_path, registry, name, sink), watch=False))
+    return TestClient(create_app(server_of(tmp_path, registry, name, sink)))
 
 
 def server_of(tmp_path: Path, registry: str, name: str, sink: EncodingSink) -> ModelServer:
-    return ModelServer(Settings(data_dir=tmp_path, registry_url=registry), name, sink=sink)
+    return bootstrap(
+        Settings(data_dir=tmp_path, registry_url=registry), model_name=name, sink=sink, watch=False
+    )
 
 
 def test_predict_refuses_what_ingest_would_dead_letter_and_serves_what_it_accepts(
@@ -211,7 +214,7 @@ def test_every_version_answers_with_the_type_recorded_for_it(tmp_path: Path, reg
     sink = EncodingSink()
     server = server_of(tmp_path, registry, name, sink)
     row = {"age": 61, "income": 52.5}
-    with TestClient(create_app(server, watch=False)) as client:
+    with TestClient(create_app(server)) as client:
         answers = [client.post("/predict", json={"features": row}).json()]
         # v2: trained on labels read back as text (classes "0"/"1"), registered with the type to answer in
         register_and_promote(
@@ -233,5 +236,5 @@ def test_every_version_answers_with_the_type_recorded_for_it(tmp_path: Path, reg
     assert ingest_reasons(registry, sink.values) == []
     # with nothing recorded and nothing served before, a server started on v3 has only the model's word
     fresh = server_of(tmp_path, registry, name, sink)
-    with TestClient(create_app(fresh, watch=False)) as client:
+    with TestClient(create_app(fresh)) as client:
         assert client.post("/predict", json={"features": row}).json()["prediction"] == "1"

@@ -14,9 +14,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from services.serving.bootstrap import bootstrap
+from services.serving.domain.model import AliasTarget
 from services.serving.errors import InvalidFeatures, NoModelLoaded
-from services.serving.registry_client import AliasTarget
-from services.serving.server import ModelServer
 from shared.artifacts import artifact_store
 from shared.feature_schema import FeatureSchema, FeatureSpec
 from shared.settings import Settings
@@ -72,7 +72,7 @@ def test_server_swaps_only_to_verified_loadable_versions(tmp_path: Path) -> None
     settings = Settings(data_dir=tmp_path)
     store = artifact_store(settings)
     registry, sink = FakeRegistry(), ListSink()
-    server = ModelServer(settings, "churn", sink=sink, registry=registry)  # type: ignore[arg-type]
+    server = bootstrap(settings, model_name="churn", sink=sink, registry=registry, watch=False)
     with pytest.raises(NoModelLoaded):
         server.predict({"x": 1.0})
 

@@ -26,7 +26,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from driftloop.infra.kafka import start_kafka
-from driftloop.infra.process import free_port
+from driftloop.process import free_port
 from shared.kafka.admin import create_topics
 from shared.settings import Settings
 from shared.topics import topic_names

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from driftloop.infra.process import port_open, wait_until
 from driftloop.infra.services import http_status
 from driftloop.infra.stack import process_running
+from driftloop.process import port_open, wait_until
 from tests.integration.test_system_cli import System, _line, _pid
 
 pytestmark = pytest.mark.integration

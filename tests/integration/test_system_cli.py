@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from driftloop.infra.process import port_open, wait_until
 from driftloop.infra.stack import process_running
+from driftloop.process import port_open, wait_until
 from tests.fixtures.kafka import free_ports, random_topic_prefix
 
 pytestmark = pytest.mark.integration

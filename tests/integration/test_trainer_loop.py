@@ -27,12 +27,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from driftloop.clickhouse_server import start_clickhouse_server
-from driftloop.infra.process import ManagedProcess, free_port, spawn
+from driftloop.process import ManagedProcess, free_port, spawn
 from services.monitor.adapters.clickhouse.storage import schema as monitor_schema
-from services.trainer.dataset import SPLIT, coerce_features, read_snapshot, split_holdout
-from services.trainer.pipeline import reproduce_predictions
-from services.trainer.recipe import build_estimator, parse_recipe
-from services.trainer.training import predict
+from services.trainer.domain.dataset import SPLIT, coerce_features, read_snapshot, split_holdout
+from services.trainer.domain.recipe import build_estimator, parse_recipe
+from services.trainer.domain.training import predict
+from services.trainer.service import reproduce_predictions
 from shared import wire
 from shared.artifacts import file_uri_path
 from shared.clickhouse import clickhouse_client

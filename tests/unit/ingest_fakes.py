@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from services.ingest.domain.schemas import StaticSchemaSource
 from services.ingest.errors import KafkaUnavailableError
-from services.ingest.schemas import StaticSchemaSource
 from shared.feature_schema import FeatureSchema, FeatureSpec
 from shared.sdk.batches import KeyedRecord
 

@@ -13,9 +13,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from services.serving.adapters.artifacts import ArtifactLoader
+from services.serving.domain.model import AliasTarget
 from services.serving.errors import ModelLoadError
-from services.serving.registry_client import AliasTarget
-from services.serving.server import ModelServer
+from services.serving.service import ModelServer
 from shared.artifacts import artifact_store
 from shared.feature_schema import FeatureSchema, FeatureSpec
 from shared.settings import Settings
@@ -58,7 +59,8 @@ class OneVersionRegistry:
 
 def serve_churn(server: ModelServer, registry: OneVersionRegistry, data_dir: Path) -> None:
     """Store the pipeline as version 1 of ``churn`` under ``data_dir`` and make ``server`` load it."""
-    server.settings = Settings(data_dir=data_dir)
-    stored = artifact_store(server.settings).put_bytes("churn/1/model.joblib", model_bytes())
+    settings = Settings(data_dir=data_dir)
+    server.load = ArtifactLoader(settings)
+    stored = artifact_store(settings).put_bytes("churn/1/model.joblib", model_bytes())
     registry.target = AliasTarget(1, stored.uri, stored.sha256)
     assert server.refresh() is True

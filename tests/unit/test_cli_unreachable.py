@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from driftloop.cli import errors, sql
 from driftloop.cli.main import app
-from driftloop.infra.process import free_port
+from driftloop.process import free_port
 
 
 @pytest.fixture

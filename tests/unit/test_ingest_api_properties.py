@@ -22,7 +22,8 @@ from schemathesis.checks import CheckContext, negative_data_rejection, positive_
 from schemathesis.core.transport import Response
 from schemathesis.transport import SerializationContext
 
-from services.ingest.app import create_app
+from services.ingest.bootstrap import bootstrap
+from services.ingest.entrypoints.http import create_app
 from shared.settings import Settings
 from tests.unit.ingest_fakes import API_KEY, MemoryWriter, schema_source
 
@@ -45,7 +46,9 @@ def _app() -> Any:
         event_max_future_seconds=100 * 365 * 86400,
         monitor_retention_days=100 * 365,
     )
-    return create_app(settings, schemas=schema_source(), writer=MemoryWriter(), run_validator=False)
+    return create_app(
+        bootstrap(settings, schemas=schema_source(), writer=MemoryWriter()), run_validator=False
+    )
 
 
 # Rules about an event's values that its JSON Schema cannot express (docs/ingest.md, "What is refused").

@@ -10,7 +10,8 @@ import msgspec
 import pytest
 from fastapi.testclient import TestClient
 
-from services.ingest.app import create_app
+from services.ingest.bootstrap import bootstrap
+from services.ingest.entrypoints.http import create_app
 from shared.settings import Settings
 from shared.topics import topic_names
 from tests.unit.ingest_fakes import API_KEY, MemoryWriter, schema_source
@@ -42,7 +43,7 @@ def client(writer: MemoryWriter) -> Iterator[TestClient]:
     settings = Settings(
         ingest_api_keys={API_KEY: "checkout"}, ingest_max_body_bytes=64 * 1024, ingest_max_batch_items=100
     )
-    app = create_app(settings, schemas=schema_source(), writer=writer, run_validator=False)
+    app = create_app(bootstrap(settings, schemas=schema_source(), writer=writer), run_validator=False)
     with TestClient(app) as c:
         yield c
 

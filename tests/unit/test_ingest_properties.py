@@ -11,8 +11,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.ingest.app import build_service, create_app
-from services.ingest.validator import RawMessage, StreamValidator
+from services.ingest.bootstrap import bootstrap
+from services.ingest.domain.routing import RawMessage
+from services.ingest.entrypoints.http import create_app
+from services.ingest.entrypoints.stream import StreamValidator
 from shared.events import EventDeadLettered
 from shared.settings import Settings
 from shared.topics import topic_names
@@ -62,9 +64,9 @@ bodies = (
 
 def _client() -> TestClient:
     app = create_app(
-        Settings(ingest_api_keys={API_KEY: "fuzz"}),
-        schemas=schema_source(),
-        writer=MemoryWriter(),
+        bootstrap(
+            Settings(ingest_api_keys={API_KEY: "fuzz"}), schemas=schema_source(), writer=MemoryWriter()
+        ),
         run_validator=False,
     )
     return TestClient(app)
@@ -94,8 +96,7 @@ def test_http_endpoints_accept_or_explain_anything(body: bytes, endpoint: str, n
 def test_stream_validator_forwards_or_dead_letters_everything(
     payloads: list[bytes | None], labels: bool
 ) -> None:
-    service, _ = build_service(Settings(), schemas=schema_source(), writer=MemoryWriter())
-    validator = StreamValidator(Settings(), service)
+    validator = StreamValidator(bootstrap(Settings(), schemas=schema_source(), writer=MemoryWriter()))
     source = TOPICS.labels_raw if labels else TOPICS.predictions_raw
     messages = [RawMessage(0, offset, value) for offset, value in enumerate(payloads)]
     records = asyncio.run(validator.validate(source, messages))

@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from services.ingest.schemas import RegistrySchemaSource
+from services.ingest.adapters.registry import RegistrySchemaSource
 from tests.unit.ingest_fakes import CHURN_SCHEMA
 
 

@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from services.trainer.recipe import build_estimator, parse_recipe
+from services.trainer.domain.recipe import build_estimator, parse_recipe
 from shared.feature_schema import FeatureSchema, check_features
 from shared.onboarding import (
     BLIND_HINT,

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from driftloop.cli.main import app
 from driftloop.infra import jars
-from driftloop.infra.process import InfraError
+from driftloop.process import InfraError
 
 FAKE_MVN = """#!/usr/bin/env bash
 # prints what Maven prints in batch mode, then copies two jars into -DoutputDirectory

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-import services.registry.domain as domain
-from services.registry.auth import Role, authenticate, parse_tokens, require
-from services.registry.domain import AliasMove, rollback_target, version_at
+import services.registry.domain.rules as domain
+from services.registry.domain.auth import Role, authenticate, parse_tokens, require
+from services.registry.domain.rules import AliasMove, rollback_target, version_at
 from services.registry.errors import Forbidden, Invalid, Unauthenticated
 from shared.events import AliasAction
 

@@ -6,7 +6,13 @@ import ipaddress
 
 import pytest
 
-from services.registry.outbound import IPAddress, OutboundPolicy, OutboundRefused, inward_kind, pinned
+from services.registry.adapters.outbound import (
+    IPAddress,
+    OutboundPolicy,
+    OutboundRefused,
+    inward_kind,
+    pinned,
+)
 from shared.settings import Settings
 
 PUBLIC = "93.184.216.34"

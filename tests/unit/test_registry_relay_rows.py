@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.registry.relay import OutboxMessage, malformed, sendable
+from services.registry.domain.outbox import OutboxMessage, malformed, sendable
 from shared.codec import encode
 from shared.dependencies import Dependencies
 from shared.events import ModelCreated

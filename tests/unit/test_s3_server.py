@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from driftloop.infra.process import InfraError
 from driftloop.infra.s3_server import endpoint_url, ensure_s3proxy_jars, render_properties, start_s3_server
+from driftloop.process import InfraError
 
 
 def test_properties_configure_one_identity_and_the_filesystem_backend() -> None:

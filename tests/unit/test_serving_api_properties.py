@@ -14,15 +14,15 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import CheckContext, positive_data_acceptance
 from schemathesis.core.transport import Response
 
-from services.serving.app import create_app
-from services.serving.server import ModelServer
+from services.serving.bootstrap import bootstrap
+from services.serving.entrypoints.http import create_app
 from shared.settings import Settings
 from tests.unit.serving_fakes import OneVersionRegistry, serve_churn
 
 # Built at import only to publish its OpenAPI (no I/O); the fixture below stores and loads the model.
 registry = OneVersionRegistry()
-server = ModelServer(Settings(), "churn", registry=registry)  # type: ignore[arg-type]
-schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(server, watch=False))
+server = bootstrap(Settings(), model_name="churn", registry=registry, watch=False)
+schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(server))
 
 
 @pytest.fixture(scope="module", autouse=True)

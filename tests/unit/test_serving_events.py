@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.serving.watcher import concerns, read_event
+from services.serving.domain.events import concerns, read_event
 from shared.codec import encode
 from shared.events import (
     AliasAction,

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.serving.app import create_app
-from services.serving.server import ModelServer
+from services.serving.bootstrap import bootstrap
+from services.serving.entrypoints.http import create_app
+from services.serving.service import ModelServer
 from shared.settings import Settings
 from tests.unit.serving_fakes import OneVersionRegistry, serve_churn
 
@@ -25,13 +26,13 @@ def registry() -> OneVersionRegistry:
 
 @pytest.fixture
 def server(registry: OneVersionRegistry) -> ModelServer:
-    return ModelServer(Settings(), "churn", registry=registry)  # type: ignore[arg-type]
+    return bootstrap(Settings(), model_name="churn", registry=registry, watch=False)
 
 
 @pytest.fixture
 def client(server: ModelServer, registry: OneVersionRegistry, tmp_path: Path) -> Iterator[TestClient]:
     serve_churn(server, registry, tmp_path)
-    with TestClient(create_app(server, watch=False)) as c:
+    with TestClient(create_app(server)) as c:
         yield c
 
 
@@ -110,7 +111,7 @@ def test_a_body_without_content_type_is_read_as_json(client: TestClient) -> None
 
 
 def test_before_a_model_is_loaded_predict_and_healthz_are_503(server: ModelServer) -> None:
-    with TestClient(create_app(server, watch=False)) as client:
+    with TestClient(create_app(server)) as client:
         assert client.get("/healthz").status_code == 503
         response = client.post("/predict", json={"features": {"age": 41, "plan": "pro"}})
         assert response.status_code == 503 and response.json()["error"]["code"] == "no_model"

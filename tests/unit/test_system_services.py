@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from driftloop.infra.process import InfraError
 from driftloop.infra.services import Health, find_service, service_table
 from driftloop.infra.stack import Component
+from driftloop.process import InfraError
 from shared.settings import Settings
 
 

@@ -6,8 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from services.trainer.dataset import SPLIT, select_window, snapshot, split_holdout, to_frame, window_query
-from services.trainer.recipe import DataWindow
+from services.trainer.domain.dataset import (
+    SPLIT,
+    select_window,
+    snapshot,
+    split_holdout,
+    to_frame,
+    window_query,
+)
+from services.trainer.domain.recipe import DataWindow
 from shared.feature_schema import FeatureSchema, FeatureSpec
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)

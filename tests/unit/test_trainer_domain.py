@@ -8,10 +8,10 @@ from uuid import uuid4
 import pandas as pd
 import pytest
 
-from services.trainer.debounce import Debouncer, Trigger
-from services.trainer.gate import Scorecard, decide
-from services.trainer.recipe import PromotionPolicy, RecipeError, build_estimator, parse_recipe
-from services.trainer.validation import validate_training_data
+from services.trainer.domain.debounce import Debouncer, Trigger
+from services.trainer.domain.gate import Scorecard, decide
+from services.trainer.domain.recipe import PromotionPolicy, RecipeError, build_estimator, parse_recipe
+from services.trainer.domain.validation import validate_training_data
 from shared.feature_schema import FeatureSchema, FeatureSpec
 
 SCHEMA = FeatureSchema(

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from sklearn.dummy import DummyClassifier
 
-from services.trainer.dataset import SPLIT, WindowQuery, read_snapshot
-from services.trainer.debounce import Trigger
-from services.trainer.pipeline import RunPorts, reproduce_predictions, run_training
-from services.trainer.recipe import parse_recipe
-from services.trainer.registry_client import RegisteredModel
-from services.trainer.training import predict
+from services.trainer.adapters.registry_client import RegisteredModel
+from services.trainer.domain.dataset import SPLIT, WindowQuery, read_snapshot
+from services.trainer.domain.debounce import Trigger
+from services.trainer.domain.recipe import parse_recipe
+from services.trainer.domain.training import predict
+from services.trainer.service import RunPorts, reproduce_predictions, run_training
 from shared.answer_type import output_type_of
 from shared.artifacts import FileArtifactStore, file_uri_path
 from shared.feature_schema import FeatureSchema, FeatureSpec

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from services.trainer.runner import execute
-from services.trainer.storage import RUN_COLUMNS
+from services.trainer.domain.run_table import RUN_COLUMNS
+from services.trainer.service import execute
 from shared.events import (
     Event,
     TrainingRunFailed,

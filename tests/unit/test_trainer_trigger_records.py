@@ -12,9 +12,8 @@ from aiokafka import ConsumerRecord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.trainer.debounce import Trigger
-from services.trainer.triggers import Ignored, Rejection, TriggerLimits, classify
-from services.trainer.worker import sort_records
+from services.trainer.domain.debounce import Trigger
+from services.trainer.domain.triggers import Ignored, Rejection, TriggerLimits, classify, sort_records
 from shared.codec import decode_any, encode
 from shared.events import (
     DriftDetected,

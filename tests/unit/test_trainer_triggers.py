@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 from driftloop.cli.train import describe
-from services.trainer.worker import decode_triggers
+from services.trainer.domain.triggers import decode_triggers
 from shared.codec import encode
 from shared.events import (
     DriftDetected,

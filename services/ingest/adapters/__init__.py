@@ -1,0 +1,1 @@
+"""Ingest's outside systems: Kafka (acknowledged writes), the registry (schemas), Prometheus (metrics)."""

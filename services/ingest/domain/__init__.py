@@ -1,0 +1,1 @@
+"""Pure ingest logic (data in, data out): validation, data-quality counts, schema lookups, bodies, routing."""

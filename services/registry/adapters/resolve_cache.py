@@ -1,0 +1,100 @@
+"""Resolved aliases kept as response bytes, checked against the database's change counter on every call.
+
+Resolve is the call every model server polls; its answer changes only when a change is committed. Each call
+reads the one-row ``change_counter`` (which every announced change increments in its own transaction) and
+serves the cached bytes only when the counter has not moved since they were read. So a resolve that starts
+after a change was committed, through this process or any other replica, answers with that change: there
+is no staleness window, and the cost of a hit is one primary-key read on a connection kept for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from services.registry.adapters.store import RegistryStore
+from services.registry.errors import Unavailable
+
+_READ_COUNTER = "SELECT value FROM change_counter WHERE id = 1"
+
+
+class ResolveCache:
+    """``GET /models/{name}/aliases/{alias}`` bodies by (model, alias), as current as the database."""
+
+    def __init__(self, engine: Engine, store: RegistryStore) -> None:
+        self.engine = engine
+        self.store = store
+        self._connection: Any = None  # a DBAPI connection of its own, outside the pool (see _connect)
+        self._counter: int | None = None
+        self._bodies: dict[tuple[str, str], bytes] = {}
+        # callers are the event loop's thread; the lock keeps the connection single-user if that changes
+        self._lock = threading.Lock()
+
+    def resolve_json(self, name: str, alias: str) -> bytes:
+        """The resolved alias as JSON; :class:`~services.registry.errors.NotFound` as ``store.resolve_alias``."""
+        with self._lock:
+            counter = self._read_counter()  # before the row: bodies read after it are at least this new
+            if counter != self._counter:
+                self._bodies.clear()
+                self._counter = counter
+            body = self._bodies.get((name, alias))
+            if body is None:
+                resolved = self.store.resolve_alias(name, alias)
+                body = resolved.__pydantic_serializer__.to_json(resolved)
+                self._bodies[(name, alias)] = body  # only aliases that exist: bounded by the database
+            return body
+
+    def close(self) -> None:
+        with self._lock:
+            self._disconnect()
+            self._bodies.clear()
+            self._counter = None
+
+    def _read_counter(self) -> int:
+        try:
+            return self._read_counter_once()
+        except self.engine.dialect.loaded_dbapi.Error:
+            self._disconnect()  # e.g. the database restarted: once more, on a new connection
+        try:
+            return self._read_counter_once()
+        except (self.engine.dialect.loaded_dbapi.Error, SQLAlchemyError) as exc:
+            self._disconnect()
+            raise Unavailable(
+                "the registry database is unavailable; retry shortly", field="database"
+            ) from exc
+
+    def _read_counter_once(self) -> int:
+        if self._connection is None:
+            self._connection = self._connect()
+        cursor = self._connection.cursor()
+        try:
+            cursor.execute(_READ_COUNTER)
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        if self.engine.dialect.name not in ("sqlite", "postgresql"):
+            self._connection.rollback()  # end the read so that the next one sees newer commits
+        if row is None:
+            raise RuntimeError("change_counter has no row: the registry database was not migrated")
+        return int(row[0])
+
+    def _connect(self) -> Any:
+        """A connection detached from the pool: it reads in autocommit (each read sees the latest commits),
+        which must never leak into a pooled connection that runs write transactions."""
+        connection: Any = self.engine.raw_connection()
+        if self.engine.dialect.name == "postgresql":
+            connection.rollback()  # autocommit can only be switched on outside a transaction
+            connection.driver_connection.autocommit = True
+        connection.detach()
+        # SQLite connections already run without an implicit transaction (db._tune_sqlite)
+        return connection
+
+    def _disconnect(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(self.engine.dialect.loaded_dbapi.Error):  # already broken
+                connection.close()

@@ -1,0 +1,152 @@
+"""Routes for model versions: register (by URI or upload), read, search, update, download the artifact."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import IO, Annotated
+
+from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ValidationError
+
+from services.registry.domain.schemas import Page, VersionCreate, VersionOut, VersionUpdate
+from services.registry.entrypoints.deps import Reader, RegistryDep, VersionNumber, Writer
+from services.registry.entrypoints.openapi import COMMON, errors
+from services.registry.errors import Invalid
+from shared.events import VersionStatus
+from shared.profile import ReferenceProfile
+
+router = APIRouter(tags=["versions"], responses=errors(*COMMON))
+
+
+@router.post("/models/{name}/versions", status_code=status.HTTP_201_CREATED, responses=errors(403, 404))
+def register_version(name: str, body: VersionCreate, registry: RegistryDep, user: Writer) -> VersionOut:
+    """Register the next version with an artifact already in the store (``artifact_uri``); it is hashed here."""
+    if body.artifact_uri is None:
+        raise Invalid(
+            "send artifact_uri, or upload the artifact to .../versions/upload", field="artifact_uri"
+        )
+    registry.store.get_model(name)  # 404 before reading a possibly large artifact
+    artifact = registry.artifacts.inspect_uri(body.artifact_uri, body.artifact_sha256)
+    return registry.store.register_version(name, body, artifact, user)
+
+
+@router.post(
+    "/models/{name}/versions/upload", status_code=status.HTTP_201_CREATED, responses=errors(403, 404)
+)
+def upload_version(
+    name: str,
+    registry: RegistryDep,
+    user: Writer,
+    artifact: Annotated[UploadFile, File(description="The model file (e.g. a joblib-pickled pipeline).")],
+    metadata: Annotated[str, Form(description="A VersionCreate as JSON, without artifact_uri.")] = "{}",
+) -> VersionOut:
+    """Register the next version, streaming its artifact into the store in the same request."""
+    try:
+        body = VersionCreate.model_validate(json.loads(metadata))
+    except (ValueError, ValidationError) as exc:
+        field = "metadata"
+        if isinstance(exc, ValidationError) and exc.errors():
+            field = "metadata." + ".".join(str(p) for p in exc.errors()[0]["loc"])
+        raise Invalid(f"metadata is not a valid version: {exc}", field=field) from None
+    if body.artifact_uri is not None:
+        raise Invalid("an uploaded version cannot also reference artifact_uri", field="metadata.artifact_uri")
+    registry.store.get_model(name)
+    stored = registry.artifacts.save_upload(name, artifact.filename, artifact.file)
+    if body.artifact_sha256 is not None and body.artifact_sha256 != stored.sha256:
+        raise Invalid(
+            f"the upload hashes to {stored.sha256}, not the {body.artifact_sha256} you sent; it was corrupted "
+            "on the way, send it again",
+            field="metadata.artifact_sha256",
+        )
+    return registry.store.register_version(name, body, stored, user)
+
+
+def _json(body: BaseModel) -> Response:
+    """Already validated by the store: serialise once instead of letting FastAPI validate it again."""
+    return Response(content=body.__pydantic_serializer__.to_json(body), media_type="application/json")
+
+
+@router.get("/models/{name}/versions", response_model=Page[VersionOut], responses=errors(404))
+def list_versions(
+    name: str,
+    registry: RegistryDep,
+    _user: Reader,
+    status: VersionStatus | None = None,
+    tag: Annotated[list[str], Query(description="key=value or key; repeat to AND.")] = [],  # noqa: B006
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    page_token: str | None = None,
+) -> Response:
+    """A model's versions, newest first."""
+    return _json(
+        registry.store.search_versions(name=name, status=status, tags=tag, limit=limit, page_token=page_token)
+    )
+
+
+@router.get("/versions", response_model=Page[VersionOut])
+def search_versions(
+    registry: RegistryDep,
+    _user: Reader,
+    name_prefix: str = "",
+    status: VersionStatus | None = None,
+    tag: Annotated[list[str], Query(description="key=value or key; repeat to AND.")] = [],  # noqa: B006
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    page_token: str | None = None,
+) -> Response:
+    """Versions across models (by model name, newest version first), keyset-paged."""
+    return _json(
+        registry.store.search_versions(
+            name_prefix=name_prefix, status=status, tags=tag, limit=limit, page_token=page_token
+        )
+    )
+
+
+@router.get("/models/{name}/versions/{version}", responses=errors(404))
+async def get_version(name: str, version: VersionNumber, registry: RegistryDep, _user: Reader) -> VersionOut:
+    """One version (without its reference profile). Two indexed reads, run on the event loop."""
+    return registry.store.get_version(name, version)
+
+
+@router.patch("/models/{name}/versions/{version}", responses=errors(403, 404, 409))
+def update_version(
+    name: str, version: VersionNumber, body: VersionUpdate, registry: RegistryDep, user: Writer
+) -> VersionOut:
+    """Change description, tags, metrics or status (pending → ready/failed); status changes are announced."""
+    return registry.store.update_version(name, version, body, user)
+
+
+@router.get("/models/{name}/versions/{version}/reference-profile", responses=errors(404))
+def get_reference_profile(
+    name: str, version: VersionNumber, registry: RegistryDep, _user: Reader
+) -> ReferenceProfile:
+    """The training-data summary the monitor compares this version's live traffic against."""
+    return registry.store.reference_profile(name, version)
+
+
+@router.get(
+    "/models/{name}/versions/{version}/artifact",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, **errors(403, 404, 409)},
+)
+def download_artifact(
+    name: str, version: VersionNumber, registry: RegistryDep, _user: Reader
+) -> StreamingResponse:
+    """The artifact's bytes, sent only after they hashed to the registered sha256 (409 if corrupted)."""
+    found = registry.store.get_version(name, version)
+    copy = registry.artifacts.verified_copy(found.artifact_uri, found.artifact_sha256)
+    return StreamingResponse(
+        _chunks(copy),
+        media_type="application/octet-stream",
+        headers={
+            "X-Artifact-Sha256": found.artifact_sha256,
+            "Content-Length": str(found.artifact_size),
+            "Content-Disposition": f'attachment; filename="{name}-{version}"',
+        },
+    )
+
+
+def _chunks(f: IO[bytes]) -> Iterator[bytes]:
+    with f:
+        while chunk := f.read(1 << 20):
+            yield chunk

@@ -1,0 +1,1 @@
+"""Pure model-server logic (data in, data out): loaded versions and answers, feature refusals, model events."""
