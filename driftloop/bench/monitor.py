@@ -167,7 +167,7 @@ def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
 
     from driftloop.infra.stack import Component, local_stack
     from driftloop.process import free_port, spawn
-    from services.monitor.profiles import profiles_file_json
+    from services.monitor.domain.profiles import profiles_file_json
     from shared.clickhouse import clickhouse_client
     from shared.kafka.admin import create_topics
     from shared.topics import topic_names

@@ -162,7 +162,7 @@ def main(rows: int = 50_000) -> dict[str, Any]:
     from driftloop.bench.cleanup import clean_up
     from driftloop.infra.stack import Component, local_stack
     from driftloop.process import free_port, spawn
-    from services.monitor.storage import schema as monitor_schema
+    from services.monitor.adapters.clickhouse.storage import schema as monitor_schema
     from shared.clickhouse import clickhouse_client
     from shared.kafka.admin import create_topics
     from shared.topics import topic_names

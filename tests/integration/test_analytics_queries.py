@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from driftloop.cli.sql import parse_params
-from services.monitor import storage
+from services.monitor.adapters.clickhouse import storage
 from services.trainer.domain.run_table import RUN_COLUMNS, training_runs_ddl
 from shared.events import DriftEvidence
 from tests.fixtures.clickhouse import random_database

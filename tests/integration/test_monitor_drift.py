@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from driftloop.bench import synthetic
-from services.monitor.profiles import profiles_file_json
+from services.monitor.domain.profiles import profiles_file_json
 from shared import codec
 from shared.clickhouse import clickhouse_client
 from shared.events import DriftDetected, DriftKind

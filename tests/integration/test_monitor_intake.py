@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.monitor.storage import schema
+from services.monitor.adapters.clickhouse.storage import schema
 
 pytestmark = pytest.mark.integration
 

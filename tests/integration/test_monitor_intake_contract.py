@@ -15,9 +15,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.monitor.intake import check_records
-from services.monitor.sink import ClickHouseSink
-from services.monitor.storage import labels_ddl, labels_intake_ddl, predictions_ddl, predictions_intake_ddl
+from services.monitor.adapters.clickhouse.sink import ClickHouseSink
+from services.monitor.adapters.clickhouse.storage import (
+    labels_ddl,
+    labels_intake_ddl,
+    predictions_ddl,
+    predictions_intake_ddl,
+)
+from services.monitor.domain.intake import check_records
 from shared import wire
 from shared.clickhouse import clickhouse_client
 from shared.settings import Settings
@@ -42,11 +47,15 @@ outputs = (
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=10)
 )
-times = st.datetimes(
-    min_value=(NOW - timedelta(days=300)).replace(tzinfo=None),
-    max_value=(NOW + timedelta(minutes=4)).replace(tzinfo=None),
-    timezones=st.sampled_from([UTC, None]) | st.timezones(),
-)
+times = st.tuples(
+    st.datetimes(
+        min_value=(NOW - timedelta(days=300)).replace(tzinfo=None),
+        max_value=(NOW + timedelta(minutes=4)).replace(tzinfo=None),
+        timezones=st.just(UTC),
+    ),
+    st.sampled_from([UTC, None]) | st.timezones(),
+).map(lambda t: t[0].replace(tzinfo=None) if t[1] is None else t[0].astimezone(t[1]))
+"""Instants within the bounds, written in any zone (a naive bound given a zone could lie hours ahead)."""
 predictions = st.builds(
     wire.PredictionWire,
     model_name=names,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from services.monitor.storage import schema
-from services.monitor.window_reader import read_label_window
+from services.monitor.adapters.clickhouse.storage import schema
+from services.monitor.adapters.clickhouse.window_reader import read_label_window
 from shared import wire
 
 pytestmark = pytest.mark.integration

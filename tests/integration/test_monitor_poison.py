@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from services.monitor.sink import ClickHouseSink
-from services.monitor.storage import predictions_ddl, predictions_intake_ddl
+from services.monitor.adapters.clickhouse.sink import ClickHouseSink
+from services.monitor.adapters.clickhouse.storage import predictions_ddl, predictions_intake_ddl
 from shared import wire
 from shared.clickhouse import clickhouse_client
 from shared.kafka.admin import create_topics

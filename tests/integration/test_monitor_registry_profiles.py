@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from driftloop.bench import synthetic
-from services.monitor.profiles import RegistryProfiles
+from services.monitor.adapters.registry import RegistryProfiles
 from services.registry.bootstrap import bootstrap
 from services.registry.entrypoints.http import create_app
 from tests.integration.test_registry_api import (

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from driftloop.clickhouse_server import start_clickhouse_server
 from driftloop.process import ManagedProcess, free_port, spawn
-from services.monitor.storage import schema as monitor_schema
+from services.monitor.adapters.clickhouse.storage import schema as monitor_schema
 from services.trainer.domain.dataset import SPLIT, coerce_features, read_snapshot, split_holdout
 from services.trainer.domain.recipe import build_estimator, parse_recipe
 from services.trainer.domain.training import predict

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from services.monitor.storage import schema
-from services.monitor.views import views_ddl
+from services.monitor.adapters.clickhouse.storage import schema
+from services.monitor.adapters.clickhouse.views import views_ddl
 from services.trainer.domain.run_table import training_runs_ddl
 from shared.settings import SHIPPED_SECRETS, Settings
 

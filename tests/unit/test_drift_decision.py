@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from services.monitor.drift.decision import Alert, DriftDecider, WindowVerdict
+from services.monitor.domain.drift.decision import Alert, DriftDecider, WindowVerdict
 from shared.drift_thresholds import DriftThresholds
 from shared.events import DriftKind
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from services.monitor.drift.columns import feature_drift
-from services.monitor.drift.detectors import AccuracyDropDetector, ColumnDetector, PageHinkley
+from services.monitor.domain.drift.columns import feature_drift
+from services.monitor.domain.drift.detectors import AccuracyDropDetector, ColumnDetector, PageHinkley
 from shared.drift_thresholds import DriftThresholds
 from shared.profile import build_profile, categorical_profile, numeric_profile
 
@@ -121,3 +122,76 @@ def test_tiny_shift_on_a_huge_sample_is_not_drift() -> None:
 def test_small_windows_are_not_judged() -> None:
     profile = build_profile({"x": list(range(1000))})
     assert feature_drift(profile, {"x": [5000.0] * 50}, DriftThresholds()) == []
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: ColumnDetector(numeric_profile([1.0, 2.0]), test="bogus"),  # type: ignore[arg-type]
+        lambda: ColumnDetector(categorical_profile(["a", "b"]), test="ks"),
+        lambda: ColumnDetector(numeric_profile([1.0, 2.0]), window_size=0),
+        lambda: ColumnDetector(numeric_profile([1.0, 2.0]), test="psi", threshold=-1),
+        lambda: PageHinkley(min_instances=0),
+        lambda: PageHinkley(delta=float("nan")),
+        lambda: AccuracyDropDetector(reference_accuracy=1.5),
+        lambda: AccuracyDropDetector(reference_accuracy=0.9, window_size=0),
+    ],
+)
+def test_a_bad_parameter_fails_when_the_detector_is_built_not_after_500_updates(
+    build: Callable[[], Any],
+) -> None:
+    with pytest.raises(ValueError):
+        build()
+
+
+def test_drift_detected_is_read_only() -> None:
+    detector = PageHinkley()
+    with pytest.raises(AttributeError):
+        detector.drift_detected = True  # type: ignore[misc]
+
+
+DETECTORS: dict[
+    str, tuple[Callable[[], Any], Callable[[Any], Any], Callable[[np.random.Generator, int], Any]]
+] = {
+    "column": (
+        lambda: ColumnDetector(categorical_profile(["a", "b", "b", "c"] * 50), window_size=100),
+        ColumnDetector.from_state,
+        lambda rng, n: rng.choice(["a", "b", "c"], n, p=[0.2, 0.2, 0.6]).tolist(),
+    ),
+    "page_hinkley": (
+        lambda: PageHinkley(),
+        PageHinkley.from_state,
+        lambda rng, n: (rng.random(n) < np.where(np.arange(n) < n // 2, 0.1, 0.5)).astype(float).tolist(),
+    ),
+    "accuracy": (
+        lambda: AccuracyDropDetector(0.9, window_size=100),
+        AccuracyDropDetector.from_state,
+        lambda rng, n: (rng.random(n) < 0.6).tolist(),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_a_detector_restored_from_its_state_goes_on_exactly_as_the_original(name: str) -> None:
+    build, restore, stream = DETECTORS[name]
+    values = stream(np.random.default_rng(4), 1_000)
+    original = build()
+    for x in values[:450]:
+        original.update(x)
+    copy = restore(json.loads(json.dumps(original.to_state())))
+    alarms = []
+    for x in values[450:]:
+        original.update(x)
+        copy.update(x)
+        assert copy.drift_detected == original.drift_detected
+        alarms.append(original.drift_detected)
+    assert any(alarms) and copy.to_state() == original.to_state()
+
+
+def test_page_hinkley_reads_the_checkpoints_written_before_it_had_to_state() -> None:
+    """Progress checkpoints held the detector's dataclass fields; they are still its state format."""
+    old = {"min_instances": 30, "delta": 0.005, "threshold": 50.0, "drift_detected": False,
+           "_n": 120, "_mean": 0.1, "_sum": 3.5, "_min": -1.0}  # fmt: skip
+    detector = PageHinkley.from_state(old)
+    assert detector.statistic == 4.5 and not detector.drift_detected
+    assert detector.to_state() == old

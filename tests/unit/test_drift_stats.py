@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
 
-from services.monitor.drift import stats
+from services.monitor.domain.drift import stats
 
 RNG = np.random.default_rng(42)
 

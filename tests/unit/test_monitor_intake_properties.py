@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.monitor.intake import check_records
-from services.monitor.worker import dead_letter_rows, decode_batch, model_event_rows
+from services.monitor.domain.batches import decode_batch
+from services.monitor.domain.intake import check_records
+from services.monitor.domain.tables import dead_letter_rows, model_event_rows
 from shared import codec, wire
 from shared.events import DataQualityCounted, EventDeadLettered
 from shared.validation import EventKind, EventTimeBounds, dead_letter

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
-from services.monitor.consumer import MonitorLoop
-from services.monitor.observability import MonitorMetrics
-from services.monitor.worker import Batch, Stored
+from services.monitor.adapters.prometheus import MonitorMetrics
+from services.monitor.domain.batches import Batch, Stored
+from services.monitor.entrypoints.stream import MonitorLoop
+from shared.dependencies import Dependencies
 from shared.settings import Settings
 
 TP = TopicPartition("predictions", 0)
@@ -25,6 +26,11 @@ class Rec:
     value: bytes | None = b"{}"
 
 
+class FakePublisher:
+    async def confirm(self) -> None:
+        return None
+
+
 @dataclass
 class FakeMonitor:
     """Records the order of the stages; batch ``fail`` fails while advancing."""
@@ -33,6 +39,9 @@ class FakeMonitor:
     slow: float = 0.05
     fail: int | None = None
     consumer_lag: int = 0
+    publisher: FakePublisher = field(default_factory=lambda: FakePublisher())
+    metrics: MonitorMetrics = field(default_factory=MonitorMetrics)
+    dependencies: Dependencies = field(default_factory=Dependencies)
 
     async def store(self, batch: Batch) -> Stored:
         n = batch.records["predictions"][0].offset
@@ -61,19 +70,13 @@ class FakeConsumer:
         return 100
 
 
-class FakePublisher:
-    async def confirm(self) -> None:
-        return None
-
-
 def _batch(offset: int) -> tuple[dict[TopicPartition, list[Any]], Batch]:
     records = [Rec("predictions", 0, offset)]
     return {TP: records}, Batch({"predictions": records}, {})  # type: ignore[dict-item]
 
 
 async def _run(monitor: FakeMonitor, batches: int) -> list[BaseException | None]:
-    loop = MonitorLoop(Settings(), monitor, FakePublisher(), MonitorMetrics())  # type: ignore[arg-type]
-    loop.consumer = FakeConsumer(monitor.log)  # type: ignore[assignment]
+    loop = MonitorLoop(Settings(), monitor, FakeConsumer(monitor.log))  # type: ignore[arg-type]
     tasks: list[asyncio.Task[None]] = []
     for n in range(batches):
         taken, decoded = _batch(n)

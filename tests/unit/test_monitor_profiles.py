@@ -6,7 +6,8 @@ from pathlib import Path
 
 import httpx
 
-from services.monitor.profiles import RegistryProfiles, load_profiles_file, profiles_file_json
+from services.monitor.adapters.registry import RegistryProfiles
+from services.monitor.domain.profiles import load_profiles_file, profiles_file_json
 from shared.drift_thresholds import DriftThresholds
 from shared.profile import build_profile
 from shared.settings import Settings

@@ -7,15 +7,10 @@ from datetime import UTC, datetime
 
 from aiokafka import TopicPartition
 
-from services.monitor.consumer import by_topic, next_offsets
-from services.monitor.worker import (
-    MIN_INSERT_ROWS,
-    dead_letter_rows,
-    decode_batch,
-    insert_pieces,
-    model_event_rows,
-    record_id,
-)
+from services.monitor.domain.batches import MIN_INSERT_ROWS, decode_batch, insert_pieces
+from services.monitor.domain.intake import record_id
+from services.monitor.domain.tables import dead_letter_rows, model_event_rows
+from services.monitor.entrypoints.stream import by_topic, next_offsets
 from shared import codec, wire
 from shared.events import AliasAction, AliasChanged, EventDeadLettered, ModelVersionRegistered
 

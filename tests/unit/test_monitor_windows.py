@@ -9,11 +9,16 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from services.monitor import metrics as m
-from services.monitor.drift.detectors import PageHinkley
-from services.monitor.evaluation import DataWindow, LabelWindow, evaluate_data_window, evaluate_label_window
-from services.monitor.judge import alert_event
-from services.monitor.progress import VersionProgress, floor_ms
+from services.monitor.domain import window_metrics as m
+from services.monitor.domain.announcements import alert_event
+from services.monitor.domain.drift.detectors import PageHinkley
+from services.monitor.domain.evaluation import (
+    DataWindow,
+    LabelWindow,
+    evaluate_data_window,
+    evaluate_label_window,
+)
+from services.monitor.domain.progress import VersionProgress, floor_ms
 from shared.drift_thresholds import DriftThresholds
 from shared.events import DriftDetected, DriftKind
 from shared.profile import ReferenceProfile, build_profile
@@ -202,7 +207,7 @@ def test_a_version_without_events_pauses_and_its_next_event_wakes_it_one_step_la
 
 
 def test_alert_ids_are_stable_so_a_replay_is_deduplicated() -> None:
-    from services.monitor.drift.decision import Alert
+    from services.monitor.domain.drift.decision import Alert
 
     alert = Alert(
         False,
@@ -220,7 +225,7 @@ def test_alert_ids_are_stable_so_a_replay_is_deduplicated() -> None:
 
 
 def test_event_time_ranges_give_each_version_its_earliest_and_latest_event() -> None:
-    from services.monitor.worker import event_time_ranges
+    from services.monitor.domain.batches import event_time_ranges
     from shared.wire import PredictionWire
 
     def head(model: str, version: str, minute: int) -> PredictionWire:
@@ -242,7 +247,7 @@ def test_event_time_ranges_give_each_version_its_earliest_and_latest_event() -> 
 def test_each_model_checkpoints_the_newest_offset_of_its_records() -> None:
     from types import SimpleNamespace
 
-    from services.monitor.worker import latest_offsets
+    from services.monitor.domain.batches import latest_offsets
     from shared.wire import PredictionWire
 
     heads = [
@@ -254,7 +259,7 @@ def test_each_model_checkpoints_the_newest_offset_of_its_records() -> None:
 
 
 def test_category_counts_read_values_as_the_stored_rows_do() -> None:
-    from services.monitor.drift.columns import category_counts
+    from services.monitor.domain.drift.columns import category_counts
     from shared.profile import categorical_profile
 
     profile = categorical_profile(["a", "b", "1", "1.0"])
@@ -275,7 +280,7 @@ def test_category_counts_read_values_as_the_stored_rows_do() -> None:
 def test_map_entries_from_arrow_group_by_key_in_row_order() -> None:
     import pyarrow as pa
 
-    from services.monitor.window_reader import _by_key
+    from services.monitor.adapters.clickhouse.window_reader import _by_key
 
     maps = pa.array(
         [{"x": 1.0, "y": 10.0}, {"y": 20.0, "x": 2.0}, {"x": 3.0}, {}],

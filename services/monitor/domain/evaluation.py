@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from services.monitor import metrics as m
-from services.monitor.drift.columns import ColumnDrift, TestResult, column_drift, feature_drift
-from services.monitor.drift.decision import WindowVerdict
-from services.monitor.drift.detectors import PageHinkley, performance_dropped
+from services.monitor.domain import window_metrics as m
+from services.monitor.domain.drift.columns import ColumnDrift, TestResult, column_drift, feature_drift
+from services.monitor.domain.drift.decision import WindowVerdict
+from services.monitor.domain.drift.detectors import PageHinkley, performance_dropped
 from shared.drift_thresholds import DriftThresholds
 from shared.events import DriftEvidence, DriftKind
 from shared.profile import ReferenceProfile

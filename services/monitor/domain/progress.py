@@ -7,12 +7,12 @@ last evaluated window instead of starting over or evaluating twice.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from services.monitor.drift.decision import DriftDecider, WindowVerdict
-from services.monitor.drift.detectors import PageHinkley
+from services.monitor.domain.drift.decision import DriftDecider, WindowVerdict
+from services.monitor.domain.drift.detectors import PageHinkley
 from shared.drift_thresholds import DriftThresholds
 from shared.events import DriftEvidence, DriftKind
 
@@ -116,7 +116,7 @@ class VersionProgress:
             "next_label_window_ms": self.next_label_window_ms,
             "data": _decider_json(self.data),
             "performance": _decider_json(self.performance),
-            "error_detector": asdict(self.error_detector),
+            "error_detector": self.error_detector.to_state(),
             "idle_windows": self.idle_windows,
             "paused_at_ms": self.paused_at_ms,
             "label_gaps": [list(g) for g in self.label_gaps],
@@ -130,7 +130,7 @@ class VersionProgress:
             raw["next_label_window_ms"],
             _decider_from(raw["data"], thresholds),
             _decider_from(raw["performance"], thresholds),
-            PageHinkley(**raw["error_detector"]),
+            PageHinkley.from_state(raw["error_detector"]),
             raw.get("idle_windows", 0),
             raw.get("paused_at_ms"),
             [(int(a), int(b)) for a, b in raw.get("label_gaps", [])],

@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from services.monitor.drift import stats
+from services.monitor.domain.drift import stats
 from shared.drift_thresholds import DriftThresholds
 from shared.events import DriftEvidence
 from shared.profile import OTHER, CategoricalProfile, NumericProfile, ReferenceProfile, category_key

@@ -1,26 +1,16 @@
-"""The worker's own health for Prometheus (``/metrics``) and load balancers (``/health``).
-
-A registry per worker (not the global one) so tests and several apps in one process never collide.
-"""
+"""The worker's own figures for Prometheus, in a registry per worker (not the global one), so tests and
+several apps in one process never collide."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
 
-from aiohttp import web
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class MonitorMetrics:
+    """Counters, gauges and histograms of one worker, read by ``/metrics``."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.events = Counter(
@@ -73,30 +63,3 @@ class MonitorMetrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
-
-
-def web_app(metrics: MonitorMetrics, status: Callable[[], dict[str, Any]]) -> web.Application:
-    """``/metrics`` (Prometheus text) and ``/health``: 200 while the Kafka loop runs, 503 before and after.
-
-    ``status`` returns at least ``running`` (bool); with ``degraded`` the worker is up but waiting for a
-    dependency (503, ``status: degraded``, and ``waiting_for`` says which and since when). Everything else
-    it returns is shown as is.
-    """
-
-    async def prometheus(request: web.Request) -> web.Response:
-        return web.Response(body=metrics.exposition(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
-
-    async def health(request: web.Request) -> web.Response:
-        now = status()
-        state = "ok" if now["running"] else "degraded" if now.get("degraded") else "unavailable"
-        body = {
-            "status": state,
-            "uptime_s": round(time.time() - metrics.started, 1),
-            **{k: v for k, v in now.items() if k != "running"},
-        }
-        return web.json_response(body, status=200 if now["running"] else 503)
-
-    app = web.Application()
-    app.router.add_get("/metrics", prometheus)
-    app.router.add_get("/health", health)
-    return app

@@ -5,106 +5,51 @@ partition. Three batches are in hand at most: batch N+2 is taken and decoded whi
 windows N closed are judged (``Monitor.store`` and ``Monitor.advance``), so neither the worker nor ClickHouse
 waits on the other. Batches advance and commit strictly in order. Offsets are committed by hand, after the
 batch's rows, the models' checkpoints and any announcements were accepted; on a rebalance the batches in
-hand finish (and commit) before their partitions are given up. Faust streams were measured at ~2,000 records/s per worker on this kind of machine, since
-they pay Python overhead per message; ``getmany`` hands over thousands of records per call.
+hand finish (and commit) before their partitions are given up. ``getmany`` hands over thousands of records
+per call, where Faust streams pay Python overhead per message (measured in docs/monitor.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from services.monitor.observability import MonitorMetrics
-from services.monitor.worker import Batch, Monitor, Record
-from shared.dependencies import Dependencies
+from services.monitor.adapters.kafka import RETRY_MAX_S, retry
+from services.monitor.domain.batches import Batch
+from services.monitor.domain.intake import Record
+from services.monitor.service import Monitor
 from shared.kafka.admin import acreate_topics
-from shared.kafka.clients import consumer as kafka_consumer
-from shared.kafka.clients import producer as kafka_producer
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
-RETRY_MAX_S = 10.0
 MAX_POLL_INTERVAL_MS = 7 * 24 * 3600 * 1000
 """A worker waits for ClickHouse as long as it is away, polling no records meanwhile. With Kafka's default
 (5 min) the group then dropped it, and aiokafka does not rejoin a consumer idle that long until it polls,
 while the worker waited for its new assignment before polling: a ClickHouse outage of 10 minutes left the
 worker stuck after ClickHouse returned. A dead worker is still found by its missed heartbeats
 (``DRIFTLOOP_MONITOR_SESSION_TIMEOUT_SECONDS``)."""
-SLOW_REQUEST_S = 15.0
-"""A ClickHouse request in flight this long makes the worker report itself degraded: a hung server
-answers nothing, and the client's own timeout (minutes) is there for big inserts, not for health."""
 
 
-async def retry(
-    dependencies: Dependencies,
-    name: str,
-    attempt: Callable[[], Awaitable[T]],
-    *,
-    errors: tuple[type[BaseException], ...],
-) -> T:
-    """``attempt`` until it succeeds, waiting 0.5 s doubling to ``RETRY_MAX_S`` between tries."""
-    delay = 0.5
-    while True:
-        try:
-            result = await attempt()
-        except errors as exc:
-            dependencies.away(name, str(exc) or type(exc).__name__)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_S)
-            continue
-        dependencies.back(name)
-        return result
-
-
-class Publisher:
-    """Announcements and dead letters: queued as the batch is handled, confirmed before it commits.
-
-    A message the broker did not take (it was away longer than the producer's timeout) is sent again
-    until it is, so a batch is never committed with an announcement or a dead letter missing.
-    """
-
-    def __init__(self, settings: Settings, dependencies: Dependencies) -> None:
-        self.dependencies = dependencies
-        self.kafka = f"Kafka at {settings.kafka_bootstrap} (publishing)"
-        self.producer = kafka_producer(settings, linger_ms=5)
-        self._pending: list[tuple[asyncio.Future[Any], str, bytes, bytes]] = []
-
-    async def start(self) -> None:
-        await self.producer.start()
-
-    async def send(self, topic: str, key: bytes, value: bytes) -> None:
-        future = await retry(
-            self.dependencies,
-            self.kafka,
-            lambda: self.producer.send(topic, value, key=key),
-            errors=(KafkaError,),
-        )
-        self._pending.append((future, topic, key, value))
-
-    async def confirm(self) -> None:
-        """Wait until the broker acknowledged everything queued, sending again what it did not take."""
-        while self._pending:
-            pending, self._pending = self._pending, []
-            results = await asyncio.gather(*(f for f, *_ in pending), return_exceptions=True)
-            for (_, topic, key, value), result in zip(pending, results, strict=True):
-                if isinstance(result, KafkaError):
-                    self.dependencies.away(self.kafka, str(result) or type(result).__name__)
-                    await self.send(topic, key, value)
-                elif isinstance(result, BaseException):
-                    raise result
-
-    async def stop(self) -> None:
-        await self.producer.stop()
+def consumer_options(settings: Settings) -> dict[str, Any]:
+    """How the worker's consumer is configured (``bootstrap`` builds it with these)."""
+    timeout_ms = int(settings.monitor_session_timeout_seconds * 1000)
+    return {
+        "group_id": f"{settings.topic_prefix}driftloop-monitor",
+        "auto_offset_reset": "earliest",
+        "max_partition_fetch_bytes": 16 * 1024 * 1024,
+        "fetch_max_bytes": 64 * 1024 * 1024,
+        "session_timeout_ms": timeout_ms,
+        "heartbeat_interval_ms": max(timeout_ms // 4, 100),
+        "max_poll_interval_ms": MAX_POLL_INTERVAL_MS,
+    }
 
 
 def by_topic(batch: dict[TopicPartition, list[Any]]) -> dict[str, list[Record]]:
@@ -147,58 +92,23 @@ IN_HAND = 2
 
 
 class MonitorLoop:
-    def __init__(
-        self,
-        settings: Settings,
-        monitor: Monitor,
-        publisher: Publisher,
-        metrics: MonitorMetrics,
-        dependencies: Dependencies | None = None,
-    ) -> None:
+    """Takes batches from ``consumer`` and hands them to ``monitor``, committing each once it is handled."""
+
+    def __init__(self, settings: Settings, monitor: Monitor, consumer: AIOKafkaConsumer) -> None:
         self.settings = settings
         self.monitor = monitor
-        self.publisher = publisher
-        self.metrics = metrics
-        self.dependencies = dependencies or Dependencies()
-        """What the worker waits for (shared with its publisher), shown on ``/health``."""
+        self.publisher = monitor.publisher
+        self.metrics = monitor.metrics
+        self.dependencies = monitor.dependencies
+        self.consumer = consumer
         self.kafka = f"Kafka at {settings.kafka_bootstrap}"
         self.clickhouse = f"ClickHouse at {settings.clickhouse_url}"
         self.in_hand: deque[asyncio.Task[None]] = deque()
         self.assigned = asyncio.Event()
         self.running = False
-        timeout_ms = int(settings.monitor_session_timeout_seconds * 1000)
-        self.consumer = kafka_consumer(
-            settings,
-            group_id=f"{settings.topic_prefix}driftloop-monitor",
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=16 * 1024 * 1024,
-            fetch_max_bytes=64 * 1024 * 1024,
-            session_timeout_ms=timeout_ms,
-            heartbeat_interval_ms=max(timeout_ms // 4, 100),
-            max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
-        )
-
-    def waiting_for(self) -> dict[str, Any]:
-        """The dependencies the worker is waiting for, since when and why (empty: none)."""
-        waiting = self.dependencies.waiting()
-        now = time.time()
-        for sink in self.monitor.sinks():
-            if sink.failing_since is not None:
-                waiting.setdefault(
-                    "ClickHouse (storing)", {"since": sink.failing_since, "error": sink.last_error}
-                )
-            elif sink.busy_since is not None and now - sink.busy_since > SLOW_REQUEST_S:
-                waiting.setdefault(
-                    "ClickHouse (answering)",
-                    {
-                        "since": sink.busy_since,
-                        "error": f"a request has waited {now - sink.busy_since:.0f} s",
-                    },
-                )
-        return waiting
 
     def status(self) -> dict[str, Any]:
-        waiting = self.waiting_for()
+        waiting = self.monitor.waiting_for()
         return {
             "running": self.running and not waiting,
             "degraded": bool(waiting),
@@ -223,7 +133,7 @@ class MonitorLoop:
         await retry(
             self.dependencies,
             self.clickhouse,
-            lambda: asyncio.to_thread(self.monitor.sink.open),
+            lambda: asyncio.to_thread(self.monitor.open),
             errors=(Exception,),
         )
         await retry(

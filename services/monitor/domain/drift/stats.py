@@ -2,7 +2,7 @@
 
 KS, chi-square and Benjamini-Hochberg give significance; Wasserstein (normalised by the reference spread),
 PSI and Jensen-Shannon give effect size. Significance alone shrinks to "everything drifts" on big samples,
-which is why the decisions in :mod:`services.monitor.drift.columns` need both.
+which is why the decisions in :mod:`services.monitor.domain.drift.columns` need both.
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
-from services.monitor.evaluation import DataWindow, LabelWindow
-from services.monitor.metrics import positive_class
+from services.monitor.adapters.clickhouse.sink import ClickHouseSink
+from services.monitor.domain.evaluation import DataWindow, LabelWindow
+from services.monitor.domain.window_metrics import positive_class
 
 WINDOW = (
     "model_name = {model:String} AND model_version = {version:String} "
@@ -154,3 +155,22 @@ def _label_window(start: datetime, end: datetime, count: int, joined: list[tuple
         positive_proba=proba,
         delay_s=np.asarray([(row[6] - row[3]).total_seconds() for row in joined], dtype=float),
     )
+
+
+class ClickHouseWindowReader:
+    """The service's ``WindowReader``: windows read through a sink's client (the judging one, so never in
+    parallel with the batch being inserted)."""
+
+    def __init__(self, sink: ClickHouseSink) -> None:
+        self.sink = sink
+
+    def data_window(self, model: str, version: str, start: datetime, end: datetime) -> DataWindow:
+        return read_data_window(self.sink.client, model, version, start, end)
+
+    def label_window(
+        self, model: str, version: str, start: datetime, end: datetime, *, labelled: bool
+    ) -> LabelWindow:
+        return read_label_window(self.sink.client, model, version, start, end, labelled=labelled)
+
+    def next_event_time(self, model: str, version: str, after: datetime) -> datetime | None:
+        return next_event_time(self.sink.client, model, version, after)
