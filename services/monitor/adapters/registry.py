@@ -9,6 +9,7 @@ import httpx
 
 from services.monitor.domain.profiles import VersionReference, thresholds_for
 from shared.profile import ReferenceProfile
+from shared.registry_auth import registry_headers
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 def registry_client(settings: Settings) -> httpx.Client:
     """An HTTP client for the registry, with the monitor's token if one is set."""
     token = settings.registry_token.get_secret_value()
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = registry_headers(token)
     return httpx.Client(base_url=settings.registry_url, timeout=5.0, headers=headers)
 
 
