@@ -185,8 +185,20 @@ class ModelServer:
                     self.registry.output_type(self.model_name, target.version) or answered_type(current),
                 )
             except ModelLoadError as exc:
+                repeated = str(exc) == self._last_error
                 self._last_error, self._last_error_at = str(exc), datetime.now(UTC)
-                log.error("keeping version %s of %s: %s", self.status.version, self.model_name, exc)
+                if repeated:  # the alias check retries every poll: say it once, not every 30 s
+                    log.debug("still failing to load %s@%s: %s", self.model_name, self.alias, exc)
+                elif self._current is None:
+                    log.warning(
+                        "%s@%s has nothing to serve yet (%s); /predict answers 503 until a version is "
+                        "registered and the alias points at it",
+                        self.model_name,
+                        self.alias,
+                        exc,
+                    )
+                else:
+                    log.error("keeping version %s of %s: %s", self.status.version, self.model_name, exc)
                 return False
             self._current = loaded  # the swap: one reference assignment
             self._swaps += 1

@@ -118,6 +118,17 @@ def test_before_a_model_is_loaded_predict_and_healthz_are_503(server: ModelServe
         assert client.get("/status").json()["version"] is None
 
 
+def test_waiting_for_a_first_version_is_said_once_as_a_warning_not_an_error_every_check(
+    server: ModelServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("DEBUG", logger="services.serving.service"):
+        for _ in range(3):  # three alias checks before anything is registered
+            assert server.refresh() is False
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.levelname != "DEBUG"]
+    assert len(said) == 1 and said[0][0] == "WARNING", said
+    assert "churn@production has nothing to serve yet" in said[0][1]
+
+
 def test_openapi_declares_the_body_and_every_status(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     predict = paths["/predict"]["post"]
