@@ -3,7 +3,8 @@
 # Says on stderr what it is doing and for how long (a first install takes about a minute); silent when
 # everything is already installed.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# the physical checkout: run through a symlinked deploy/ it still installs the real tree, never a link farm
+cd -P "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   echo "driftloop needs Python 3.11 or newer (found: $("$PY" --version 2>&1))" >&2
