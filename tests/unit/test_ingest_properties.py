@@ -85,6 +85,9 @@ def test_http_endpoints_accept_or_explain_anything(body: bytes, endpoint: str, n
     report = response.json()
     if response.status_code == 413:
         return
+    if not body:  # nothing to count: the one error says so (curl sends this when it cannot read @FILE)
+        assert response.status_code == 422 and [e["reason"] for e in report["errors"]] == ["empty_body"]
+        return
     assert report["accepted"] + report["rejected"] >= (1 if "batch" not in endpoint else 0)
     for error in report["errors"]:
         assert error["reason"] and error["fields"], error
