@@ -107,6 +107,7 @@ def test_parquet_data_and_a_model_fitted_on_some_columns_give_a_schema_of_those_
     assert entry["training_recipe"]["estimator"] == {
         "factory": "sklearn.linear_model:LogisticRegression",
         "params": {"C": 0.3},
+        "steps": [{"factory": "sklearn.preprocessing:StandardScaler", "params": {}}],  # the pipeline's own
     }
     assert profile["metrics"] == {"accuracy": 0.88}, (
         "metrics given replace the ones measured on training rows"
