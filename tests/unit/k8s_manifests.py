@@ -79,7 +79,8 @@ def render(folder: Path) -> list[Obj]:
 
 def _selected(obj: Obj, target: dict[str, str]) -> bool:
     return all(
-        {"kind": obj["kind"], "name": obj["metadata"]["name"]}.get(key) == value for key, value in target.items()
+        {"kind": obj["kind"], "name": obj["metadata"]["name"]}.get(key) == value
+        for key, value in target.items()
     )
 
 
@@ -131,7 +132,9 @@ def service_module(container: Obj) -> str:
 def settings_env(objects: list[Obj], container: Obj | None = None) -> dict[str, str]:
     """The DRIFTLOOP_* values a container gets literally: the ConfigMaps it reads, then its own ``env``."""
     env: dict[str, str] = {}
-    sources = container.get("envFrom", []) if container else [{"configMapRef": {"name": "driftloop-settings"}}]
+    sources = (
+        container.get("envFrom", []) if container else [{"configMapRef": {"name": "driftloop-settings"}}]
+    )
     for source in sources:
         ref = source.get("configMapRef", {}).get("name")
         if (config := named(objects, "ConfigMap", ref)) is not None:
@@ -168,7 +171,13 @@ def _pod_labels(deployment: Obj) -> dict[str, str]:
 
 
 def _ports(deployment: Obj) -> set[str | int]:
-    return {p for c in containers(deployment) for port in c.get("ports", []) for p in (port.get("name"), port["containerPort"]) if p}
+    return {
+        p
+        for c in containers(deployment)
+        for port in c.get("ports", [])
+        for p in (port.get("name"), port["containerPort"])
+        if p
+    }
 
 
 # ---------------------------------------------------------------------------------------------- schemas
@@ -181,8 +190,15 @@ def _closed(schema: Any) -> Any:
         return [_closed(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: _closed(v) if k != "properties" else {p: _closed(s) for p, s in v.items()} for k, v in schema.items()}
-    if "properties" in out and "additionalProperties" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+    out = {
+        k: _closed(v) if k != "properties" else {p: _closed(s) for p, s in v.items()}
+        for k, v in schema.items()
+    }
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
         out["additionalProperties"] = False
     return out
 
@@ -198,7 +214,9 @@ def crd_schemas() -> dict[tuple[str, str], Any]:
             group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
             for version in crd["spec"]["versions"]:
                 if version.get("served"):
-                    schemas[(f"{group}/{version['name']}", kind)] = _closed(version["schema"]["openAPIV3Schema"])
+                    schemas[(f"{group}/{version['name']}", kind)] = _closed(
+                        version["schema"]["openAPIV3Schema"]
+                    )
     return schemas
 
 
@@ -222,7 +240,9 @@ def check_schemas(objects: list[Obj]) -> list[str]:
         try:
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.SchemaNotFoundError:
-            problems.append(f"{where}: no schema for {obj.get('apiVersion')} {obj.get('kind')}: add its CRD to {CRDS}")
+            problems.append(
+                f"{where}: no schema for {obj.get('apiVersion')} {obj.get('kind')}: add its CRD to {CRDS}"
+            )
         except kubernetes_validate.ValidationError as exc:
             problems.append(f"{where}: {'.'.join(map(str, exc.path))}: {exc.message}")
     return problems
@@ -230,7 +250,13 @@ def check_schemas(objects: list[Obj]) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- workloads
 
-SERVICES = {"services.registry", "services.ingest", "services.monitor", "services.trainer", "services.serving"}
+SERVICES = {
+    "services.registry",
+    "services.ingest",
+    "services.monitor",
+    "services.trainer",
+    "services.serving",
+}
 
 
 def check_workloads(objects: list[Obj]) -> list[str]:
@@ -241,7 +267,9 @@ def check_workloads(objects: list[Obj]) -> list[str]:
         problems.append(f"no Deployment runs python -m {missing}")
     images = {c["image"] for pairs in modules.values() for _, c in pairs}
     if len(images) > 1:
-        problems.append(f"the services run from more than one image: {sorted(images)} (deploy/Dockerfile makes one)")
+        problems.append(
+            f"the services run from more than one image: {sorted(images)} (deploy/Dockerfile makes one)"
+        )
     for module, pairs in modules.items():
         for deployment, container in pairs:
             where = f"Deployment/{deployment['metadata']['name']} container {container['name']}"
@@ -286,20 +314,30 @@ def check_probes(objects: list[Obj]) -> list[str]:
                 where = f"Deployment/{deployment['metadata']['name']} {kind}"
                 for action in ("httpGet", "tcpSocket"):
                     if action in probe and probe[action]["port"] not in ports:
-                        problems.append(f"{where}: port {probe[action]['port']} is no declared container port")
+                        problems.append(
+                            f"{where}: port {probe[action]['port']} is no declared container port"
+                        )
                 if "httpGet" in probe and probe["httpGet"].get("path") not in routes:
-                    problems.append(f"{where}: {module} serves no {probe['httpGet'].get('path')} (it has {sorted(routes)})")
+                    problems.append(
+                        f"{where}: {module} serves no {probe['httpGet'].get('path')} (it has {sorted(routes)})"
+                    )
                 if "exec" in probe:
                     found = PROBE_URL.search(" ".join(probe["exec"]["command"]))
                     setting = WEB_PORT_SETTING.get(module)
                     if found is None or setting is None:
-                        problems.append(f"{where}: an exec probe must ask http://127.0.0.1:<web port>/<path> of a worker")
+                        problems.append(
+                            f"{where}: an exec probe must ask http://127.0.0.1:<web port>/<path> of a worker"
+                        )
                         continue
                     port = getattr(settings_of(settings_env(objects, container)), setting)
                     if int(found.group(1)) != port:
-                        problems.append(f"{where}: asks port {found.group(1)} but DRIFTLOOP_{setting.upper()} is {port}")
+                        problems.append(
+                            f"{where}: asks port {found.group(1)} but DRIFTLOOP_{setting.upper()} is {port}"
+                        )
                     if found.group(2) not in routes:
-                        problems.append(f"{where}: {module} serves no {found.group(2)} (it has {sorted(routes)})")
+                        problems.append(
+                            f"{where}: {module} serves no {found.group(2)} (it has {sorted(routes)})"
+                        )
     return problems
 
 
@@ -331,7 +369,8 @@ def check_disruption_and_scaling(objects: list[Obj]) -> list[str]:
             problems.append(f"PodDisruptionBudget/{budget['metadata']['name']}: selects no Deployment's pods")
     for name, deployment in deployments.items():
         budgets = [
-            b for b in of_kind(objects, "PodDisruptionBudget")
+            b
+            for b in of_kind(objects, "PodDisruptionBudget")
             if _matches(b["spec"]["selector"].get("matchLabels", {}), _pod_labels(deployment))
         ]
         if not budgets:
@@ -340,18 +379,27 @@ def check_disruption_and_scaling(objects: list[Obj]) -> list[str]:
     for hpa in of_kind(objects, "HorizontalPodAutoscaler"):
         scalers.setdefault(hpa["spec"]["scaleTargetRef"]["name"], []).append(f"HPA/{hpa['metadata']['name']}")
     for scaled in of_kind(objects, "ScaledObject"):
-        scalers.setdefault(scaled["spec"]["scaleTargetRef"]["name"], []).append(f"ScaledObject/{scaled['metadata']['name']}")
+        scalers.setdefault(scaled["spec"]["scaleTargetRef"]["name"], []).append(
+            f"ScaledObject/{scaled['metadata']['name']}"
+        )
     for target, by in scalers.items():
         if target not in deployments:
             problems.append(f"{', '.join(by)}: scales {target}, which is no Deployment")
         elif len(by) > 1:
             problems.append(f"Deployment/{target}: scaled by {by}; they would fight")
-    wanted = {"services.monitor": "ScaledObject", "services.trainer": "ScaledObject", "services.ingest": "HPA", "services.serving": "HPA"}
+    wanted = {
+        "services.monitor": "ScaledObject",
+        "services.trainer": "ScaledObject",
+        "services.ingest": "HPA",
+        "services.serving": "HPA",
+    }
     for module, pairs in deployments_by_module(objects).items():
         for deployment, _ in pairs:
             by = scalers.get(deployment["metadata"]["name"], [])
             if module in wanted and not any(b.startswith(wanted[module] + "/") for b in by):
-                problems.append(f"Deployment/{deployment['metadata']['name']}: {module} should be scaled by a {wanted[module]}")
+                problems.append(
+                    f"Deployment/{deployment['metadata']['name']}: {module} should be scaled by a {wanted[module]}"
+                )
     return problems
 
 
@@ -368,11 +416,17 @@ def check_settings(objects: list[Obj]) -> list[str]:
     for config in of_kind(objects, "ConfigMap"):
         for key in config.get("data", {}):
             if key not in KNOWN_SETTINGS:
-                problems.append(f"ConfigMap/{config['metadata']['name']}: {key} is no setting (shared/settings.py)")
+                problems.append(
+                    f"ConfigMap/{config['metadata']['name']}: {key} is no setting (shared/settings.py)"
+                )
             if key in SECRET_SETTINGS:
-                problems.append(f"ConfigMap/{config['metadata']['name']}: {key} is a secret: take it from a Secret")
+                problems.append(
+                    f"ConfigMap/{config['metadata']['name']}: {key} is a secret: take it from a Secret"
+                )
     for secret in of_kind(objects, "Secret"):
-        problems.append(f"Secret/{secret['metadata']['name']}: secret values are never committed; create it in the cluster")
+        problems.append(
+            f"Secret/{secret['metadata']['name']}: secret values are never committed; create it in the cluster"
+        )
     for deployment in of_kind(objects, "Deployment"):
         for container in containers(deployment):
             where = f"Deployment/{deployment['metadata']['name']} container {container['name']}"
@@ -387,7 +441,9 @@ def check_settings(objects: list[Obj]) -> list[str]:
                 problems.append(f"{where}: the settings do not build: {exc}")
                 continue
             if settings.kafka_is_local or settings.clickhouse_is_local or settings.s3_is_local:
-                problems.append(f"{where}: Kafka, ClickHouse or S3 is a loopback address (the laptop's defaults)")
+                problems.append(
+                    f"{where}: Kafka, ClickHouse or S3 is a loopback address (the laptop's defaults)"
+                )
     return problems
 
 
@@ -410,7 +466,9 @@ def secret_refs(objects: list[Obj]) -> Iterator[tuple[str, str, str]]:
     for obj in objects:
         who = f"{obj['kind']}/{obj['metadata']['name']}"
         yield from walk(obj, who)
-        for ref in obj.get("spec", {}).get("secretTargetRef", []) if obj["kind"] == "TriggerAuthentication" else []:
+        for ref in (
+            obj.get("spec", {}).get("secretTargetRef", []) if obj["kind"] == "TriggerAuthentication" else []
+        ):
             yield who, ref["name"], ref["key"]
 
 
@@ -428,7 +486,9 @@ def check_secret_refs(objects: list[Obj], documented: str) -> list[str]:
             if key != "ca.crt":
                 problems.append(f"{who}: Strimzi's cluster CA Secret {name} has the key ca.crt, not {key}")
         elif not re.search(rf"`{re.escape(name)}`[^\n]*`{re.escape(key)}`", documented):
-            problems.append(f"{who}: Secret {name} (key {key}) is not in docs/operations.md's list of Secrets to create")
+            problems.append(
+                f"{who}: Secret {name} (key {key}) is not in docs/operations.md's list of Secrets to create"
+            )
     return problems
 
 
@@ -442,18 +502,28 @@ def check_kafka_endpoint(objects: list[Obj]) -> list[str]:
     host, port = settings.kafka_host_port
     clusters = {f"{k['metadata']['name']}-kafka-bootstrap": k for k in of_kind(objects, "Kafka")}
     if host not in clusters:
-        return [f"DRIFTLOOP_KAFKA_BOOTSTRAP {settings.kafka_bootstrap}: no Strimzi Kafka has that bootstrap Service"]
+        return [
+            f"DRIFTLOOP_KAFKA_BOOTSTRAP {settings.kafka_bootstrap}: no Strimzi Kafka has that bootstrap Service"
+        ]
     listener = next((x for x in clusters[host]["spec"]["kafka"]["listeners"] if x["port"] == port), None)
     if listener is None:
-        return [f"DRIFTLOOP_KAFKA_BOOTSTRAP {settings.kafka_bootstrap}: the Kafka has no listener on port {port}"]
+        return [
+            f"DRIFTLOOP_KAFKA_BOOTSTRAP {settings.kafka_bootstrap}: the Kafka has no listener on port {port}"
+        ]
     problems = []
     tls = settings.kafka_security_protocol in ("SSL", "SASL_SSL")
     sasl = settings.kafka_security_protocol.startswith("SASL")
     if listener["tls"] != tls:
-        problems.append(f"listener {listener['name']}: tls {listener['tls']} but DRIFTLOOP_KAFKA_SECURITY_PROTOCOL is {settings.kafka_security_protocol}")
+        problems.append(
+            f"listener {listener['name']}: tls {listener['tls']} but DRIFTLOOP_KAFKA_SECURITY_PROTOCOL is {settings.kafka_security_protocol}"
+        )
     authentication = listener.get("authentication", {}).get("type")
-    if sasl != (authentication == "scram-sha-512") or (sasl and settings.kafka_sasl_mechanism != "SCRAM-SHA-512"):
-        problems.append(f"listener {listener['name']}: authentication {authentication} but the clients use {settings.kafka_security_protocol} {settings.kafka_sasl_mechanism}")
+    if sasl != (authentication == "scram-sha-512") or (
+        sasl and settings.kafka_sasl_mechanism != "SCRAM-SHA-512"
+    ):
+        problems.append(
+            f"listener {listener['name']}: authentication {authentication} but the clients use {settings.kafka_security_protocol} {settings.kafka_sasl_mechanism}"
+        )
     if tls:
         cafile = Path(settings.kafka_ssl_cafile)
         for deployment in of_kind(objects, "Deployment"):
@@ -461,11 +531,14 @@ def check_kafka_endpoint(objects: list[Obj]) -> list[str]:
             for container in containers(deployment):
                 mounted = any(
                     Path(m["mountPath"]) == cafile.parent
-                    and volumes.get(m["name"], {}).get("secret", {}).get("secretName") == f"{clusters[host]['metadata']['name']}-cluster-ca-cert"
+                    and volumes.get(m["name"], {}).get("secret", {}).get("secretName")
+                    == f"{clusters[host]['metadata']['name']}-cluster-ca-cert"
                     for m in container.get("volumeMounts", [])
                 )
                 if not mounted:
-                    problems.append(f"Deployment/{deployment['metadata']['name']}: the cluster CA is not mounted at {cafile.parent}")
+                    problems.append(
+                        f"Deployment/{deployment['metadata']['name']}: the cluster CA is not mounted at {cafile.parent}"
+                    )
     return problems
 
 
@@ -477,18 +550,26 @@ def check_topics(objects: list[Obj]) -> list[str]:
     topics = {t["spec"].get("topicName", t["metadata"]["name"]): t for t in of_kind(objects, "KafkaTopic")}
     wanted = set(topic_names(settings.topic_prefix).all())
     if set(topics) != wanted:
-        problems.append(f"KafkaTopics {sorted(set(topics) ^ wanted)} differ from shared/topics.py with prefix {settings.topic_prefix!r}")
+        problems.append(
+            f"KafkaTopics {sorted(set(topics) ^ wanted)} differ from shared/topics.py with prefix {settings.topic_prefix!r}"
+        )
     kafkas = {k["metadata"]["name"] for k in of_kind(objects, "Kafka")}
     for name, topic in topics.items():
         if topic["spec"].get("partitions") != settings.kafka_partitions:
-            problems.append(f"KafkaTopic {name}: {topic['spec'].get('partitions')} partitions, DRIFTLOOP_KAFKA_PARTITIONS is {settings.kafka_partitions}")
+            problems.append(
+                f"KafkaTopic {name}: {topic['spec'].get('partitions')} partitions, DRIFTLOOP_KAFKA_PARTITIONS is {settings.kafka_partitions}"
+            )
         if topic["spec"].get("replicas") != settings.kafka_replication_factor:
-            problems.append(f"KafkaTopic {name}: {topic['spec'].get('replicas')} replicas, DRIFTLOOP_KAFKA_REPLICATION_FACTOR is {settings.kafka_replication_factor}")
+            problems.append(
+                f"KafkaTopic {name}: {topic['spec'].get('replicas')} replicas, DRIFTLOOP_KAFKA_REPLICATION_FACTOR is {settings.kafka_replication_factor}"
+            )
         if topic["metadata"].get("labels", {}).get("strimzi.io/cluster") not in kafkas:
             problems.append(f"KafkaTopic {name}: its strimzi.io/cluster label names no Kafka")
     for user in of_kind(objects, "KafkaUser"):
         if user["metadata"].get("labels", {}).get("strimzi.io/cluster") not in kafkas:
-            problems.append(f"KafkaUser {user['metadata']['name']}: its strimzi.io/cluster label names no Kafka")
+            problems.append(
+                f"KafkaUser {user['metadata']['name']}: its strimzi.io/cluster label names no Kafka"
+            )
     return problems
 
 
@@ -510,7 +591,10 @@ def script_acls(prefix: str) -> set[Acl]:
         user = args[args.index("--allow-principal") + 1].removeprefix("User:")
         operations = [args[i + 1] for i, a in enumerate(args) if a == "--operation"]
         pattern = "literal"
-        if "--resource-pattern-type" in args and args[args.index("--resource-pattern-type") + 1] == "prefixed":
+        if (
+            "--resource-pattern-type" in args
+            and args[args.index("--resource-pattern-type") + 1] == "prefixed"
+        ):
             pattern = "prefix"
         for flag, kind in (("--topic", "topic"), ("--group", "group")):
             for name in (args[i + 1] for i, a in enumerate(args) if a == flag):
@@ -524,7 +608,13 @@ def manifest_acls(objects: list[Obj]) -> set[Acl]:
         for acl in user["spec"].get("authorization", {}).get("acls", []):
             resource = acl["resource"]
             rules |= {
-                (user["metadata"]["name"], resource["type"], resource["name"], resource.get("patternType", "literal"), op)
+                (
+                    user["metadata"]["name"],
+                    resource["type"],
+                    resource["name"],
+                    resource.get("patternType", "literal"),
+                    op,
+                )
                 for op in acl["operations"]
             }
     return rules
@@ -592,7 +682,10 @@ def check_lag_scalers(objects: list[Obj]) -> list[str]:
     cluster's bootstrap address, never past the partition count (a worker past it would idle)."""
     settings = cluster_settings(objects)
     groups = consumer_groups(settings)
-    partitions = {t["spec"].get("topicName", t["metadata"]["name"]): t["spec"]["partitions"] for t in of_kind(objects, "KafkaTopic")}
+    partitions = {
+        t["spec"].get("topicName", t["metadata"]["name"]): t["spec"]["partitions"]
+        for t in of_kind(objects, "KafkaTopic")
+    }
     acls = manifest_acls(objects)
     problems = []
     for scaled in of_kind(objects, "ScaledObject"):
@@ -603,15 +696,26 @@ def check_lag_scalers(objects: list[Obj]) -> list[str]:
             continue
         container = containers(deployment)[0]
         group, topics = groups.get(service_module(container), ("", ()))
-        user = next((v.get("value") for v in container.get("env", []) if v["name"] == "DRIFTLOOP_KAFKA_SASL_USERNAME"), None)
+        user = next(
+            (
+                v.get("value")
+                for v in container.get("env", [])
+                if v["name"] == "DRIFTLOOP_KAFKA_SASL_USERNAME"
+            ),
+            None,
+        )
         for trigger in scaled["spec"]["triggers"]:
             meta = trigger["metadata"]
             if trigger["type"] != "kafka":
                 continue
             if meta["consumerGroup"] != group:
-                problems.append(f"{where}: follows group {meta['consumerGroup']}, {service_module(container)} consumes as {group!r}")
+                problems.append(
+                    f"{where}: follows group {meta['consumerGroup']}, {service_module(container)} consumes as {group!r}"
+                )
             if meta["bootstrapServers"] != settings.kafka_bootstrap:
-                problems.append(f"{where}: bootstrapServers {meta['bootstrapServers']} is not DRIFTLOOP_KAFKA_BOOTSTRAP")
+                problems.append(
+                    f"{where}: bootstrapServers {meta['bootstrapServers']} is not DRIFTLOOP_KAFKA_BOOTSTRAP"
+                )
             topic = meta.get("topic")
             if topic not in partitions:
                 problems.append(f"{where}: topic {topic} is no KafkaTopic")
@@ -619,14 +723,20 @@ def check_lag_scalers(objects: list[Obj]) -> list[str]:
             if (topics and topic not in topics) or (user, "topic", topic, "literal", "Read") not in acls:
                 problems.append(f"{where}: {topic} is not a topic {service_module(container)} reads")
             if scaled["spec"]["maxReplicaCount"] > partitions[topic]:
-                problems.append(f"{where}: maxReplicaCount {scaled['spec']['maxReplicaCount']} > the {partitions[topic]} partitions of {topic}")
-            auth = named(objects, "TriggerAuthentication", trigger.get("authenticationRef", {}).get("name", ""))
+                problems.append(
+                    f"{where}: maxReplicaCount {scaled['spec']['maxReplicaCount']} > the {partitions[topic]} partitions of {topic}"
+                )
+            auth = named(
+                objects, "TriggerAuthentication", trigger.get("authenticationRef", {}).get("name", "")
+            )
             if auth is None:
                 problems.append(f"{where}: its authenticationRef names no TriggerAuthentication")
                 continue
             for var in auth["spec"].get("env", []):
                 if var["containerName"] not in {c["name"] for c in containers(deployment)}:
-                    problems.append(f"TriggerAuthentication/{auth['metadata']['name']}: no container {var['containerName']}")
+                    problems.append(
+                        f"TriggerAuthentication/{auth['metadata']['name']}: no container {var['containerName']}"
+                    )
     return problems
 
 
@@ -641,17 +751,23 @@ def check_endpoints(objects: list[Obj]) -> list[str]:
     host, _ = settings.clickhouse_host_port
     chis = {f"clickhouse-{c['metadata']['name']}": c for c in of_kind(objects, "ClickHouseInstallation")}
     if host not in chis:
-        problems.append(f"DRIFTLOOP_CLICKHOUSE_URL {settings.clickhouse_url}: no ClickHouseInstallation has that Service")
+        problems.append(
+            f"DRIFTLOOP_CLICKHOUSE_URL {settings.clickhouse_url}: no ClickHouseInstallation has that Service"
+        )
     else:
         users = {key.split("/")[0] for key in chis[host]["spec"]["configuration"].get("users", {})}
         if settings.clickhouse_user not in users:
-            problems.append(f"ClickHouseInstallation/{chis[host]['metadata']['name']} has no user {settings.clickhouse_user} (DRIFTLOOP_CLICKHOUSE_USER)")
+            problems.append(
+                f"ClickHouseInstallation/{chis[host]['metadata']['name']} has no user {settings.clickhouse_user} (DRIFTLOOP_CLICKHOUSE_USER)"
+            )
     url = urlsplit(settings.registry_url)
     service = named(objects, "Service", url.hostname or "")
     if service is None:
         problems.append(f"DRIFTLOOP_REGISTRY_URL {settings.registry_url}: no Service of that name")
     else:
-        selected = [d for d in of_kind(objects, "Deployment") if _matches(service["spec"]["selector"], _pod_labels(d))]
+        selected = [
+            d for d in of_kind(objects, "Deployment") if _matches(service["spec"]["selector"], _pod_labels(d))
+        ]
         if not any(service_module(c) == "services.registry" for d in selected for c in containers(d)):
             problems.append(f"Service/{url.hostname} does not select the registry")
         if url.port not in {p["port"] for p in service["spec"]["ports"]}:

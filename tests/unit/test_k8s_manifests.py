@@ -107,49 +107,270 @@ def _user(objs: list[Obj], name: str) -> Obj:
 Change = Callable[[list[Obj]], None]
 BROKEN: list[tuple[str, str, Change, str]] = [
     # check, what is broken, how, a word of the problem reported
-    ("schemas", "unknown Deployment field", lambda o: _deployment(o, "ingest")["spec"].update(replica=2), "replica"),
-    ("schemas", "probe port of the wrong type", lambda o: _container(o, "registry")["readinessProbe"]["httpGet"].update(port=[8000]), "port"),
-    ("schemas", "KafkaTopic partitions as text", lambda o: _topic(o, "labels")["spec"].update(partitions="six"), "six"),
-    ("schemas", "unknown ScaledObject field", lambda o: _scaled(o, "monitor")["spec"].update(maxReplicas=6), "maxReplicas"),
-    ("schemas", "Kafka listener of no known type", lambda o: of_kind(o, "Kafka")[0]["spec"]["kafka"]["listeners"][0].update(type="public"), "public"),
-    ("schemas", "ClickHouse layout misspelled", lambda o: of_kind(o, "ClickHouseInstallation")[0]["spec"]["configuration"]["clusters"][0]["layout"].update(shards=2), "shards"),
-    ("schemas", "a kind without schema", lambda o: o.append({"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "x"}}), "no schema"),
-    ("workloads", "a service without Deployment", lambda o: o.remove(_deployment(o, "trainer")), "services.trainer"),
-    ("workloads", "no memory limit", lambda o: _container(o, "monitor")["resources"]["limits"].pop("memory"), "limits.memory"),
+    (
+        "schemas",
+        "unknown Deployment field",
+        lambda o: _deployment(o, "ingest")["spec"].update(replica=2),
+        "replica",
+    ),
+    (
+        "schemas",
+        "probe port of the wrong type",
+        lambda o: _container(o, "registry")["readinessProbe"]["httpGet"].update(port=[8000]),
+        "port",
+    ),
+    (
+        "schemas",
+        "KafkaTopic partitions as text",
+        lambda o: _topic(o, "labels")["spec"].update(partitions="six"),
+        "six",
+    ),
+    (
+        "schemas",
+        "unknown ScaledObject field",
+        lambda o: _scaled(o, "monitor")["spec"].update(maxReplicas=6),
+        "maxReplicas",
+    ),
+    (
+        "schemas",
+        "Kafka listener of no known type",
+        lambda o: of_kind(o, "Kafka")[0]["spec"]["kafka"]["listeners"][0].update(type="public"),
+        "public",
+    ),
+    (
+        "schemas",
+        "ClickHouse layout misspelled",
+        lambda o: of_kind(o, "ClickHouseInstallation")[0]["spec"]["configuration"]["clusters"][0][
+            "layout"
+        ].update(shards=2),
+        "shards",
+    ),
+    (
+        "schemas",
+        "a kind without schema",
+        lambda o: o.append({"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "x"}}),
+        "no schema",
+    ),
+    (
+        "workloads",
+        "a service without Deployment",
+        lambda o: o.remove(_deployment(o, "trainer")),
+        "services.trainer",
+    ),
+    (
+        "workloads",
+        "no memory limit",
+        lambda o: _container(o, "monitor")["resources"]["limits"].pop("memory"),
+        "limits.memory",
+    ),
     ("workloads", "a second image", lambda o: _container(o, "ingest").update(image="other"), "image"),
-    ("probes", "probe on an undeclared port", lambda o: _container(o, "ingest")["livenessProbe"]["httpGet"].update(port=9999), "9999"),
-    ("probes", "probe on a path the service lacks", lambda o: _container(o, "model-server")["readinessProbe"]["httpGet"].update(path="/ready"), "/ready"),
-    ("probes", "exec probe on the wrong port", lambda o: _data(o).update(DRIFTLOOP_MONITOR_WEB_PORT="7000"), "7000"),
-    ("probes", "exec probe on the wrong path", lambda o: _container(o, "trainer")["readinessProbe"]["exec"]["command"].__setitem__(2, "urlopen('http://127.0.0.1:6067/healthz')"), "/healthz"),
-    ("services", "selector matching nothing", lambda o: named(o, "Service", "driftloop-ingest")["spec"]["selector"].update(tier="web"), "matches no"),  # type: ignore[index]
-    ("services", "targetPort the pods lack", lambda o: named(o, "Service", "driftloop-registry")["spec"]["ports"][0].update(targetPort="web"), "web"),  # type: ignore[index]
-    ("disruption_and_scaling", "no budget", lambda o: o.remove(named(o, "PodDisruptionBudget", "driftloop-monitor")), "PodDisruptionBudget"),
-    ("disruption_and_scaling", "HPA and KEDA on one Deployment", lambda o: named(o, "HorizontalPodAutoscaler", "driftloop-ingest")["spec"]["scaleTargetRef"].update(name="driftloop-monitor"), "fight"),  # type: ignore[index]
-    ("settings", "a variable no setting reads", lambda o: _data(o).update(DRIFTLOOP_KAFKA_BROKERS="x:9092"), "DRIFTLOOP_KAFKA_BROKERS"),
-    ("settings", "a secret in the ConfigMap", lambda o: _data(o).update(DRIFTLOOP_CLICKHOUSE_PASSWORD="hunter2"), "secret"),
-    ("settings", "a secret value in env", lambda o: _container(o, "ingest")["env"].append({"name": "DRIFTLOOP_INGEST_API_KEYS", "value": "{}"}), "secretKeyRef"),
-    ("settings", "a committed Secret", lambda o: o.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}), "never committed"),
-    ("settings", "the laptop's ClickHouse", lambda o: _data(o).update(DRIFTLOOP_CLICKHOUSE_URL="http://127.0.0.1:8123"), "loopback"),
-    ("settings", "a value that does not build", lambda o: _data(o).update(DRIFTLOOP_KAFKA_SECURITY_PROTOCOL="TLS"), "do not build"),
-    ("secret_refs", "an undocumented Secret", lambda o: _env(o, "trainer", "DRIFTLOOP_REGISTRY_TOKEN")["valueFrom"]["secretKeyRef"].update(name="tokens"), "tokens"),
-    ("secret_refs", "a key Strimzi does not write", lambda o: _env(o, "monitor", "DRIFTLOOP_KAFKA_SASL_PASSWORD")["valueFrom"]["secretKeyRef"].update(key="pass"), "pass"),
-    ("kafka_endpoint", "bootstrap on the wrong port", lambda o: _data(o).update(DRIFTLOOP_KAFKA_BOOTSTRAP="driftloop-kafka-bootstrap:9092"), "9092"),
-    ("kafka_endpoint", "plain clients on a TLS listener", lambda o: _data(o).update(DRIFTLOOP_KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT"), "tls"),
-    ("kafka_endpoint", "CA mounted elsewhere", lambda o: _data(o).update(DRIFTLOOP_KAFKA_SSL_CAFILE="/etc/ssl/ca.crt"), "not mounted"),
-    ("topics", "a topic prefix the topics lack", lambda o: _data(o).update(DRIFTLOOP_TOPIC_PREFIX="acme-"), "prefix"),
+    (
+        "probes",
+        "probe on an undeclared port",
+        lambda o: _container(o, "ingest")["livenessProbe"]["httpGet"].update(port=9999),
+        "9999",
+    ),
+    (
+        "probes",
+        "probe on a path the service lacks",
+        lambda o: _container(o, "model-server")["readinessProbe"]["httpGet"].update(path="/ready"),
+        "/ready",
+    ),
+    (
+        "probes",
+        "exec probe on the wrong port",
+        lambda o: _data(o).update(DRIFTLOOP_MONITOR_WEB_PORT="7000"),
+        "7000",
+    ),
+    (
+        "probes",
+        "exec probe on the wrong path",
+        lambda o: _container(o, "trainer")["readinessProbe"]["exec"]["command"].__setitem__(
+            2, "urlopen('http://127.0.0.1:6067/healthz')"
+        ),
+        "/healthz",
+    ),
+    (
+        "services",
+        "selector matching nothing",
+        lambda o: named(o, "Service", "driftloop-ingest")["spec"]["selector"].update(tier="web"),
+        "matches no",
+    ),  # type: ignore[index]
+    (
+        "services",
+        "targetPort the pods lack",
+        lambda o: named(o, "Service", "driftloop-registry")["spec"]["ports"][0].update(targetPort="web"),
+        "web",
+    ),  # type: ignore[index]
+    (
+        "disruption_and_scaling",
+        "no budget",
+        lambda o: o.remove(named(o, "PodDisruptionBudget", "driftloop-monitor")),
+        "PodDisruptionBudget",
+    ),
+    (
+        "disruption_and_scaling",
+        "HPA and KEDA on one Deployment",
+        lambda o: named(o, "HorizontalPodAutoscaler", "driftloop-ingest")["spec"]["scaleTargetRef"].update(
+            name="driftloop-monitor"
+        ),
+        "fight",
+    ),  # type: ignore[index]
+    (
+        "settings",
+        "a variable no setting reads",
+        lambda o: _data(o).update(DRIFTLOOP_KAFKA_BROKERS="x:9092"),
+        "DRIFTLOOP_KAFKA_BROKERS",
+    ),
+    (
+        "settings",
+        "a secret in the ConfigMap",
+        lambda o: _data(o).update(DRIFTLOOP_CLICKHOUSE_PASSWORD="hunter2"),
+        "secret",
+    ),
+    (
+        "settings",
+        "a secret value in env",
+        lambda o: _container(o, "ingest")["env"].append({"name": "DRIFTLOOP_INGEST_API_KEYS", "value": "{}"}),
+        "secretKeyRef",
+    ),
+    (
+        "settings",
+        "a committed Secret",
+        lambda o: o.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}),
+        "never committed",
+    ),
+    (
+        "settings",
+        "the laptop's ClickHouse",
+        lambda o: _data(o).update(DRIFTLOOP_CLICKHOUSE_URL="http://127.0.0.1:8123"),
+        "loopback",
+    ),
+    (
+        "settings",
+        "a value that does not build",
+        lambda o: _data(o).update(DRIFTLOOP_KAFKA_SECURITY_PROTOCOL="TLS"),
+        "do not build",
+    ),
+    (
+        "secret_refs",
+        "an undocumented Secret",
+        lambda o: _env(o, "trainer", "DRIFTLOOP_REGISTRY_TOKEN")["valueFrom"]["secretKeyRef"].update(
+            name="tokens"
+        ),
+        "tokens",
+    ),
+    (
+        "secret_refs",
+        "a key Strimzi does not write",
+        lambda o: _env(o, "monitor", "DRIFTLOOP_KAFKA_SASL_PASSWORD")["valueFrom"]["secretKeyRef"].update(
+            key="pass"
+        ),
+        "pass",
+    ),
+    (
+        "kafka_endpoint",
+        "bootstrap on the wrong port",
+        lambda o: _data(o).update(DRIFTLOOP_KAFKA_BOOTSTRAP="driftloop-kafka-bootstrap:9092"),
+        "9092",
+    ),
+    (
+        "kafka_endpoint",
+        "plain clients on a TLS listener",
+        lambda o: _data(o).update(DRIFTLOOP_KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT"),
+        "tls",
+    ),
+    (
+        "kafka_endpoint",
+        "CA mounted elsewhere",
+        lambda o: _data(o).update(DRIFTLOOP_KAFKA_SSL_CAFILE="/etc/ssl/ca.crt"),
+        "not mounted",
+    ),
+    (
+        "topics",
+        "a topic prefix the topics lack",
+        lambda o: _data(o).update(DRIFTLOOP_TOPIC_PREFIX="acme-"),
+        "prefix",
+    ),
     ("topics", "a topic missing", lambda o: o.remove(_topic(o, "dead-letter")), "dead-letter"),
-    ("topics", "partitions unlike the setting", lambda o: _topic(o, "drift-events")["spec"].update(partitions=3), "partitions"),
-    ("acls", "an app allowed to write a validated topic", lambda o: _user(o, "apps")["spec"]["authorization"]["acls"].append({"resource": {"type": "topic", "name": "predictions"}, "operations": ["Write"]}), "acls.sh lacks"),
-    ("acls", "a rule of acls.sh left out", lambda o: _user(o, "ingest")["spec"]["authorization"]["acls"].pop(), "lack the rule"),
-    ("acls", "a service as another's user", lambda o: _env(o, "trainer", "DRIFTLOOP_KAFKA_SASL_USERNAME").update(value="monitor"), "password of Secret"),
-    ("lag_scalers", "the wrong consumer group", lambda o: _scaled(o, "monitor")["spec"]["triggers"][0]["metadata"].update(consumerGroup="monitor"), "consumes as"),
-    ("lag_scalers", "the group of a prefixed deployment", lambda o: _scaled(o, "trainer")["spec"]["triggers"][0]["metadata"].update(consumerGroup="acme-driftloop-trainer"), "acme-"),
-    ("lag_scalers", "more workers than partitions", lambda o: _scaled(o, "trainer")["spec"].update(maxReplicaCount=7), "partitions"),
-    ("lag_scalers", "a topic the service does not read", lambda o: _scaled(o, "trainer")["spec"]["triggers"][1]["metadata"].update(topic="predictions"), "not a topic"),
-    ("lag_scalers", "another bootstrap", lambda o: _scaled(o, "monitor")["spec"]["triggers"][1]["metadata"].update(bootstrapServers="kafka:9092"), "bootstrapServers"),
-    ("endpoints", "ClickHouse URL of no installation", lambda o: _data(o).update(DRIFTLOOP_CLICKHOUSE_URL="http://clickhouse:8123"), "ClickHouseInstallation"),
-    ("endpoints", "a ClickHouse user the installation lacks", lambda o: _data(o).update(DRIFTLOOP_CLICKHOUSE_USER="default"), "no user"),
-    ("endpoints", "registry URL on another port", lambda o: _data(o).update(DRIFTLOOP_REGISTRY_URL="http://driftloop-registry:9000"), "9000"),
+    (
+        "topics",
+        "partitions unlike the setting",
+        lambda o: _topic(o, "drift-events")["spec"].update(partitions=3),
+        "partitions",
+    ),
+    (
+        "acls",
+        "an app allowed to write a validated topic",
+        lambda o: _user(o, "apps")["spec"]["authorization"]["acls"].append(
+            {"resource": {"type": "topic", "name": "predictions"}, "operations": ["Write"]}
+        ),
+        "acls.sh lacks",
+    ),
+    (
+        "acls",
+        "a rule of acls.sh left out",
+        lambda o: _user(o, "ingest")["spec"]["authorization"]["acls"].pop(),
+        "lack the rule",
+    ),
+    (
+        "acls",
+        "a service as another's user",
+        lambda o: _env(o, "trainer", "DRIFTLOOP_KAFKA_SASL_USERNAME").update(value="monitor"),
+        "password of Secret",
+    ),
+    (
+        "lag_scalers",
+        "the wrong consumer group",
+        lambda o: _scaled(o, "monitor")["spec"]["triggers"][0]["metadata"].update(consumerGroup="monitor"),
+        "consumes as",
+    ),
+    (
+        "lag_scalers",
+        "the group of a prefixed deployment",
+        lambda o: _scaled(o, "trainer")["spec"]["triggers"][0]["metadata"].update(
+            consumerGroup="acme-driftloop-trainer"
+        ),
+        "acme-",
+    ),
+    (
+        "lag_scalers",
+        "more workers than partitions",
+        lambda o: _scaled(o, "trainer")["spec"].update(maxReplicaCount=7),
+        "partitions",
+    ),
+    (
+        "lag_scalers",
+        "a topic the service does not read",
+        lambda o: _scaled(o, "trainer")["spec"]["triggers"][1]["metadata"].update(topic="predictions"),
+        "not a topic",
+    ),
+    (
+        "lag_scalers",
+        "another bootstrap",
+        lambda o: _scaled(o, "monitor")["spec"]["triggers"][1]["metadata"].update(
+            bootstrapServers="kafka:9092"
+        ),
+        "bootstrapServers",
+    ),
+    (
+        "endpoints",
+        "ClickHouse URL of no installation",
+        lambda o: _data(o).update(DRIFTLOOP_CLICKHOUSE_URL="http://clickhouse:8123"),
+        "ClickHouseInstallation",
+    ),
+    (
+        "endpoints",
+        "a ClickHouse user the installation lacks",
+        lambda o: _data(o).update(DRIFTLOOP_CLICKHOUSE_USER="default"),
+        "no user",
+    ),
+    (
+        "endpoints",
+        "registry URL on another port",
+        lambda o: _data(o).update(DRIFTLOOP_REGISTRY_URL="http://driftloop-registry:9000"),
+        "9000",
+    ),
 ]
 
 
@@ -157,7 +378,9 @@ def test_every_check_has_a_broken_case() -> None:
     assert {check for check, *_ in BROKEN} == set(CHECKS)
 
 
-@pytest.mark.parametrize(("check", "change", "expected"), [(c, f, e) for c, _, f, e in BROKEN], ids=[w for _, w, _, _ in BROKEN])
+@pytest.mark.parametrize(
+    ("check", "change", "expected"), [(c, f, e) for c, _, f, e in BROKEN], ids=[w for _, w, _, _ in BROKEN]
+)
 def test_a_broken_copy_fails_its_check(check: str, change: Change, expected: str) -> None:
     problems = CHECKS[check](broken(objects(), change))
     assert problems, f"{check} passed a broken copy"
