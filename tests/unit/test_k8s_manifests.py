@@ -4,6 +4,8 @@ cross-reference a schema cannot see. Each check is shown failing on a broken cop
 from __future__ import annotations
 
 import functools
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,17 @@ def test_there_is_an_example_overlay_to_copy() -> None:
 @pytest.mark.parametrize("check", sorted(CHECKS))
 def test_the_manifests_pass(folder: Path, check: str) -> None:
     assert CHECKS[check](objects(folder)) == []
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="no kubectl (with its kustomize) to compare with")
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: str(p.relative_to(K8S)))
+def test_the_renderer_agrees_with_kustomize(folder: Path) -> None:
+    """The checks judge what `kubectl apply -k` would apply: kubectl's own kustomize renders the same."""
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(folder)], capture_output=True, text=True, check=True, timeout=60
+    )
+    theirs = {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(built.stdout) if o}
+    assert {(o["kind"], o["metadata"]["name"]): o for o in objects(folder)} == theirs
 
 
 def test_the_overlay_changes_what_it_says() -> None:
