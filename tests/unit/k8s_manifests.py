@@ -554,6 +554,15 @@ def check_topics(objects: list[Obj]) -> list[str]:
             f"KafkaTopics {sorted(set(topics) ^ wanted)} differ from shared/topics.py with prefix {settings.topic_prefix!r}"
         )
     kafkas = {k["metadata"]["name"] for k in of_kind(objects, "Kafka")}
+    brokers = sum(
+        pool["spec"]["replicas"]
+        for pool in of_kind(objects, "KafkaNodePool")
+        if "broker" in pool["spec"]["roles"]
+    )
+    if settings.kafka_replication_factor > brokers:
+        problems.append(
+            f"DRIFTLOOP_KAFKA_REPLICATION_FACTOR {settings.kafka_replication_factor} > the {brokers} brokers of the node pools"
+        )
     for name, topic in topics.items():
         if topic["spec"].get("partitions") != settings.kafka_partitions:
             problems.append(
@@ -755,7 +764,21 @@ def check_endpoints(objects: list[Obj]) -> list[str]:
             f"DRIFTLOOP_CLICKHOUSE_URL {settings.clickhouse_url}: no ClickHouseInstallation has that Service"
         )
     else:
-        users = {key.split("/")[0] for key in chis[host]["spec"]["configuration"].get("users", {})}
+        configured = chis[host]["spec"]["configuration"].get("users", {})
+        users = {key.split("/")[0] for key in configured}
+        password = configured.get(f"{settings.clickhouse_user}/password", {})
+        wanted = password.get("valueFrom", {}).get("secretKeyRef") if isinstance(password, dict) else None
+        for deployment in of_kind(objects, "Deployment"):
+            for container in containers(deployment):
+                for var in container.get("env", []):
+                    if (
+                        var["name"] == "DRIFTLOOP_CLICKHOUSE_PASSWORD"
+                        and var.get("valueFrom", {}).get("secretKeyRef") != wanted
+                    ):
+                        problems.append(
+                            f"Deployment/{deployment['metadata']['name']}: its ClickHouse password is not the Secret "
+                            f"the ClickHouseInstallation gives user {settings.clickhouse_user} ({wanted})"
+                        )
         if settings.clickhouse_user not in users:
             problems.append(
                 f"ClickHouseInstallation/{chis[host]['metadata']['name']} has no user {settings.clickhouse_user} (DRIFTLOOP_CLICKHOUSE_USER)"

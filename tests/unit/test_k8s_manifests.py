@@ -367,6 +367,20 @@ BROKEN: list[tuple[str, str, Change, str]] = [
         "bootstrapServers",
     ),
     (
+        "topics",
+        "more replicas than brokers",
+        lambda o: named(o, "KafkaNodePool", "broker")["spec"].update(replicas=2),  # type: ignore[index]
+        "brokers",
+    ),
+    (
+        "endpoints",
+        "a ClickHouse password the installation does not use",
+        lambda o: _env(o, "monitor", "DRIFTLOOP_CLICKHOUSE_PASSWORD")["valueFrom"]["secretKeyRef"].update(
+            name="driftloop-s3"
+        ),
+        "not the Secret",
+    ),
+    (
         "endpoints",
         "ClickHouse URL of no installation",
         lambda o: _data(o).update(DRIFTLOOP_CLICKHOUSE_URL="http://clickhouse:8123"),
