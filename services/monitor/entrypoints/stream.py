@@ -140,7 +140,7 @@ class MonitorLoop:
             self.dependencies,
             self.kafka,
             lambda: acreate_topics(  # with the configured partitions, not the broker's default
-                self.settings.kafka_bootstrap,
+                self.settings,  # the whole connection (TLS, SASL), not only the bootstrap address
                 [*self.monitor.subscribed, self.monitor.topics.drift_events],
                 self.settings.kafka_partitions,
                 self.settings.kafka_replication_factor,
