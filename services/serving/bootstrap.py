@@ -9,8 +9,8 @@ from services.serving.adapters.artifacts import ArtifactLoader
 from services.serving.adapters.registry import RegistryClient
 from services.serving.adapters.usage import UsageTable
 from services.serving.domain.usage import UsageMeter
-from services.serving.entrypoints.usage import UsageReporter
 from services.serving.entrypoints.stream import ModelEventsWatcher
+from services.serving.entrypoints.usage import UsageReporter
 from services.serving.service import ModelLoader, ModelServer, Registry
 from shared.clickhouse import clickhouse_client
 from shared.sdk import Driftloop, ProducerConfig
