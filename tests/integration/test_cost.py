@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +18,12 @@ from driftloop.cost import sql
 from driftloop.cost.ledger import Prices
 from driftloop.cost.report import cost_report, ensure_view, read_weeks
 from services.serving.adapters.usage import UsageTable
+from services.serving.bootstrap import bootstrap
 from services.serving.domain.usage import Reading, usage_row
 from services.trainer.domain.run_table import RUN_COLUMNS
+from shared.settings import Settings
 from tests.fixtures.clickhouse import ClickHouseServer
+from tests.unit.serving_fakes import OneVersionRegistry, serve_churn
 
 pytestmark = pytest.mark.integration
 
@@ -216,3 +220,29 @@ def test_a_bad_since_is_refused_with_the_forms_it_takes() -> None:
     out = CliRunner().invoke(app, ["cost", "--since", "yesterday"])
     assert out.exit_code != 0
     assert "30d, 8w" in out.output
+
+
+def test_a_model_server_built_by_bootstrap_records_its_usage(
+    clickhouse_server: ClickHouseServer, clickhouse_client: Any, tmp_path: Path
+) -> None:
+    """The wiring of ``python -m services.serving``: bootstrap with ``record_usage`` writes ``serving_usage``."""
+    database = str(clickhouse_client.database)
+    settings = Settings(
+        clickhouse_url=clickhouse_server.url, clickhouse_database=database, serving_usage_seconds=3600
+    )
+    registry = OneVersionRegistry()
+    server = bootstrap(settings, model_name="churn", registry=registry, watch=False, record_usage=True)
+    serve_churn(server, registry, tmp_path)
+    server.start()
+    for age in range(20, 25):
+        server.predict({"age": age, "plan": "pro"})
+    server.stop()  # the last interval is written on the way out
+    server.close()
+    [(requests, predictions, cpu_s)] = clickhouse_client.query(
+        "SELECT requests, predictions, cpu_s FROM serving_usage WHERE model_name = 'churn'"
+    ).result_rows
+    assert (requests, predictions) == (5, 5)
+    assert cpu_s > 0
+    ensure_view(clickhouse_client, database)
+    [week] = read_weeks(clickhouse_client, datetime.now(UTC).date() - timedelta(days=7))
+    assert (week.model_name, week.served_requests, week.serving_cpu_s) == ("churn", 5, pytest.approx(cpu_s))
