@@ -279,6 +279,25 @@ class Settings(BaseSettings):
     ingest_quality_interval_s: float = Field(
         60.0, gt=0, description="Seconds between DataQualityCounted events per model."
     )
+    # cost (`driftloop cost`)
+    cost_cpu_hour: float = Field(
+        0.05,
+        ge=0,
+        description="Price of one CPU-hour (one core busy for an hour) in your currency, for `driftloop cost`; "
+        "0.05 is about an on-demand cloud vCPU.",
+    )
+    cost_gb_month: float = Field(
+        0.10,
+        ge=0,
+        description="Price of keeping one GB (10^9 bytes) for a month, for ClickHouse disk and artifacts in "
+        "`driftloop cost`; 0.10 is about cloud block storage.",
+    )
+    serving_usage_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="How often a model server started by `python -m services.serving` records its requests "
+        "and process CPU in ClickHouse (`serving_usage`, for `driftloop cost`); 0 records nothing.",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -6,6 +6,7 @@ import typer
 
 from driftloop.cli import bench, infra, models, schema, sql, system
 from driftloop.cli.config import show_settings
+from driftloop.cli.cost import cost
 from driftloop.cli.demo import demo
 from driftloop.cli.train import train
 
@@ -27,6 +28,7 @@ app.command("logs")(system.logs)
 app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(system.run)
 app.command("sql")(sql.sql)
 app.command("train")(train)
+app.command("cost")(cost)
 
 
 def main() -> None:

@@ -556,6 +556,7 @@ class Monitor:
             "events_per_s": self._events_since / elapsed,
             "processing_delay_s": (now - newest).total_seconds(),
             "consumer_lag": float(self.consumer_lag),
+            "process_cpu_s": time.process_time(),  # cumulative; `driftloop cost` shares it out by events
         }
         self._stats_at, self._events_since = time.monotonic(), 0
         await asyncio.to_thread(self.judging.write, MONITOR_STATS, stats_rows(now, self.worker, figures))

@@ -24,7 +24,11 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=settings.log_level)
     app_name = f"serving-{args.model}-{args.alias}-{args.port}"
     server = bootstrap(
-        settings, model_name=args.model, alias=args.alias, publish_as=None if args.no_publish else app_name
+        settings,
+        model_name=args.model,
+        alias=args.alias,
+        publish_as=None if args.no_publish else app_name,
+        record_usage=True,
     )
     try:
         uvicorn.run(create_app(server), host=args.host, port=args.port, log_level=settings.log_level.lower())

@@ -21,6 +21,7 @@ import pandas as pd
 
 from services.serving.domain.features import NO_SCHEMA_WARNING, refusals
 from services.serving.domain.model import AliasTarget, LoadedModel, answer, answered_type, plain
+from services.serving.domain.usage import UsageMeter
 from services.serving.errors import InvalidFeatures, ModelLoadError, NoModelLoaded
 from shared.answer_type import OutputType
 from shared.feature_schema import FeatureSchema, describe_issues
@@ -81,6 +82,14 @@ class Prediction:
     latency_ms: float
 
 
+class Background(Protocol):
+    """A thread the server runs between :meth:`ModelServer.start` and :meth:`ModelServer.stop` (usage reporter)."""
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float = 10.0) -> None: ...
+
+
 @dataclass(frozen=True)
 class ServerStatus:
     model_name: str
@@ -111,6 +120,8 @@ class ModelServer:
         sink: PredictionLogger | None = None,
         watcher: AliasWatcher | None = None,
         closers: Sequence[Callable[[], object]] = (),
+        meter: UsageMeter | None = None,
+        background: Sequence[Background] = (),
     ) -> None:
         self.model_name = model_name
         self.alias = alias
@@ -119,6 +130,8 @@ class ModelServer:
         self.sink = sink
         self.watcher = watcher
         self.closers = list(closers)
+        self.meter = meter
+        self.background = list(background)
         self._current: LoadedModel | None = None
         self._refresh_lock = threading.Lock()
         self._swaps = 0
@@ -129,11 +142,15 @@ class ModelServer:
         """Follow the alias (when a watcher is set), then load the version it points at now."""
         if self.watcher is not None:
             self.watcher.start()
+        for task in self.background:
+            task.start()
         self.refresh()
 
     def stop(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
+        for task in self.background:
+            task.stop()
 
     def close(self) -> None:
         """Release what bootstrap opened for this server (the prediction sink, the registry client)."""
@@ -258,4 +275,6 @@ class ModelServer:
                     latency_ms=latency_ms,
                 )
             served.append(Prediction(prediction_id, model.version, value, probs, latency_ms))
+        if self.meter is not None:
+            self.meter.served(len(served))
         return served

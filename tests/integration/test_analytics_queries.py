@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from driftloop.cli.sql import parse_params
+from driftloop.cost.report import ensure_view
 from services.monitor.adapters.clickhouse import storage
 from services.trainer.domain.run_table import RUN_COLUMNS, training_runs_ddl
 from shared.events import DriftEvidence
@@ -302,6 +303,7 @@ def create_schema(client: Any) -> None:
     """The monitor's tables, the trainer's ``training_runs``, then the views (which need the tables)."""
     for ddl in [*storage.schema(), training_runs_ddl()]:  # the views come with the monitor's schema
         client.command(ddl)
+    ensure_view(client, client.database)  # model_costs_weekly, as `driftloop cost` creates it
 
 
 def seed(client: Any) -> None:
@@ -369,7 +371,7 @@ def test_page_has_no_sql_outside_named_blocks() -> None:
 
 SAMPLE_PARAMS = {
     "model": "churn", "feature": "age", "alias": "production", "at": at(0),
-    "event_id": str(FEATURE_DRIFT), **DAY,
+    "event_id": str(FEATURE_DRIFT), "cpu_hour": 1.0, "gb_month": 1.0, **DAY,
 }  # fmt: skip
 
 
@@ -530,6 +532,20 @@ def test_training_cost_per_model_and_week(client: Any) -> None:
         ["fraud", WEEK_1, 1, 1, 0, 0, 0, 0.1, 0.2, 300.0, 500, 5000],
         ["churn", WEEK_2, 1, 0, 0, 0, 1, 0.01, 0.005, 100.0, 0, 0],
     ]
+
+
+@covers("model_cost_weekly")
+def test_model_cost_per_week_prices_the_cpu_of_each_model(client: Any) -> None:
+    rows = run(client, "model_cost_weekly", start=at(0), end=at(0, days=14), cpu_hour=2.0, gb_month=1.0)
+    assert [r[:7] for r in rows] == [
+        # runs, promoted, rejected; CPU: the runs' (no monitor or serving samples in this data set), x 2
+        ["churn", WEEK_1, 2, 1, 1, 1.5, 3.0],  # 3600 + 1800 s; the replayed run counted once
+        ["fraud", WEEK_1, 1, 0, 1, 0.2, 0.4],  # finished but not promoted: rejected
+        ["unknown", WEEK_1, 0, 0, 0, 0.0, 0.0],  # only a dead letter: some bytes, no CPU
+        ["churn", WEEK_2, 1, 0, 1, 0.005, 0.01],
+    ]
+    assert all(r[7] > 0 for r in rows)  # every model keeps some bytes (MB)
+    assert [r[8] for r in rows] == pytest.approx([r[7] / 1000 for r in rows], rel=1e-3)  # 1 per GB-month
 
 
 @covers("dead_letter_reasons")
