@@ -174,12 +174,13 @@ def forecast(readings: Sequence[GroupReading], capacity: float | None, policy: P
     recent = [r for r in readings if r.at >= newest - policy.window_s]
     if len(recent) < policy.min_readings or newest - recent[0].at < policy.min_span_s:
         return None
-    ends = [(r.at, float(r.end)) for r in recent]
-    inflow = theil_sen(_rates(ends))
+    rates = _rates([(r.at, float(r.end)) for r in recent])
+    inflow = theil_sen(rates)
     processed = theil_sen(_rates([(r.at, float(r.committed)) for r in recent]))
     lag: Trend = theil_sen([(r.at, float(r.lag)) for r in recent])
     now = recent[-1]
-    inflow_now = max(0.0, inflow.value(newest))
+    # a step up shows in the last few rates before the line over the window bends: take the higher
+    inflow_now = max(0.0, inflow.value(newest), statistics.median(rate for _, rate in rates[-3:]))
     processed_now = max(0.0, processed.value(newest))
     lag_now = max(0.0, lag.level)
     workers = max(1, now.workers)
