@@ -44,6 +44,13 @@ class AdvisorLoop:
             **self.advisor.status(),
         }
 
+    async def open(self) -> None:
+        """Start the Kafka clients (raises while Kafka is away; ``run`` waits for it)."""
+        await self._start()
+
+    async def close(self) -> None:
+        await self._stop()
+
     async def run(self, stopping: asyncio.Event) -> None:
         deps = self.advisor.dependencies
         delay = 0.5
