@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import itertools
 import importlib.util
+import itertools
 import json
 import statistics
 import sys
