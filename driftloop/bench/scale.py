@@ -126,13 +126,24 @@ class AdvisorRun(threading.Thread):
 
 
 def _lag(settings: Settings) -> tuple[float, int, int]:
+    from aiokafka.errors import KafkaError
+
     from shared.kafka.admin import consumer_lag
     from shared.topics import monitor_group, topic_names
 
-    reading = consumer_lag(
-        settings, monitor_group(settings.topic_prefix), [topic_names(settings.topic_prefix).predictions]
-    )
-    return time.monotonic(), reading.lag, reading.committed
+    for attempt in range(20):
+        try:
+            reading = consumer_lag(
+                settings,
+                monitor_group(settings.topic_prefix),
+                [topic_names(settings.topic_prefix).predictions],
+            )
+            return time.monotonic(), reading.lag, reading.committed
+        except KafkaError:  # a new group's coordinator is still loading
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def _wait(check: Callable[[], bool], timeout: float, what: str, poll: float = 0.5) -> float:
@@ -314,8 +325,9 @@ def main(
         finally:
             feeder.stopping.set()
             advisor.stopping.set()
-            feeder.join(10)
-            advisor.join(10)
+            for thread in (feeder, advisor):
+                if thread.is_alive():
+                    thread.join(10)
             for worker in workers:
                 worker.stop()
             clean_up(settings)
