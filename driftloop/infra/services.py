@@ -158,17 +158,6 @@ def service_table(settings: Settings, serving_model: str | None = None) -> list[
             needs=(*infra, *s3),
             installed=module_installed("services.trainer.__main__"),
         ),
-        # sizes the monitor from its lag and busy time, and ClickHouse from its parts (docs/adr/0007)
-        ServiceSpec(
-            "advisor",
-            "services.advisor",
-            ("--web-port", str(settings.advisor_web_port)),
-            "127.0.0.1",
-            settings.advisor_web_port,
-            Health.HTTP,
-            "/health",
-            infra,
-        ),
         # 503 on /healthz until a model is registered under the alias: listening is enough to be "up"
         ServiceSpec(
             "serving",
@@ -179,6 +168,17 @@ def service_table(settings: Settings, serving_model: str | None = None) -> list[
             Health.LISTENING,
             "/healthz",
             (Component.KAFKA,),
+        ),
+        # sizes the monitor from its lag and busy time, and ClickHouse from its parts (docs/adr/0007)
+        ServiceSpec(
+            "advisor",
+            "services.advisor",
+            ("--web-port", str(settings.advisor_web_port)),
+            "127.0.0.1",
+            settings.advisor_web_port,
+            Health.HTTP,
+            "/health",
+            infra,
         ),
     ]
 
