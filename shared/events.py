@@ -292,6 +292,38 @@ class AliasChanged(Event):
     changed_by: str
 
 
+# ---------------------------------------------------------------- operations
+
+
+class ScaleAdvised(Event):
+    """The scaling advisor forecast that a service needs more (or fewer) workers, partitions or disk.
+
+    Not about one model: ``model_name`` is the service the advice is for (``monitor``, ``clickhouse``), so
+    one target's advice stays ordered.
+    """
+
+    topic: ClassVar[str] = "scale-advice"
+    event_type: Literal["scale_advised"] = "scale_advised"
+    kind: Literal["scale_up", "scale_down", "partitions", "disk"] = Field(
+        description="scale_up/scale_down: run workers_advised workers; partitions: the partition count is the "
+        "limit; disk: ClickHouse's disk fills within days_until_full."
+    )
+    message: str = Field(max_length=2000, description="The advice as a person reads it, with its figures.")
+    workers_now: int | None = Field(None, ge=0)
+    workers_advised: int | None = Field(None, ge=0)
+    partitions: int | None = Field(None, ge=0, description="Partitions of the topics the workers consume.")
+    inflow_per_s: FiniteFloat | None = Field(None, ge=0, description="Forecast events/s into the topics.")
+    capacity_per_worker: FiniteFloat | None = Field(
+        None, ge=0, description="Events/s of one worker at 100% busy."
+    )
+    lag: FiniteFloat | None = Field(None, ge=0, description="Events not yet processed, by the trend.")
+    lag_growth_per_s: FiniteFloat | None = None
+    breach_in_s: FiniteFloat | None = Field(
+        None, ge=0, description="Seconds until the SLO breaks at the trend."
+    )
+    days_until_full: FiniteFloat | None = Field(None, ge=0)
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     PredictionLogged,
     LabelLogged,
@@ -310,6 +342,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ModelDeleted,
     ModelVersionStatusChanged,
     AliasChanged,
+    ScaleAdvised,
 )
 EVENTS_BY_TYPE: dict[str, type[Event]] = {cls.model_fields["event_type"].default: cls for cls in EVENT_TYPES}
 

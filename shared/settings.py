@@ -163,6 +163,39 @@ class Settings(BaseSettings):
         30.0, ge=0, description="How long the monitor reuses a reference profile read from the registry."
     )
     monitor_web_port: int = Field(6066, description="Port of a monitor worker's /health and /metrics.")
+    # scaling advisor (docs/adr/0007-scaling-advisor.md)
+    advisor_web_port: int = Field(
+        6068, description="Port of the scaling advisor's /health, /advice and /metrics."
+    )
+    advisor_interval_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between the scaling advisor's readings of lag, workers and ClickHouse parts.",
+    )
+    advisor_window_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="How far back the advisor fits its trends (a robust line over these readings).",
+    )
+    advisor_slo_seconds: float = Field(
+        2.0, gt=0, description="The SLO the advisor protects: an event is queryable within this many seconds."
+    )
+    advisor_headroom: float = Field(
+        1.25, ge=1, description="Capacity the advisor asks for above the forecast inflow (1.25 = 25% spare)."
+    )
+    advisor_horizon_seconds: float = Field(
+        180.0, gt=0, description="The advisor speaks when the SLO would break within this many seconds."
+    )
+    advisor_monitor_urls: str = Field(
+        "",
+        description="Comma-separated /health URLs of the monitor workers, for their busy time; empty is this "
+        "machine's monitor (MONITOR_WEB_PORT).",
+    )
+    advisor_disk_warn_days: float = Field(
+        30.0,
+        gt=0,
+        description="The advisor warns when ClickHouse's disk would be full within this many days.",
+    )
     drift_thresholds: DriftThresholds = Field(
         default_factory=DriftThresholds,
         description="Default drift thresholds as JSON (alpha, effect sizes, K of M windows, cooldown); "

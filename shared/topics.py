@@ -18,6 +18,7 @@ class Topics:
     data_quality: str
     predictions_raw: str
     labels_raw: str
+    scale_advice: str
 
     def all(self) -> tuple[str, ...]:
         """Every topic, for creating them up front (``driftloop infra up``)."""
@@ -38,4 +39,10 @@ def topic_names(prefix: str = "") -> Topics:
         # forwards it to ``predictions``/``labels`` or to ``dead-letter`` (docs/ingest.md)
         predictions_raw=f"{prefix}predictions-raw",
         labels_raw=f"{prefix}labels-raw",
+        scale_advice=f"{prefix}scale-advice",  # the scaling advisor's ScaleAdvised events
     )
+
+
+def monitor_group(prefix: str = "") -> str:
+    """The monitor workers' consumer group; the scaling advisor reads its lag."""
+    return f"{prefix}driftloop-monitor"

@@ -74,8 +74,15 @@ writes User:registry "${PREFIX}model-events"
 # --- model servers: hot-swap on model-events (no consumer group: every replica reads every partition) ---
 reads  User:serving "${PREFIX}model-events"
 
+# --- scaling advisor: reads the monitor group's offsets and the topics' end offsets, publishes its advice --
+mapfile -t ts < <(topics "${PREFIX}predictions" "${PREFIX}labels")
+acl --allow-principal User:advisor --operation Describe "${ts[@]}"
+writes User:advisor "${PREFIX}scale-advice"
+acl --allow-principal User:advisor --operation Describe --group "${PREFIX}driftloop-monitor"
+
 # --- operators: `driftloop train` asks for a run and follows its outcome ----------------------------------
 writes User:operator "${PREFIX}training-runs"
-reads  User:operator "${PREFIX}training-runs" "${PREFIX}drift-events" "${PREFIX}model-events" "${PREFIX}dead-letter"
+reads  User:operator "${PREFIX}training-runs" "${PREFIX}drift-events" "${PREFIX}model-events" "${PREFIX}dead-letter" \
+                     "${PREFIX}scale-advice"
 acl --allow-principal User:operator --operation Read --operation Describe \
     --resource-pattern-type prefixed --group "driftloop-train-cli-"

@@ -94,3 +94,21 @@ def faults(
     from driftloop.bench.faults import main
 
     main(rate, broker_outage, clickhouse_outage)
+
+
+@app.command("scale")
+def scale(
+    calibrate_events: int = typer.Option(
+        150_000, help="Events of the burst that measures one worker's drain rate."
+    ),
+    steady_s: float = typer.Option(
+        90.0, help="Seconds of steady traffic at 40% of one worker (false advice)."
+    ),
+    ramp_s: float = typer.Option(240.0, help="Seconds of the ramp from 40% to 180% of one worker."),
+    hold_s: float = typer.Option(45.0, help="Seconds each worker count is held at the ramp's final rate."),
+) -> None:
+    """The scaling advisor over the real stack: advice lead before the SLO breaks, advised vs needed workers,
+    false advice on a steady stream."""
+    from driftloop.bench.scale import main
+
+    main(calibrate_events, steady_s, ramp_s, hold_s)

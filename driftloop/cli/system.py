@@ -149,6 +149,8 @@ def _echo_status(settings: Settings, already: bool = False) -> None:
         typer.echo(replace(service, note=note(service.name, service.up, service.note)).line())
         if service.name == "monitor" and service.up:
             typer.echo(monitor_share(service.address))
+        if service.name == "advisor" and service.up:
+            typer.echo(scale_advice(service.address))
     record = supervisor.running(settings)
     text = "restarts crashed services" if record else "not running"
     if record is None and any_up:
@@ -199,6 +201,18 @@ def monitor_share(address: str) -> str:
     return f"           owns partitions {', '.join(partitions) or 'none'}; judges {len(models)} models" + (
         f": {shown}" if models else ""
     )
+
+
+def scale_advice(address: str) -> str:
+    """The scaling advisor's current advice, one line each (docs/adr/0007-scaling-advisor.md)."""
+    try:
+        body = json.loads(urllib.request.urlopen(f"{address}/advice", timeout=3).read())
+    except (OSError, ValueError):
+        return "           (its /advice did not answer)"
+    advice = body.get("advice") or []
+    if not advice:
+        return "           no scaling advice: the trends hold the SLO with the workers there are"
+    return "\n".join(f"           advice: {a.get('message', a)}" for a in advice)
 
 
 @app.command()

@@ -169,6 +169,17 @@ def service_table(settings: Settings, serving_model: str | None = None) -> list[
             "/healthz",
             (Component.KAFKA,),
         ),
+        # sizes the monitor from its lag and busy time, and ClickHouse from its parts (docs/adr/0007)
+        ServiceSpec(
+            "advisor",
+            "services.advisor",
+            ("--web-port", str(settings.advisor_web_port)),
+            "127.0.0.1",
+            settings.advisor_web_port,
+            Health.HTTP,
+            "/health",
+            infra,
+        ),
     ]
 
 

@@ -9,12 +9,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
-from shared.kafka.clients import Endpoint, connection
+from shared.kafka.clients import Endpoint, connection, consumer
 
 T = TypeVar("T")
 
@@ -115,3 +117,108 @@ async def adelete_topics(bootstrap: Endpoint, names: Iterable[str], *, timeout_m
 def delete_topics(bootstrap: Endpoint, names: Iterable[str]) -> None:
     """Sync :func:`adelete_topics`."""
     run_sync(lambda: adelete_topics(bootstrap, names))
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    """One partition of a consumer group: where the group is (``committed``) and where the log ends."""
+
+    topic: str
+    partition: int
+    committed: int | None
+    end: int
+
+    @property
+    def lag(self) -> int:
+        """Records the group has not committed yet; a partition it never committed counts from offset 0."""
+        return max(0, self.end - (self.committed or 0))
+
+
+@dataclass(frozen=True)
+class GroupLag:
+    """A consumer group's position over its topics' partitions, and how many members it has now."""
+
+    group: str
+    members: int
+    partitions: tuple[PartitionLag, ...]
+
+    @property
+    def lag(self) -> int:
+        return sum(p.lag for p in self.partitions)
+
+    @property
+    def end(self) -> int:
+        return sum(p.end for p in self.partitions)
+
+    @property
+    def committed(self) -> int:
+        return sum(p.committed or 0 for p in self.partitions)
+
+
+class LagReader:
+    """Reads consumer lag from the broker: committed offsets through the admin client, end offsets through
+    a group-less consumer. Long-lived, so a poller does not reconnect at every reading; see :func:`consumer_lag`.
+    """
+
+    def __init__(self, bootstrap: Endpoint, *, timeout_ms: int = 10000) -> None:
+        self._admin = AIOKafkaAdminClient(
+            **connection(bootstrap).options(), request_timeout_ms=timeout_ms, client_id="driftloop-lag"
+        )
+        self._ends = consumer(
+            bootstrap, group_id=None, request_timeout_ms=timeout_ms, client_id="driftloop-lag"
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        if not self._started:
+            await self._admin.start()
+            await self._ends.start()
+            self._started = True
+
+    async def stop(self) -> None:
+        self._started = False
+        await self._ends.stop()
+        await self._admin.close()
+
+    async def read(self, group: str, topics: Iterable[str] | None = None) -> GroupLag:
+        """Lag of ``group`` over every partition of ``topics`` (default: the topics it has committed on)."""
+        await self.start()
+        committed = await self._admin.list_consumer_group_offsets(group)
+        wanted = sorted(set(topics) if topics is not None else {tp.topic for tp in committed})
+        described = await self._admin.describe_topics(wanted) if wanted else []  # fresh: new partitions count
+        partitions = sorted(
+            TopicPartition(t["topic"], p["partition"])
+            for t in described
+            if not t["error_code"]
+            for p in t["partitions"]
+        )
+        ends = await self._ends.end_offsets(partitions) if partitions else {}
+        rows = []
+        for tp in partitions:
+            position = committed.get(tp)
+            offset = position.offset if position is not None and position.offset >= 0 else None
+            rows.append(PartitionLag(tp.topic, tp.partition, offset, ends.get(tp, 0)))
+        return GroupLag(group, await self._members(group), tuple(rows))
+
+    async def _members(self, group: str) -> int:
+        """Members of the group right now (0 when it is empty or unknown)."""
+        responses = await self._admin.describe_consumer_groups([group])
+        for response in responses:
+            for described in response.groups:
+                error_code, group_id, *_rest = described
+                if group_id == group and not error_code:
+                    return len(described[5])
+        return 0
+
+
+def consumer_lag(endpoint: Endpoint, group: str, topics: Iterable[str] | None = None) -> GroupLag:
+    """One reading of ``group``'s lag per partition (sync, for the CLI and tests): committed vs end offsets."""
+
+    async def once() -> GroupLag:
+        reader = LagReader(endpoint)
+        try:
+            return await reader.read(group, topics)
+        finally:
+            await reader.stop()
+
+    return run_sync(once)

@@ -30,6 +30,7 @@ from shared.events import (
     ModelVersionStatusChanged,
     PredictionLogged,
     RetrainModel,
+    ScaleAdvised,
     TrainingRunFailed,
     TrainingRunFinished,
     TrainingRunRejected,
@@ -132,6 +133,19 @@ def sample(cls: type[Event]) -> Event:
             version=4,
             previous_version=3,
             changed_by="trainer",
+        ),
+        ScaleAdvised: ScaleAdvised(
+            model_name="monitor",
+            kind="scale_up",
+            message="monitor: inflow 84k/s vs capacity 2 x 61k/s: run 3 workers (partitions allow 6)",
+            workers_now=2,
+            workers_advised=3,
+            partitions=6,
+            inflow_per_s=84_000.0,
+            capacity_per_worker=61_000.0,
+            lag=1_200_000.0,
+            lag_growth_per_s=23_000.0,
+            breach_in_s=52.0,
         ),
     }
     return samples[cls]

@@ -23,6 +23,7 @@ INTERNAL_WRITERS = {
     TOPICS.drift_events: {"User:monitor"},
     TOPICS.training_runs: {"User:trainer", "User:operator"},
     TOPICS.model_events: {"User:registry"},
+    TOPICS.scale_advice: {"User:advisor"},
 }
 
 

@@ -59,6 +59,17 @@ class MonitorMetrics:
         self.partitions = Gauge(
             "driftloop_monitor_assigned_partitions", "Partitions this worker owns.", registry=self.registry
         )
+        # capacity = handled / (wall - idle): events/s at 100% busy, what the scaling advisor divides inflow by
+        self.idle_seconds = Counter(
+            "driftloop_monitor_idle_seconds",
+            "Seconds the Kafka loop waited for records (the rest of its running time it was busy).",
+            registry=self.registry,
+        )
+        self.handled = Counter(
+            "driftloop_monitor_handled_events",
+            "Records handled and committed (stored, windows advanced).",
+            registry=self.registry,
+        )
         self.started = time.time()
 
     def exposition(self) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +27,7 @@ from services.monitor.domain.intake import Record
 from services.monitor.service import Monitor
 from shared.kafka.admin import acreate_topics
 from shared.settings import Settings
+from shared.topics import monitor_group
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ def consumer_options(settings: Settings) -> dict[str, Any]:
     """How the worker's consumer is configured (``bootstrap`` builds it with these)."""
     timeout_ms = int(settings.monitor_session_timeout_seconds * 1000)
     return {
-        "group_id": f"{settings.topic_prefix}driftloop-monitor",
+        "group_id": monitor_group(settings.topic_prefix),
         "auto_offset_reset": "earliest",
         "max_partition_fetch_bytes": 16 * 1024 * 1024,
         "fetch_max_bytes": 64 * 1024 * 1024,
@@ -106,6 +108,9 @@ class MonitorLoop:
         self.in_hand: deque[asyncio.Task[None]] = deque()
         self.assigned = asyncio.Event()
         self.running = False
+        self.running_since: float | None = None
+        self.idle_s = 0.0
+        self.handled = 0
 
     def status(self) -> dict[str, Any]:
         waiting = self.monitor.waiting_for()
@@ -117,7 +122,16 @@ class MonitorLoop:
             "partitions": self.partitions(),
             "models": self.monitor.checkpoints.models(),
             "consumer_lag": self.monitor.consumer_lag,
+            # the scaling advisor's capacity reading: handled_events / busy_s is events/s at 100% busy
+            "busy_s": round(self.busy_s(), 3),
+            "handled_events": self.handled,
         }
+
+    def busy_s(self) -> float:
+        """Seconds the loop has run without waiting for records: taking, storing, judging, committing."""
+        if self.running_since is None:
+            return 0.0
+        return max(0.0, time.monotonic() - self.running_since - self.idle_s)
 
     def partitions(self) -> list[str]:
         """The partitions of the events topics this worker owns (``predictions-0``): its share of the models."""
@@ -155,6 +169,7 @@ class MonitorLoop:
         """Consume until ``stopping`` is set; the batches in hand are finished and committed first."""
         await self._prepare()
         self.running = True
+        self.running_since = time.monotonic()
         try:
             while not stopping.is_set():
                 taken = await self._take(stopping)
@@ -196,7 +211,12 @@ class MonitorLoop:
             left = within if deadline is None else deadline - loop.time()
             if left <= 0:
                 break
+            waited = time.monotonic()
             got = await self.consumer.getmany(timeout_ms=int(left * 1000), max_records=size - taken)
+            # time in getmany is waiting for records (under a backlog it returns at once, from the prefetch)
+            idle = time.monotonic() - waited
+            self.idle_s += idle
+            self.metrics.idle_seconds.inc(idle)
             for tp, records in got.items():
                 batch.setdefault(tp, []).extend(records)
                 taken += len(records)
@@ -214,6 +234,9 @@ class MonitorLoop:
         await self.monitor.advance(stored)
         await self.publisher.confirm()
         await self._commit(next_offsets(batch))
+        handled = sum(len(records) for records in batch.values())
+        self.handled += handled
+        self.metrics.handled.inc(handled)
         self.monitor.consumer_lag = self._lag(batch)
         self.metrics.lag.set(self.monitor.consumer_lag)
 

@@ -1,0 +1,358 @@
+"""Benchmark: does the scaling advisor see a monitor overload coming, and is its advice right?
+
+Over the real local stack (Kafka, embedded ClickHouse, monitor worker processes, the advisor in-process):
+
+0. a burst of events measures one worker's drain rate (``events_per_s_1w``);
+1. a steady stream at 40% of it for ``steady_s``: every piece of advice here is false (``false_advice``);
+2. a ramp from 40% to 180% of it: ``advice_lead_s`` is the time between the first advice to add workers
+   and the moment the lag actually broke the SLO (lag / drain rate > ``advisor_slo_seconds``);
+3. at the ramp's final rate, 2 workers and then the advised number are started, and the smallest that
+   holds the SLO is ``held_workers`` (``events_per_s_2w``: what 2 workers drained while catching up).
+
+The broker's own ceiling is measured by ``driftloop bench monitor --workers N`` (driftloop/bench/kafka_ceiling.py)
+when that exists; until then ``broker_ceiling_events_per_s`` and ``monitor_share_of_ceiling`` are null.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import itertools
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from driftloop.bench import synthetic
+from driftloop.bench.cleanup import clean_up
+from shared import wire
+from shared.kafka.clients import producer as kafka_producer
+from shared.settings import Settings
+
+PARTITIONS = 6
+TICK_S = 0.1
+
+
+class Feeder(threading.Thread):
+    """Sends prediction events at ``rate`` per second (plus any ``burst``), from pre-encoded templates."""
+
+    def __init__(self, settings: Settings, topic: str, templates: list[tuple[bytes, bytes, bytes]]) -> None:
+        super().__init__(daemon=True)
+        self.settings, self.topic, self.templates = settings, topic, templates
+        self.rate = 0.0
+        self.burst = 0
+        self.sent = 0
+        self.stopping = threading.Event()
+        self.error: BaseException | None = None
+        self._prefix = uuid.uuid4().hex[:8]
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._feed())
+        except BaseException as exc:  # reported by the caller, which owns the run
+            self.error = exc
+
+    async def _feed(self) -> None:
+        producer = kafka_producer(
+            self.settings, acks=1, enable_idempotence=False, linger_ms=20, max_batch_size=1 << 20
+        )
+        await producer.start()
+        owed, last, n = 0.0, time.monotonic(), len(self.templates)
+        try:
+            while not self.stopping.is_set():
+                now = time.monotonic()
+                owed += self.rate * (now - last)
+                last = now
+                take = int(owed) + self.burst
+                owed -= int(owed)
+                self.burst = 0
+                futures = []
+                for _ in range(min(take, 200_000)):
+                    key, template, old_id = self.templates[self.sent % n]
+                    fresh = f"{self._prefix}-0000-4000-8000-{self.sent:012x}".encode()
+                    futures.append(await producer.send(self.topic, template.replace(old_id, fresh), key=key))
+                    self.sent += 1
+                if futures:
+                    await asyncio.gather(*futures)
+                await asyncio.sleep(max(0.0, TICK_S - (time.monotonic() - now)))
+        finally:
+            await producer.stop()
+
+
+class AdvisorRun(threading.Thread):
+    """The advisor, built by its own bootstrap on the run's settings, ticking in its own event loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(daemon=True)
+        self.settings = settings
+        self.stopping = threading.Event()
+        self.given: list[tuple[float, Any]] = []
+        self.monitor_urls: list[str] = []
+        self.error: BaseException | None = None
+        self.capacity: float | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except BaseException as exc:
+            self.error = exc
+
+    async def _run(self) -> None:
+        from services.advisor.bootstrap import bootstrap
+
+        advisor, loop, _ = bootstrap(self.settings)
+        advisor.workers.urls = self.monitor_urls  # type: ignore[attr-defined]  # the bench adds workers
+        await loop.open()
+        try:
+            while not self.stopping.is_set():
+                began = time.monotonic()
+                for event in await advisor.tick():
+                    self.given.append((time.monotonic(), event))
+                    print(f"  [{time.strftime('%H:%M:%S')}] advice: {event.message}", flush=True)
+                self.capacity = advisor.signals.get("monitor", {}).get("capacity_per_worker")
+                await asyncio.sleep(
+                    max(0.0, self.settings.advisor_interval_seconds - (time.monotonic() - began))
+                )
+        finally:
+            await loop.close()
+
+
+def _lag(settings: Settings) -> tuple[float, int, int]:
+    from aiokafka.errors import KafkaError
+
+    from shared.kafka.admin import consumer_lag
+    from shared.topics import monitor_group, topic_names
+
+    for attempt in range(20):
+        try:
+            reading = consumer_lag(
+                settings,
+                monitor_group(settings.topic_prefix),
+                [topic_names(settings.topic_prefix).predictions],
+            )
+            return time.monotonic(), reading.lag, reading.committed
+        except KafkaError:  # a new group's coordinator is still loading
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+def _wait(check: Callable[[], bool], timeout: float, what: str, poll: float = 0.5) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if check():
+            return time.monotonic()
+        time.sleep(poll)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _drain_rate(settings: Settings, timeout: float) -> float:
+    """Events/s the running workers commit while a backlog lasts (median of 1 s steps), then waits it out."""
+    readings = [_lag(settings)]
+    while readings[-1][1] > 0 and time.monotonic() - readings[0][0] < timeout:
+        time.sleep(1.0)
+        readings.append(_lag(settings))
+    rates = [
+        (c2 - c1) / (t2 - t1)
+        for (t1, lag1, c1), (t2, _, c2) in itertools.pairwise(readings)
+        if lag1 > 0 and c2 > c1
+    ]
+    return statistics.median(rates) if rates else 0.0
+
+
+def main(
+    calibrate_events: int = 150_000,
+    steady_s: float = 90.0,
+    ramp_s: float = 240.0,
+    hold_s: float = 45.0,
+    models: int = 12,
+    features: int = 10,
+) -> dict[str, Any]:
+    from driftloop.infra.stack import Component, local_stack
+    from driftloop.process import free_port, spawn
+    from services.monitor.domain.profiles import profiles_file_json
+    from shared.kafka.admin import create_topics
+    from shared.topics import topic_names
+
+    base = Settings()
+    tag = uuid.uuid4().hex[:8]
+    settings = base.model_copy(
+        update={
+            "topic_prefix": f"bench-{tag}-",
+            "clickhouse_database": f"bench_{tag}",
+            "kafka_partitions": PARTITIONS,
+            "monitor_window_seconds": 60,
+            "advisor_interval_seconds": 2.0,
+            "advisor_window_seconds": 60.0,
+        }
+    )
+    slo = settings.advisor_slo_seconds
+    specs = [
+        synthetic.StreamSpec(f"scale-{i}", features - features // 5, features // 5, seed=i)
+        for i in range(models)
+    ]
+    templates = []
+    for spec in specs:
+        for event in synthetic.predictions(spec, 200, datetime.now(UTC), timedelta(milliseconds=1)):
+            templates.append((spec.model_name.encode(), wire.encode(event), str(event.event_id).encode()))
+    workers: list[Any] = []
+    figures: dict[str, Any] = {}
+    with (
+        local_stack(base, components=[Component.KAFKA, Component.CLICKHOUSE]),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        topics = topic_names(settings.topic_prefix)
+        create_topics(settings.kafka_bootstrap, topics.all(), PARTITIONS, settings.kafka_replication_factor)
+        profiles = Path(tmp) / "profiles.json"
+        profiles.write_text(
+            profiles_file_json({s.model_name: {"1": synthetic.reference_profile(s)} for s in specs})
+        )
+        advisor = AdvisorRun(settings)
+        feeder = Feeder(settings, topics.predictions, templates)
+
+        def start_worker() -> None:
+            port = free_port()
+            argv = [
+                sys.executable,
+                "-m",
+                "services.monitor",
+                "--web-port",
+                str(port),
+                "--profiles",
+                str(profiles),
+            ]
+            workers.append(
+                spawn(
+                    f"monitor-{len(workers)}",
+                    argv,
+                    Path(tmp) / f"monitor-{len(workers)}.log",
+                    env=settings.as_env(),
+                )
+            )
+            advisor.monitor_urls.append(f"http://127.0.0.1:{port}/health")
+
+        try:
+            start_worker()
+            feeder.start()
+            feeder.burst = 2_000
+            _wait(lambda: _lag(settings)[2] >= 2_000, 180, "the first worker's first commit")
+            print(
+                f"phase 0: a burst of {calibrate_events:,} events measures one worker's drain rate ...",
+                flush=True,
+            )
+            feeder.burst = calibrate_events
+            time.sleep(2.0)
+            one = _drain_rate(settings, 300)
+            figures["events_per_s_1w"] = round(one)
+            print(f"  one worker drains {one:,.0f} events/s", flush=True)
+
+            print(f"phase 1: steady {0.4 * one:,.0f} events/s for {steady_s:.0f} s ...", flush=True)
+            advisor.start()
+            feeder.rate = 0.4 * one
+            time.sleep(steady_s)
+            steady_advice = [e for _, e in advisor.given if e.kind != "disk"]
+            figures["false_advice"] = len(steady_advice)
+
+            top = 1.8 * one
+            print(f"phase 2: ramp to {top:,.0f} events/s over {ramp_s:.0f} s ...", flush=True)
+            ramp_began = time.monotonic()
+            first_advice: tuple[float, Any] | None = None
+            breach: float | None = None
+            while time.monotonic() - ramp_began < ramp_s:
+                elapsed = time.monotonic() - ramp_began
+                feeder.rate = 0.4 * one + (top - 0.4 * one) * elapsed / ramp_s
+                at, lag, _ = _lag(settings)
+                if first_advice is None:
+                    first_advice = next(
+                        (
+                            (t, e)
+                            for t, e in advisor.given
+                            if t >= ramp_began and e.kind in ("scale_up", "partitions")
+                        ),
+                        None,
+                    )
+                if breach is None and lag > slo * one:
+                    breach = at
+                    print(f"  the SLO broke {at - ramp_began:.0f} s into the ramp (lag {lag:,})", flush=True)
+                if breach is not None and first_advice is not None:
+                    break
+                time.sleep(1.0)
+            hold_rate = feeder.rate
+            advised = first_advice[1].workers_advised if first_advice else None
+            figures["advice_lead_s"] = (
+                round(breach - first_advice[0], 1)
+                if breach is not None and first_advice is not None
+                else None
+            )
+            figures["advised_workers"] = advised
+            figures["advice_message"] = first_advice[1].message if first_advice else None
+
+            print(f"phase 3: hold {hold_rate:,.0f} events/s; which worker count keeps the SLO?", flush=True)
+            held = None
+            for n in sorted({2, *([advised] if advised else [])}):
+                n = min(n, PARTITIONS)
+                while len(workers) < n:
+                    start_worker()
+                time.sleep(15.0)  # the group rebalances, the new worker warms up
+                drained = _drain_rate(settings, 120)
+                if n == 2:
+                    figures["events_per_s_2w"] = round(drained)
+                lags = []
+                began = time.monotonic()
+                while time.monotonic() - began < hold_s:
+                    lags.append(_lag(settings)[1])
+                    time.sleep(1.0)
+                worst = sorted(lags)[int(0.95 * (len(lags) - 1))]
+                ok = worst <= slo * one * n
+                print(f"  {n} workers: p95 lag {worst:,} ({'holds' if ok else 'breaks'} the SLO)", flush=True)
+                if ok:
+                    held = n
+                    break
+            figures["held_workers"] = held
+            figures["capacity_per_worker_advisor"] = round(advisor.capacity) if advisor.capacity else None
+            for thread in (feeder, advisor):
+                if thread.error is not None:
+                    raise RuntimeError(f"{thread.name} failed: {thread.error}")
+        finally:
+            feeder.stopping.set()
+            advisor.stopping.set()
+            for thread in (feeder, advisor):
+                if thread.is_alive():
+                    thread.join(10)
+            for worker in workers:
+                worker.stop()
+            clean_up(settings)
+    ceiling = _broker_ceiling()
+    figures["broker_ceiling_events_per_s"] = ceiling
+    figures["monitor_share_of_ceiling"] = (
+        round(figures["events_per_s_1w"] / ceiling, 3) if ceiling and figures.get("events_per_s_1w") else None
+    )
+    if ceiling is None:
+        figures["note"] = (
+            "broker ceiling not measured: driftloop/bench/kafka_ceiling.py (bench monitor --workers N) is not "
+            "on this branch yet"
+        )
+    figures.setdefault("events_per_s_2w", None)
+    print(json.dumps(figures))
+    return figures
+
+
+def _broker_ceiling() -> float | None:
+    """The broker's produce+consume ceiling from ``driftloop.bench.kafka_ceiling`` when that module exists."""
+    if importlib.util.find_spec("driftloop.bench.kafka_ceiling") is None:
+        return None
+    module = importlib.import_module("driftloop.bench.kafka_ceiling")
+    measure = getattr(module, "broker_ceiling_events_per_s", None) or getattr(module, "measure", None)
+    if measure is None:
+        return None
+    result = measure()
+    return float(result) if isinstance(result, (int, float)) else None

@@ -1,0 +1,1 @@
+"""The advisor's outside systems: Kafka (lag, workers, publishing), ClickHouse (parts, advice rows), monitor /health."""

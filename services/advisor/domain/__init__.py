@@ -1,0 +1,1 @@
+"""Pure scaling logic: trends, forecasts and the advice they lead to; data in, data out."""

@@ -1,0 +1,386 @@
+"""From readings to advice: when the SLO breaks at the current trend, and how many workers hold it.
+
+The advisor watches a consumer group (the monitor's) through its offsets: inflow is the growth of the
+partitions' end offsets, processed the growth of the group's committed offsets, lag the difference. A
+worker's capacity (events/s at 100% busy) comes from its own busy time. Everything is fitted with a
+robust line over the last minutes (:func:`~services.advisor.domain.trend.theil_sen`), never read off a
+single sample, and a steady stream says nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from services.advisor.domain.trend import Trend, theil_sen
+
+AdviceKind = Literal["scale_up", "scale_down", "partitions", "disk"]
+
+
+@dataclass(frozen=True)
+class GroupReading:
+    """One look at a consumer group: offsets summed over its partitions, and who consumes them."""
+
+    at: float
+    end: int
+    committed: int
+    partitions: int
+    workers: int
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.end - self.committed)
+
+
+@dataclass(frozen=True)
+class WorkerReading:
+    """One worker's running totals, from its ``/health``: seconds it was busy, events it handled."""
+
+    worker: str
+    busy_s: float
+    handled: int
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the advisor protects and how cautious it is (``advisor_*`` settings)."""
+
+    slo_s: float = 2.0
+    headroom: float = 1.25
+    horizon_s: float = 180.0
+    window_s: float = 120.0
+    min_readings: int = 5
+    min_span_s: float = 20.0
+    # a trend smaller than these shares of the inflow is noise, not a change: the hysteresis that keeps a
+    # steady stream silent
+    min_ramp_share: float = 0.10  # inflow growth over the window, as a share of the inflow
+    min_lag_growth_share: float = 0.02  # lag growth per second, as a share of the inflow per second
+    down_utilisation: float = 0.5  # scale down only to workers that would stay at most half busy
+    disk_warn_days: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.slo_s <= 0 or self.horizon_s <= 0 or self.window_s <= 0:
+            raise ValueError("slo_s, horizon_s and window_s must be positive")
+        if self.headroom < 1:
+            raise ValueError("headroom must be at least 1 (1.25 asks for 25% spare capacity)")
+        if self.min_readings < 3:
+            raise ValueError("min_readings must be at least 3 for a trend")
+        if not 0 < self.down_utilisation <= 1:
+            raise ValueError("down_utilisation must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """What the trend says about one consumer group now; ``breach_in_s`` is None when the SLO holds."""
+
+    at: float
+    inflow: float
+    inflow_ramp: float
+    processed: float
+    lag: float
+    lag_growth: float
+    workers: int
+    partitions: int
+    capacity: float | None
+    lag_budget: float
+    breach_in_s: float | None
+
+
+@dataclass(frozen=True)
+class Advice:
+    """One piece of advice a person (or an autoscaler) can act on; ``message`` is the sentence to show."""
+
+    target: str
+    kind: AdviceKind
+    message: str
+    workers_now: int | None = None
+    workers_advised: int | None = None
+    partitions: int | None = None
+    inflow_per_s: float | None = None
+    capacity_per_worker: float | None = None
+    lag: float | None = None
+    lag_growth_per_s: float | None = None
+    breach_in_s: float | None = None
+    days_until_full: float | None = None
+
+
+def capacity_per_worker(
+    before: Sequence[WorkerReading], after: Sequence[WorkerReading], min_busy_s: float = 0.5
+) -> float | None:
+    """Events/s one worker handles at 100% busy: events handled over busy seconds between two readings.
+
+    A worker that restarted (its totals went down) or was barely busy is left out; None when none is left.
+
+    Examples
+    --------
+    >>> a = [WorkerReading("w1", 10.0, 100_000), WorkerReading("w2", 4.0, 50_000)]
+    >>> b = [WorkerReading("w1", 12.0, 220_000), WorkerReading("w2", 1.0, 9_000)]  # w2 restarted
+    >>> capacity_per_worker(a, b)
+    60000.0
+    """
+    then = {w.worker: w for w in before}
+    busy = handled = 0.0
+    for now in after:
+        old = then.get(now.worker)
+        if old is None or now.busy_s < old.busy_s or now.handled < old.handled:
+            continue
+        busy += now.busy_s - old.busy_s
+        handled += now.handled - old.handled
+    return handled / busy if busy >= min_busy_s and handled > 0 else None
+
+
+def _rates(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Growth per second between consecutive readings, placed at the middle of each interval."""
+    return [
+        ((t1 + t2) / 2, (y2 - y1) / (t2 - t1)) for (t1, y1), (t2, y2) in itertools.pairwise(points) if t2 > t1
+    ]
+
+
+def _time_to_fill(room: float, excess: float, ramp: float) -> float | None:
+    """Seconds until a backlog growing at ``excess + ramp * t`` per second has taken ``room``; None: never."""
+    if room <= 0:
+        return 0.0
+    if ramp <= 0:
+        return room / excess if excess > 0 else None
+    if excess >= 0:
+        return (-excess + math.sqrt(excess * excess + 2 * ramp * room)) / ramp
+    # inflow under capacity now: nothing builds up until it crosses, then the backlog grows quadratically
+    return -excess / ramp + math.sqrt(2 * room / ramp)
+
+
+def forecast(readings: Sequence[GroupReading], capacity: float | None, policy: Policy) -> Forecast | None:
+    """The group's trend over the last ``policy.window_s``; None while there are too few readings.
+
+    ``capacity`` is one worker's events/s at 100% busy, None when unknown (then a growing lag alone can
+    raise the alarm). The lag budget is what the workers drain within the SLO: ``slo_s`` x their capacity.
+
+    Examples
+    --------
+    A stream ramping by 500 events/s each second towards two workers of 20k/s each:
+
+    >>> ramp = [GroupReading(t, sum(10_000 + 500 * s for s in range(t)), sum(10_000 + 500 * s for s in range(t)), 6, 2)
+    ...         for t in range(0, 60, 5)]
+    >>> f = forecast(ramp, 20_000.0, Policy())
+    >>> round(f.inflow), round(f.inflow_ramp), f.lag_budget, round(f.breach_in_s)
+    (37250, 500, 80000.0, 23)
+    """
+    if not readings:
+        return None
+    newest = readings[-1].at
+    recent = [r for r in readings if r.at >= newest - policy.window_s]
+    if len(recent) < policy.min_readings or newest - recent[0].at < policy.min_span_s:
+        return None
+    rates = _rates([(r.at, float(r.end)) for r in recent])
+    inflow = theil_sen(rates)
+    processed = theil_sen(_rates([(r.at, float(r.committed)) for r in recent]))
+    lag: Trend = theil_sen([(r.at, float(r.lag)) for r in recent])
+    now = recent[-1]
+    # a step up shows in the last few rates before the line over the window bends: take the higher
+    inflow_now = max(0.0, inflow.value(newest), statistics.median(rate for _, rate in rates[-3:]))
+    processed_now = max(0.0, processed.value(newest))
+    lag_now = max(0.0, lag.level)
+    workers = max(1, now.workers)
+    drain = workers * capacity if capacity else max(processed_now, 1.0)
+    budget = policy.slo_s * drain
+    ramp = inflow.slope if inflow.slope * policy.window_s >= policy.min_ramp_share * inflow_now else 0.0
+    growing = lag.slope > policy.min_lag_growth_share * max(inflow_now, 1.0)
+    breach: list[float] = []
+    if lag_now > budget:
+        breach.append(0.0)
+    if growing:
+        breach.append((budget - lag_now) / lag.slope)
+    if capacity:
+        excess_breach = _time_to_fill(budget - lag_now, inflow_now - drain, ramp)
+        if excess_breach is not None and (ramp > 0 or growing):
+            breach.append(excess_breach)
+    return Forecast(
+        at=newest,
+        inflow=inflow_now,
+        inflow_ramp=ramp,
+        processed=processed_now,
+        lag=lag_now,
+        lag_growth=lag.slope if growing else 0.0,
+        workers=now.workers,
+        partitions=now.partitions,
+        capacity=capacity,
+        lag_budget=budget,
+        breach_in_s=max(0.0, min(breach)) if breach else None,
+    )
+
+
+def _rate(x: float) -> str:
+    """A rate or count the way a person reads it: 950, 84k, 1.2M."""
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:.1f}M"
+    if abs(x) >= 1e4:
+        return f"{x / 1e3:.0f}k"
+    if abs(x) >= 1e3:
+        return f"{x / 1e3:.1f}k"
+    return f"{x:.0f}"
+
+
+def advise_workers(target: str, f: Forecast, policy: Policy) -> Advice | None:
+    """Scale up when the SLO breaks within the horizon, down when far fewer workers would do; else None.
+
+    Workers needed = ceil(forecast inflow x headroom / capacity), where the forecast inflow is the trend's
+    value at the horizon (a ramp keeps ramping); capped by the partitions, and the advice says when the
+    partition count, not the worker count, is the limit.
+
+    Examples
+    --------
+    >>> f = Forecast(at=0, inflow=84_000, inflow_ramp=0, processed=61_000, lag=1_200_000, lag_growth=23_000,
+    ...              workers=2, partitions=6, capacity=61_000, lag_budget=244_000, breach_in_s=0.0)
+    >>> advise_workers("monitor", f, Policy()).message
+    'monitor: inflow 84k/s vs capacity 2 x 61k/s, lag 1.2M growing 23k/s, SLO (queryable <= 2 s) breached now: run 3 workers (partitions allow 6)'
+    """
+    capacity = f.capacity
+    if capacity is None and f.lag_growth > 0:
+        capacity = f.processed / max(1, f.workers)  # saturated workers: what they do is what they can
+    if not capacity:
+        return None
+    slo = f"SLO (queryable <= {policy.slo_s:g} s)"
+    if f.breach_in_s is not None and f.breach_in_s <= policy.horizon_s:
+        expected = max(f.inflow, f.inflow + f.inflow_ramp * policy.horizon_s)
+        # a backlog must drain as well: spread it over the horizon
+        needed = math.ceil((expected + f.lag / policy.horizon_s) * policy.headroom / capacity)
+        if needed <= f.workers:
+            needed = f.workers + 1  # the trend says it breaks with the workers there are
+        when = "now" if f.breach_in_s < 1 else f"in {f.breach_in_s:.0f} s"
+        growth = f" growing {_rate(f.lag_growth)}/s" if f.lag_growth > 0 else ""
+        ramp = f" (+{_rate(f.inflow_ramp)}/s each second)" if f.inflow_ramp > 0 else ""
+        head = (
+            f"{target}: inflow {_rate(f.inflow)}/s{ramp} vs capacity {f.workers} x {_rate(capacity)}/s, "
+            f"lag {_rate(f.lag)}{growth}, {slo} breached {when}"
+        )
+        common = dict(
+            target=target,
+            workers_now=f.workers,
+            partitions=f.partitions,
+            inflow_per_s=f.inflow,
+            capacity_per_worker=capacity,
+            lag=f.lag,
+            lag_growth_per_s=f.lag_growth,
+            breach_in_s=f.breach_in_s,
+        )
+        if f.workers >= f.partitions:
+            return Advice(
+                kind="partitions",
+                message=f"{head}: partitions cap the {target} at {f.partitions} workers, it needs {needed}: "
+                f"add partitions",
+                workers_advised=f.partitions,
+                **common,  # type: ignore[arg-type]
+            )
+        if needed > f.partitions:
+            return Advice(
+                kind="partitions",
+                message=f"{head}: run {f.partitions} workers; partitions cap the {target} at {f.partitions} "
+                f"workers, it needs {needed}: add partitions",
+                workers_advised=f.partitions,
+                **common,  # type: ignore[arg-type]
+            )
+        return Advice(
+            kind="scale_up",
+            message=f"{head}: run {needed} workers (partitions allow {f.partitions})",
+            workers_advised=needed,
+            **common,  # type: ignore[arg-type]
+        )
+    if f.breach_in_s is None and f.inflow_ramp <= 0 and f.lag <= f.lag_budget / 2 and f.workers > 1:
+        enough = max(1, math.ceil(f.inflow / (capacity * policy.down_utilisation)))
+        if enough < f.workers:
+            return Advice(
+                target=target,
+                kind="scale_down",
+                message=f"{target}: inflow {_rate(f.inflow)}/s vs capacity {f.workers} x {_rate(capacity)}/s: "
+                f"{enough} worker{'s' if enough > 1 else ''} would do",
+                workers_now=f.workers,
+                workers_advised=enough,
+                partitions=f.partitions,
+                inflow_per_s=f.inflow,
+                capacity_per_worker=capacity,
+                lag=f.lag,
+            )
+    return None
+
+
+@dataclass(frozen=True)
+class DiskReading:
+    """ClickHouse's bytes on disk per table at one time, and the free space of its disk."""
+
+    at: float
+    table_bytes: Mapping[str, int]
+    free_bytes: int
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def advise_disk(readings: Sequence[DiskReading], policy: Policy, min_span_s: float = 60.0) -> Advice | None:
+    """Days until ClickHouse's disk is full at the trend of its tables' growth; advice under ``disk_warn_days``.
+
+    Examples
+    --------
+    >>> day = 86_400
+    >>> rs = [DiskReading(t * 3600, {"predictions": 10**9 + t * 10**8, "labels": 10**6}, 40 * 10**9 - t * 10**8)
+    ...       for t in range(6)]
+    >>> advise_disk(rs, Policy()).message
+    'ClickHouse disk full in 16 days at the current rate (+95.4 MB/h, most from predictions +95.4 MB/h; 36.8 GB free)'
+    """
+    if len(readings) < 3 or readings[-1].at - readings[0].at < min_span_s:
+        return None
+    total = theil_sen([(r.at, float(sum(r.table_bytes.values()))) for r in readings])
+    if total.slope <= 0:
+        return None
+    free = readings[-1].free_bytes
+    days = free / total.slope / 86_400
+    if days >= policy.disk_warn_days:
+        return None
+    tables = sorted({t for r in readings for t in r.table_bytes})
+    growth = {t: theil_sen([(r.at, float(r.table_bytes.get(t, 0))) for r in readings]).slope for t in tables}
+    top = max(growth, key=lambda t: growth[t])
+    return Advice(
+        target="clickhouse",
+        kind="disk",
+        message=f"ClickHouse disk full in {days:.0f} days at the current rate (+{_size(total.slope * 3600)}/h, "
+        f"most from {top} +{_size(growth[top] * 3600)}/h; {_size(free)} free)",
+        days_until_full=days,
+    )
+
+
+class Hysteresis:
+    """Lets advice through only when it changes (or ``repeat_s`` passed), and forgets it once it clears.
+
+    >>> h = Hysteresis(repeat_s=600)
+    >>> a = Advice("monitor", "scale_up", "run 3", workers_advised=3)
+    >>> [h.admit(a, 0), h.admit(a, 10), h.admit(None, 20, "monitor"), h.admit(a, 30)]
+    [True, False, False, True]
+    """
+
+    def __init__(self, repeat_s: float = 600.0) -> None:
+        self.repeat_s = repeat_s
+        self._last: dict[str, tuple[AdviceKind, int | None, float]] = {}
+
+    def admit(self, advice: Advice | None, now: float, target: str | None = None) -> bool:
+        if advice is None:
+            if target is not None:
+                self._last.pop(target, None)
+            return False
+        last = self._last.get(advice.target)
+        same = last is not None and last[:2] == (advice.kind, advice.workers_advised)
+        if same and last is not None and now - last[2] < self.repeat_s:
+            return False
+        self._last[advice.target] = (advice.kind, advice.workers_advised, now)
+        return True
+
+
+def median_capacity(estimates: Sequence[float]) -> float | None:
+    """The median of recent capacity estimates: one slow batch does not halve the advice."""
+    return statistics.median(estimates) if estimates else None

@@ -1,0 +1,1 @@
+"""How the advisor runs: its polling loop (stream.py) and its HTTP face (http.py)."""

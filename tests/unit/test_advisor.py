@@ -1,0 +1,306 @@
+"""The scaling advisor's pure logic on seeded series: steady says nothing, a ramp is advised ahead of the
+breach, partitions cap the workers and say so, disk growth becomes days until full; and the service with fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from services.advisor.bootstrap import bootstrap
+from services.advisor.domain.advice import (
+    DiskReading,
+    GroupReading,
+    Hysteresis,
+    Policy,
+    WorkerReading,
+    advise_disk,
+    advise_workers,
+    capacity_per_worker,
+    forecast,
+)
+from services.advisor.domain.trend import theil_sen
+from shared import codec
+from shared.events import ScaleAdvised
+from shared.kafka.admin import GroupLag, PartitionLag
+from shared.settings import Settings
+
+POLICY = Policy()
+STEP_S = 5.0
+
+
+def simulate(
+    inflow: Callable[[float], float],
+    capacity: float,
+    workers: int = 1,
+    partitions: int = 6,
+    seconds: float = 600,
+    seed: int = 7,
+    batch_s: float = 1.0,
+) -> list[GroupReading]:
+    """Readings of a group fed at ``inflow(t)`` events/s and drained at ``workers`` x ``capacity``.
+
+    Committed offsets move in whole batches (as the monitor commits), with seeded jitter in the inflow.
+    """
+    rng = random.Random(seed)
+    end = committed = 0.0
+    readings, t, dt = [], 0.0, 0.1
+    next_reading, next_commit, done = 0.0, batch_s, 0.0
+    while t <= seconds:
+        end += max(0.0, inflow(t) * (1 + rng.uniform(-0.05, 0.05))) * dt
+        done = min(end, done + workers * capacity * dt)
+        if t >= next_commit:
+            committed, next_commit = done, next_commit + batch_s
+        if t >= next_reading:
+            readings.append(GroupReading(t, int(end), int(committed), partitions, workers))
+            next_reading += STEP_S
+        t = round(t + dt, 6)
+    return readings
+
+
+def replay(
+    readings: Sequence[GroupReading], capacity: float | None, policy: Policy = POLICY
+) -> list[tuple[float, object]]:
+    """Every advice the advisor would give, tick by tick, through its hysteresis."""
+    gate, given = Hysteresis(), []
+    for i in range(len(readings)):
+        f = forecast(readings[: i + 1], capacity, policy)
+        advice = advise_workers("monitor", f, policy) if f else None
+        if gate.admit(advice, readings[i].at, "monitor") and advice is not None:
+            given.append((readings[i].at, advice))
+    return given
+
+
+def breach_time(readings: Sequence[GroupReading], capacity: float, policy: Policy = POLICY) -> float | None:
+    """When the lag first exceeded what the workers drain within the SLO."""
+    return next((r.at for r in readings if r.lag > policy.slo_s * capacity * r.workers), None)
+
+
+def test_theil_sen_ignores_outliers_that_tilt_least_squares() -> None:
+    rng = random.Random(3)
+    points = [(t, 100.0 + 2.0 * t + rng.uniform(-1, 1)) for t in range(40)]
+    points[5] = (5, 10_000.0)
+    points[30] = (30, -10_000.0)
+    assert theil_sen(points).slope == pytest.approx(2.0, abs=0.1)
+    with pytest.raises(ValueError):
+        theil_sen([(1, 1)])
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("share", [0.1, 0.5, 0.75])
+def test_a_steady_stream_gives_no_advice(seed: int, share: float) -> None:
+    readings = simulate(lambda t: share * 60_000, 60_000, seconds=900, seed=seed)
+    assert replay(readings, 60_000) == []
+
+
+def test_two_workers_at_a_quarter_load_are_told_one_would_do_once() -> None:
+    readings = simulate(lambda t: 0.2 * 60_000, 60_000, workers=2, seconds=600)
+    given = replay(readings, 60_000)
+    assert [(a.kind, a.workers_advised) for _, a in given] == [("scale_down", 1)]
+
+
+@pytest.mark.parametrize("known_capacity", [True, False])
+def test_a_ramp_is_advised_at_least_30_s_before_the_slo_breaks(known_capacity: bool) -> None:
+    capacity = 30_000.0
+    readings = simulate(lambda t: 5_000 + 100 * t, capacity, seconds=600)
+    breach = breach_time(readings, capacity)
+    assert breach is not None
+    given = replay(readings, capacity if known_capacity else None)
+    ups = [(t, a) for t, a in given if a.kind == "scale_up"]
+    assert ups, "a ramp past one worker's capacity must be advised"
+    first_t, first = ups[0]
+    if known_capacity:
+        assert breach - first_t >= 30, f"advised at {first_t} s, breach at {breach} s"
+        assert first.breach_in_s is not None and first.breach_in_s > 0
+    else:  # from the lag alone the advice comes once the lag grows: late, but it comes
+        assert first_t <= breach + 30
+    assert first.workers_advised is not None and first.workers_advised >= 2
+    assert "SLO (queryable <= 2 s) breached" in first.message and "partitions allow 6" in first.message
+
+
+def test_advised_workers_hold_the_slo_where_one_worker_breaks_it() -> None:
+    capacity = 30_000.0
+    rate = 50_000.0
+    jump = simulate(lambda t: 10_000 if t < 120 else rate, capacity, seconds=300)
+    advice = next(a for _, a in replay(jump, capacity) if a.kind == "scale_up")
+    assert (advice.workers_advised or 0) >= math.ceil(rate * POLICY.headroom / capacity)
+    held = simulate(
+        lambda t: 10_000 if t < 120 else rate, capacity, workers=advice.workers_advised or 1, seconds=300
+    )
+    assert breach_time(held, capacity) is None
+
+
+def test_partitions_cap_the_workers_and_the_advice_says_so() -> None:
+    capacity = 10_000.0
+    over = simulate(lambda t: 100_000.0, capacity, workers=3, partitions=3, seconds=200)
+    advice = replay(over, capacity)[0][1]
+    assert advice.kind == "partitions" and advice.workers_advised == 3
+    assert "partitions cap the monitor at 3 workers" in advice.message and "add partitions" in advice.message
+    wider = simulate(lambda t: 100_000.0, capacity, workers=2, partitions=6, seconds=200)
+    advice = replay(wider, capacity)[0][1]
+    assert advice.kind == "partitions" and advice.workers_advised == 6
+    assert advice.message.endswith(
+        "run 6 workers; partitions cap the monitor at 6 workers, it needs 14: add partitions"
+    )
+
+
+def test_disk_growth_gives_days_until_full_from_the_trend_not_one_sample() -> None:
+    rng = random.Random(11)
+    hour, gb = 3600, 1024**3
+    readings = [
+        DiskReading(
+            t * 600,
+            {"predictions": int(gb + t * 600 * 20_000 * rng.uniform(0.9, 1.1)), "labels": gb // 10},
+            free_bytes=20 * gb - t * 600 * 20_000,
+        )
+        for t in range(13)
+    ]
+    readings[6] = DiskReading(
+        readings[6].at, {"predictions": 50 * gb, "labels": gb // 10}, readings[6].free_bytes
+    )
+    advice = advise_disk(readings, POLICY)
+    assert advice is not None and advice.kind == "disk"
+    free = readings[-1].free_bytes
+    assert advice.days_until_full == pytest.approx(free / 20_000 / 86_400, rel=0.15)
+    assert advice.message.startswith("ClickHouse disk full in 13 days at the current rate")
+    assert "most from predictions" in advice.message
+    assert advise_disk(readings[:2], POLICY) is None
+    flat = [DiskReading(t * hour, {"predictions": gb}, 20 * gb) for t in range(5)]
+    assert advise_disk(flat, POLICY) is None
+    slow = [DiskReading(t * hour, {"p": gb + t * 1000}, 20 * gb) for t in range(5)]
+    assert advise_disk(slow, POLICY) is None  # years away: nothing to say
+
+
+def test_capacity_is_handled_over_busy_and_skips_restarted_or_idle_workers() -> None:
+    before = [WorkerReading("a", 10.0, 100_000), WorkerReading("b", 5.0, 10_000)]
+    assert (
+        capacity_per_worker(before, [WorkerReading("a", 11.0, 160_000), WorkerReading("b", 6.0, 70_000)])
+        == 60_000
+    )
+    assert (
+        capacity_per_worker(before, [WorkerReading("a", 10.1, 106_000)]) is None
+    )  # 0.1 s busy is too little
+    assert capacity_per_worker([], before) is None
+
+
+def test_hysteresis_repeats_changed_advice_only() -> None:
+    from services.advisor.domain.advice import Advice
+
+    gate = Hysteresis(repeat_s=300)
+    three, four = (
+        Advice("monitor", "scale_up", "3", workers_advised=3),
+        Advice("monitor", "scale_up", "4", workers_advised=4),
+    )
+    assert [gate.admit(three, 0), gate.admit(three, 5), gate.admit(four, 10), gate.admit(four, 400)] == [
+        True,
+        False,
+        True,
+        True,
+    ]
+
+
+def test_policy_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="headroom"):
+        Policy(headroom=0.5)
+    with pytest.raises(ValueError):
+        Policy(slo_s=0)
+
+
+# -- the service, with fakes through the same bootstrap ------------------------------------------------------
+
+
+class FakeLag:
+    def __init__(self, readings: Sequence[GroupReading]) -> None:
+        self.readings = list(readings)
+        self.i = 0
+
+    async def read(self, group: str, topics: Sequence[str] | None = None) -> GroupLag:
+        r = self.readings[min(self.i, len(self.readings) - 1)]
+        self.i += 1
+        share = r.partitions
+        parts = tuple(
+            PartitionLag(
+                "predictions",
+                p,
+                r.committed // share + (r.committed % share if p == 0 else 0),
+                r.end // share + (r.end % share if p == 0 else 0),
+            )
+            for p in range(share)
+        )
+        return GroupLag(group, r.workers, parts)
+
+
+class FakeWorkers:
+    def __init__(self, capacity: float) -> None:
+        self.busy, self.handled, self.capacity = 0.0, 0, capacity
+
+    async def read(self) -> list[WorkerReading]:
+        self.busy += 2.0
+        self.handled += int(2.0 * self.capacity)
+        return [WorkerReading("w1", self.busy, self.handled)]
+
+
+class FakeStorage:
+    def read(self) -> tuple[DiskReading, dict[str, dict[str, int]]] | None:
+        return DiskReading(0, {"predictions": 1000}, 10**12), {
+            "predictions": {"parts": 3, "rows": 10, "bytes": 1000}
+        }
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.published: list[ScaleAdvised] = []
+        self.rows: list[ScaleAdvised] = []
+
+    async def publish(self, event: ScaleAdvised) -> None:
+        self.published.append(codec.decode(codec.encode(event), ScaleAdvised))
+
+    def write(self, events: Sequence[ScaleAdvised]) -> None:
+        self.rows.extend(events)
+
+
+def run_service(readings: Sequence[GroupReading], capacity: float) -> tuple[Recorder, dict[str, object]]:
+    recorder, clock = Recorder(), iter(r.at for r in readings for _ in range(2))
+    times = [r.at for r in readings]
+    state = {"i": 0}
+
+    def now() -> float:
+        return times[min(state["i"], len(times) - 1)]
+
+    advisor, _, _ = bootstrap(
+        Settings(),
+        lag=FakeLag(readings),
+        workers=FakeWorkers(capacity),
+        storage=FakeStorage(),
+        publisher=recorder,
+        sink=recorder,
+        clock=now,
+    )
+    del clock
+
+    async def go() -> None:
+        for i in range(len(readings)):
+            state["i"] = i
+            await advisor.tick()
+
+    asyncio.run(go())
+    return recorder, advisor.status()
+
+
+def test_the_service_publishes_and_stores_ramp_advice_and_shows_it_in_its_status() -> None:
+    readings = simulate(lambda t: 5_000 + 100 * t, 30_000, seconds=400)
+    recorder, status = run_service(readings, 30_000)
+    assert recorder.published and recorder.published == recorder.rows
+    first = recorder.published[0]
+    assert first.model_name == "monitor" and first.kind == "scale_up" and (first.workers_advised or 0) >= 2
+    assert status["advice"] and status["signals"]["monitor"]["partitions"] == 6  # type: ignore[index]
+    assert status["signals"]["monitor"]["capacity_per_worker"] == pytest.approx(30_000)  # type: ignore[index]
+
+
+def test_the_service_is_silent_on_a_steady_stream() -> None:
+    readings = simulate(lambda t: 12_000, 30_000, seconds=400)
+    recorder, status = run_service(readings, 30_000)
+    assert recorder.published == [] and status["advice"] == []
