@@ -250,12 +250,11 @@ def check_schemas(objects: list[Obj]) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- workloads
 
+# every service of the repository needs a Deployment: a new service cannot be forgotten here
 SERVICES = {
-    "services.registry",
-    "services.ingest",
-    "services.monitor",
-    "services.trainer",
-    "services.serving",
+    f"services.{folder.name}"
+    for folder in (Path(__file__).resolve().parents[2] / "services").iterdir()
+    if (folder / "__main__.py").is_file()
 }
 
 
@@ -295,7 +294,11 @@ def _routes(module: str) -> set[str]:
 
 
 PROBE_URL = re.compile(r"http://127\.0\.0\.1:(\d+)(/[a-z]+)")
-WEB_PORT_SETTING = {"services.monitor": "monitor_web_port", "services.trainer": "trainer_web_port"}
+WEB_PORT_SETTING = {
+    "services.monitor": "monitor_web_port",
+    "services.trainer": "trainer_web_port",
+    "services.advisor": "advisor_web_port",
+}
 
 
 def check_probes(objects: list[Obj]) -> list[str]:
