@@ -215,6 +215,7 @@ def main(
     if max(workers) > partitions:
         raise ValueError(f"{max(workers)} workers need at least as many partitions (have {partitions})")
     base = Settings()
+    load_before = os.getloadavg()[0]
     with local_stack(base, components=[Component.KAFKA, Component.CLICKHOUSE]):
         sample = specs(["bench-ceiling"], features)[0]
         start = datetime.now(UTC)
@@ -244,6 +245,7 @@ def main(
             for n in workers
         }
     figures = scale_figures(rates, ceiling)
+    figures |= {"load_1m_before": round(load_before, 1), "load_1m_after": round(os.getloadavg()[0], 1)}
     figures |= {"events": events, "features": features, "partitions": partitions,
                 "models": partitions * models_per_partition, "record_bytes": round(ceiling.record_bytes)}  # fmt: skip
     print(f"monitor's share of the broker's consume ceiling: {figures['monitor_share_of_ceiling']:.2f}")
