@@ -87,6 +87,11 @@ def monitor(
         ) from None
     if not counts or min(counts) < 1:
         raise typer.BadParameter("worker counts are 1 or more", param_hint="--workers")
+    if max(counts) > partitions:
+        raise typer.BadParameter(
+            f"{max(counts)} workers need as many partitions; raise --partitions (now {partitions})",
+            param_hint="--workers",
+        )
     scale_main(counts, events, features or 40, partitions, ceiling_records=ceiling_records)
 
 

@@ -73,3 +73,17 @@ def test_the_backlog_shares_the_events_evenly_and_interleaves_the_models() -> No
     assert len(events) == 3_500 and len({e.event_id for e in events}) == 3_500
     assert [e.model_name for e in events[999:1001]] == ["a", "b"]
     assert len(events[0].features) == 10
+
+
+@pytest.mark.parametrize(
+    ("workers", "says"),
+    [("one,two", "comma-separated"), ("0,1", "1 or more"), ("1,7", "7 workers need as many partitions")],
+)
+def test_worker_counts_are_checked_before_anything_starts(workers: str, says: str) -> None:
+    from typer.testing import CliRunner
+
+    from driftloop.cli.main import app
+
+    result = CliRunner().invoke(app, ["bench", "monitor", "--workers", workers, "--partitions", "6"])
+    words = " ".join(result.output.replace("│", " ").split())  # the error box wraps lines
+    assert result.exit_code == 2 and says in words, result.output
