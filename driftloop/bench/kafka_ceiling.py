@@ -16,6 +16,7 @@ import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from driftloop.infra.jars import ensure_jars, pom_property
@@ -191,3 +192,24 @@ def measure_broker_ceiling(
         record_bytes=sum(len(p) for p in payloads) / len(payloads),
         partitions=partitions,
     )
+
+
+def prediction_payloads(n: int = 5_000, features: int = 40) -> list[bytes]:
+    """``n`` encoded prediction events as the SDK sends them; with 40 features about 930 bytes each."""
+    from driftloop.bench import synthetic
+    from shared import wire
+
+    spec = synthetic.StreamSpec("bench-ceiling", features - features // 5, features // 5, seed=3)
+    events = synthetic.predictions(spec, n, datetime.now(UTC), timedelta(milliseconds=6))
+    return [wire.encode(e) for e in events]
+
+
+def broker_ceiling_events_per_s(settings: Settings | None = None, records: int = 200_000) -> float:
+    """The broker's ceiling (the lower of produce and consume events/s) on prediction-like records, for
+    benchmarks that want one figure; the local broker is started for it if it is not running."""
+    from driftloop.infra.stack import Component, local_stack
+
+    settings = settings or Settings()
+    with local_stack(settings, components=[Component.KAFKA]):
+        run = settings.model_copy(update={"topic_prefix": f"bench-{uuid.uuid4().hex[:8]}-"})
+        return measure_broker_ceiling(run, prediction_payloads(), records=records).events_per_s

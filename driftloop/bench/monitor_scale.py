@@ -26,7 +26,7 @@ from typing import Any
 
 from driftloop.bench import synthetic
 from driftloop.bench.cleanup import clean_up
-from driftloop.bench.kafka_ceiling import BrokerCeiling, measure_broker_ceiling
+from driftloop.bench.kafka_ceiling import BrokerCeiling, measure_broker_ceiling, prediction_payloads
 from driftloop.process import ManagedProcess, free_port, spawn
 from shared import wire
 from shared.settings import Settings
@@ -217,11 +217,7 @@ def main(
     base = Settings()
     load_before = os.getloadavg()[0]
     with local_stack(base, components=[Component.KAFKA, Component.CLICKHOUSE]):
-        sample = specs(["bench-ceiling"], features)[0]
-        start = datetime.now(UTC)
-        payloads = [
-            wire.encode(e) for e in synthetic.predictions(sample, 5_000, start, timedelta(milliseconds=6))
-        ]
+        payloads = prediction_payloads(features=features)
         print(f"broker ceiling: {ceiling_records:,} records of {sum(map(len, payloads)) / len(payloads):.0f} B "
               f"(zstd, acks=all, idempotent) over {partitions} partitions with Kafka's perf tools ...")  # fmt: skip
         ceiling = measure_broker_ceiling(
