@@ -33,9 +33,11 @@ from shared.settings import Settings
 WINDOW_S = 60
 
 
-async def publish_events(bootstrap: str, topic: str, events: Iterable[Any]) -> int:
+async def publish_events(
+    bootstrap: str, topic: str, events: Iterable[Any], compression: str | None = None
+) -> int:
     """Publish wire events keyed by model name (acks=all, idempotent), in flights of 20k; returns the count."""
-    producer = kafka_producer(bootstrap, linger_ms=20, max_batch_size=1 << 20)
+    producer = kafka_producer(bootstrap, linger_ms=20, max_batch_size=1 << 20, compression_type=compression)
     await producer.start()
     sent = 0
     try:

@@ -55,12 +55,44 @@ def registry(
 @app.command("monitor")
 def monitor(
     events: int = typer.Option(200_000, help="Stationary events (half as many more carry a known change)."),
-    features: int = typer.Option(20, help="Features per event."),
+    features: int | None = typer.Option(
+        None, help="Features per event (default 20; 40 with --workers, about 950-byte records)."
+    ),
+    workers: str | None = typer.Option(
+        None,
+        help="Worker counts to compare, e.g. 1,2: events/s of that many worker processes on the same "
+        "backlog, beside the broker's own ceiling measured with Kafka's perf tools (replaces the other figures).",
+    ),
+    partitions: int = typer.Option(6, help="With --workers: partitions of the events topic."),
+    ceiling_records: int = typer.Option(
+        200_000, help="With --workers: records the broker's perf tools send."
+    ),
 ) -> None:
-    """Monitor events/s from Kafka to ClickHouse, rows-queryable latency, detection delay, false alarms."""
-    from driftloop.bench.monitor import main
+    """Monitor events/s from Kafka to ClickHouse, rows-queryable latency, detection delay, false alarms.
 
-    main(events, features)
+    With ``--workers 1,2``: events/s per worker count and their share of the broker's consume ceiling.
+    """
+    if workers is None:
+        from driftloop.bench.monitor import main
+
+        main(events, features or 20)
+        return
+    from driftloop.bench.monitor_scale import main as scale_main
+
+    try:
+        counts = [int(n) for n in workers.split(",") if n.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            "a comma-separated list of worker counts, e.g. 1,2", param_hint="--workers"
+        ) from None
+    if not counts or min(counts) < 1:
+        raise typer.BadParameter("worker counts are 1 or more", param_hint="--workers")
+    if max(counts) > partitions:
+        raise typer.BadParameter(
+            f"{max(counts)} workers need as many partitions; raise --partitions (now {partitions})",
+            param_hint="--workers",
+        )
+    scale_main(counts, events, features or 40, partitions, ceiling_records=ceiling_records)
 
 
 @app.command("swap")

@@ -25,9 +25,8 @@ def monitor_settings(kafka: Any, clickhouse_server: Any, tmp_path: Path, **overr
         clickhouse_database=f"t_{uuid.uuid4().hex[:8]}",
         topic_prefix=f"t-{uuid.uuid4().hex[:8]}-",
         data_dir=tmp_path,
-        kafka_partitions=2,
         registry_url=f"http://127.0.0.1:{free_port()}",
-        **overrides,
+        **{"kafka_partitions": 2, **overrides},
     )
 
 
