@@ -222,7 +222,9 @@ def main(
 ) -> dict[str, float]:
     port = free_port("127.0.0.1")
     with tempfile.TemporaryDirectory(prefix="driftloop-bench-registry-") as tmp:
-        artifact = Path(tmp) / "model.joblib"
+        # under the registry's artifact root: a URI outside it is refused (docs/security.md)
+        artifact = Path(tmp) / "data" / "artifacts" / "bench" / "model.joblib"
+        artifact.parent.mkdir(parents=True)
         artifact.write_bytes(os.urandom(64 * 1024))
         process = _start_registry(port, Path(tmp) / "data", workers)
         try:
