@@ -111,6 +111,7 @@ class MonitorLoop:
         self.running_since: float | None = None
         self.idle_s = 0.0
         self.handled = 0
+        self._cpu_at = self._waited_at = 0.0
 
     def status(self) -> dict[str, Any]:
         waiting = self.monitor.waiting_for()
@@ -122,16 +123,31 @@ class MonitorLoop:
             "partitions": self.partitions(),
             "models": self.monitor.checkpoints.models(),
             "consumer_lag": self.monitor.consumer_lag,
-            # the scaling advisor's capacity reading: handled_events / busy_s is events/s at 100% busy
-            "busy_s": round(self.busy_s(), 3),
+            # the scaling advisor's capacity reading: handled_events / busy_s is events/s at 100% busy, where
+            # busy_s = cpu_s + clickhouse_wait_s, at most running_s
+            **self.spent(),
             "handled_events": self.handled,
         }
 
-    def busy_s(self) -> float:
-        """Seconds the loop has run without waiting for records: taking, storing, judging, committing."""
+    def spent(self) -> dict[str, float]:
+        """What the worker spent since it started running: process CPU, ClickHouse waits, and ``busy_s``,
+        their sum at most the wall time.
+
+        Not "run time minus the time in ``getmany``": the batches in hand are stored and judged while the
+        loop waits in ``getmany``, so that counted work as idle, and on a loaded machine it took the worker
+        for half as busy as it was (the advisor then saw twice the real capacity, docs/advisor.md).
+        """
         if self.running_since is None:
-            return 0.0
-        return max(0.0, time.monotonic() - self.running_since - self.idle_s)
+            return {"busy_s": 0.0, "cpu_s": 0.0, "clickhouse_wait_s": 0.0, "running_s": 0.0}
+        cpu = time.process_time() - self._cpu_at
+        waited = self.monitor.clickhouse_waits() - self._waited_at
+        running = time.monotonic() - self.running_since
+        return {
+            "busy_s": round(max(0.0, min(running, cpu + waited)), 3),
+            "cpu_s": round(cpu, 3),
+            "clickhouse_wait_s": round(waited, 3),
+            "running_s": round(running, 3),
+        }
 
     def partitions(self) -> list[str]:
         """The partitions of the events topics this worker owns (``predictions-0``): its share of the models."""
@@ -170,6 +186,7 @@ class MonitorLoop:
         await self._prepare()
         self.running = True
         self.running_since = time.monotonic()
+        self._cpu_at, self._waited_at = time.process_time(), self.monitor.clickhouse_waits()
         try:
             while not stopping.is_set():
                 taken = await self._take(stopping)
