@@ -197,10 +197,10 @@ def forecast(readings: Sequence[GroupReading], capacity: float | None, policy: P
     A stream ramping by 500 events/s each second towards two workers of 20k/s each:
 
     >>> ramp = [GroupReading(t, sum(10_000 + 500 * s for s in range(t)), sum(10_000 + 500 * s for s in range(t)), 6, 2)
-    ...         for t in range(0, 60, 5)]
+    ...         for t in range(0, 65, 5)]
     >>> f = forecast(ramp, 20_000.0, Policy())
     >>> round(f.inflow), round(f.inflow_ramp), f.lag_budget, round(f.breach_in_s)
-    (37250, 500, 80000.0, 23)
+    (39750, 500, 80000.0, 18)
     """
     if not readings:
         return None
@@ -218,7 +218,14 @@ def forecast(readings: Sequence[GroupReading], capacity: float | None, policy: P
     processed_now = max(0.0, processed.value(newest))
     lag_now = max(0.0, lag.level)
     workers = max(1, now.workers)
-    ramp = inflow.slope if inflow.slope * policy.window_s >= policy.min_ramp_share * inflow_now else 0.0
+    # a ramp is extrapolated minutes ahead: only from readings over half the window at least (a producer
+    # warming up over its first seconds is not a ramp), and only when it is more than noise
+    spans = newest - recent[0].at >= policy.window_s / 2
+    ramp = (
+        inflow.slope
+        if spans and inflow.slope * policy.window_s >= policy.min_ramp_share * inflow_now
+        else 0.0
+    )
     growing = lag.slope > policy.min_lag_growth_share * max(inflow_now, 1.0)
     capped = False
     if capacity and growing:
