@@ -13,6 +13,7 @@ import pytest
 
 from services.advisor.bootstrap import bootstrap
 from services.advisor.domain.advice import (
+    Advice,
     DiskReading,
     GroupReading,
     Hysteresis,
@@ -238,7 +239,7 @@ def capacity_from(series: Sequence[WorkerReading], until: int, old: bool) -> flo
 
 def first_scale_up(
     readings: Sequence[GroupReading], series: Sequence[WorkerReading], old: bool
-) -> tuple[float, object]:
+) -> tuple[float, Advice]:
     gate = Hysteresis()
     for i in range(len(readings)):
         f = forecast(readings[: i + 1], capacity_from(series, i, old), POLICY)
@@ -264,7 +265,7 @@ def test_waits_no_longer_double_the_capacity_and_the_advice_comes_30_s_before_th
     assert capacity_from(series, 15, old=False) == pytest.approx(REAL, rel=0.1)
     at, advice = first_scale_up(readings, series, old=False)
     assert breach - at >= 30, f"advised at {at} s, breach at {breach} s"
-    assert advice.workers_advised >= 2  # type: ignore[attr-defined]
+    assert (advice.workers_advised or 0) >= 2
 
 
 def test_a_growing_lag_caps_an_over_estimated_capacity_by_the_processed_rate() -> None:
@@ -274,15 +275,13 @@ def test_a_growing_lag_caps_an_over_estimated_capacity_by_the_processed_rate() -
     assert f.lag_budget == pytest.approx(POLICY.slo_s * REAL, rel=0.05)
     assert f.breach_in_s == 0.0  # the lag is past what one worker drains in 2 s
     advice = advise_workers("monitor", f, POLICY)
-    assert advice is not None and advice.workers_advised >= 2  # type: ignore[operator]
+    assert advice is not None and (advice.workers_advised or 0) >= 2
     keeping_up = simulate(lambda t: 0.5 * REAL, REAL, seconds=120)
     f = forecast(keeping_up, 2 * REAL, POLICY)
     assert f is not None and not f.capacity_capped and f.capacity == 2 * REAL  # lag flat: nothing to cap by
 
 
 def test_hysteresis_repeats_changed_advice_only() -> None:
-    from services.advisor.domain.advice import Advice
-
     gate = Hysteresis(repeat_s=300)
     three, four = (
         Advice("monitor", "scale_up", "3", workers_advised=3),

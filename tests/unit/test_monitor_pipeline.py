@@ -102,3 +102,30 @@ def test_a_failed_batch_stops_every_later_commit() -> None:
     assert [e for e in monitor.log if e.startswith("commit")] == ["commit 1"]  # batch 0 only
     with pytest.raises(ValueError):
         monitor.log.index("advance 2 begins")
+
+
+def test_busy_is_cpu_plus_clickhouse_waits_union_at_most_the_running_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import services.monitor.entrypoints.stream as stream
+    from services.monitor.adapters.clickhouse.waits import RequestClock
+
+    ticks = iter([0.0, 3.0])  # inserts 0-2 and judging 1-3 overlap: 3 s waited, not 4 (read at 0 and 3)
+    waits = RequestClock(lambda: next(ticks))
+    waits.enter(), waits.enter(), waits.leave(), waits.leave()
+    assert waits.waited_s() == 3.0
+    monitor = FakeMonitor()
+    monitor.clickhouse_waits = waits.waited_s  # type: ignore[attr-defined]
+    loop = MonitorLoop(Settings(), monitor, FakeConsumer(monitor.log))  # type: ignore[arg-type]
+    assert loop.spent()["busy_s"] == 0.0  # not running yet
+    clock = {"cpu": 10.0, "wall": 100.0}
+    monkeypatch.setattr(stream.time, "process_time", lambda: clock["cpu"])
+    monkeypatch.setattr(stream.time, "monotonic", lambda: clock["wall"])
+    loop.running_since, loop._cpu_at, loop._waited_at = 100.0, 10.0, 0.0
+    clock |= {"cpu": 14.0, "wall": 110.0}
+    assert loop.spent() == {"busy_s": 7.0, "cpu_s": 4.0, "clickhouse_wait_s": 3.0, "running_s": 10.0}
+    clock |= {
+        "cpu": 14.0,
+        "wall": 105.0,
+    }  # more spent than run (CPU and waits overlap): at most the wall time
+    assert loop.spent()["busy_s"] == 5.0

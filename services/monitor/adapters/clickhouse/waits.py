@@ -15,11 +15,12 @@ from contextlib import contextmanager
 class RequestClock:
     """Thread-safe: sinks run their requests in worker threads.
 
-    >>> ticks = iter([0.0, 1.0, 3.0, 4.0])
+    >>> ticks = iter([0.0, 4.0, 6.0, 7.0])
     >>> clock = RequestClock(lambda: next(ticks))
     >>> clock.enter(); clock.enter(); clock.leave(); clock.leave()  # two requests overlapping from 0 to 4
+    >>> clock.enter(); clock.leave()  # one from 6 to 7
     >>> clock.waited_s()
-    4.0
+    5.0
     """
 
     def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
