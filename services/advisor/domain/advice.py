@@ -55,25 +55,29 @@ class WorkerReading:
 
 
 def spent_s(reading: WorkerReading) -> float:
-    """Seconds the worker really spent: its CPU plus its ClickHouse waits, at most its running time.
+    """Seconds the worker really spent: the larger of its ``busy_s`` and its CPU plus ClickHouse waits (at
+    most its running time); each is a lower bound of the time it was occupied.
 
-    Not "running time minus the time waiting for Kafka records": a worker stores and judges the batches in
-    hand while it waits for the next records, so that counts work as idle; on a loaded 2-core machine it
-    made a worker look half as busy as it was, and its capacity twice as high (docs/advisor.md). CPU and
-    waits can overlap (a batch is judged while the next is inserted): the sum errs towards busy, the safe
-    side. Without the parts, the worker's own ``busy_s``.
+    A monitor's ``busy_s`` first counted every wait for Kafka records as idle, though the batches in hand
+    were stored and judged meanwhile: on a loaded 2-core machine it made the worker look half as busy as
+    it was, and its capacity twice as high (docs/advisor.md). CPU and waits can overlap (a batch is
+    judged while the next is inserted): their sum errs towards busy, the safe side.
 
     >>> spent_s(WorkerReading("w", 3.0, 1000, cpu_s=4.0, clickhouse_wait_s=1.5, running_s=10.0))
     5.5
     >>> spent_s(WorkerReading("w", 3.0, 1000, cpu_s=8.0, clickhouse_wait_s=4.0, running_s=10.0))
     10.0
+    >>> spent_s(WorkerReading("w", 7.0, 1000, cpu_s=2.0, clickhouse_wait_s=1.0, running_s=10.0))
+    7.0
     >>> spent_s(WorkerReading("w", 3.0, 1000))
     3.0
     """
     if reading.cpu_s is None or reading.clickhouse_wait_s is None:
         return reading.busy_s
     spent = reading.cpu_s + reading.clickhouse_wait_s
-    return min(spent, reading.running_s) if reading.running_s is not None else spent
+    if reading.running_s is not None:
+        spent = min(spent, reading.running_s)
+    return max(reading.busy_s, spent)
 
 
 @dataclass(frozen=True)
