@@ -9,15 +9,14 @@ Over the real local stack (Kafka, embedded ClickHouse, monitor worker processes,
 3. at the ramp's final rate, 2 workers and then the advised number are started, and the smallest that
    holds the SLO is ``held_workers`` (``events_per_s_2w``: what 2 workers drained while catching up).
 
-The broker's own ceiling is measured by ``driftloop bench monitor --workers N`` (driftloop/bench/kafka_ceiling.py)
-when that exists; until then ``broker_ceiling_events_per_s`` and ``monitor_share_of_ceiling`` are null.
+At the end, with the workers stopped, the broker's own ceiling is measured with Kafka's perf tools on the
+same events (``measure_broker_ceiling`` in driftloop/bench/kafka_ceiling.py), and ``monitor_share_of_ceiling``
+is one worker's drain rate over the broker's consume rate, as ``driftloop bench monitor --workers N`` reports it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 import itertools
 import json
 import statistics
@@ -33,6 +32,7 @@ from typing import Any
 
 from driftloop.bench import synthetic
 from driftloop.bench.cleanup import clean_up
+from driftloop.bench.kafka_ceiling import BrokerCeiling, measure_broker_ceiling
 from shared import wire
 from shared.kafka.clients import producer as kafka_producer
 from shared.settings import Settings
@@ -98,6 +98,7 @@ class AdvisorRun(threading.Thread):
         self.monitor_urls: list[str] = []
         self.error: BaseException | None = None
         self.capacity: float | None = None
+        self.busy_capacity: float | None = None
 
     def run(self) -> None:
         try:
@@ -107,6 +108,7 @@ class AdvisorRun(threading.Thread):
 
     async def _run(self) -> None:
         from services.advisor.bootstrap import bootstrap
+        from services.advisor.domain.advice import median_capacity
 
         advisor, loop, _ = bootstrap(self.settings)
         advisor.workers.urls = self.monitor_urls  # type: ignore[attr-defined]  # the bench adds workers
@@ -118,6 +120,7 @@ class AdvisorRun(threading.Thread):
                     self.given.append((time.monotonic(), event))
                     print(f"  [{time.strftime('%H:%M:%S')}] advice: {event.message}", flush=True)
                 self.capacity = advisor.signals.get("monitor", {}).get("capacity_per_worker")
+                self.busy_capacity = median_capacity(advisor.capacities)  # from busy time, never capped
                 await asyncio.sleep(
                     max(0.0, self.settings.advisor_interval_seconds - (time.monotonic() - began))
                 )
@@ -176,6 +179,7 @@ def main(
     hold_s: float = 45.0,
     models: int = 12,
     features: int = 10,
+    ceiling_records: int = 200_000,
 ) -> dict[str, Any]:
     from driftloop.infra.stack import Component, local_stack
     from driftloop.process import free_port, spawn
@@ -261,6 +265,8 @@ def main(
             time.sleep(steady_s)
             steady_advice = [e for _, e in advisor.given if e.kind != "disk"]
             figures["false_advice"] = len(steady_advice)
+            busy = advisor.busy_capacity
+            figures["capacity_per_worker_busy_time"] = round(busy) if busy else None
 
             top = 1.8 * one
             print(f"phase 2: ramp to {top:,.0f} events/s over {ramp_s:.0f} s ...", flush=True)
@@ -295,6 +301,8 @@ def main(
             )
             figures["advised_workers"] = advised
             figures["advice_message"] = first_advice[1].message if first_advice else None
+            at_advice = first_advice[1].capacity_per_worker if first_advice else None
+            figures["capacity_per_worker_at_advice"] = round(at_advice) if at_advice else None
 
             print(f"phase 3: hold {hold_rate:,.0f} events/s; which worker count keeps the SLO?", flush=True)
             held = None
@@ -331,28 +339,31 @@ def main(
             for worker in workers:
                 worker.stop()
             clean_up(settings)
-    ceiling = _broker_ceiling()
-    figures["broker_ceiling_events_per_s"] = ceiling
-    figures["monitor_share_of_ceiling"] = (
-        round(figures["events_per_s_1w"] / ceiling, 3) if ceiling and figures.get("events_per_s_1w") else None
-    )
-    if ceiling is None:
-        figures["note"] = (
-            "broker ceiling not measured: driftloop/bench/kafka_ceiling.py (bench monitor --workers N) is not "
-            "on this branch yet"
+        print(
+            f"broker ceiling: {ceiling_records:,} of the same events with Kafka's perf tools ...", flush=True
         )
+        ceiling = measure_broker_ceiling(
+            base.model_copy(update={"topic_prefix": f"bench-{uuid.uuid4().hex[:8]}-"}),
+            [payload for _, payload, _ in templates],
+            records=ceiling_records,
+            partitions=PARTITIONS,
+        )
+    figures |= ceiling_figures(figures.get("events_per_s_1w"), ceiling)
     figures.setdefault("events_per_s_2w", None)
     print(json.dumps(figures))
     return figures
 
 
-def _broker_ceiling() -> float | None:
-    """The broker's produce+consume ceiling from ``driftloop.bench.kafka_ceiling`` when that module exists."""
-    if importlib.util.find_spec("driftloop.bench.kafka_ceiling") is None:
-        return None
-    module = importlib.import_module("driftloop.bench.kafka_ceiling")
-    measure = getattr(module, "broker_ceiling_events_per_s", None) or getattr(module, "measure", None)
-    if measure is None:
-        return None
-    result = measure()
-    return float(result) if isinstance(result, (int, float)) else None
+def ceiling_figures(one_worker: float | None, ceiling: BrokerCeiling) -> dict[str, Any]:
+    """The broker's rates and one worker's share of its consume rate (``bench monitor --workers`` too).
+
+    >>> c = BrokerCeiling(40_000.0, 100_000.0, 1000, 950.0, 6)
+    >>> ceiling_figures(20_000.0, c)["monitor_share_of_ceiling"]
+    0.2
+    """
+    return {
+        "broker_produce_events_per_s": round(ceiling.produce_events_per_s),
+        "broker_consume_events_per_s": round(ceiling.consume_events_per_s),
+        "broker_ceiling_events_per_s": round(ceiling.events_per_s),
+        "monitor_share_of_ceiling": round(ceiling.share(one_worker), 3) if one_worker else None,
+    }

@@ -138,9 +138,12 @@ def scale(
     ),
     ramp_s: float = typer.Option(240.0, help="Seconds of the ramp from 40% to 180% of one worker."),
     hold_s: float = typer.Option(45.0, help="Seconds each worker count is held at the ramp's final rate."),
+    ceiling_records: int = typer.Option(
+        200_000, help="Records Kafka's perf tools produce and consume for the broker's ceiling."
+    ),
 ) -> None:
     """The scaling advisor over the real stack: advice lead before the SLO breaks, advised vs needed workers,
-    false advice on a steady stream."""
+    false advice on a steady stream, and one worker's share of the broker's consume ceiling."""
     from driftloop.bench.scale import main
 
-    main(calibrate_events, steady_s, ramp_s, hold_s)
+    main(calibrate_events, steady_s, ramp_s, hold_s, ceiling_records=ceiling_records)

@@ -25,6 +25,7 @@ from services.advisor.domain.advice import (
     capacity_per_worker,
     forecast,
     median_capacity,
+    spent_s,
 )
 from shared.dependencies import Dependencies
 from shared.events import ScaleAdvised
@@ -136,6 +137,9 @@ class Advisor:
                     lag_growth_per_s=round(f.lag_growth, 1),
                     lag_budget=round(f.lag_budget, 1),
                     breach_in_s=None if f.breach_in_s is None else round(f.breach_in_s, 1),
+                    # capped by the processed rate while the lag grows (below the busy-time estimate)
+                    capacity_per_worker=None if f.capacity is None else round(f.capacity, 1),
+                    capacity_capped=f.capacity_capped,
                 )
             advice.append((group.target, advise_workers(group.target, f, self.policy) if f else None))
         if not self.disk or now - self.disk[-1].at >= DISK_EVERY_S:
@@ -188,8 +192,8 @@ class Advisor:
         if estimate is not None:
             self.capacities.append(estimate)
         if self._workers_before and now and at > self._read_at:
-            then = {w.worker: w.busy_s for w in self._workers_before}
-            busy = sum(max(0.0, w.busy_s - then.get(w.worker, w.busy_s)) for w in now)
+            then = {w.worker: spent_s(w) for w in self._workers_before}
+            busy = sum(max(0.0, spent_s(w) - then.get(w.worker, spent_s(w))) for w in now)
             self.signals["busy_fraction"] = round(busy / ((at - self._read_at) * len(now)), 3)
         self._workers_before, self._read_at = now, at
 

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer
 
 from services.monitor.adapters.clickhouse.checkpoints import ClickHouseCheckpoints
 from services.monitor.adapters.clickhouse.sink import ClickHouseSink
+from services.monitor.adapters.clickhouse.waits import CLICKHOUSE_WAITS
 from services.monitor.adapters.clickhouse.window_reader import ClickHouseWindowReader
 from services.monitor.adapters.kafka import Publisher as KafkaPublisher
 from services.monitor.adapters.prometheus import MonitorMetrics
@@ -89,6 +90,7 @@ def bootstrap(
         metrics=metrics or MonitorMetrics(),
         dependencies=dependencies,
         worker=worker or f"{os.uname().nodename}:{os.getpid()}",
+        clickhouse_waits=CLICKHOUSE_WAITS.waited_s,
     )
 
 

@@ -328,8 +328,11 @@ class Monitor:
         metrics: MonitorMetrics,
         dependencies: Dependencies,
         worker: str,
+        clickhouse_waits: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.settings = settings
+        self.clickhouse_waits = clickhouse_waits
+        """Cumulative seconds this process has waited for ClickHouse (a union over its sinks)."""
         self.topics = topic_names(settings.topic_prefix)
         self.inserts = list(inserts)
         """One sink per concurrent insert of a batch's events (``store_lines``)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,3 +103,47 @@ def test_a_failed_batch_stops_every_later_commit() -> None:
     assert [e for e in monitor.log if e.startswith("commit")] == ["commit 1"]  # batch 0 only
     with pytest.raises(ValueError):
         monitor.log.index("advance 2 begins")
+
+
+def test_clickhouse_waits_are_a_union_over_the_sinks() -> None:
+    from services.monitor.adapters.clickhouse.waits import RequestClock
+
+    ticks = iter([0.0, 3.0])  # inserts 0-2 and judging 1-3 overlap: 3 s waited, not 4 (read at 0 and 3)
+    waits = RequestClock(lambda: next(ticks))
+    waits.enter(), waits.enter(), waits.leave(), waits.leave()
+    assert waits.waited_s() == 3.0
+
+
+class Fetching:
+    """A consumer with no records: each ``getmany`` waits 0.1 s; the sixth stops the loop."""
+
+    def __init__(self, stopping: asyncio.Event) -> None:
+        self.stopping, self.calls = stopping, 0
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+        await asyncio.sleep(0.1)
+        self.calls += 1
+        if self.calls >= 6:
+            self.stopping.set()
+        return {}
+
+
+def test_waiting_for_records_is_idle_only_while_no_batch_is_in_hand() -> None:
+    async def go() -> tuple[MonitorLoop, float]:
+        stopping = asyncio.Event()
+        monitor = FakeMonitor()
+        monitor.clickhouse_waits = lambda: 0.0  # type: ignore[attr-defined]
+        loop = MonitorLoop(Settings(), monitor, Fetching(stopping))  # type: ignore[arg-type]
+        storing = asyncio.create_task(asyncio.sleep(0.25))  # a batch in hand, stored meanwhile
+        storing.add_done_callback(loop._settled)
+        loop.in_hand.append(storing)
+        began = time.monotonic()
+        loop.running_since = began
+        await loop._take(stopping)
+        return loop, time.monotonic() - began
+
+    loop, elapsed = asyncio.run(go())
+    assert 0.1 < loop.idle_s < elapsed - 0.2  # the first 0.25 s were work, though spent in getmany
+    spent = loop.spent()
+    assert spent["busy_s"] == pytest.approx(spent["running_s"] - loop.idle_s, abs=0.01)
+    assert set(spent) == {"busy_s", "cpu_s", "clickhouse_wait_s", "running_s"}

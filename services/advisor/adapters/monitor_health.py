@@ -25,10 +25,25 @@ class MonitorHealth:
                 continue
             try:
                 body = answer.json()
-                readings.append(WorkerReading(url, float(body["busy_s"]), int(body["handled_events"])))
+                readings.append(
+                    WorkerReading(
+                        url,
+                        float(body["busy_s"]),
+                        int(body["handled_events"]),
+                        cpu_s=_optional(body, "cpu_s"),
+                        clickhouse_wait_s=_optional(body, "clickhouse_wait_s"),
+                        running_s=_optional(body, "running_s"),
+                    )
+                )
             except (ValueError, KeyError, TypeError):
                 continue  # an older monitor without the figures, or not a monitor at all
         return readings
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _optional(body: dict[str, object], name: str) -> float | None:
+    """A figure an older monitor does not report: None."""
+    value = body.get(name)
+    return float(value) if isinstance(value, (int, float)) else None

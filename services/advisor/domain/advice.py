@@ -2,7 +2,9 @@
 
 The advisor watches a consumer group (the monitor's) through its offsets: inflow is the growth of the
 partitions' end offsets, processed the growth of the group's committed offsets, lag the difference. A
-worker's capacity (events/s at 100% busy) comes from its own busy time. Everything is fitted with a
+worker's capacity (events/s at 100% busy) comes from its own busy time (process CPU plus ClickHouse waits),
+and while the lag grows it is capped by what the workers were seen to process: a worker that cannot keep up
+shows its capacity directly. Everything is fitted with a
 robust line over the last minutes (:func:`~services.advisor.domain.trend.theil_sen`), never read off a
 single sample, and a steady stream says nothing.
 """
@@ -38,11 +40,44 @@ class GroupReading:
 
 @dataclass(frozen=True)
 class WorkerReading:
-    """One worker's running totals, from its ``/health``: seconds it was busy, events it handled."""
+    """One worker's running totals, from its ``/health``: seconds it was busy, events it handled.
+
+    A monitor also reports what its busy time is made of: process CPU seconds, seconds waiting for
+    ClickHouse, and seconds running; with those the advisor counts busy as :func:`spent_s` says.
+    """
 
     worker: str
     busy_s: float
     handled: int
+    cpu_s: float | None = None
+    clickhouse_wait_s: float | None = None
+    running_s: float | None = None
+
+
+def spent_s(reading: WorkerReading) -> float:
+    """Seconds the worker really spent: the larger of its ``busy_s`` and its CPU plus ClickHouse waits (at
+    most its running time); each is a lower bound of the time it was occupied.
+
+    A monitor's ``busy_s`` first counted every wait for Kafka records as idle, though the batches in hand
+    were stored and judged meanwhile: on a loaded 2-core machine it made the worker look half as busy as
+    it was, and its capacity twice as high (docs/advisor.md). CPU and waits can overlap (a batch is
+    judged while the next is inserted): their sum errs towards busy, the safe side.
+
+    >>> spent_s(WorkerReading("w", 3.0, 1000, cpu_s=4.0, clickhouse_wait_s=1.5, running_s=10.0))
+    5.5
+    >>> spent_s(WorkerReading("w", 3.0, 1000, cpu_s=8.0, clickhouse_wait_s=4.0, running_s=10.0))
+    10.0
+    >>> spent_s(WorkerReading("w", 7.0, 1000, cpu_s=2.0, clickhouse_wait_s=1.0, running_s=10.0))
+    7.0
+    >>> spent_s(WorkerReading("w", 3.0, 1000))
+    3.0
+    """
+    if reading.cpu_s is None or reading.clickhouse_wait_s is None:
+        return reading.busy_s
+    spent = reading.cpu_s + reading.clickhouse_wait_s
+    if reading.running_s is not None:
+        spent = min(spent, reading.running_s)
+    return max(reading.busy_s, spent)
 
 
 @dataclass(frozen=True)
@@ -88,6 +123,8 @@ class Forecast:
     capacity: float | None
     lag_budget: float
     breach_in_s: float | None
+    capacity_capped: bool = False
+    """True when ``capacity`` is the processed rate seen while the lag grew, lower than the busy-time one."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +148,8 @@ class Advice:
 def capacity_per_worker(
     before: Sequence[WorkerReading], after: Sequence[WorkerReading], min_busy_s: float = 0.5
 ) -> float | None:
-    """Events/s one worker handles at 100% busy: events handled over busy seconds between two readings.
+    """Events/s one worker handles at 100% busy: events handled over busy seconds (:func:`spent_s`)
+    between two readings.
 
     A worker that restarted (its totals went down) or was barely busy is left out; None when none is left.
 
@@ -126,9 +164,9 @@ def capacity_per_worker(
     busy = handled = 0.0
     for now in after:
         old = then.get(now.worker)
-        if old is None or now.busy_s < old.busy_s or now.handled < old.handled:
+        if old is None or spent_s(now) < spent_s(old) or now.handled < old.handled:
             continue
-        busy += now.busy_s - old.busy_s
+        busy += spent_s(now) - spent_s(old)
         handled += now.handled - old.handled
     return handled / busy if busy >= min_busy_s and handled > 0 else None
 
@@ -163,10 +201,10 @@ def forecast(readings: Sequence[GroupReading], capacity: float | None, policy: P
     A stream ramping by 500 events/s each second towards two workers of 20k/s each:
 
     >>> ramp = [GroupReading(t, sum(10_000 + 500 * s for s in range(t)), sum(10_000 + 500 * s for s in range(t)), 6, 2)
-    ...         for t in range(0, 60, 5)]
+    ...         for t in range(0, 65, 5)]
     >>> f = forecast(ramp, 20_000.0, Policy())
     >>> round(f.inflow), round(f.inflow_ramp), f.lag_budget, round(f.breach_in_s)
-    (37250, 500, 80000.0, 23)
+    (39750, 500, 80000.0, 18)
     """
     if not readings:
         return None
@@ -184,10 +222,24 @@ def forecast(readings: Sequence[GroupReading], capacity: float | None, policy: P
     processed_now = max(0.0, processed.value(newest))
     lag_now = max(0.0, lag.level)
     workers = max(1, now.workers)
+    # a ramp is extrapolated minutes ahead: only from readings over half the window at least (a producer
+    # warming up over its first seconds is not a ramp), and only when it is more than noise
+    spans = newest - recent[0].at >= policy.window_s / 2
+    ramp = (
+        inflow.slope
+        if spans and inflow.slope * policy.window_s >= policy.min_ramp_share * inflow_now
+        else 0.0
+    )
+    growing = lag.slope > policy.min_lag_growth_share * max(inflow_now, 1.0)
+    capped = False
+    if capacity and growing:
+        # workers that fall behind process all they can: that rate is their capacity, whatever their busy
+        # time says (a worker that waits a lot or shares its cores looks less busy than it is)
+        seen = saturated_rate(recent, policy.min_readings) / workers
+        if 0 < seen < capacity:
+            capacity, capped = seen, True
     drain = workers * capacity if capacity else max(processed_now, 1.0)
     budget = policy.slo_s * drain
-    ramp = inflow.slope if inflow.slope * policy.window_s >= policy.min_ramp_share * inflow_now else 0.0
-    growing = lag.slope > policy.min_lag_growth_share * max(inflow_now, 1.0)
     breach: list[float] = []
     if lag_now > budget:
         breach.append(0.0)
@@ -209,7 +261,24 @@ def forecast(readings: Sequence[GroupReading], capacity: float | None, policy: P
         capacity=capacity,
         lag_budget=budget,
         breach_in_s=max(0.0, min(breach)) if breach else None,
+        capacity_capped=capped,
     )
+
+
+def saturated_rate(readings: Sequence[GroupReading], last: int) -> float:
+    """Events/s the group processed over its ``last`` readings (committed offsets' growth, end to end).
+
+    One span over several readings, not the median of single intervals: commits move in whole batches.
+
+    >>> rs = [GroupReading(t, 30_000 * t, 20_000 * t, 6, 1) for t in range(0, 50, 5)]
+    >>> saturated_rate(rs, 5)
+    20000.0
+    """
+    tail = readings[-max(2, last) :]
+    span = tail[-1].at - tail[0].at
+    if len(tail) < 2 or span <= 0:
+        return 0.0
+    return max(0.0, (tail[-1].committed - tail[0].committed) / span)
 
 
 def _rate(x: float) -> str:

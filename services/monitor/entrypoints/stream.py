@@ -111,6 +111,7 @@ class MonitorLoop:
         self.running_since: float | None = None
         self.idle_s = 0.0
         self.handled = 0
+        self._cpu_at = self._waited_at = self._settled_at = 0.0
 
     def status(self) -> dict[str, Any]:
         waiting = self.monitor.waiting_for()
@@ -123,15 +124,31 @@ class MonitorLoop:
             "models": self.monitor.checkpoints.models(),
             "consumer_lag": self.monitor.consumer_lag,
             # the scaling advisor's capacity reading: handled_events / busy_s is events/s at 100% busy
-            "busy_s": round(self.busy_s(), 3),
+            **self.spent(),
             "handled_events": self.handled,
         }
 
-    def busy_s(self) -> float:
-        """Seconds the loop has run without waiting for records: taking, storing, judging, committing."""
+    def spent(self) -> dict[str, float]:
+        """What the worker spent since it started running: ``busy_s`` is the run time minus the time it
+        waited for records with no batch in hand; ``cpu_s`` (process CPU) and ``clickhouse_wait_s`` are two
+        parts of it, which the advisor also reads (docs/advisor.md).
+
+        Not "run time minus the time in ``getmany``": the batches in hand are stored and judged while the
+        loop waits in ``getmany``, so that counted work as idle, and on a loaded machine it took the worker
+        for half as busy as it was (the advisor then saw twice the real capacity). Nor CPU plus ClickHouse
+        waits alone: the Kafka commits, the publisher's confirmations and a slow fetch are work too.
+        """
         if self.running_since is None:
-            return 0.0
-        return max(0.0, time.monotonic() - self.running_since - self.idle_s)
+            return {"busy_s": 0.0, "cpu_s": 0.0, "clickhouse_wait_s": 0.0, "running_s": 0.0}
+        cpu = time.process_time() - self._cpu_at
+        waited = self.monitor.clickhouse_waits() - self._waited_at
+        running = time.monotonic() - self.running_since
+        return {
+            "busy_s": round(max(0.0, running - self.idle_s), 3),
+            "cpu_s": round(cpu, 3),
+            "clickhouse_wait_s": round(waited, 3),
+            "running_s": round(running, 3),
+        }
 
     def partitions(self) -> list[str]:
         """The partitions of the events topics this worker owns (``predictions-0``): its share of the models."""
@@ -170,6 +187,7 @@ class MonitorLoop:
         await self._prepare()
         self.running = True
         self.running_since = time.monotonic()
+        self._cpu_at, self._waited_at = time.process_time(), self.monitor.clickhouse_waits()
         try:
             while not stopping.is_set():
                 taken = await self._take(stopping)
@@ -188,7 +206,9 @@ class MonitorLoop:
                 if len(mine) < len(taken):
                     decoded = self.monitor.decode(by_topic(mine))
                 previous = self.in_hand[-1] if self.in_hand else None
-                self.in_hand.append(asyncio.create_task(self._handle(mine, decoded, previous)))
+                task = asyncio.create_task(self._handle(mine, decoded, previous))
+                task.add_done_callback(self._settled)
+                self.in_hand.append(task)
                 await asyncio.sleep(0)  # its insert starts now: taking records already fetched never yields
             while self.in_hand:
                 await self.in_hand.popleft()
@@ -199,6 +219,13 @@ class MonitorLoop:
             await self.consumer.stop()
             await self.publisher.stop()
             self.monitor.close()
+
+    def _working(self) -> bool:
+        return any(not task.done() for task in self.in_hand)
+
+    def _settled(self, _: asyncio.Task[None]) -> None:
+        if not self._working():
+            self._settled_at = time.monotonic()  # the last batch in hand is done: idle from here
 
     async def _take(self, stopping: asyncio.Event) -> dict[TopicPartition, list[Any]]:
         """Records until the batch is full or ``monitor_batch_seconds`` passed since the first arrived."""
@@ -214,7 +241,8 @@ class MonitorLoop:
             waited = time.monotonic()
             got = await self.consumer.getmany(timeout_ms=int(left * 1000), max_records=size - taken)
             # time in getmany is waiting for records (under a backlog it returns at once, from the prefetch)
-            idle = time.monotonic() - waited
+            # idle only while no batch is in hand: waiting for records while one is stored or judged is work
+            idle = 0.0 if self._working() else time.monotonic() - max(waited, self._settled_at)
             self.idle_s += idle
             self.metrics.idle_seconds.inc(idle)
             for tp, records in got.items():

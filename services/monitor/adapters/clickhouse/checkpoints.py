@@ -18,9 +18,10 @@ class ClickHouseCheckpoints:
 
     def latest(self, models: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Each model's progress per version; models never checkpointed are absent."""
-        rows = self.sink.client.query(
-            f"SELECT model_name, argMax(versions, source_offset) FROM {MONITOR_PROGRESS.name} "
-            "WHERE model_name IN {models:Array(String)} GROUP BY model_name",
-            parameters={"models": list(models)},
-        ).result_rows
+        with self.sink.waits.timing():
+            rows = self.sink.client.query(
+                f"SELECT model_name, argMax(versions, source_offset) FROM {MONITOR_PROGRESS.name} "
+                "WHERE model_name IN {models:Array(String)} GROUP BY model_name",
+                parameters={"models": list(models)},
+            ).result_rows
         return {model: json.loads(versions) for model, versions in rows}

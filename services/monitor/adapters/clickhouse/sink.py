@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from services.monitor.adapters.clickhouse.storage import INTAKE_ROWS_PER_LINE, schema
+from services.monitor.adapters.clickhouse.waits import CLICKHOUSE_WAITS, RequestClock
 from services.monitor.domain.tables import Table
 from shared.clickhouse import clickhouse_client
 from shared.settings import Settings
@@ -48,8 +49,12 @@ class ClickHouseSink:
     A worker has two, so a batch's insert and the judging of the windows before it run side by side.
     """
 
-    def __init__(self, settings: Settings, *, create_tables: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, *, create_tables: bool = True, waits: RequestClock = CLICKHOUSE_WAITS
+    ) -> None:
         self.settings = settings
+        self.waits = waits
+        """Counts the time this sink's requests (and reads through its client) wait for the server."""
         self.create_tables = create_tables
         self._client: Any = None
         self._contexts: dict[tuple[str, tuple[str, ...]], Any] = {}
@@ -125,9 +130,11 @@ class ClickHouseSink:
     def _timed(self, request: Callable[[], T]) -> T:
         """``request``, marked as in flight meanwhile, so a hung server shows in ``busy_since``."""
         self.busy_since = time.time()
+        self.waits.enter()
         try:
             return request()
         finally:
+            self.waits.leave()
             self.busy_since = None
 
     def until_answered(

@@ -165,12 +165,15 @@ class ClickHouseWindowReader:
         self.sink = sink
 
     def data_window(self, model: str, version: str, start: datetime, end: datetime) -> DataWindow:
-        return read_data_window(self.sink.client, model, version, start, end)
+        with self.sink.waits.timing():
+            return read_data_window(self.sink.client, model, version, start, end)
 
     def label_window(
         self, model: str, version: str, start: datetime, end: datetime, *, labelled: bool
     ) -> LabelWindow:
-        return read_label_window(self.sink.client, model, version, start, end, labelled=labelled)
+        with self.sink.waits.timing():
+            return read_label_window(self.sink.client, model, version, start, end, labelled=labelled)
 
     def next_event_time(self, model: str, version: str, after: datetime) -> datetime | None:
-        return next_event_time(self.sink.client, model, version, after)
+        with self.sink.waits.timing():
+            return next_event_time(self.sink.client, model, version, after)
