@@ -95,18 +95,23 @@ def test_a_profile_whose_kinds_contradict_the_schema_is_refused_naming_the_featu
             FeatureSpec(name="flag", type="boolean"),
         ]
     )
-    fits = {"age": [20, 30, 40], "plan": ["a", "b", "a"], "flag": [True, False, True]}
+    fits: dict[str, list[object]] = {
+        "age": [20, 30, 40],
+        "plan": ["a", "b", "a"],
+        "flag": [True, False, True],
+    }
     check_profile_against_schema(schema, build_profile(fits))
     check_profile_against_schema(schema, build_profile({**fits, "flag": [1.0, 0.0, 1.0]}))
     check_profile_against_schema(schema, build_profile({**fits, "extra": ["x", "y", "z"]}))
-    for bad, field in (
-        ({**fits, "age": ["20", "30", "40"]}, "age"),
-        ({**fits, "plan": [1.0, 2.0, 3.0]}, "plan"),
-        ({**fits, "flag": [0.0, 0.5, 1.0]}, "flag"),
-        ({**fits, "flag": ["yes", "no", "yes"]}, "flag"),
-    ):
+    wrong: list[tuple[str, list[object]]] = [
+        ("age", ["20", "30", "40"]),
+        ("plan", [1.0, 2.0, 3.0]),
+        ("flag", [0.0, 0.5, 1.0]),
+        ("flag", ["yes", "no", "yes"]),
+    ]
+    for field, values in wrong:
         with pytest.raises(Invalid) as refused:
-            check_profile_against_schema(schema, build_profile(bad))
+            check_profile_against_schema(schema, build_profile({**fits, field: values}))
         assert refused.value.field == f"reference_profile.features.{field}" and repr(field) in str(
             refused.value
         )
