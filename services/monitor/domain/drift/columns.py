@@ -154,7 +154,12 @@ def categorical_drift(
     the profile knows its count, so the reference's own sampling error is accounted for; a profile without
     a count falls back to goodness of fit to its shares.
     """
-    names, observed = category_counts(profile, values)
+    return _categorical_from_counts(feature, profile, *category_counts(profile, values), t)
+
+
+def _categorical_from_counts(
+    feature: str, profile: CategoricalProfile, names: list[str], observed: np.ndarray, t: DriftThresholds
+) -> ColumnDrift:
     expected = np.array([profile.frequencies.get(name, 0.0) for name in names])
     n = int(observed.sum())
     current = observed / n if n else observed
@@ -190,14 +195,12 @@ def column_drift(
         if len(numbers) < t.min_window_size or not profile.sketch:
             return None
         return numeric_drift(feature, profile, numbers, t)
-    present: Sequence[object]
-    if isinstance(values, np.ndarray) and values.dtype.kind == "f":  # a stored boolean: 1.0/0.0
-        present = values[np.isfinite(values)]
-    else:
-        present = [v for v in values if v is not None]
-    if len(present) < t.min_window_size or not profile.frequencies:
+    if not profile.frequencies:
         return None
-    return categorical_drift(feature, profile, present, t)
+    names, observed = category_counts(profile, values)  # missing values are not counted
+    if observed.sum() < t.min_window_size:
+        return None
+    return _categorical_from_counts(feature, profile, names, observed, t)
 
 
 def feature_drift(
