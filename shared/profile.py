@@ -189,7 +189,7 @@ def _value_counts(raw: np.ndarray) -> dict[str, int]:
         return {str(k): int(c) for k, c in zip(distinct, amounts, strict=True)}
     out: dict[str, int] = {}
     for value, count in Counter(raw.tolist()).items():
-        if value is None or value != value:  # None, NaN, pandas' NA
+        if _missing(value):
             continue
         key = category_key(value)
         out[key] = out.get(key, 0) + count
@@ -198,6 +198,14 @@ def _value_counts(raw: np.ndarray) -> dict[str, int]:
 
 def _is_number_type(kind: type) -> bool:
     return issubclass(kind, int | float | np.integer | np.floating) and not issubclass(kind, bool | np.bool_)
+
+
+def _missing(value: object) -> bool:
+    """None, NaN, or pandas' NA (whose comparisons refuse to be true or false)."""
+    try:
+        return value is None or bool(value != value)
+    except TypeError:
+        return True
 
 
 def column_profile(values: Iterable[object]) -> NumericProfile | CategoricalProfile:
@@ -210,7 +218,7 @@ def column_profile(values: Iterable[object]) -> NumericProfile | CategoricalProf
         return numeric_profile(raw)
     if raw.dtype.kind != "O":
         return categorical_profile(raw)
-    kinds = set(map(type, raw.tolist())) - {type(None)}
+    kinds = {k for k in set(map(type, raw.tolist())) if k is not type(None) and k.__name__ != "NAType"}
     if kinds and all(_is_number_type(k) for k in kinds):
         return numeric_profile(raw)
     return categorical_profile(raw)

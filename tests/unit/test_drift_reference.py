@@ -64,6 +64,17 @@ def test_a_boolean_feature_reads_the_same_in_profile_and_window_whatever_its_typ
     assert evaluate_data_window(moved, profile, T).verdict.drifted_features == ("flag",)
 
 
+def test_pandas_missing_values_are_missing_in_profiles() -> None:
+    import pandas as pd
+
+    flags = column_profile(pd.Series([True, pd.NA, False, True], dtype="boolean"))
+    assert isinstance(flags, CategoricalProfile) and flags.frequencies == {"1": 2 / 3, "0": 1 / 3}
+    words = column_profile(pd.Series(["a", pd.NA, "b", "a"], dtype="string"))
+    assert isinstance(words, CategoricalProfile) and words.count == 3 and words.missing_rate == 0.25
+    numbers = column_profile(pd.Series([1, pd.NA, 3], dtype="Int64"))
+    assert numbers.kind == "numeric" and numbers.count == 2
+
+
 def test_a_categorical_boolean_profile_counts_stored_floats_as_its_categories() -> None:
     profile = column_profile([True, False, False, True])
     assert isinstance(profile, CategoricalProfile) and set(profile.frequencies) == {"0", "1"}
