@@ -7,6 +7,7 @@ edges and fractions, and category frequencies, so any window can be tested witho
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Literal
 
@@ -64,12 +65,38 @@ class ReferenceProfile(BaseModel):
     )
 
 
+def _as_array(values: Iterable[object]) -> np.ndarray:
+    """``values`` as a numpy array without copying arrays and Series (a Series' values are taken as they are)."""
+    if isinstance(values, np.ndarray):
+        return values
+    to_numpy = getattr(values, "to_numpy", None)  # a pandas Series or Arrow array, without importing pandas
+    if to_numpy is not None:
+        return np.asarray(to_numpy())
+    return np.asarray(values if isinstance(values, list | tuple) else list(values), dtype=object)
+
+
+def _floats(values: Iterable[object]) -> np.ndarray:
+    """Numbers as floats, ``None`` as NaN (numpy converts both in C); booleans as 1.0/0.0."""
+    raw = _as_array(values)
+    if raw.dtype.kind in "fiub":
+        return raw.astype(float, copy=False)
+    try:
+        return np.array(raw.tolist(), dtype=float)
+    except TypeError:  # pandas' NA and the like: missing too
+        return np.array([v if isinstance(v, int | float) else np.nan for v in raw.tolist()], dtype=float)
+
+
 def numeric_profile(values: Iterable[float | None], sketch_size: int = SKETCH_SIZE) -> NumericProfile:
-    """Profile a numeric column; ``None``/NaN count as missing."""
-    raw = np.asarray([np.nan if v is None else v for v in values], dtype=float)
-    present = raw[np.isfinite(raw)]
+    """Profile a numeric column; ``None``/NaN (and infinities) count as missing.
+
+    Vectorised: one sort of the present values gives the sketch (linear-interpolated quantiles, as
+    ``np.quantile``), the PSI edges and the PSI bin counts (binary searches of the edges in the sorted values).
+    """
+    raw = _floats(values)
+    present = np.sort(raw[np.isfinite(raw)])
     total = len(raw)
-    if len(present) == 0:
+    n = len(present)
+    if n == 0:
         return NumericProfile(
             count=0,
             missing_rate=1.0 if total else 0.0,
@@ -79,15 +106,13 @@ def numeric_profile(values: Iterable[float | None], sketch_size: int = SKETCH_SI
             bin_edges=[],
             bin_fractions=[],
         )
-    size = min(sketch_size, len(present))
-    sketch = np.quantile(present, np.linspace(0, 1, size))
-    edges = np.unique(np.quantile(present, np.linspace(0, 1, PSI_BINS + 1)[1:-1]))
-    fractions = np.bincount(np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1) / len(
-        present
-    )
+    sketch = _quantiles(present, np.linspace(0, 1, min(sketch_size, n)))
+    edges = np.unique(_quantiles(present, np.linspace(0, 1, PSI_BINS + 1)[1:-1]))
+    below = np.searchsorted(present, edges, side="right")
+    fractions = np.diff(np.concatenate([[0], below, [n]])) / n
     return NumericProfile(
-        count=len(present),
-        missing_rate=1 - len(present) / total,
+        count=n,
+        missing_rate=1 - n / total,
         mean=float(present.mean()),
         std=float(present.std()),
         sketch=sketch.tolist(),
@@ -96,35 +121,106 @@ def numeric_profile(values: Iterable[float | None], sketch_size: int = SKETCH_SI
     )
 
 
+def _quantiles(ordered: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``np.quantile(ordered, q)`` (linear method) of already sorted values, without sorting again."""
+    position = q * (len(ordered) - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, len(ordered) - 1)
+    weight = position - low
+    return ordered[low] + (ordered[high] - ordered[low]) * weight
+
+
 def category_key(value: object) -> str:
-    """How a value reads as a category, in profiles and windows alike: ``True`` as "1", like the stored rows."""
+    """How a value reads as a category, in profiles and windows alike: ``True`` as "1", like the stored rows.
+
+    Python and numpy booleans alike; numbers in a window are matched to these keys by value
+    (:func:`category_value`), so 1.0 in a stored row reads as the profile's "1".
+    """
     if type(value) is str:
         return value
-    return str(int(value)) if isinstance(value, bool) else str(value)
+    return str(int(value)) if isinstance(value, bool | np.bool_) else str(value)
+
+
+BOOLEAN_WORDS = {"true": 1.0, "false": 0.0}
+
+
+def category_value(key: str) -> float | None:
+    """The number a category key stands for ("1" and "true" for 1.0), or None for a plain category.
+
+    Booleans are stored as 1.0/0.0 whatever the client sent, so a window's numbers are read against a
+    categorical profile through this, whether the profile was built from bools, 0/1 or "true"/"false".
+    """
+    word = BOOLEAN_WORDS.get(key.strip().lower())
+    if word is not None:
+        return word
+    try:
+        number = float(key)
+    except ValueError:
+        return None
+    return number if np.isfinite(number) else None
 
 
 def categorical_profile(values: Iterable[object], max_categories: int = MAX_CATEGORIES) -> CategoricalProfile:
-    """Profile a categorical column; the ``max_categories`` most frequent are kept, the rest pooled."""
-    raw = list(values)
-    present = [category_key(v) for v in raw if v is not None]
-    if not present:
-        return CategoricalProfile(count=0, missing_rate=1.0 if raw else 0.0, frequencies={})
-    names, counts = np.unique(np.asarray(present, dtype=object), return_counts=True)
-    order = np.argsort(-counts, kind="stable")
+    """Profile a categorical column; the ``max_categories`` most frequent are kept, the rest pooled.
+
+    Counted on the distinct values (a hash count in C); only each distinct value is turned into its key.
+    """
+    raw = _as_array(values)
+    total = len(raw)
+    counts = _value_counts(raw)
+    n = sum(counts.values())
+    if n == 0:
+        return CategoricalProfile(count=0, missing_rate=1.0 if total else 0.0, frequencies={})
+    names = np.asarray(list(counts), dtype=object)
+    amounts = np.fromiter(counts.values(), int, len(counts))
+    order = np.lexsort((names.astype(str), -amounts))  # most frequent first, ties by name
     kept = order[:max_categories]
-    freqs = {str(names[i]): float(counts[i] / len(present)) for i in kept}
-    pooled = float(counts[order[max_categories:]].sum() / len(present))
+    freqs = {str(names[i]): float(amounts[i] / n) for i in kept}
+    pooled = float(amounts[order[max_categories:]].sum() / n)
     if pooled > 0:
         freqs[OTHER] = freqs.get(OTHER, 0.0) + pooled
-    return CategoricalProfile(count=len(present), missing_rate=1 - len(present) / len(raw), frequencies=freqs)
+    return CategoricalProfile(count=n, missing_rate=1 - n / total, frequencies=freqs)
+
+
+def _value_counts(raw: np.ndarray) -> dict[str, int]:
+    """Non-missing values counted by their category key."""
+    if raw.dtype.kind in "US":
+        distinct, amounts = np.unique(raw, return_counts=True)
+        return {str(k): int(c) for k, c in zip(distinct, amounts, strict=True)}
+    out: dict[str, int] = {}
+    for value, count in Counter(raw.tolist()).items():
+        if _missing(value):
+            continue
+        key = category_key(value)
+        out[key] = out.get(key, 0) + count
+    return out
+
+
+def _is_number_type(kind: type) -> bool:
+    return issubclass(kind, int | float | np.integer | np.floating) and not issubclass(kind, bool | np.bool_)
+
+
+def _missing(value: object) -> bool:
+    """None, NaN, or pandas' NA (whose comparisons refuse to be true or false)."""
+    try:
+        return value is None or bool(value != value)
+    except TypeError:
+        return True
 
 
 def column_profile(values: Iterable[object]) -> NumericProfile | CategoricalProfile:
-    """Numeric when every present value is a number (bools are categories), categorical otherwise."""
-    raw = list(values)
-    present = [v for v in raw if v is not None]
-    if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
-        return numeric_profile(raw)  # type: ignore[arg-type]
+    """Numeric when every present value is a number (bools are categories), categorical otherwise.
+
+    Arrays and Series are classified by dtype; a list by the set of its values' types (one pass in C).
+    """
+    raw = _as_array(values)
+    if raw.dtype.kind in "fiu":
+        return numeric_profile(raw)
+    if raw.dtype.kind != "O":
+        return categorical_profile(raw)
+    kinds = {k for k in set(map(type, raw.tolist())) if k is not type(None) and k.__name__ != "NAType"}
+    if kinds and all(_is_number_type(k) for k in kinds):
+        return numeric_profile(raw)
     return categorical_profile(raw)
 
 

@@ -147,3 +147,12 @@ def scale(
     from driftloop.bench.scale import main
 
     main(calibrate_events, steady_s, ramp_s, hold_s, ceiling_records=ceiling_records)
+
+
+@app.command("drift")
+def drift(repeat: int = typer.Option(5, help="Runs per case; the median is printed.")) -> None:
+    """Milliseconds to judge a window (20 numeric, 15+5 mixed; reference 1k/100k; window 10k/100k) and to
+    build a profile from 100k reference rows."""
+    from driftloop.bench.drift import main
+
+    main(repeat)

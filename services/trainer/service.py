@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 import joblib
+import numpy as np
 import pandas as pd
 
 from services.trainer.domain.cost import CostMeter, CostRecord
@@ -223,17 +224,21 @@ def _score_champion(
         )
 
 
-def _profile_columns(train: pd.DataFrame, schema: FeatureSchema, features: list[str]) -> dict[str, list[Any]]:
+def _profile_columns(train: pd.DataFrame, schema: FeatureSchema, features: list[str]) -> dict[str, Any]:
     """Training columns as the monitor reads live ones: categories as strings, everything else (booleans
-    included, stored as 1.0/0.0 in ``num_features``) as numbers, None when missing."""
-    columns: dict[str, list[Any]] = {}
+    included, stored as 1.0/0.0 in ``num_features``) as float arrays, missing as None/NaN. Column at a
+    time: a per-value Python conversion of 100,000 rows took longer than building the profile."""
+    columns: dict[str, Any] = {}
     for name in features:
         spec = schema.spec(name)
-        values = train[name].tolist()
+        values = train[name]
         if spec is not None and spec.type in ("categorical", "text"):
-            columns[name] = [None if v is None or v != v else str(v) for v in values]
+            present = values.notna().to_numpy()
+            text = np.full(len(values), None, dtype=object)
+            text[present] = values[present].astype(str).to_numpy(dtype=object)
+            columns[name] = text
         else:
-            columns[name] = [None if v is None or v != v else float(v) for v in values]
+            columns[name] = values.astype(float).to_numpy()
     return columns
 
 

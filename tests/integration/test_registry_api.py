@@ -307,3 +307,32 @@ def test_reference_profile_is_kept_apart_and_served_to_the_monitor(client: TestC
     assert upload_version(client, name)["has_reference_profile"] is False
     none = client.get(f"/models/{name}/versions/2/reference-profile")
     assert none.status_code == 404 and none.json()["error"]["field"] == "reference_profile"
+
+
+def test_a_profile_contradicting_the_schema_is_refused_with_422_naming_the_feature(
+    client: TestClient,
+) -> None:
+    import json
+
+    from shared.profile import build_profile
+
+    name = model_name()
+    create_model(client, name)  # age: integer
+    profile = build_profile({"age": ["twenty", "thirty"]}).model_dump(mode="json")
+    for response in (
+        client.post(
+            f"/models/{name}/versions/upload",
+            files={"artifact": ("model.joblib", io.BytesIO(b"m"), "application/octet-stream")},
+            data={"metadata": json.dumps({"reference_profile": profile})},
+            headers=WRITER,
+        ),
+        client.post(
+            f"/models/{name}/versions",
+            json={"artifact_uri": "file:///nowhere/model.joblib", "reference_profile": profile},
+            headers=WRITER,
+        ),
+    ):
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["field"] == "reference_profile.features.age" and "'age'" in error["message"]
+    assert client.get(f"/models/{name}").json()["latest_version"] == 0

@@ -80,3 +80,38 @@ def test_tokens_map_to_roles_and_roles_are_ordered() -> None:
         authenticate("Bearer nope", principals, open_reads=True, anonymous_writes=False)
     with pytest.raises(Invalid):
         parse_tokens({"t": "x:superuser"})
+
+
+def test_a_profile_whose_kinds_contradict_the_schema_is_refused_naming_the_feature() -> None:
+    from services.registry.domain.rules import check_profile_against_schema
+    from services.registry.errors import Invalid
+    from shared.feature_schema import FeatureSchema, FeatureSpec
+    from shared.profile import build_profile
+
+    schema = FeatureSchema(
+        features=[
+            FeatureSpec(name="age", type="integer"),
+            FeatureSpec(name="plan", type="categorical"),
+            FeatureSpec(name="flag", type="boolean"),
+        ]
+    )
+    fits: dict[str, list[object]] = {
+        "age": [20, 30, 40],
+        "plan": ["a", "b", "a"],
+        "flag": [True, False, True],
+    }
+    check_profile_against_schema(schema, build_profile(fits))
+    check_profile_against_schema(schema, build_profile({**fits, "flag": [1.0, 0.0, 1.0]}))
+    check_profile_against_schema(schema, build_profile({**fits, "extra": ["x", "y", "z"]}))
+    wrong: list[tuple[str, list[object]]] = [
+        ("age", ["20", "30", "40"]),
+        ("plan", [1.0, 2.0, 3.0]),
+        ("flag", [0.0, 0.5, 1.0]),
+        ("flag", ["yes", "no", "yes"]),
+    ]
+    for field, values in wrong:
+        with pytest.raises(Invalid) as refused:
+            check_profile_against_schema(schema, build_profile({**fits, field: values}))
+        assert refused.value.field == f"reference_profile.features.{field}" and repr(field) in str(
+            refused.value
+        )

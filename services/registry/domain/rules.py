@@ -17,6 +17,8 @@ from typing import Any
 
 from services.registry.errors import Invalid
 from shared.events import AliasAction, VersionStatus
+from shared.feature_schema import FeatureSchema
+from shared.profile import CategoricalProfile, ReferenceProfile
 
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,99}$")
@@ -163,3 +165,47 @@ def parse_tag_filters(tags: Sequence[str]) -> list[tuple[str, str | None]]:
 def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """Names of the fields whose values differ, sorted, for ``ModelUpdated`` and the audit log."""
     return sorted(k for k in after if before.get(k) != after.get(k))
+
+
+PROFILE_KINDS: dict[str, frozenset[str]] = {
+    "numeric": frozenset({"numeric"}),
+    "integer": frozenset({"numeric"}),
+    "categorical": frozenset({"categorical"}),
+    "text": frozenset({"categorical"}),
+    "boolean": frozenset({"numeric", "categorical"}),
+}
+"""The profile kinds each schema type may have: a boolean is stored as 1.0/0.0 and may be profiled either
+way (numbers 0/1, or categories "0"/"1"/"true"/"false")."""
+
+BOOLEAN_CATEGORIES = frozenset({"0", "1", "true", "false", "__other__"})
+
+
+def check_profile_against_schema(schema: FeatureSchema, profile: ReferenceProfile) -> None:
+    """Refuse (422, naming the feature) a reference profile whose kinds contradict the model's schema.
+
+    A categorical profile of a numeric feature would make the monitor count numbers as categories in
+    every window (and drift in all of them); features the schema does not declare are left alone.
+    """
+    for name, column in profile.features.items():
+        spec = schema.spec(name)
+        if spec is None:
+            continue
+        field = f"reference_profile.features.{name}"
+        if column.kind not in PROFILE_KINDS[spec.type]:
+            raise Invalid(
+                f"the reference profile has feature {name!r} as {column.kind}, but the model's schema "
+                f"declares it {spec.type}; rebuild the profile from the training data the schema describes",
+                field=field,
+            )
+        if spec.type != "boolean":
+            continue
+        if isinstance(column, CategoricalProfile):
+            odd = sorted(k for k in column.frequencies if k.lower() not in BOOLEAN_CATEGORIES)
+        else:
+            odd = sorted({str(v) for v in column.sketch if v not in (0.0, 1.0)})
+        if odd:
+            raise Invalid(
+                f"the reference profile has boolean feature {name!r} taking {', '.join(odd[:5])}; a boolean "
+                "profile holds only 0/1 (or true/false)",
+                field=field,
+            )

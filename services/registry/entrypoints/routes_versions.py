@@ -10,10 +10,12 @@ from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
+from services.registry.domain.rules import check_profile_against_schema
 from services.registry.domain.schemas import Page, VersionCreate, VersionOut, VersionUpdate
 from services.registry.entrypoints.deps import Reader, RegistryDep, VersionNumber, Writer
 from services.registry.entrypoints.openapi import COMMON, errors
 from services.registry.errors import Invalid
+from services.registry.service import Registry
 from shared.events import VersionStatus
 from shared.profile import ReferenceProfile
 
@@ -27,7 +29,7 @@ def register_version(name: str, body: VersionCreate, registry: RegistryDep, user
         raise Invalid(
             "send artifact_uri, or upload the artifact to .../versions/upload", field="artifact_uri"
         )
-    registry.store.get_model(name)  # 404 before reading a possibly large artifact
+    _check_model_takes(registry, name, body)  # 404 or 422 before reading a possibly large artifact
     artifact = registry.artifacts.inspect_uri(body.artifact_uri, body.artifact_sha256)
     return registry.store.register_version(name, body, artifact, user)
 
@@ -52,7 +54,7 @@ def upload_version(
         raise Invalid(f"metadata is not a valid version: {exc}", field=field) from None
     if body.artifact_uri is not None:
         raise Invalid("an uploaded version cannot also reference artifact_uri", field="metadata.artifact_uri")
-    registry.store.get_model(name)
+    _check_model_takes(registry, name, body)
     stored = registry.artifacts.save_upload(name, artifact.filename, artifact.file)
     if body.artifact_sha256 is not None and body.artifact_sha256 != stored.sha256:
         raise Invalid(
@@ -61,6 +63,13 @@ def upload_version(
             field="metadata.artifact_sha256",
         )
     return registry.store.register_version(name, body, stored, user)
+
+
+def _check_model_takes(registry: Registry, name: str, body: VersionCreate) -> None:
+    """404 for a model that does not exist; 422 naming the feature for a profile its schema contradicts."""
+    model = registry.store.get_model(name)
+    if body.reference_profile is not None:
+        check_profile_against_schema(model.feature_schema, body.reference_profile)
 
 
 def _json(body: BaseModel) -> Response:
