@@ -49,7 +49,9 @@ def demo_settings(base: Settings, data_dir: Path, model_name: str, pace: Pace) -
 
     The cache folder (the Kafka jars) is kept, so the broker starts without resolving anything again.
     """
-    kafka, controller, clickhouse, registry, ingest, monitor, serving, trainer = distinct_free_ports(8)
+    kafka, controller, clickhouse, registry, ingest, monitor, serving, trainer, advisor = distinct_free_ports(
+        9
+    )
     return base.model_copy(
         update={
             "data_dir": data_dir,
@@ -69,6 +71,7 @@ def demo_settings(base: Settings, data_dir: Path, model_name: str, pace: Pace) -
             "ingest_quality_interval_s": 10.0,
             "monitor_web_port": monitor,
             "trainer_web_port": trainer,
+            "advisor_web_port": advisor,
             "monitor_window_seconds": pace.window_seconds,
             "monitor_allowed_lateness_seconds": pace.lateness_seconds,
             "monitor_label_wait_seconds": pace.label_wait_seconds,

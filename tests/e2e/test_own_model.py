@@ -114,7 +114,7 @@ class User:
 
 
 def make_user(home: Path, model: str) -> User:
-    kafka, controller, clickhouse, s3, registry, ingest, monitor, serving, trainer = free_ports(9)
+    kafka, controller, clickhouse, s3, registry, ingest, monitor, serving, trainer, advisor = free_ports(10)
     values = {
         "DRIFTLOOP_DATA_DIR": str(home / ".driftloop"),
         "DRIFTLOOP_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}",
@@ -126,6 +126,7 @@ def make_user(home: Path, model: str) -> User:
         "DRIFTLOOP_INGEST_PORT": str(ingest),
         "DRIFTLOOP_MONITOR_WEB_PORT": str(monitor),
         "DRIFTLOOP_TRAINER_WEB_PORT": str(trainer),
+        "DRIFTLOOP_ADVISOR_WEB_PORT": str(advisor),
         "DRIFTLOOP_SERVING_PORT": str(serving),
         "DRIFTLOOP_TOPIC_PREFIX": random_topic_prefix(),
         **PACE,

@@ -89,7 +89,18 @@ def _checkout(root: Path) -> Checkout:
     curl_home = root.parent / "curl-home"
     curl_home.mkdir()
     (curl_home / ".curlrc").write_text("fail-with-body\nshow-error\nsilent\n")
-    names = ("kafka", "controller", "clickhouse", "s3", "registry", "ingest", "monitor", "serving", "trainer")
+    names = (
+        "kafka",
+        "controller",
+        "clickhouse",
+        "s3",
+        "registry",
+        "ingest",
+        "monitor",
+        "serving",
+        "trainer",
+        "advisor",
+    )
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     venv_bin = root / ".venv" / "bin"
     env = {
@@ -106,6 +117,7 @@ def _checkout(root: Path) -> Checkout:
         "DRIFTLOOP_INGEST_PORT": str(ports["ingest"]),
         "DRIFTLOOP_MONITOR_WEB_PORT": str(ports["monitor"]),
         "DRIFTLOOP_TRAINER_WEB_PORT": str(ports["trainer"]),
+        "DRIFTLOOP_ADVISOR_WEB_PORT": str(ports["advisor"]),
         "DRIFTLOOP_SERVING_PORT": str(ports["serving"]),
         "DRIFTLOOP_TOPIC_PREFIX": random_topic_prefix(),
     }

@@ -30,8 +30,8 @@ class System:
     """One isolated system: its own data dir, ports and topic prefix, passed to the CLI through env vars."""
 
     def __init__(self, data_dir: Path) -> None:
-        ports = free_ports(9)
-        kafka, controller, clickhouse, s3, registry, ingest, monitor, serving, trainer = ports
+        ports = free_ports(10)
+        kafka, controller, clickhouse, s3, registry, ingest, monitor, serving, trainer, advisor = ports
         self.data_dir = data_dir
         self.ports = {
             "kafka": kafka,
@@ -54,6 +54,7 @@ class System:
             "DRIFTLOOP_INGEST_PORT": str(ingest),
             "DRIFTLOOP_MONITOR_WEB_PORT": str(monitor),
             "DRIFTLOOP_TRAINER_WEB_PORT": str(trainer),
+            "DRIFTLOOP_ADVISOR_WEB_PORT": str(advisor),
             "DRIFTLOOP_SERVING_PORT": str(serving),
             "DRIFTLOOP_TOPIC_PREFIX": random_topic_prefix(),
         }
