@@ -26,6 +26,7 @@ import numpy as np
 
 from driftloop.bench import synthetic
 from driftloop.bench.cleanup import clean_up
+from driftloop.process import ManagedProcess, free_port, spawn
 from shared import wire
 from shared.kafka.clients import producer as kafka_producer
 from shared.settings import Settings
@@ -52,6 +53,16 @@ async def publish_events(
     finally:
         await producer.stop()
     return sent
+
+
+def start_monitor_worker(
+    settings: Settings, profiles: Path, folder: Path, name: str = "monitor"
+) -> tuple[ManagedProcess, int]:
+    """One monitor worker process on a free web port, judging against the reference profiles in ``profiles``;
+    returns the process and its web port (its log is ``folder/<name>.log``)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "services.monitor", "--web-port", str(port), "--profiles", str(profiles)]
+    return spawn(name, argv, folder / f"{name}.log", env=settings.as_env()), port
 
 
 def _count(client: Any, model: str | None = None, final: bool = False) -> int:
@@ -168,7 +179,6 @@ def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
     import httpx
 
     from driftloop.infra.stack import Component, local_stack
-    from driftloop.process import free_port, spawn
     from services.monitor.domain.profiles import profiles_file_json
     from shared.clickhouse import clickhouse_client
     from shared.kafka.admin import create_topics
@@ -237,19 +247,7 @@ def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
                 synthetic.predictions(shift, events // 2, start, spacing),
             )
         )
-        env = settings.as_env()
-        log_path = Path(tmp) / "monitor.log"
-        web_port = free_port()
-        argv = [
-            sys.executable,
-            "-m",
-            "services.monitor",
-            "--web-port",
-            str(web_port),
-            "--profiles",
-            str(profiles),
-        ]
-        worker = spawn("monitor", argv, log_path, env=env)
+        worker, web_port = start_monitor_worker(settings, profiles, Path(tmp))
         try:
             client = clickhouse_client(settings)
             _wait(lambda: _consuming(web_port), 120, "the monitor worker")

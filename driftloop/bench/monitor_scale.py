@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import signal
-import sys
 import tempfile
 import time
 import uuid
@@ -27,7 +26,8 @@ from typing import Any
 from driftloop.bench import synthetic
 from driftloop.bench.cleanup import clean_up
 from driftloop.bench.kafka_ceiling import BrokerCeiling, measure_broker_ceiling, prediction_payloads
-from driftloop.process import ManagedProcess, free_port, spawn
+from driftloop.bench.monitor import start_monitor_worker
+from driftloop.process import ManagedProcess
 from shared import wire
 from shared.settings import Settings
 
@@ -143,20 +143,11 @@ def drain(
             profiles = Path(tmp) / "profiles.json"
             reference = synthetic.reference_profile(streams[0], rows=5_000)  # the streams share one shape
             profiles.write_text(profiles_file_json({s.model_name: {"1": reference} for s in streams}))
-            ports = [free_port() for _ in range(workers)]
-            for i, port in enumerate(ports):
-                argv = [
-                    sys.executable,
-                    "-m",
-                    "services.monitor",
-                    "--web-port",
-                    str(port),
-                    "--profiles",
-                    str(profiles),
-                ]
-                procs.append(
-                    spawn(f"monitor-{i}", argv, Path(tmp) / f"monitor-{i}.log", env=settings.as_env())
-                )
+            ports = []
+            for i in range(workers):
+                proc, port = start_monitor_worker(settings, profiles, Path(tmp), f"monitor-{i}")
+                procs.append(proc)
+                ports.append(port)
             everything = {f"{topics.predictions}-{p}" for p in range(partitions)}
 
             def settled() -> bool:

@@ -20,7 +20,6 @@ import asyncio
 import itertools
 import json
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -33,6 +32,7 @@ from typing import Any
 from driftloop.bench import synthetic
 from driftloop.bench.cleanup import clean_up
 from driftloop.bench.kafka_ceiling import BrokerCeiling, measure_broker_ceiling
+from driftloop.bench.monitor import start_monitor_worker
 from shared import wire
 from shared.kafka.clients import producer as kafka_producer
 from shared.settings import Settings
@@ -182,7 +182,6 @@ def main(
     ceiling_records: int = 200_000,
 ) -> dict[str, Any]:
     from driftloop.infra.stack import Component, local_stack
-    from driftloop.process import free_port, spawn
     from services.monitor.domain.profiles import profiles_file_json
     from shared.kafka.admin import create_topics
     from shared.topics import topic_names
@@ -224,24 +223,8 @@ def main(
         feeder = Feeder(settings, topics.predictions, templates)
 
         def start_worker() -> None:
-            port = free_port()
-            argv = [
-                sys.executable,
-                "-m",
-                "services.monitor",
-                "--web-port",
-                str(port),
-                "--profiles",
-                str(profiles),
-            ]
-            workers.append(
-                spawn(
-                    f"monitor-{len(workers)}",
-                    argv,
-                    Path(tmp) / f"monitor-{len(workers)}.log",
-                    env=settings.as_env(),
-                )
-            )
+            worker, port = start_monitor_worker(settings, profiles, Path(tmp), f"monitor-{len(workers)}")
+            workers.append(worker)
             advisor.monitor_urls.append(f"http://127.0.0.1:{port}/health")
 
         try:
