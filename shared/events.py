@@ -125,6 +125,8 @@ class DriftKind(StrEnum):
     FEATURE = "feature"
     OUTPUT = "output"
     PERFORMANCE = "performance"
+    ESTIMATED_PERFORMANCE = "estimated_performance"
+    """Performance estimated without labels (CBPE/DLE) dropped; labels may not exist yet."""
 
 
 class DriftEvidence(BaseModel):

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from shared.answer_type import OutputType
+from shared.estimator import fit_estimator
 from shared.feature_schema import FeatureSchema, FeatureSpec, FeatureType
 from shared.profile import ReferenceProfile, build_profile, category_key
 
@@ -309,11 +310,17 @@ def onboard(
         if len(truth) and all(math.isfinite(e) for e in errors):
             measured["rmse"] = float(math.sqrt((errors**2).mean()))
         outputs = [float(p) for p in predictions]
+    schema = infer_schema(frame, names)
+    numeric = [f.name for f in schema.features if f.type not in ("categorical", "text")]
+    # fitted on the rows given: held-out rows make it honest, training rows make it optimistic (docs/monitor.md)
+    estimator = fit_estimator(
+        model, inputs[labelled], truth, numeric, classification=task == "classification"
+    )
     chosen = {**measured, **dict(metrics or {})}
     columns = {n: [None if pd.isna(v) else _plain(v) for v in inputs[n]] for n in names}
     return Onboarding(
-        feature_schema=infer_schema(frame, names),
-        reference_profile=build_profile(columns, predictions=outputs, metrics=chosen),
+        feature_schema=schema,
+        reference_profile=build_profile(columns, predictions=outputs, metrics=chosen, estimator=estimator),
         output_type=output_type(predictions),
         task_type=task_type,
         training_recipe=default_recipe(model, task),

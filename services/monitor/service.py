@@ -34,6 +34,7 @@ from services.monitor.domain.evaluation import (
     LabelWindow,
     WindowResult,
     evaluate_data_window,
+    evaluate_estimate_window,
     evaluate_label_window,
 )
 from services.monitor.domain.intake import Intake, Record, check_records
@@ -186,6 +187,11 @@ class WindowJudge:
             data = self.windows.data_window(model, version, start, end)
             result = evaluate_data_window(data, reference.profile, reference.thresholds)
             out += self._record(model, version, "data", result, progress.data.observe(result.verdict))
+            estimate = evaluate_estimate_window(data, reference.profile, reference.thresholds)
+            if estimate is not None:
+                progress.estimate.thresholds = reference.thresholds
+                alert = progress.estimate.observe(estimate.verdict)
+                out += self._record(model, version, "estimate", estimate, alert)
             progress.judged(end_ms, data.count)
             log.info("%s v%s window %s: %d events, drift %s", model, version, start, data.count,
                      sorted(result.verdict.kinds))  # fmt: skip

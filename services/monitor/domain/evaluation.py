@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from services.monitor.domain import estimation as est
 from services.monitor.domain import window_metrics as m
 from services.monitor.domain.drift.columns import ColumnDrift, TestResult, column_drift, feature_drift
 from services.monitor.domain.drift.decision import WindowVerdict
@@ -38,6 +39,8 @@ class DataWindow:
     numeric: dict[str, NDArray[np.float64]] = field(default_factory=dict)
     categorical: dict[str, list[str]] = field(default_factory=dict)
     missing: dict[str, int] = field(default_factory=dict)
+    probabilities: dict[str, NDArray[np.float64]] = field(default_factory=dict)
+    """Class → the probability each row logged for it (a class some rows lack has a shorter array)."""
 
 
 @dataclass(frozen=True)
@@ -204,3 +207,57 @@ def evaluate_label_window(
         max(severity, 0.0) if drifted else 0.0,
     )
     return WindowResult(rows, tests, verdict)
+
+
+ESTIMATED_ACCURACY = "estimated_accuracy"
+
+
+def evaluate_estimate_window(
+    window: DataWindow, profile: ReferenceProfile | None, t: DriftThresholds
+) -> WindowResult | None:
+    """Performance estimated without labels (CBPE or DLE) and whether it dropped; None: nothing to estimate.
+
+    The drop is judged like the labels-based one: even the optimistic end of the estimate's band (at the
+    model's ``confidence``) lies ``performance_drop`` below the version's validation accuracy. Regressors
+    get estimated MAE and RMSE but no drift verdict: no labels-based threshold exists for them either.
+    """
+    if profile is None or profile.estimator is None or window.count == 0:
+        return None
+    estimator = profile.estimator
+    z = est.z_of(t.confidence)
+    if estimator.task == "regression":
+        estimates = est.dle(estimator, window.numeric, window.prediction_num)
+    else:
+        positive = m.positive_class(estimator.classes)
+        estimates = est.cbpe(estimator, window.probabilities, window.predictions, positive)
+    if not estimates:
+        return None
+    rows = [row for e in estimates for row in e.rows(z)]
+    accuracy = next((e for e in estimates if e.metric == "accuracy"), None)
+    reference = profile.metrics.get("accuracy")
+    if accuracy is None or reference is None or window.count < t.min_window_size:
+        return WindowResult(rows, [], WindowVerdict(window.start, window.end))
+    high = accuracy.value + z * accuracy.std
+    dropped = high < reference - t.performance_drop
+    threshold = reference - t.performance_drop
+    test = TestResult(ESTIMATED_ACCURACY, "cbpe", accuracy.value, None, threshold, estimator.rows,
+                      window.count, dropped)  # fmt: skip
+    evidence = DriftEvidence(
+        feature=ESTIMATED_ACCURACY,
+        test="cbpe",
+        statistic=accuracy.value,
+        threshold=threshold,
+        effect_size=reference - accuracy.value,
+        reference_size=estimator.rows,
+        current_size=window.count,
+        drifted=dropped,
+    )
+    verdict = WindowVerdict(
+        window.start,
+        window.end,
+        frozenset({DriftKind.ESTIMATED_PERFORMANCE}) if dropped else frozenset(),
+        (),
+        (evidence,) if dropped else (),
+        max(reference - accuracy.value, 0.0) if dropped else 0.0,
+    )
+    return WindowResult(rows, [test], verdict)

@@ -53,6 +53,8 @@ class VersionProgress:
     """End of the last window judged before the version was paused (None: judged as time moves)."""
     label_gaps: list[tuple[int, int]] = field(default_factory=list)
     """Spans of windows skipped without data, oldest first: [from, to) in ms."""
+    estimate: DriftDecider = field(default_factory=DriftDecider)
+    """Alert state of the performance estimated without labels (CBPE), judged with the data windows."""
 
     @classmethod
     def starting_at(cls, first_event_ms: int, length_ms: int, thresholds: DriftThresholds) -> VersionProgress:
@@ -120,6 +122,7 @@ class VersionProgress:
             "idle_windows": self.idle_windows,
             "paused_at_ms": self.paused_at_ms,
             "label_gaps": [list(g) for g in self.label_gaps],
+            "estimate": _decider_json(self.estimate),
         }
 
     @classmethod
@@ -134,6 +137,7 @@ class VersionProgress:
             raw.get("idle_windows", 0),
             raw.get("paused_at_ms"),
             [(int(a), int(b)) for a, b in raw.get("label_gaps", [])],
+            _decider_from(raw["estimate"], thresholds) if "estimate" in raw else DriftDecider(thresholds),
         )
 
 

@@ -22,6 +22,8 @@ class Trigger:
     event_id: UUID
     drift_event_id: UUID | None = None
     window_start: datetime | None = None
+    needs_labels: bool = False
+    """Only an estimate (no labels) said performance dropped: a run needs labels from ``window_start`` on."""
 
 
 class Debouncer:

@@ -38,8 +38,8 @@ def read_data_window(client: Any, model: str, version: str, start: datetime, end
     key and value arrays that are grouped by key without building a dict per row.
     """
     table = client.query_arrow(
-        "SELECT prediction, prediction_num, latency_ms, num_features, cat_features, missing_features "
-        f"FROM predictions FINAL WHERE {WINDOW}",
+        "SELECT prediction, prediction_num, latency_ms, num_features, cat_features, missing_features, "
+        f"probabilities FROM predictions FINAL WHERE {WINDOW}",
         parameters=_params(model, version, start, end),
     )
     if table.num_rows == 0:
@@ -47,6 +47,7 @@ def read_data_window(client: Any, model: str, version: str, start: datetime, end
     numeric = table.column("num_features").combine_chunks()
     categorical = table.column("cat_features").combine_chunks()
     missing = table.column("missing_features").combine_chunks().flatten().to_pylist()
+    probabilities = table.column("probabilities").combine_chunks()
     return DataWindow(
         start=start,
         end=end,
@@ -57,6 +58,9 @@ def read_data_window(client: Any, model: str, version: str, start: datetime, end
         numeric={k: np.asarray(v, dtype=float) for k, v in _by_key(numeric.keys, numeric.items).items()},
         categorical={k: v.tolist() for k, v in _by_key(categorical.keys, categorical.items).items()},
         missing=dict(Counter(missing)),
+        probabilities={
+            k: np.asarray(v, dtype=float) for k, v in _by_key(probabilities.keys, probabilities.items).items()
+        },
     )
 
 
