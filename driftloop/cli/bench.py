@@ -156,3 +156,15 @@ def drift(repeat: int = typer.Option(5, help="Runs per case; the median is print
     from driftloop.bench.drift import main
 
     main(repeat)
+
+
+@app.command("estimate")
+def estimate(
+    windows: int = typer.Option(30, help="One-minute windows of the covariate and concept streams."),
+    stationary_windows: int = typer.Option(60, help="One-minute windows of the stationary stream."),
+) -> None:
+    """Performance estimated without labels (CBPE) through a real monitor: error against the realized
+    accuracy, lead over the labels-based alert, false alarms; concept shift shown as its blind spot."""
+    from driftloop.bench.estimate import main
+
+    main(windows, stationary_windows)

@@ -148,6 +148,10 @@ def _window_metrics() -> Rows:
         _metric("churn", "2", at(2, hours=1), "labelled", 0),  # no labels yet: no accuracy
         _metric("fraud", "1", at(0), "accuracy", 0.1),
         _metric("fraud", "1", at(0), "labelled", 100),
+        _metric("churn", "1", at(0), "estimated_accuracy", 0.6),  # realized: the re-judged 0.5
+        _metric("churn", "1", at(0), "estimated_accuracy_high", 0.9),  # a band's end: not an estimate
+        _metric("churn", "1", at(1), "estimated_accuracy", 0.7),  # realized 1.0
+        _metric("churn", "2", at(2, hours=1), "estimated_accuracy", 0.4),  # no labels yet: left out
     ]
 
 
@@ -420,6 +424,13 @@ def test_accuracy_by_version_is_weighted_by_labelled_predictions(client: Any) ->
         ["1", H11, 0.8, 5],
         ["2", H11, 0.825, 40],  # (0.6 * 10 + 0.9 * 30) / 40; the unlabelled window is left out
     ]
+
+
+@covers("estimation_error")
+def test_estimation_error_compares_estimates_with_realized_windows_only(client: Any) -> None:
+    rows = run(client, "estimation_error", model="churn")
+    assert [r[:3] for r in rows] == [["1", "accuracy", 2]]
+    assert rows[0][3:] == [pytest.approx(0.2), pytest.approx(0.3)]  # |0.6 - 0.5| and |0.7 - 1.0|
 
 
 @covers("accuracy_from_labels")
