@@ -193,3 +193,18 @@ def test_estimate_alert_state_survives_a_checkpoint_and_old_checkpoints_load() -
     old = progress.to_json()
     del old["estimate"]
     assert not VersionProgress.from_json(old, t).estimate.drifting
+
+
+def test_a_model_registered_with_its_data_gets_an_estimator() -> None:
+    """``driftloop models register --data --target`` (onboarding) fits the calibration on the rows given."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from shared.onboarding import onboard
+
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400)})
+    frame["y"] = (frame["a"] + rng.normal(0, 0.5, 400) > 0).astype(int)
+    model = LogisticRegression().fit(frame[["a", "b"]], frame["y"])
+    estimator = onboard(model, frame, "y").reference_profile.estimator
+    assert estimator is not None and estimator.classes == ["0", "1"] and estimator.rows == 400
