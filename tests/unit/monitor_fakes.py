@@ -106,7 +106,10 @@ class MemoryStore:
         numeric: dict[str, list[float]] = {}
         categorical: dict[str, list[str]] = {}
         missing: dict[str, int] = {}
+        probabilities: dict[str, list[float]] = {}
         for e in events:
+            for name, value in (e.get("probabilities") or {}).items():
+                probabilities.setdefault(name, []).append(float(value))
             for name, value in e["features"].items():
                 if value is None:
                     missing[name] = missing.get(name, 0) + 1
@@ -124,6 +127,7 @@ class MemoryStore:
             numeric={k: np.asarray(v, dtype=float) for k, v in numeric.items()},
             categorical=categorical,
             missing=missing,
+            probabilities={k: np.asarray(v, dtype=float) for k, v in probabilities.items()},
         )
 
     def label_window(
