@@ -106,7 +106,10 @@ class RowSink(Protocol):
 class WindowReader(Protocol):
     """Reads a closed window of one model version back from the stored events."""
 
-    def data_window(self, model: str, version: str, start: datetime, end: datetime) -> DataWindow: ...
+    def data_window(
+        self, model: str, version: str, start: datetime, end: datetime, *, probabilities: bool = False
+    ) -> DataWindow:
+        """The window's events; with ``probabilities``, the class probabilities they logged too."""
 
     def label_window(
         self, model: str, version: str, start: datetime, end: datetime, *, labelled: bool
@@ -184,7 +187,8 @@ class WindowJudge:
             start, end = ms_to_datetime(start_ms), ms_to_datetime(end_ms)
             reference = self.profiles.get(model, version)
             progress.data.thresholds = reference.thresholds
-            data = self.windows.data_window(model, version, start, end)
+            estimated = reference.profile is not None and reference.profile.estimator is not None
+            data = self.windows.data_window(model, version, start, end, probabilities=estimated)
             result = evaluate_data_window(data, reference.profile, reference.thresholds)
             out += self._record(model, version, "data", result, progress.data.observe(result.verdict))
             estimate = evaluate_estimate_window(data, reference.profile, reference.thresholds)
