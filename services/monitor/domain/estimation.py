@@ -65,6 +65,7 @@ def calibrated(
     raw = np.column_stack([np.asarray(probabilities[c], dtype=float) for c in classes])
     if not np.isfinite(raw).all():
         return None
+    raw = np.clip(raw, 0.0, 1.0)  # a logged 1.3 or -0.2 is read as the nearest probability
 
     def apply(i: int) -> NDArray[np.float64]:
         cal = estimator.calibration.get(classes[i])
@@ -157,14 +158,14 @@ def cbpe(
     proba = calibrated(estimator, probabilities, rows)
     if proba is None or rows == 0:
         return []
-    classes = np.asarray(estimator.classes, dtype=object)
+    classes = estimator.classes
     logged = np.asarray(predictions, dtype=object)
-    in_classes = np.isin(logged, classes)
-    index = {c: i for i, c in enumerate(estimator.classes)}
-    if in_classes.all():
-        predicted = np.fromiter((index[c] for c in logged), dtype=np.intp, count=rows)
-    else:
+    predicted = np.full(rows, -1, dtype=np.intp)
+    for i, name in enumerate(classes):  # one comparison over the window per class, not a lookup per row
+        predicted[logged == name] = i
+    if (predicted < 0).any():
         predicted = proba.argmax(axis=1)
+    index = {c: i for i, c in enumerate(classes)}
     out = [expected_accuracy(proba[np.arange(rows), predicted])]
     if positive is not None and positive in index:
         i = index[positive]
@@ -176,7 +177,7 @@ def cbpe(
         out.append(_macro("f1", [expected_f1(proba[:, i], predicted == i) for i in range(len(classes))]))
         aucs = [
             expected_roc_auc(proba[:, i], np.asarray(probabilities[c], dtype=float))
-            for i, c in enumerate(estimator.classes)
+            for i, c in enumerate(classes)
         ]
         if all(a is not None for a in aucs):
             out.append(_macro("roc_auc", [a for a in aucs if a is not None]))
