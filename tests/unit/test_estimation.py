@@ -208,3 +208,22 @@ def test_a_model_registered_with_its_data_gets_an_estimator() -> None:
     model = LogisticRegression().fit(frame[["a", "b"]], frame["y"])
     estimator = onboard(model, frame, "y").reference_profile.estimator
     assert estimator is not None and estimator.classes == ["0", "1"] and estimator.rows == 400
+
+
+@pytest.mark.parametrize(
+    ("p1", "predictions"),
+    [
+        (np.array([1.3, -0.2, 1e300, -1e300]), ["1", "0", "1", "0"]),  # out of [0, 1]: read as 1 and 0
+        (np.array([0.9, 0.1, 0.8, 0.3]), ["yes", "no", "yes", "no"]),  # logged classes unknown: argmax
+        (np.array([0.9, 0.1, 0.8, 0.3]), ["1", "1", "1", "1"]),  # one class predicted throughout
+    ],
+)
+def test_odd_windows_still_give_estimates_within_bounds(p1: np.ndarray, predictions: list[str]) -> None:
+    found = est.cbpe(BINARY, {"0": 1 - np.clip(p1, 0, 1), "1": p1}, predictions, "1")
+    for e in found:
+        assert 0.0 <= e.value <= 1.0 and e.std >= 0.0 and np.isfinite(e.std), e
+
+
+def test_nan_probabilities_are_not_estimated() -> None:
+    p = np.array([0.9, np.nan])
+    assert est.cbpe(BINARY, {"0": 1 - p, "1": p}, ["1", "0"], "1") == []
