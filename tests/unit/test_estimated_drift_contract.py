@@ -122,3 +122,17 @@ def test_cbpe_is_blind_to_concept_shift() -> None:
     before = cbpe(estimator, {"0": 1 - profile_p, "1": profile_p}, predictions, "1")[0].value
     after = cbpe(estimator, {"0": 1 - profile_p, "1": profile_p}, predictions, "1")[0].value  # labels flipped
     assert before == after == pytest.approx(0.95)
+
+
+def test_an_estimate_coalesced_with_a_labels_based_drift_retrains_without_waiting() -> None:
+    from services.trainer.domain.debounce import Debouncer
+
+    estimate = classify(encode(estimated_drift(NOW)), "drift-events", NOW + timedelta(minutes=5))
+    labelled = classify(
+        encode(estimated_drift(NOW).model_copy(update={"kinds": [DriftKind.PERFORMANCE]})),
+        "drift-events",
+        NOW + timedelta(minutes=5),
+    )
+    assert isinstance(estimate, Trigger) and isinstance(labelled, Trigger)
+    (run,) = Debouncer().offer([estimate, labelled])
+    assert run.event_id == estimate.event_id and not run.needs_labels
