@@ -336,3 +336,23 @@ def test_a_profile_contradicting_the_schema_is_refused_with_422_naming_the_featu
         error = response.json()["error"]
         assert error["field"] == "reference_profile.features.age" and "'age'" in error["message"]
     assert client.get(f"/models/{name}").json()["latest_version"] == 0
+
+
+def test_metrics_count_every_request_by_status_class_for_the_scaling_advisor(client: TestClient) -> None:
+    """``/metrics`` counts what the registry answered, the resolve fast path included, in the form the
+    advisor reads (docs/advisor.md); scraping it is not counted."""
+    from services.advisor.adapters.http_services import parse
+
+    before = parse("registry", 0.0, client.get("/metrics").text)
+    name = model_name()
+    create_model(client, name)
+    upload_version(client, name)
+    assert client.put(f"/models/{name}/aliases/production", json={"version": 1}, headers=WRITER).is_success
+    for _ in range(5):
+        assert client.get(f"/models/{name}/aliases/production").status_code == 200
+    assert client.get(f"/models/{name}-missing").status_code == 404
+    after = parse("registry", 10.0, client.get("/metrics").text)
+    assert before is not None and after is not None
+    assert after.requests - before.requests == 9
+    assert after.errors == before.errors
+    assert after.buckets[-1][1] - before.buckets[-1][1] == 9
