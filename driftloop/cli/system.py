@@ -313,7 +313,7 @@ def _run_foreground(spec: ServiceSpec, extra: list[str]) -> int:
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def run(
     ctx: typer.Context,
-    service: str = typer.Argument(..., help="registry, ingest, monitor, trainer or serving"),
+    service: str = typer.Argument(..., help="registry, ingest, monitor, trainer, serving or advisor"),
     model: str | None = MODEL_OPTION,
 ) -> None:
     """Run one service in the foreground with the settings as they are (external servers on other machines).
