@@ -518,6 +518,9 @@ class Hysteresis:
     >>> more, fewer = (Advice("monitor", "scale_up", f"run {n}", workers_advised=n) for n in (4, 3))
     >>> [h.admit(more, 40), h.admit(fewer, 50), h.admit(more, 60)]
     [True, False, False]
+    >>> capped = Advice("monitor", "partitions", "run 4; add partitions", workers_advised=4)
+    >>> [h.admit(capped, 70), h.admit(fewer, 80)]
+    [True, False]
     """
 
     def __init__(self, repeat_s: float = 600.0) -> None:
@@ -530,12 +533,15 @@ class Hysteresis:
                 self._last.pop(target, None)
             return False
         last = self._last.get(advice.target)
-        if last is not None and now - last[2] < self.repeat_s and last[0] == advice.kind:
-            if advice.workers_advised == last[1]:
+        if last is not None and now - last[2] < self.repeat_s:
+            if last[:2] == (advice.kind, advice.workers_advised):
                 return False
-            # more workers is news at once; fewer than just advised is the forecast wobbling (3, 4, 3, ...)
-            if advice.kind == "scale_up" and (advice.workers_advised or 0) < (last[1] or 0):
-                return False
+            # more workers is news at once, and so is "add partitions"; fewer than just advised is the
+            # forecast wobbling (3, 4, 3, ...)
+            up = ("scale_up", "partitions")
+            if last[0] in up and advice.kind in up and (advice.workers_advised or 0) <= (last[1] or 0):
+                if not (advice.kind == "partitions" and last[0] == "scale_up"):
+                    return False
         self._last[advice.target] = (advice.kind, advice.workers_advised, now)
         return True
 
