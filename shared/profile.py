@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.events import FiniteFloat
+
 SKETCH_SIZE = 1000
 PSI_BINS = 10
 OTHER = "__other__"
@@ -62,6 +64,11 @@ class ReferenceProfile(BaseModel):
     metrics: dict[str, float] = Field(
         default_factory=dict,
         description="Validation metrics (e.g. accuracy) that performance drift is judged by.",
+    )
+    feature_importance: dict[str, FiniteFloat] = Field(
+        default_factory=dict,
+        description="Permutation importance per feature on held-out rows: how much the model's score "
+        "(accuracy; RMSE for regression) worsens when the feature is shuffled. Empty: not measured.",
     )
 
 
