@@ -76,6 +76,7 @@ def permutation_importance(
     (True, 0.0)
     """
     from sklearn.inspection import permutation_importance as sklearn_permutation_importance
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
     labelled = target.notna().to_numpy()
     x, y = inputs[labelled], target[labelled]
@@ -84,9 +85,12 @@ def permutation_importance(
     if len(x) > max_rows:
         picked = np.sort(np.random.default_rng(seed).choice(len(x), size=max_rows, replace=False))
         x, y = x.iloc[picked], y.iloc[picked]
-    result = sklearn_permutation_importance(
-        _Predictor(model), x, y.to_numpy(), scoring=_scorer(task), n_repeats=repeats, random_state=seed
-    )
+    # one thread per prediction: on 2,000 rows threads gain little, and on a busy machine OpenMP's waiting
+    # threads made a HistGradientBoosting model's importance 3-13x slower (docs/trainer.md)
+    with threadpool_limits(limits=1):
+        result = sklearn_permutation_importance(
+            _Predictor(model), x, y.to_numpy(), scoring=_scorer(task), n_repeats=repeats, random_state=seed
+        )
     means = result["importances_mean"]
     return {str(name): float(v) + 0.0 for name, v in zip(x.columns, means, strict=True) if np.isfinite(v)}
 
