@@ -103,3 +103,24 @@ def test_a_model_that_fails_on_shuffled_rows_is_a_clear_error() -> None:
     data = frame(500).sort_values("used").reset_index(drop=True)
     with pytest.raises(OnboardingError, match=r"measuring feature importance failed.*rows must stay sorted"):
         onboard(Fussy(), data, "y")
+
+
+def test_a_trained_model_failing_on_shuffled_rows_costs_the_importance_not_the_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from services.trainer.domain.dataset import SPLIT
+    from services.trainer.domain.importance import holdout_importance
+    from services.trainer.domain.recipe import parse_recipe
+    from tests.unit.test_trainer_pipeline import SCHEMA
+
+    class Sorted:
+        def predict(self, x: pd.DataFrame) -> Any:
+            if not x["x"].is_monotonic_increasing:
+                raise ValueError("rows must stay sorted")
+            return np.zeros(len(x), dtype=int)
+
+    holdout = pd.DataFrame(
+        {"x": np.arange(50.0), "z": 0.0, "plan": "pro", "vip": 1.0, "label": "0", SPLIT: "holdout"}
+    )
+    assert holdout_importance(Sorted(), holdout, parse_recipe({}), SCHEMA) == {}
+    assert "feature importance not measured (ValueError: rows must stay sorted)" in caplog.text
