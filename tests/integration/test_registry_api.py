@@ -309,6 +309,31 @@ def test_reference_profile_is_kept_apart_and_served_to_the_monitor(client: TestC
     assert none.status_code == 404 and none.json()["error"]["field"] == "reference_profile"
 
 
+def test_feature_importance_is_served_most_important_first_with_shares(client: TestClient) -> None:
+    from shared.profile import build_profile
+
+    name = model_name()
+    create_model(client, name)
+    columns = {"age": [float(v) for v in range(100)], "plan": ["free", "pro"] * 50, "noise": [0.0] * 100}
+    profile = build_profile(columns)
+    measured = profile.model_copy(update={"feature_importance": {"plan": 0.25, "age": 0.75, "noise": -0.01}})
+    upload_version(client, name, reference_profile=measured.model_dump(mode="json"))
+    upload_version(client, name, reference_profile=profile.model_dump(mode="json"))
+    served = client.get(f"/models/{name}/versions/1/feature-importance").json()
+    assert list(served["importance"]) == ["age", "plan", "noise"]
+    assert served["shares"] == {"age": 0.75, "plan": 0.25, "noise": 0.0}
+    kept = client.get(f"/models/{name}/versions/1/reference-profile").json()["feature_importance"]
+    assert kept == {"plan": 0.25, "age": 0.75, "noise": -0.01}
+    stray = profile.model_dump(mode="json") | {"feature_importance": {"tenure": 0.5}}
+    body = {"artifact_uri": "file:///x", "reference_profile": stray}
+    refused = client.post(f"/models/{name}/versions", json=body, headers=WRITER)
+    assert refused.status_code == 422 and "tenure" in refused.text
+    unmeasured = client.get(f"/models/{name}/versions/2/feature-importance").json()
+    assert unmeasured["importance"] == {} and unmeasured["shares"] == {}
+    missing = client.get(f"/models/{name}/versions/3/feature-importance")
+    assert missing.status_code == 404 and missing.json()["error"]["field"] == "version"
+
+
 def test_a_profile_contradicting_the_schema_is_refused_with_422_naming_the_feature(
     client: TestClient,
 ) -> None:
