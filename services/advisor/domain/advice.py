@@ -539,9 +539,14 @@ class Hysteresis:
             # more workers is news at once, and so is "add partitions"; fewer than just advised is the
             # forecast wobbling (3, 4, 3, ...)
             up = ("scale_up", "partitions")
-            if last[0] in up and advice.kind in up and (advice.workers_advised or 0) <= (last[1] or 0):
-                if not (advice.kind == "partitions" and last[0] == "scale_up"):
-                    return False
+            newly_capped = advice.kind == "partitions" and last[0] == "scale_up"
+            if (
+                last[0] in up
+                and advice.kind in up
+                and (advice.workers_advised or 0) <= (last[1] or 0)
+                and not newly_capped
+            ):
+                return False
         self._last[advice.target] = (advice.kind, advice.workers_advised, now)
         return True
 
