@@ -190,6 +190,11 @@ class DriftDetected(Event):
         le=1,
         description="Share of the model's importance held by drifted features (None: unknown).",
     )
+    estimated_accuracy_change: float | None = Field(
+        None,
+        description="What the inputs' drift is estimated to cost, before labels: the alerting window's "
+        "estimated accuracy (CBPE) minus the version's validation accuracy; None without an estimator.",
+    )
 
 
 class DriftRecovered(Event):

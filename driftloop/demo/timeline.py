@@ -128,12 +128,15 @@ def step_for_event(seen: Seen, first_version: int) -> tuple[Step, str, dict[str,
         )
         if e.ranked_features:
             text += f"; what matters: {ranking_text(e.ranked_features, e.importance_share_drifted)}"
+        if e.estimated_accuracy_change is not None:
+            text += f"; estimated accuracy change before labels: {e.estimated_accuracy_change:+.2f}"
         found: dict[str, Any] = {
             "version": e.model_version,
             "features": list(e.drifted_features),
             "kinds": kinds,
             "ranked": [f.model_dump(mode="json") for f in e.ranked_features],
             "importance_share_drifted": e.importance_share_drifted,
+            "estimated_accuracy_change": e.estimated_accuracy_change,
         }
         return Step.DRIFT_DETECTED, text, found
     if isinstance(e, DriftRecovered):

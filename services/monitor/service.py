@@ -33,6 +33,7 @@ from services.monitor.domain.evaluation import (
     DataWindow,
     LabelWindow,
     WindowResult,
+    estimated_accuracy_change,
     evaluate_data_window,
     evaluate_estimate_window,
     evaluate_label_window,
@@ -190,8 +191,9 @@ class WindowJudge:
             estimated = reference.profile is not None and reference.profile.estimator is not None
             data = self.windows.data_window(model, version, start, end, probabilities=estimated)
             result = evaluate_data_window(data, reference.profile, reference.thresholds)
-            out += self._record(model, version, "data", result, progress.data.observe(result.verdict))
             estimate = evaluate_estimate_window(data, reference.profile, reference.thresholds)
+            cost = estimated_accuracy_change(estimate, reference.profile)
+            out += self._record(model, version, "data", result, progress.data.observe(result.verdict), cost)
             if estimate is not None:
                 progress.estimate.thresholds = reference.thresholds
                 alert = progress.estimate.observe(estimate.verdict)
@@ -254,7 +256,13 @@ class WindowJudge:
             self.sink.write(table, rows)
 
     def _record(
-        self, model: str, version: str, stream: str, result: WindowResult, alert: Alert | None
+        self,
+        model: str,
+        version: str,
+        stream: str,
+        result: WindowResult,
+        alert: Alert | None,
+        estimated_change: float | None = None,
     ) -> list[DriftAnnouncement]:
         now = datetime.now(UTC)
         self.on_judged(stream)
@@ -267,7 +275,7 @@ class WindowJudge:
         )
         if alert is None:
             return []
-        event = alert_event(model, version, stream, alert)
+        event = alert_event(model, version, stream, alert, estimated_change)
         self._pending[DRIFT_EVENTS].append(drift_event_row(event))
         return [event]
 

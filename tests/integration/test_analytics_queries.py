@@ -203,7 +203,7 @@ def _drift_events() -> Rows:
          [e.feature for e in evidence if e is not ACCURACY],
          json.dumps([e.model_dump(mode="json") for e in evidence]),
          json.dumps([f.model_dump(mode="json") for f in ranked.get(event_id, ([], None))[0]]),
-         ranked.get(event_id, ([], None))[1]]
+         ranked.get(event_id, ([], None))[1], -0.07 if event_id == FEATURE_DRIFT else None]
         for event_id, kind, model, version, end, kinds, severity, evidence in rows
     ]  # fmt: skip
 
@@ -300,7 +300,8 @@ TABLES: list[tuple[str, str, Callable[[], Rows]]] = [
     ("drift_tests", "model_name model_version window_start window_end feature test statistic p_value "
      "threshold reference_size current_size drifted computed_at", _drift_tests),
     ("drift_events", "event_id event_type model_name model_version occurred_at window_start window_end kinds "
-     "severity drifted_features evidence ranked_features importance_share_drifted", _drift_events),
+     "severity drifted_features evidence ranked_features importance_share_drifted estimated_accuracy_change",
+     _drift_events),
     ("data_quality", "event_id model_name model_version interval_start interval_end events feature problem "
      "count", _data_quality),
     ("dead_letters", "event_id model_name source reason detail original source_partition source_offset "
@@ -495,8 +496,8 @@ def test_drift_timeline_unpacks_the_evidence_of_each_event(client: Any) -> None:
 def test_drift_ranked_features_lists_each_alerts_features_highest_score_first(client: Any) -> None:
     rows = run(client, "drift_ranked_features", model="churn", **DAY)
     assert rows == [
-        [utc(at(2)), "1", 0.7, "age", 0.6, 3.0, 1.8, False],
-        [utc(at(2)), "1", 0.7, "plan", 0.1, 2.0, 0.2, False],
+        [utc(at(2)), "1", 0.7, -0.07, "age", 0.6, 3.0, 1.8, False],
+        [utc(at(2)), "1", 0.7, -0.07, "plan", 0.1, 2.0, 0.2, False],
     ]
 
 

@@ -194,6 +194,11 @@ def test_loop_events_become_timeline_steps_naming_what_happened() -> None:
         "visibility (importance 0% x effect 9.0 = 0.00, ignored); 42% of the model's importance moved"
     ) in text
     assert data["ranked"][0]["feature"] == "sea_level_pressure" and data["importance_share_drifted"] == 0.42
+    assert "estimated accuracy" not in text  # a version without an estimator
+    costly = ranked.model_copy(update={"estimated_accuracy_change": -0.071})
+    _, text, data = step_for_event(_seen(costly), 1) or (None, "", {})
+    assert text.endswith("; estimated accuracy change before labels: -0.07")
+    assert data["estimated_accuracy_change"] == -0.071
     assert step_for_event(_seen(TrainingRunStarted(model_name="m", run_id=run, reason="drift")), 1)
     finished = TrainingRunFinished(
         model_name="m",

@@ -203,10 +203,11 @@ DRIFT_EVENTS = Table(
         ("evidence", "String"),
         ("ranked_features", "String"),
         ("importance_share_drifted", "Nullable(Float64)"),
+        ("estimated_accuracy_change", "Nullable(Float64)"),
     ),
     "ReplacingMergeTree",
     "(model_name, occurred_at, event_id)",
-    added=("ranked_features", "importance_share_drifted"),
+    added=("ranked_features", "importance_share_drifted", "estimated_accuracy_change"),
 )
 """Drift and recovery announcements as sent to ``drift-events``, evidence and ranked features kept as JSON."""
 
@@ -214,16 +215,16 @@ DRIFT_EVENTS = Table(
 def drift_event_row(event: DriftAnnouncement) -> Row:
     """A ``drift_events`` row; the evidence is kept as JSON so analysts can unpack it with JSON functions."""
     kinds: list[str] = []
-    severity, features, evidence, ranked, moved = 0.0, list[str](), "[]", "[]", None
+    severity, features, evidence, ranked, moved, cost = 0.0, list[str](), "[]", "[]", None, None
     if isinstance(event, DriftDetected):
         kinds = [k.value for k in event.kinds]
         severity, features = event.severity, event.drifted_features
         evidence = json.dumps([e.model_dump(mode="json") for e in event.evidence])
         ranked = json.dumps([f.model_dump(mode="json") for f in event.ranked_features])
-        moved = event.importance_share_drifted
+        moved, cost = event.importance_share_drifted, event.estimated_accuracy_change
     return [
         event.event_id, event.event_type, event.model_name, event.model_version, event.occurred_at,
-        event.window_start, event.window_end, kinds, severity, features, evidence, ranked, moved,
+        event.window_start, event.window_end, kinds, severity, features, evidence, ranked, moved, cost,
     ]  # fmt: skip
 
 
