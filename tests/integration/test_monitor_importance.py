@@ -160,7 +160,7 @@ def test_a_drift_events_table_from_an_older_release_gains_the_columns_and_keeps_
 ) -> None:
     settings = Settings(clickhouse_url=clickhouse_server.url, clickhouse_database=f"t_{uuid.uuid4().hex[:8]}")
     client = clickhouse_client(settings, create_database=True)
-    old = replace(DRIFT_EVENTS, columns=DRIFT_EVENTS.columns[:-2], added=())
+    old = replace(DRIFT_EVENTS, columns=DRIFT_EVENTS.columns[: -len(DRIFT_EVENTS.added)], added=())
     client.command(old.ddl())
     at = datetime(2026, 3, 1, tzinfo=UTC)
     before = [uuid.uuid4(), "drift_detected", "m", "1", at, at, at, ["feature"], 0.5, ["x"], "[]"]
