@@ -98,7 +98,9 @@ def test_model_page_shows_versions_lineage_artifacts_and_alias_timeline(
     versions = page.locator("table.versions tbody tr")
     assert versions.count() == VERSIONS
     newest = versions.first.inner_text()
-    assert "v3" in newest and "parent v2" in newest and f"snapshots/{system['model']}/3.parquet" in newest
+    assert "v3" in newest and "parent v2" in newest and "data snapshot 3.parquet" in newest
+    snapshot = versions.first.locator("code[title$='3.parquet']").get_attribute("title")
+    assert snapshot == f"file:///snapshots/{system['model']}/3.parquet"  # the whole URI on hover
     assert (
         "data sha256" in newest and "0000000000" in newest and "model.joblib" in newest and "1.1 kB" in newest
     )

@@ -66,6 +66,9 @@ class FakeRegistry:
             for v in (1, 2)
         ]  # fmt: skip
 
+    def version(self, name: str, version: int, token: str) -> dict[str, Any]:
+        return next(v for v in self.versions(name, token) if v["version"] == version)
+
     def history(self, name: str, token: str) -> list[dict[str, Any]]:
         return [
             {"alias": "production", "action": "set", "version": 1, "previous_version": None,

@@ -61,6 +61,9 @@ class RegistryClient:
     def versions(self, name: str, token: str) -> list[dict[str, Any]]:
         return self._pages(f"/models/{_quote(name)}/versions", token)
 
+    def version(self, name: str, version: int, token: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/models/{_quote(name)}/versions/{version}", token))
+
     def history(self, name: str, token: str) -> list[dict[str, Any]]:
         return list(self._call("GET", f"/models/{_quote(name)}/history", token))
 

@@ -188,6 +188,10 @@ def _lineage(v: dict[str, Any]) -> str:
             continue
         if key == "drift_event_id":
             text = f'<a href="{url("models", v["model_name"], "drift", event=str(value))}">{e(str(value)[:8])}</a>'
+        elif key == "dataset_uri":
+            text = f'<code title="{e(value)}">{e(_tail(str(value)))}</code>'
+        elif key == "training_run_id":
+            text = f'<code title="{e(value)}">{e(str(value)[:8])}</code>'
         elif key == "dataset_sha256":
             text = f'<code title="{e(value)}">{e(str(value)[:12])}</code>'
         elif key == "dataset_query":
@@ -253,7 +257,13 @@ def _actions(model: dict[str, Any], versions: Sequence[dict[str, Any]], viewer: 
     )
 
 
-def model_page(data: dict[str, Any], viewer: Viewer, refresh_s: float, notice: str = "") -> str:
+VERSIONS_SHOWN = 100
+"""The model page lists the newest versions and every version an alias points at; ``?versions=all`` the rest."""
+
+
+def model_page(
+    data: dict[str, Any], viewer: Viewer, refresh_s: float, notice: str = "", all_versions: bool = False
+) -> str:
     model, versions, history, audit = data["model"], data["versions"], data["history"], data["audit"]
     runs = data["runs"]
     name = model["name"]
@@ -270,8 +280,14 @@ def model_page(data: dict[str, Any], viewer: Viewer, refresh_s: float, notice: s
         + "</p>"
     )
     metric_names = sorted({k for v in versions for k in v["metrics"]})[:6]
+    shown = versions
+    if not all_versions and len(versions) > VERSIONS_SHOWN:
+        shown = [v for i, v in enumerate(versions) if i < VERSIONS_SHOWN or v["aliases"]]
+    more = ""
+    if len(shown) < len(versions):
+        more = f' <a class="more" href="{url("models", name, versions="all")}">show all {len(versions):,}</a>'
     version_rows = []
-    for v in versions:
+    for v in shown:
         run = runs.get(str((v.get("lineage") or {}).get("training_run_id")))
         version_rows.append(
             [
@@ -308,7 +324,7 @@ def model_page(data: dict[str, Any], viewer: Viewer, refresh_s: float, notice: s
         'times ("what served production at T").</p>'
         + svg.lanes(segments)
         + table(["when (UTC)", "alias", "action", "from", "to", "by", "reason"], history_rows, "history")
-        + f"<h2>Versions ({len(versions)})</h2>"
+        + f"<h2>Versions ({len(shown):,} of {len(versions):,}){more}</h2>"
         + table(
             ["version", "status", "aliases", *metric_names, "lineage", "artifact", "profile", "registered"],
             version_rows,
@@ -322,6 +338,18 @@ def model_page(data: dict[str, Any], viewer: Viewer, refresh_s: float, notice: s
         )
     )
     return layout(f"Model {name}", viewer, body, refresh_s=refresh_s)
+
+
+def _tail(uri: str, most: int = 28) -> str:
+    """The end of a long URI (the file name), the whole of it on hover.
+
+    >>> _tail("file:///data/artifacts/datasets/61/616f1d50034dd971a617d2f87a7712f1.parquet")
+    '…971a617d2f87a7712f1.parquet'
+    >>> _tail("s3://bucket/churn/3.parquet")
+    '3.parquet'
+    """
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    return name if len(name) <= most else "…" + name[-(most - 1) :]
 
 
 def _dt(value: Any) -> Any:
@@ -365,13 +393,21 @@ def _marks(history: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]]) 
 
 
 def _by_version(windows: Sequence[dict[str, Any]], key: str) -> list[svg.Series]:
-    versions = sorted({str(w["model_version"]) for w in windows}, key=lambda v: (len(v), v))
-    out: list[svg.Series] = []
-    for v in versions:
-        index = int(v) - 1 if v.isdigit() else len(out)
-        points = [(w["window_start"], w[key] if str(w["model_version"]) == v else None) for w in windows]
-        out.append(svg.Series(f"v{v}", points, svg.colour(index)))
-    return out
+    """One line per version through its own windows, broken where another version answered (one pass)."""
+    points: dict[str, list[tuple[datetime, float | None]]] = {}
+    previous = None
+    for w in windows:
+        version = str(w["model_version"])
+        line = points.setdefault(version, [])
+        if previous is not None and previous != version and line:
+            line.append((w["window_start"], None))  # the version was away meanwhile: no line across
+        line.append((w["window_start"], w[key]))
+        previous = version
+    ordered = sorted(points, key=lambda v: (len(v), v))
+    return [
+        svg.Series(f"v{v}", points[v], svg.colour(int(v) - 1 if v.isdigit() else i))
+        for i, v in enumerate(ordered)
+    ]
 
 
 def drift_page(data: dict[str, Any], viewer: Viewer, refresh_s: float) -> str:

@@ -153,8 +153,11 @@ def create_app(console: Console, *, secure_cookies: bool = False) -> FastAPI:
         return html(pages.models_page(console.models(who), who, console.refresh_s))
 
     @app.get("/models/{name}", response_class=HTMLResponse)
-    def model(name: str, who: ViewerDep, notice: str = "") -> HTMLResponse:
-        return html(pages.model_page(console.model(name, who), who, console.refresh_s, notice[:300]))
+    def model(name: str, who: ViewerDep, notice: str = "", versions: str = "") -> HTMLResponse:
+        data = console.model(name, who)
+        return html(
+            pages.model_page(data, who, console.refresh_s, notice[:300], all_versions=versions == "all")
+        )
 
     @app.get("/models/{name}/drift", response_class=HTMLResponse)
     def drift(name: str, who: ViewerDep, event: str | None = None) -> HTMLResponse:

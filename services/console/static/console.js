@@ -1,13 +1,15 @@
 // Driftloop console: live updates. Every data-refresh seconds the page fetches itself again and swaps in
-// its <main>, unless the user is typing a reason (a form with text in it is never replaced).
+// its <main>, unless the user is in a form or has typed a reason (a form being filled is never replaced).
 (function () {
   "use strict";
   var seconds = parseFloat(document.body.getAttribute("data-refresh") || "0");
   if (!(seconds > 0)) { return; }
   function busy() {
-    var fields = document.querySelectorAll("main input[type=text], main input:not([type]), main select");
-    for (var i = 0; i < fields.length; i++) {
-      if (fields[i] === document.activeElement || (fields[i].tagName === "INPUT" && fields[i].value)) { return true; }
+    var active = document.activeElement;
+    if (active && active.closest && active.closest("main form")) { return true; }
+    var reasons = document.querySelectorAll("main input[name=reason]");
+    for (var i = 0; i < reasons.length; i++) {
+      if (reasons[i].value) { return true; }
     }
     return false;
   }
