@@ -188,7 +188,10 @@ class Console:
                 q.DRIFT_EVENT_EVIDENCE, {"model": name, "event_id": str(chosen["event_id"])}
             )
             evidence = [e for e in evidence if e["feature"] is not None]
-            plots = self._distributions(name, chosen, viewer)
+            # an announcement may span the windows that confirmed it: plot its last one, as its tests saw it
+            last = next((w for w in windows if w["window_end"] == chosen["window_end"]), None)
+            start = last["window_start"] if last is not None else chosen["window_start"]
+            plots = self._distributions(name, {**chosen, "window_start": start}, viewer)
         return {
             "model": model,
             "windows": windows,

@@ -211,3 +211,26 @@ def test_pages_of_a_fresh_system_say_there_is_no_data_yet(app: TestClient) -> No
         assert "no data yet" in response.text or "none yet" in response.text, path
     assert app.get("/static/console.js").headers["content-type"].startswith("text/javascript")
     assert app.get("/static/../bootstrap.py").status_code == 404
+
+
+class EstimatingWarehouse(FakeWarehouse):
+    """Windows whose labels have not arrived: accuracy unknown, estimated accuracy recorded by the monitor;
+    the latest announcement is a performance drift of the serving version."""
+
+    def rows(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        rows = super().rows(sql, params)
+        if sql is q.WINDOW_SUMMARY:
+            for i, row in enumerate(rows):
+                row.update(accuracy=None, labelled=0.0, estimated_accuracy=0.8 - i / 100)
+        if sql is q.LAST_DRIFT_ANNOUNCEMENT:
+            return [{"model_name": "churn<script>", "event_type": "drift_detected", "model_version": "2",
+                     "kinds": ["performance"], "announced_at": NOW}]  # fmt: skip
+        return rows
+
+
+def test_models_page_shows_estimated_accuracy_and_a_degraded_model(registry: FakeRegistry) -> None:
+    wiring = bootstrap(Settings(), registry=registry, warehouse=EstimatingWarehouse())
+    page = TestClient(create_app(wiring.console)).get("/").text
+    assert 'data-status="degraded"' in page
+    assert "estimated" in page and page.count('class="chart spark"') == 2  # traffic and estimated accuracy
+    assert "0.76" in page  # the last window's estimate
