@@ -214,3 +214,29 @@ def test_pages_update_live_while_the_loop_runs(system: dict[str, Any], browser: 
         "() => document.querySelector('table.samples tbody tr').innerText.includes('live one')", timeout=15000
     )
     assert page.locator("table.samples tbody tr").first.inner_text() != before
+
+
+def test_a_writers_model_page_updates_live_until_they_type_a_reason(
+    system: dict[str, Any], browser: Any
+) -> None:
+    console, registry, model = system["console"], system["registry"], system["model"]
+    page = signed_in(browser, console, "w-token")
+    page.goto(f"{console}/models/{model}")
+    admin = {"Authorization": "Bearer a-token"}
+    moved = httpx.put(
+        f"{registry}/models/{model}/aliases/staging",
+        json={"version": 2, "reason": "elsewhere"},
+        headers=admin,
+    )
+    assert moved.status_code == 200
+    page.wait_for_function(
+        "() => document.querySelector('table.history').innerText.includes('elsewhere')", timeout=15000
+    )
+    # a reason being typed is never swept away by a refresh
+    page.fill("#rollback-form input[name=reason]", "half-typed")
+    httpx.put(
+        f"{registry}/models/{model}/aliases/staging", json={"version": 1, "reason": "again"}, headers=admin
+    )
+    page.wait_for_timeout(3000)
+    assert page.input_value("#rollback-form input[name=reason]") == "half-typed"
+    assert "again" not in page.inner_text("table.history")
