@@ -12,7 +12,9 @@ from collections.abc import Iterable, Mapping
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.events import FiniteFloat
 
 SKETCH_SIZE = 1000
 PSI_BINS = 10
@@ -63,6 +65,18 @@ class ReferenceProfile(BaseModel):
         default_factory=dict,
         description="Validation metrics (e.g. accuracy) that performance drift is judged by.",
     )
+    feature_importance: dict[str, FiniteFloat] = Field(
+        default_factory=dict,
+        description="Permutation importance per feature on held-out rows: how much the model's score "
+        "(accuracy; RMSE for regression) worsens when the feature is shuffled. Empty: not measured.",
+    )
+
+    @model_validator(mode="after")
+    def _importance_of_profiled_features(self) -> ReferenceProfile:
+        unknown = sorted(set(self.feature_importance) - set(self.features))
+        if unknown:
+            raise ValueError(f"feature_importance names features the profile does not have: {unknown}")
+        return self
 
 
 def _as_array(values: Iterable[object]) -> np.ndarray:

@@ -188,7 +188,9 @@ def seed_warehouse(
         [uuid.uuid4(), "drift_recovered", model, str(versions), recovered_at, recovered_at - timedelta(seconds=window_s),
          recovered_at, [], 0.0, [], "[]"],
     ]  # fmt: skip
-    client.insert("drift_events", events, column_names=tables.DRIFT_EVENTS.column_names)
+    # the announcement's own columns; newer ones (a ranking, ...) keep their defaults
+    columns = tables.DRIFT_EVENTS.column_names[: len(events[0])]
+    client.insert("drift_events", events, column_names=columns)
 
     shifted = _reference(rng, shift=10.0, n=120)
     predictions = []

@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from driftloop.demo.dataset import DriftingDataset, StreamPlan
 from shared.drift_thresholds import DriftThresholds
+from shared.importance import permutation_importance
 from shared.profile import ReferenceProfile, build_profile
 
 ESTIMATOR: dict[str, Any] = {"factory": "sklearn.discriminant_analysis:LinearDiscriminantAnalysis"}
@@ -115,7 +118,13 @@ def train_first_version(data: DriftingDataset, plan: StreamPlan) -> FirstVersion
         predictions=[str(p) for p in estimator.predict(data.X(fit))],
         metrics={"accuracy": validation},
     )
-    return FirstVersion(estimator, validation, profile, fit, held_out)
+    # as the trainer does for every version: what the monitor ranks drifted features by
+    importance = permutation_importance(
+        estimator, data.X(held_out), pd.Series(data.y(held_out)), "classification"
+    )
+    return FirstVersion(
+        estimator, validation, profile.model_copy(update={"feature_importance": importance}), fit, held_out
+    )
 
 
 def oracle_accuracy(data: DriftingDataset, scored_rows: Sequence[int]) -> float:

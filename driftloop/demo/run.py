@@ -51,10 +51,19 @@ from driftloop.demo.system import (
     fresh_data_dir,
     running_system,
 )
-from driftloop.demo.timeline import Step, Timeline, TrafficProgress, step_for_event, window_text
+from driftloop.demo.timeline import (
+    Entry,
+    Step,
+    Timeline,
+    TrafficProgress,
+    ranking_text,
+    step_for_event,
+    window_text,
+)
 from driftloop.infra.services import ServiceStatus
 from driftloop.infra.stack import ComponentStatus
 from driftloop.process import InfraError
+from shared.events import RankedFeature
 from shared.settings import Settings
 
 MODEL_NAME = "rainfall"
@@ -153,6 +162,9 @@ def closed_loop(
         promoted_version,
         oracle,
         drifted_features=list(named.data["features"]) if named is not None else [],
+        drift_ranking=_ranking(named),
+        importance_share_drifted=named.data.get("importance_share_drifted") if named is not None else None,
+        ranked_features=list(named.data.get("ranked", [])) if named is not None else [],
         refused=len(timeline.all(Step.REFUSED)),
         challenger_score=finished.data["challenger"] if finished is not None else None,
         champion_score=finished.data["champion"] if finished is not None else None,
@@ -189,6 +201,14 @@ def _open_browser(url: str, echo: Callable[[str], None]) -> None:
         return
     if not webbrowser.open(url):
         echo(f"could not start a browser: open {url} yourself")
+
+
+def _ranking(named: Entry | None) -> str:
+    """The first feature alert's ranking as the timeline wrote it ("" when it had none)."""
+    if named is None or not named.data.get("ranked"):
+        return ""
+    ranked = [RankedFeature.model_validate(f) for f in named.data["ranked"]]
+    return ranking_text(ranked, named.data.get("importance_share_drifted"))
 
 
 def _drive(

@@ -36,6 +36,7 @@ from services.trainer.domain.dataset import (
 )
 from services.trainer.domain.debounce import Trigger
 from services.trainer.domain.gate import GateDecision, Scorecard, decide
+from services.trainer.domain.importance import holdout_importance
 from services.trainer.domain.outcome import RunOutcome, cost_row, outcome_event, started_event
 from services.trainer.domain.recipe import TrainingRecipe, parse_recipe
 from services.trainer.domain.registered import RegisteredModel
@@ -136,11 +137,15 @@ def run_training(trigger: Trigger, ports: RunPorts, run_id: UUID | None = None) 
         predictions=predict(challenger, train, recipe, schema),
         metrics=challenger_card.metrics,
     )
+    meter.lap("profile")
+    importance = holdout_importance(challenger, holdout, recipe, schema)  # at most 2,000 rows
+    profile = profile.model_copy(update={"feature_importance": importance})
+    meter.lap("importance")
     buffer = io.BytesIO()
     joblib.dump(challenger, buffer)
     artifact = buffer.getvalue()
     meter.artifact_bytes["model"] = len(artifact)
-    meter.lap("profile_and_serialize")
+    meter.lap("serialize")
     cost = meter.record()
     metadata = _version_metadata(
         trigger,

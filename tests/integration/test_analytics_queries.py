@@ -21,7 +21,7 @@ from driftloop.cli.sql import parse_params
 from driftloop.cost.report import ensure_view
 from services.monitor.adapters.clickhouse import storage
 from services.trainer.domain.run_table import RUN_COLUMNS, training_runs_ddl
-from shared.events import DriftEvidence
+from shared.events import DriftEvidence, RankedFeature
 from tests.fixtures.clickhouse import random_database
 
 pytestmark = pytest.mark.integration
@@ -193,12 +193,21 @@ def _drift_events() -> Rows:
         (uuid.uuid4(), "drift_detected", "churn", "2", at(5, hours=1), ["performance"], 0.15, [ACCURACY]),
         (uuid.uuid4(), "drift_detected", "fraud", "1", at(3), ["feature"], 1.0, [AGE]),
     ]
+    ranked = {FEATURE_DRIFT: (RANKED, 0.7)}  # the others: a performance alert, a recovery, an older release's
     return [
         [event_id, kind, model, version, end, end - MINUTE, end, kinds, severity,
          [e.feature for e in evidence if e is not ACCURACY],
-         json.dumps([e.model_dump(mode="json") for e in evidence])]
+         json.dumps([e.model_dump(mode="json") for e in evidence]),
+         json.dumps([f.model_dump(mode="json") for f in ranked.get(event_id, ([], None))[0]]),
+         ranked.get(event_id, ([], None))[1]]
         for event_id, kind, model, version, end, kinds, severity, evidence in rows
     ]  # fmt: skip
+
+
+RANKED = [
+    RankedFeature(feature="plan", importance=0.1, effect=2.0, score=0.2),
+    RankedFeature(feature="age", importance=0.6, effect=3.0, score=1.8),
+]
 
 
 def _data_quality() -> Rows:
@@ -287,7 +296,7 @@ TABLES: list[tuple[str, str, Callable[[], Rows]]] = [
     ("drift_tests", "model_name model_version window_start window_end feature test statistic p_value "
      "threshold reference_size current_size drifted computed_at", _drift_tests),
     ("drift_events", "event_id event_type model_name model_version occurred_at window_start window_end kinds "
-     "severity drifted_features evidence", _drift_events),
+     "severity drifted_features evidence ranked_features importance_share_drifted", _drift_events),
     ("data_quality", "event_id model_name model_version interval_start interval_end events feature problem "
      "count", _data_quality),
     ("dead_letters", "event_id model_name source reason detail original source_partition source_offset "
@@ -474,6 +483,15 @@ def test_drift_timeline_unpacks_the_evidence_of_each_event(client: Any) -> None:
         ["plan", "chi2+jensen_shannon", 40.0, 1e-6, 0.2, 0.1, 800, 250],
         [None] * 8,
         ["accuracy", "accuracy_drop", 0.7, None, 0.15, 0.85, 0, 300],
+    ]
+
+
+@covers("drift_ranked_features")
+def test_drift_ranked_features_lists_each_alerts_features_highest_score_first(client: Any) -> None:
+    rows = run(client, "drift_ranked_features", model="churn", **DAY)
+    assert rows == [
+        [utc(at(2)), "1", 0.7, "age", 0.6, 3.0, 1.8, False],
+        [utc(at(2)), "1", 0.7, "plan", 0.1, 2.0, 0.2, False],
     ]
 
 

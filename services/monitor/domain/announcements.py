@@ -43,4 +43,6 @@ def alert_event(model: str, version: str, stream: str, alert: Alert) -> DriftAnn
         windows_drifted=alert.windows_drifted,
         drifted_features=list(alert.drifted_features),
         evidence=list(alert.evidence),
+        ranked_features=list(alert.ranked_features),
+        importance_share_drifted=alert.importance_share_drifted,
     )

@@ -17,6 +17,7 @@ from services.monitor.domain import window_metrics as m
 from services.monitor.domain.drift.columns import ColumnDrift, TestResult, column_drift, feature_drift
 from services.monitor.domain.drift.decision import WindowVerdict
 from services.monitor.domain.drift.detectors import PageHinkley, performance_dropped
+from services.monitor.domain.drift.ranking import rank_drift
 from shared.drift_thresholds import DriftThresholds
 from shared.events import DriftEvidence, DriftKind
 from shared.profile import ReferenceProfile
@@ -91,9 +92,14 @@ def evaluate_data_window(
             output = _decide_single(output, t)
     tested = features + ([output] if output is not None else [])
     tests = [replace(r, drifted=c.drifted) for c in tested for r in c.results]
-    drifted = [c for c in features if c.drifted]
+    ranking = rank_drift(
+        [c for c in features if c.drifted], profile.feature_importance, t.min_importance_share
+    )
+    counted = set(ranking.counted)  # drift in a feature below min_importance_share does not count
+    drifted = [c for c in features if c.drifted and c.feature in counted]
     share = len(drifted) / len(features) if features else 0.0
     rows.append(("drifted_feature_share", "", share))
+    rows += [("drift_ignored", f.feature, f.importance or 0.0) for f in ranking.features if f.ignored]
     kinds: set[DriftKind] = set()
     if drifted and share > t.drifted_share:
         kinds.add(DriftKind.FEATURE)
@@ -109,6 +115,8 @@ def evaluate_data_window(
         severity=share
         if DriftKind.FEATURE in kinds
         else (output.effect_size if output and output.drifted else 0.0),
+        ranked_features=ranking.features if kinds else (),
+        importance_share_drifted=ranking.importance_share_drifted if kinds else None,
     )
     return WindowResult(rows, tests, verdict)
 

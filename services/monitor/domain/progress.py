@@ -14,7 +14,7 @@ from typing import Any
 from services.monitor.domain.drift.decision import DriftDecider, WindowVerdict
 from services.monitor.domain.drift.detectors import PageHinkley
 from shared.drift_thresholds import DriftThresholds
-from shared.events import DriftEvidence, DriftKind
+from shared.events import DriftEvidence, DriftKind, RankedFeature
 
 
 def floor_ms(ts_ms: int, length_ms: int) -> int:
@@ -149,6 +149,8 @@ def _decider_json(d: DriftDecider) -> dict[str, Any]:
                 "drifted_features": list(v.drifted_features),
                 "evidence": [e.model_dump(mode="json") for e in v.evidence],
                 "severity": v.severity,
+                "ranked_features": [f.model_dump(mode="json") for f in v.ranked_features],
+                "importance_share_drifted": v.importance_share_drifted,
             }
             for v in d.history
         ],
@@ -164,6 +166,8 @@ def _decider_from(raw: dict[str, Any], thresholds: DriftThresholds) -> DriftDeci
             tuple(v["drifted_features"]),
             tuple(DriftEvidence.model_validate(e) for e in v["evidence"]),
             v["severity"],
+            tuple(RankedFeature.model_validate(f) for f in v.get("ranked_features", [])),
+            v.get("importance_share_drifted"),
         )
         for v in raw["history"]
     )
