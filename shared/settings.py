@@ -285,6 +285,16 @@ class Settings(BaseSettings):
         120.0, gt=0, description="How long `driftloop up` waits for each service to become healthy."
     )
     # ingest
+    # web console (docs/console.md, docs/adr/0008-web-console.md)
+    console_host: str = Field(
+        "127.0.0.1", description="Address the web console binds; 0.0.0.0 to accept other machines."
+    )
+    console_port: int = Field(8300, description="Port of the web console (models, drift, training runs).")
+    console_refresh_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds between a console page's live updates while it is open; 0 turns them off.",
+    )
     ingest_host: str = Field(
         "127.0.0.1", description="Address the ingest HTTP service binds; 0.0.0.0 to accept other machines."
     )

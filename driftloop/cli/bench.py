@@ -168,3 +168,15 @@ def estimate(
     from driftloop.bench.estimate import main
 
     main(windows, stationary_windows)
+
+
+@app.command("console")
+def console(
+    versions: int = typer.Option(1000, help="Versions of the model (each registered through the registry)."),
+    windows: int = typer.Option(10_000, help="Monitor windows of the model (60 s apart)."),
+    repeats: int = typer.Option(5, help="Loads of each page; the median and worst are printed."),
+) -> None:
+    """Seconds to load each web console page of a model with 1,000 versions and 10,000 windows."""
+    from driftloop.bench.console import main
+
+    main(versions, windows, repeats)

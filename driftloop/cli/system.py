@@ -313,7 +313,9 @@ def _run_foreground(spec: ServiceSpec, extra: list[str]) -> int:
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def run(
     ctx: typer.Context,
-    service: str = typer.Argument(..., help="registry, ingest, monitor, trainer, serving or advisor"),
+    service: str = typer.Argument(
+        ..., help="registry, ingest, monitor, trainer, serving, advisor or console"
+    ),
     model: str | None = MODEL_OPTION,
 ) -> None:
     """Run one service in the foreground with the settings as they are (external servers on other machines).

@@ -263,6 +263,15 @@ def test_closed_reads_need_a_token(tmp_path: Path) -> None:
         assert c.get("/models", headers=READER).status_code == 200
 
 
+def test_whoami_names_the_callers_role_as_the_audit_log_would(tmp_path: Path, client: TestClient) -> None:
+    assert client.get("/whoami", headers=READER).json() == {"name": "rita", "role": "reader"}
+    assert client.get("/whoami", headers=WRITER).json() == {"name": "wes", "role": "writer"}
+    assert client.get("/whoami").json() == {"name": "anonymous", "role": "reader"}
+    assert client.get("/whoami", headers={"Authorization": "Bearer nope"}).status_code == 401
+    with TestClient(create_app(bootstrap(registry_settings(tmp_path, registry_open_reads=False)))) as c:
+        assert c.get("/whoami").status_code == 401
+
+
 def test_every_write_is_in_the_audit_log(client: TestClient) -> None:
     name = model_name()
     create_model(client, name)
