@@ -674,11 +674,11 @@ def test_dashboard_drift_annotations_run(client: Any) -> None:
 def test_window_summary_has_one_row_per_window_and_version(client: Any) -> None:
     rows = [[r[1], r[2], *r[4:]] for r in run(client, "window_summary", model="churn", **DAY)]
     assert rows == [
-        ["1", utc(at(0)), 4.0, 0.5, None, 2.0],  # the re-judged accuracy
-        ["1", utc(at(1)), 0.0, 1.0, None, 2.0],
+        ["1", utc(at(0)), 4.0, 0.5, 0.6, 2.0],  # the re-judged accuracy, beside the estimate
+        ["1", utc(at(1)), 0.0, 1.0, 0.7, 2.0],
         ["2", utc(at(0, hours=1)), 0.0, 0.6, None, 10.0],
         ["2", utc(at(1, hours=1)), 0.0, 0.9, None, 30.0],
-        ["2", utc(at(2, hours=1)), 0.0, None, None, 0.0],  # no labels yet: no accuracy
+        ["2", utc(at(2, hours=1)), 0.0, None, 0.4, 0.0],  # no labels yet: no accuracy, only the estimate
         ["1", utc(at(59, hours=1)), 0.0, 0.8, None, 5.0],
     ]
     assert {r[0] for r in run(client, "window_summary", model="", **DAY)} == {"churn", "fraud"}

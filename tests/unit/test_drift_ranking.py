@@ -166,7 +166,8 @@ def test_drift_events_rows_carry_the_ranking_and_old_events_still_parse() -> Non
     event = DriftDetected.model_validate(old)
     assert event.ranked_features == [] and event.importance_share_drifted is None
     row = drift_event_row(event)
-    assert len(row) == len(DRIFT_EVENTS.columns) and row[-2:] == ["[]", None]
+    named = dict(zip(DRIFT_EVENTS.column_names, row, strict=True))
+    assert (named["ranked_features"], named["importance_share_drifted"]) == ("[]", None)
     ranked = event.model_copy(
         update={
             "ranked_features": [RankedFeature(feature="x", importance=0.4, effect=2.0, score=0.8)],
@@ -174,10 +175,14 @@ def test_drift_events_rows_carry_the_ranking_and_old_events_still_parse() -> Non
         }
     )
     row = drift_event_row(ranked)
-    assert json.loads(row[-2])[0]["score"] == 0.8 and row[-1] == 0.4
+    named = dict(zip(DRIFT_EVENTS.column_names, row, strict=True))
+    assert (
+        json.loads(named["ranked_features"])[0]["score"] == 0.8 and named["importance_share_drifted"] == 0.4
+    )
     assert DRIFT_EVENTS.upgrades() == [
         "ALTER TABLE drift_events ADD COLUMN IF NOT EXISTS ranked_features String",
         "ALTER TABLE drift_events ADD COLUMN IF NOT EXISTS importance_share_drifted Nullable(Float64)",
+        "ALTER TABLE drift_events ADD COLUMN IF NOT EXISTS estimated_accuracy_change Nullable(Float64)",
     ]
 
 
