@@ -176,7 +176,7 @@ def _drain_rate(settings: Settings, timeout: float) -> float:
 
 
 def main(
-    calibrate_events: int = 150_000,
+    calibrate_events: int = 400_000,
     steady_s: float = 90.0,
     ramp_s: float = 240.0,
     hold_s: float = 45.0,

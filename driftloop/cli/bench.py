@@ -131,7 +131,9 @@ def faults(
 @app.command("scale")
 def scale(
     calibrate_events: int = typer.Option(
-        150_000, help="Events of the burst that measures one worker's drain rate."
+        400_000,
+        help="Events of the burst that measures one worker's drain rate; long enough a backlog for the "
+        "advisor to see it drained over several readings.",
     ),
     steady_s: float = typer.Option(
         90.0, help="Seconds of steady traffic at 40% of one worker (false advice)."

@@ -140,7 +140,8 @@ class Advisor:
             self._remember(group, group_lag, now)
             history = self.history[group.target]
             capacity = self._capacity(group.target, busy_capacity)
-            f = forecast(list(history), capacity, self.policy)
+            drained = self.signals[group.target]["capacity_per_worker_drained"] is not None
+            f = forecast(list(history), capacity, self.policy, drained=drained)
             if f is not None:
                 self.signals[group.target].update(
                     inflow_per_s=round(f.inflow, 1),

@@ -493,3 +493,17 @@ def test_a_burst_s_backlog_being_cleared_within_a_minute_gets_no_advice() -> Non
     assert replay(readings, 20_000.0) == []
     impatient = replay(readings, 20_000.0, Policy(settle_s=1e-9))
     assert [a.kind for _, a in impatient] == ["scale_up"]
+
+
+def test_a_drain_ceiling_is_trusted_over_one_starved_stretch_of_processing() -> None:
+    """Workers falling behind at 10k/s for a minute (their cores taken by something else): without a
+    ceiling the advisor takes 10k/s as their capacity; with one seen over backlogs (20k/s) it keeps it."""
+    readings = simulate(lambda t: 14_000.0, 10_000.0, seconds=120)
+    starved = forecast(readings, 20_000.0, POLICY)
+    kept = forecast(readings, 20_000.0, POLICY, drained=True)
+    assert (
+        starved is not None
+        and starved.capacity_capped
+        and starved.capacity == pytest.approx(10_000, rel=0.05)
+    )
+    assert kept is not None and not kept.capacity_capped and kept.capacity == 20_000.0

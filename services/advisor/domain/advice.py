@@ -258,8 +258,13 @@ FALLING_BEHIND = 0.9  # processing under 90% of the inflow while the lag grows: 
 CATCHING_UP = 0.1  # processing over 110% of the inflow: a backlog is being cleared
 
 
-def forecast(readings: Sequence[GroupReading], capacity: float | None, policy: Policy) -> Forecast | None:
+def forecast(
+    readings: Sequence[GroupReading], capacity: float | None, policy: Policy, *, drained: bool = False
+) -> Forecast | None:
     """The group's trend over the last ``policy.window_s``; None while there are too few readings.
+
+    ``drained``: the capacity is a drain ceiling seen over backlogs (:class:`DrainCeiling`), trusted over
+    the processed rate of the last few readings, which one starved minute can pull far down.
 
     ``capacity`` is one worker's events/s at 100% busy, None when unknown (then a growing lag alone can
     raise the alarm). The lag budget is what the workers drain within the SLO: ``slo_s`` x their capacity.
@@ -308,7 +313,7 @@ def forecast(readings: Sequence[GroupReading], capacity: float | None, policy: P
     capped = False
     # falling behind, not a standing lag that grows with the inflow while the workers keep up
     behind = growing and processed_now < FALLING_BEHIND * inflow_now
-    if capacity and behind:
+    if capacity and behind and not drained:
         # workers that fall behind process all they can: that rate is their capacity, whatever their busy
         # time says (a worker that waits a lot or shares its cores looks less busy than it is)
         seen = saturated_rate(recent, policy.min_readings) / workers
