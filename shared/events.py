@@ -269,12 +269,23 @@ class ModelCreated(Event):
 
 
 class ModelVersionRegistered(Event):
+    """A version was registered, with its artifact, metrics and lineage, so SQL can show what the registry shows."""
+
     topic: ClassVar[str] = "model-events"
     event_type: Literal["model_version_registered"] = "model_version_registered"
     version: int = Field(ge=1)
     artifact_uri: str
     artifact_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     created_by: str
+    artifact_size: int | None = Field(None, ge=0, description="The artifact's size in bytes.")
+    metrics: dict[str, FiniteFloat] = Field(
+        default_factory=dict, description="The version's metrics as registered (validation accuracy, ...)."
+    )
+    lineage: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The version's lineage as the registry holds it (dataset_uri, dataset_sha256, "
+        "dataset_query, data_start, data_end, code_version, parent_version, drift_event_id, training_run_id).",
+    )
 
 
 class ModelUpdated(Event):

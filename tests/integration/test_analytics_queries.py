@@ -263,6 +263,8 @@ def _training_runs() -> Rows:
 
 HISTORY = [
     # event type, version, alias, action, previous version, actor, when
+    ("model_version_registered", 1, "", "", None, "eve", at(0, days=-3)),  # a churn model since deleted
+    ("model_deleted", None, "", "", None, "admin", at(0, days=-2)),
     ("model_version_registered", 1, "", "", None, "alice", at(-120, days=-1)),
     ("alias_changed", 1, "production", "set", None, "alice", at(-60, days=-1)),
     ("model_version_registered", 2, "", "", None, "trainer", at(30)),
@@ -273,10 +275,34 @@ HISTORY = [
 ]
 
 
+TRAINING_RUN = uuid.UUID("00000000-0000-0000-0000-0000000000a2")
+LINEAGE_2 = {
+    "dataset_uri": "s3://data/churn/2.parquet",
+    "dataset_sha256": "d" * 64,
+    "dataset_query": "SELECT * FROM labelled_predictions",
+    "data_start": "2026-11-01T00:00:00Z",
+    "data_end": "2026-11-08T00:00:00Z",
+    "code_version": "abc123",
+    "parent_version": 1,
+    "drift_event_id": str(FEATURE_DRIFT),
+    "training_run_id": str(TRAINING_RUN),
+}
+REGISTERED = {
+    # (actor, version): artifact URI, sha256, size, metrics, lineage (JSON)
+    ("eve", 1): ("s3://m/churn/old-1", "e" * 64, 10, {"accuracy": 0.5}, "{}"),
+    ("alice", 1): ("s3://m/churn/1", "1" * 64, None, {}, ""),  # as a registry before lineage in events
+    ("trainer", 2): ("s3://m/churn/2", "2" * 64, 2048, {"accuracy": 0.9, "f1": 0.85}, json.dumps(LINEAGE_2)),
+}
+
+
 def _model_events() -> Rows:
     other = ("fraud", "alias_changed", 7, "production", "set", None, "carol", at(0, days=-2))
     events = [("churn", *event) for event in HISTORY] + [other]
-    return [[uuid.uuid4(), kind, model, *rest, rest[-1] + MINUTE] for model, kind, *rest in events]
+    return [
+        [uuid.uuid4(), kind, model, *rest, rest[-1] + MINUTE,
+         *REGISTERED.get((rest[-2], rest[0]), ("", "", None, {}, ""))]
+        for model, kind, *rest in events
+    ]  # fmt: skip
 
 
 def _monitor_stats() -> Rows:
@@ -308,7 +334,7 @@ TABLES: list[tuple[str, str, Callable[[], Rows]]] = [
      "occurred_at ingested_at", _dead_letters),
     ("training_runs", " ".join(RUN_COLUMNS), _training_runs),
     ("model_events", "event_id event_type model_name version alias action previous_version actor occurred_at "
-     "ingested_at", _model_events),
+     "ingested_at artifact_uri artifact_sha256 artifact_size metrics lineage", _model_events),
     ("monitor_stats", "at worker metric value", _monitor_stats),
 ]  # fmt: skip
 
@@ -558,6 +584,20 @@ def test_model_history_lists_registrations_and_alias_moves_once(client: Any) -> 
     assert rows == [
         [utc(t), kind, v, alias, action, prev, actor] for kind, v, alias, action, prev, actor, t in HISTORY
     ]
+
+
+@covers("model_versions")
+def test_model_versions_show_metrics_artifact_and_lineage_of_the_current_model_only(client: Any) -> None:
+    rows = run(client, "model_versions", model="churn")
+    assert rows == [
+        [2, utc(at(30)), "trainer", {"accuracy": 0.9, "f1": 0.85}, "s3://m/churn/2", 2048, "2" * 64,
+         "s3://data/churn/2.parquet", "d" * 64, "SELECT * FROM labelled_predictions",
+         datetime(2026, 11, 1), datetime(2026, 11, 8), "abc123", 1, FEATURE_DRIFT, TRAINING_RUN],
+        # registered before events carried lineage: nothing made up; eve's version 1 was deleted with the model
+        [1, utc(at(-120, days=-1)), "alice", {}, "s3://m/churn/1", None, "1" * 64,
+         "", "", "", None, None, "", None, None, None],
+    ]  # fmt: skip
+    assert run(client, "model_versions", model="nobody") == []
 
 
 @covers("training_cost_weekly")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +16,10 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from driftloop.process import free_port
+from services.monitor.domain.tables import MODEL_EVENTS
 from shared import codec, wire
 from shared.clickhouse import clickhouse_client
-from shared.events import AliasAction, AliasChanged, EventDeadLettered
+from shared.events import AliasAction, AliasChanged, EventDeadLettered, ModelVersionRegistered
 from shared.kafka.admin import create_topics
 from shared.topics import topic_names
 from tests.integration.monitor_worker import (
@@ -171,6 +175,44 @@ def test_dead_letters_and_registry_announcements_become_rows(
             "SELECT version, previous_version, action, actor FROM model_events FINAL WHERE alias = 'production'"
         ).result_rows
         assert served == [(4, 3, "moved", "ci")]
+    finally:
+        worker.stop()
+
+
+def test_an_older_model_events_table_gains_the_version_columns_and_registrations_fill_them(
+    kafka: Any, clickhouse_server: Any, tmp_path: Path
+) -> None:
+    settings = monitor_settings(kafka, clickhouse_server, tmp_path)
+    topics = topic_names(settings.topic_prefix)
+    client = clickhouse_client(settings, create_database=True)
+    old = replace(MODEL_EVENTS, columns=MODEL_EVENTS.columns[: -len(MODEL_EVENTS.added)], added=())
+    client.command(old.ddl())  # as a release before versions' artifacts, metrics and lineage made it
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    before = [uuid.uuid4(), "model_version_registered", "churn", 1, "", "", None, "alice", at, at]
+    client.insert("model_events", [before], column_names=old.column_names)
+    registered = ModelVersionRegistered(
+        model_name="churn",
+        version=2,
+        artifact_uri="s3://m/churn/2",
+        artifact_sha256="2" * 64,
+        created_by="trainer",
+        artifact_size=2048,
+        metrics={"accuracy": 0.9},
+        lineage={"parent_version": 1, "dataset_sha256": "d" * 64},
+    )
+    produce_raw(settings, topics.model_events, [(b"churn", codec.encode(registered))])
+    worker = start_monitor(settings, tmp_path / "monitor.log")
+    try:
+        wait_for(lambda: _count(client, "model_events") == 2, 90, "the registration", worker.log_path)
+        rows = client.query(
+            "SELECT version, actor, artifact_uri, artifact_sha256, artifact_size, metrics,"
+            " JSONExtract(lineage, 'parent_version', 'Nullable(UInt32)'), JSONExtractString(lineage, 'dataset_sha256')"
+            " FROM model_events FINAL ORDER BY version"
+        ).result_rows
+        assert rows == [
+            (1, "alice", "", "", None, {}, None, ""),  # the old row reads the defaults
+            (2, "trainer", "s3://m/churn/2", "2" * 64, 2048, {"accuracy": 0.9}, 1, "d" * 64),
+        ]
     finally:
         worker.stop()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -75,9 +76,14 @@ def test_changes_are_announced_in_order_keyed_by_model(settings: Settings) -> No
     with TestClient(create_app(bootstrap(settings))) as client:
         assert client.post("/models", json={"name": name}, headers=WRITER).status_code == 201
         for i in range(3):
+            meta = {
+                "metrics": {"accuracy": 0.5 + i / 10},
+                "lineage": {"parent_version": i or None, "code_version": "c1"},
+            }
             response = client.post(
                 f"/models/{name}/versions/upload",
-                files={"artifact": ("m", f"m{i}".encode())},
+                files={"artifact": ("m", f"m{i}".encode() * (i + 1))},
+                data={"metadata": json.dumps(meta)},
                 headers=WRITER,
             )
             assert response.status_code == 201
@@ -94,7 +100,16 @@ def test_changes_are_announced_in_order_keyed_by_model(settings: Settings) -> No
         )
     events = [e for key, e in seen if key == name.encode()]
     assert [type(e) for e in events] == [ModelCreated] + [ModelVersionRegistered] * 3 + [AliasChanged] * 3
-    assert [e.version for e in events if isinstance(e, ModelVersionRegistered)] == [1, 2, 3]
+    registered = [e for e in events if isinstance(e, ModelVersionRegistered)]
+    assert [e.version for e in registered] == [1, 2, 3]
+    # what SQL needs to show a version as the registry does: artifact size, metrics, lineage
+    assert [e.artifact_size for e in registered] == [2, 4, 6]
+    assert [e.metrics for e in registered] == [{"accuracy": 0.5}, {"accuracy": 0.6}, {"accuracy": 0.7}]
+    assert [(e.lineage["parent_version"], e.lineage["code_version"]) for e in registered] == [
+        (None, "c1"),
+        (1, "c1"),
+        (2, "c1"),
+    ]
     moves = [(e.action, e.version, e.previous_version) for e in events if isinstance(e, AliasChanged)]
     assert moves == [(AliasAction.SET, 1, None), (AliasAction.MOVED, 3, 1), (AliasAction.ROLLED_BACK, 1, 3)]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -9,10 +10,18 @@ from aiokafka import TopicPartition
 
 from services.monitor.domain.batches import MIN_INSERT_ROWS, decode_batch, insert_pieces
 from services.monitor.domain.intake import record_id
-from services.monitor.domain.tables import dead_letter_rows, model_event_rows
+from services.monitor.domain.tables import MODEL_EVENTS, dead_letter_rows, model_event_rows
 from services.monitor.entrypoints.stream import by_topic, next_offsets
 from shared import codec, wire
-from shared.events import AliasAction, AliasChanged, EventDeadLettered, ModelVersionRegistered
+from shared.events import (
+    AliasAction,
+    AliasChanged,
+    EventDeadLettered,
+    ModelCreated,
+    ModelDeleted,
+    ModelUpdated,
+    ModelVersionRegistered,
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -71,6 +80,65 @@ def test_registry_announcements_become_rows_that_say_which_version_an_alias_poin
     assert rows[0][1:8] == ["alias_changed", "churn", 2, "production", "rolled_back", 3, "ana"]
     assert rows[1][1:8] == ["model_version_registered", "churn", 3, "", "", None, "trainer"]
     assert [r.offset for r, _ in bad] == [2]
+
+
+def test_a_registration_row_keeps_the_versions_artifact_metrics_and_lineage_for_sql() -> None:
+    cols = [name for name, _ in MODEL_EVENTS.columns]
+    registered = ModelVersionRegistered(
+        model_name="churn",
+        version=4,
+        artifact_uri="s3://m/4",
+        artifact_sha256="b" * 64,
+        created_by="trainer",
+        artifact_size=12_345,
+        metrics={"accuracy": 0.91, "f1": 0.88},
+        lineage={"dataset_sha256": "c" * 64, "parent_version": 3, "code_version": "abc123"},
+    )
+    old = json.loads(codec.encode(registered))
+    for field in ("artifact_size", "metrics", "lineage"):  # as a registry before this release sent it
+        del old[field]
+    moved = AliasChanged(
+        model_name="churn", alias="production", action=AliasAction.MOVED, version=4, changed_by="x"
+    )
+    rows, bad = model_event_rows(
+        [
+            Rec("me", 0, 0, codec.encode(registered)),
+            Rec("me", 0, 1, json.dumps(old).encode()),
+            Rec("me", 0, 2, codec.encode(moved)),
+        ],
+        NOW,
+    )
+    assert bad == []
+    new, before, alias = (dict(zip(cols, r, strict=True)) for r in rows)
+    assert (new["artifact_uri"], new["artifact_sha256"], new["artifact_size"]) == (
+        "s3://m/4",
+        "b" * 64,
+        12_345,
+    )
+    assert new["metrics"] == {"accuracy": 0.91, "f1": 0.88}
+    assert json.loads(new["lineage"]) == {
+        "dataset_sha256": "c" * 64,
+        "parent_version": 3,
+        "code_version": "abc123",
+    }
+    assert (before["artifact_sha256"], before["artifact_size"], before["metrics"]) == ("b" * 64, None, {})
+    assert (alias["artifact_uri"], alias["artifact_size"], alias["metrics"], alias["lineage"]) == (
+        "",
+        None,
+        {},
+        "",
+    )
+
+
+def test_every_registry_event_row_names_who_did_it() -> None:
+    events = [
+        ModelCreated(model_name="churn", created_by="ana"),
+        ModelUpdated(model_name="churn", changed_fields=["tags"], updated_by="bo"),
+        ModelDeleted(model_name="churn", deleted_by="admin"),
+    ]
+    rows, _ = model_event_rows([Rec("me", 0, i, codec.encode(e)) for i, e in enumerate(events)], NOW)
+    actor = [name for name, _ in MODEL_EVENTS.columns].index("actor")
+    assert [r[actor] for r in rows] == ["ana", "bo", "admin"]
 
 
 def test_a_batch_splits_good_from_bad_records_with_the_reason() -> None:

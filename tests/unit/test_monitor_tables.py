@@ -25,6 +25,7 @@ from shared.events import (
     DriftEvidence,
     DriftKind,
     EventDeadLettered,
+    ModelVersionRegistered,
 )
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -39,6 +40,9 @@ def _fits(kind: str, value: Any) -> bool:
         return _fits(kind[len("LowCardinality(") : -1], value)
     if kind.startswith("Array("):
         return isinstance(value, list) and all(_fits(kind[len("Array(") : -1], v) for v in value)
+    if kind.startswith("Map("):
+        key, val = kind[len("Map(") : -1].split(", ", 1)
+        return isinstance(value, dict) and all(_fits(key, k) and _fits(val, v) for k, v in value.items())
     if kind == "UUID":
         return isinstance(value, uuid.UUID)
     if kind.startswith("DateTime"):
@@ -112,7 +116,22 @@ BUILT: dict[str, list[list[Any]]] = {
                         model_name="m", alias="prod", version=2, action=AliasAction.SET, changed_by="ci"
                     )
                 ),
-            )
+            ),
+            _record(
+                4,
+                codec.encode(
+                    ModelVersionRegistered(
+                        model_name="m",
+                        version=2,
+                        artifact_uri="s3://m/2",
+                        artifact_sha256="a" * 64,
+                        created_by="ci",
+                        artifact_size=10,
+                        metrics={"accuracy": 0.9},
+                        lineage={"parent_version": 1},
+                    )
+                ),
+            ),
         ],
         NOW,
     )[0],

@@ -18,7 +18,14 @@ from services.monitor.domain.drift.columns import TestResult
 from services.monitor.domain.intake import Record, record_id
 from services.monitor.domain.window_metrics import MetricRow
 from shared import codec
-from shared.events import DataQualityCounted, DriftDetected, DriftRecovered, EventDeadLettered
+from shared.events import (
+    DataQualityCounted,
+    DriftDetected,
+    DriftRecovered,
+    Event,
+    EventDeadLettered,
+    ModelVersionRegistered,
+)
 
 Row = list[Any]
 DriftAnnouncement = DriftDetected | DriftRecovered
@@ -315,11 +322,42 @@ MODEL_EVENTS = Table(
         ("actor", "String"),
         ("occurred_at", "DateTime64(3, 'UTC')"),
         ("ingested_at", "DateTime64(3, 'UTC')"),
+        ("artifact_uri", "String"),
+        ("artifact_sha256", "String"),
+        ("artifact_size", "Nullable(UInt64)"),
+        ("metrics", "Map(String, Float64)"),
+        ("lineage", "String"),
     ),
     "ReplacingMergeTree(ingested_at)",
     "(model_name, occurred_at, event_id)",
+    added=("artifact_uri", "artifact_sha256", "artifact_size", "metrics", "lineage"),
 )
-"""The registry's announcements (registrations, alias moves), so "which version served when" is SQL."""
+"""The registry's announcements (registrations, alias moves), so "which version served when" is SQL.
+
+A registration also keeps the version's artifact (URI, sha256, size), metrics and lineage (JSON), so what
+the console shows of a version is SQL too; other events leave them empty.
+"""
+
+
+def _actor(e: Event) -> str:
+    """Who did it: each registry event names its actor in its own field."""
+    for field in ("changed_by", "created_by", "updated_by", "deleted_by"):
+        if name := getattr(e, field, None):
+            return str(name)
+    return ""
+
+
+def _registration_columns(e: Event) -> list[Any]:
+    """artifact_uri, artifact_sha256, artifact_size, metrics and lineage (JSON) of a registration; empty otherwise."""
+    if not isinstance(e, ModelVersionRegistered):
+        return ["", "", None, {}, ""]
+    return [
+        e.artifact_uri,
+        e.artifact_sha256,
+        e.artifact_size,
+        dict(e.metrics),
+        json.dumps(e.lineage, sort_keys=True),
+    ]
 
 
 def model_event_rows(records: Sequence[Record], now: datetime) -> tuple[list[Row], list[tuple[Record, str]]]:
@@ -336,7 +374,8 @@ def model_event_rows(records: Sequence[Record], now: datetime) -> tuple[list[Row
             [e.event_id, e.event_type, e.model_name, getattr(e, "version", None), getattr(e, "alias", ""),
              str(action.value if hasattr(action, "value") else action),
              getattr(e, "previous_version", None),
-             getattr(e, "changed_by", None) or getattr(e, "created_by", None) or "", e.occurred_at, now]
+             _actor(e), e.occurred_at, now,
+             *_registration_columns(e)]
         )  # fmt: skip
     return rows, bad
 

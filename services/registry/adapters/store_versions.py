@@ -89,6 +89,9 @@ class VersionStore(StoreBase):
                     artifact_uri=artifact.uri,
                     artifact_sha256=artifact.sha256,
                     created_by=actor.name,
+                    artifact_size=artifact.size,
+                    metrics=body.metrics,
+                    lineage=values["lineage"],
                 ),
             )
             audit_after = {k: v for k, v in values.items() if k not in ("reference_profile", "model_id")}
