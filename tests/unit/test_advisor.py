@@ -507,3 +507,12 @@ def test_a_drain_ceiling_is_trusted_over_one_starved_stretch_of_processing() -> 
         and starved.capacity == pytest.approx(10_000, rel=0.05)
     )
     assert kept is not None and not kept.capacity_capped and kept.capacity == 20_000.0
+
+
+def test_a_step_up_in_the_inflow_is_not_a_ramp_to_extrapolate() -> None:
+    """A stream switched on at 40% of a worker (nothing, then 8k/s) tilts a line fitted over the window like
+    a ramp would; extrapolated three minutes ahead it would call for workers. The newer half of the window
+    is flat, so it is a step, and the advisor stays silent."""
+    readings = simulate(lambda t: 0.0 if t < 60 else 8_000.0, 20_000.0, seconds=300)
+    assert replay(readings, 20_000.0, Policy(window_s=60.0)) == []
+    assert replay(readings, 20_000.0) == []

@@ -306,6 +306,11 @@ def forecast(
         if spans and inflow.slope * policy.window_s >= policy.min_ramp_share * inflow_now
         else 0.0
     )
+    # and still ramping over the newer half of the window: a step (a stream switched on, a backlog's end)
+    # tilts a line over the whole window, but leaves the newer half flat
+    later = [(t, rate) for t, rate in rates if t >= newest - policy.window_s / 2]
+    if ramp > 0 and len(later) >= 3 and theil_sen(later).slope < ramp / 2:
+        ramp = 0.0
     # growing over the window, and still rising in the last readings (not a backlog cleared since)
     growing = (
         lag.slope > policy.min_lag_growth_share * max(inflow_now, 1.0) and recent[-1].lag > recent[-3].lag
