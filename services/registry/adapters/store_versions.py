@@ -16,7 +16,12 @@ from services.registry.domain.auth import Principal
 from services.registry.domain.schemas import Lineage, Page, VersionCreate, VersionOut, VersionUpdate
 from services.registry.errors import Conflict, Invalid, NotFound
 from shared.artifacts import StoredArtifact
-from shared.events import ModelVersionRegistered, ModelVersionStatusChanged, VersionStatus
+from shared.events import (
+    ModelVersionDeleted,
+    ModelVersionRegistered,
+    ModelVersionStatusChanged,
+    VersionStatus,
+)
 from shared.profile import ReferenceProfile
 
 # a version as VersionOut shows it: every column but the (large) reference profile, and whether it has one
@@ -271,3 +276,29 @@ class VersionStore(StoreBase):
                     {k: changes[k] for k in changed},
                 )
             return self._get_version(conn, name, version)
+
+    def delete_version(self, name: str, version: int, actor: Principal) -> None:
+        """Delete a version no alias points at; announced as ``model_version_deleted``, never renumbered."""
+        with writing(self.engine) as conn:
+            model = self._model_row(conn, name, lock=True)
+            row = self._version_row(conn, model.id, version, model_name=name)
+            held = self._aliases_of_version(conn, model.id, version)
+            if held:
+                raise Conflict(
+                    f"version {version} is behind alias(es) {', '.join(sorted(held))}; move or delete them first",
+                    field="version",
+                )
+            self._emit(
+                conn, model.id, ModelVersionDeleted(model_name=name, version=version, deleted_by=actor.name)
+            )
+            self._audit(
+                conn,
+                actor,
+                "version.delete",
+                name,
+                f"{name}/{version}",
+                {"artifact_uri": row.artifact_uri, "artifact_sha256": row.artifact_sha256, "tags": row.tags},
+                None,
+            )
+            conn.execute(version_tags.delete().where(version_tags.c.version_id == row.id))
+            conn.execute(model_versions.delete().where(model_versions.c.id == row.id))
