@@ -18,7 +18,7 @@ RUN_ID_TAG = "mlflow.run_id"
 MODEL_ID_TAG = "mlflow.model_id"
 
 _CLAUSE = re.compile(
-    r"""\s*(?P<key>tags\.`[^`]+`|tags\."[^"]+"|tags\.[A-Za-z0-9_.\-]+|`[^`]+`|[A-Za-z_]+)\s*
+    r"""\s*(?P<key>tags?\.`[^`]+`|tags?\."[^"]+"|tags?\.[A-Za-z0-9_.\-]+|`[^`]+`|[A-Za-z_]+)\s*
     (?P<op>=|!=|ILIKE|LIKE|IN)\s*
     (?P<value>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\((?:[^)'"]|'[^']*'|"[^"]*")*\)|-?\d+)\s*""",
     re.IGNORECASE | re.VERBOSE,
@@ -69,8 +69,13 @@ def _split_clauses(text: str) -> list[str]:
     return clauses
 
 
+PROMPT_TAG = "mlflow.prompt.is_prompt"
+"""MLflow clients add ``tags.`mlflow.prompt.is_prompt` != 'true'`` to model searches; no Driftloop model is a
+prompt, so that clause holds for every model."""
+
+
 def _tag_key(key: str) -> str:
-    raw = key[len("tags.") :]
+    raw = key.split(".", 1)[1]
     if raw[:1] in '`"' and raw[-1:] == raw[:1]:
         raw = raw[1:-1]
     if not raw or "=" in raw:
@@ -104,7 +109,9 @@ def parse_filter(text: str | None, *, versions: bool) -> SearchFilter:
             )
         key, op, value = match.group("key"), match.group("op").upper(), match.group("value")
         lowered = key.strip("`").lower()
-        if lowered.startswith("tags."):
+        if lowered.startswith(("tags.", "tag.")):
+            if op == "!=" and _tag_key(key) == PROMPT_TAG and _unquote(value) == "true":
+                continue
             if op != "=":
                 raise Invalid(f"tags can only be compared with '=', not {op}", field="filter")
             result.tags.append(f"{_tag_key(key)}={_unquote(value)}")
