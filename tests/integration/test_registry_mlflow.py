@@ -176,3 +176,46 @@ def test_mlflow_client_logs_registers_aliases_searches_loads_and_deletes(
         ("set", 1),
         ("moved", 2),
     ]
+
+
+def test_a_model_registered_through_mlflow_is_served_and_its_retrained_version_loads_in_mlflow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model server loads the MLflow-format version; the trainer's repackaged retrained version (what
+    ``services/trainer`` registers for an MLflow champion) is what ``models:/NAME@production`` loads next."""
+    import mlflow
+    import mlflow.sklearn
+
+    from services.serving.adapters.artifacts import load_model
+    from shared.mlflow_model import repackage
+
+    settings = Settings(data_dir=tmp_path, registry_tokens=TOKENS, registry_relay_enabled=False)
+    name = f"churn-{uuid4().hex[:8]}"
+    first, x = _classifier(0)
+    retrained, _ = _classifier(1)
+    writer = {"Authorization": "Bearer w-token"}
+    with served_registry(settings) as url:
+        point_mlflow_at(monkeypatch, url, "w-token")
+        with mlflow.start_run():
+            mlflow.sklearn.log_model(
+                first,
+                name="model",
+                registered_model_name=name,
+                serialization_format="cloudpickle",
+                pip_requirements=["scikit-learn"],
+            )
+        version = httpx.get(f"{url}/models/{name}/versions/1", headers=writer).json()
+        served = load_model(settings, name, 1, version["artifact_uri"], version["artifact_sha256"])
+        np.testing.assert_array_equal(served.estimator.predict(x[:20]), first.predict(x[:20]))
+
+        champion = httpx.get(f"{url}/models/{name}/versions/1/artifact", headers=writer).content
+        uploaded = httpx.post(
+            f"{url}/models/{name}/versions/upload",
+            files={"artifact": ("model.zip", repackage(champion, retrained))},
+            headers=writer,
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        httpx.put(f"{url}/models/{name}/aliases/production", json={"version": 2}, headers=writer)
+        loaded = mlflow.pyfunc.load_model(f"models:/{name}@production")
+        np.testing.assert_array_equal(loaded.predict(x[:20]), retrained.predict(x[:20]))
+        assert not np.array_equal(first.predict(x), retrained.predict(x))  # the two differ: the load is real
