@@ -74,6 +74,28 @@ PROMPT_TAG = "mlflow.prompt.is_prompt"
 prompt, so that clause holds for every model."""
 
 
+def _like_prefix(value: str) -> str:
+    """The literal prefix of a ``LIKE 'prefix%'`` pattern (``\\_`` and ``\\%`` are literal); anything else
+    (a wildcard elsewhere) is refused: it cannot be answered from the name index."""
+    match = _QUOTED.fullmatch(value)
+    raw = (match.group(1) if match.group(1) is not None else match.group(2)) if match else ""
+    prefix: list[str] = []
+    i = 0
+    while i < len(raw):
+        ch = raw[i]
+        if ch == "\\" and i + 1 < len(raw):
+            prefix.append(raw[i + 1])
+            i += 2
+            continue
+        if ch == "%" and i == len(raw) - 1:
+            return "".join(prefix)
+        if ch in "%_":
+            break
+        prefix.append(ch)
+        i += 1
+    raise Invalid(f"only prefix patterns are supported (name LIKE 'churn%'), not {value}", field="filter")
+
+
 def _tag_key(key: str) -> str:
     raw = key.split(".", 1)[1]
     if raw[:1] in '`"' and raw[-1:] == raw[:1]:
@@ -118,14 +140,7 @@ def parse_filter(text: str | None, *, versions: bool) -> SearchFilter:
         elif lowered == "name" and op == "=":
             result.name = _unquote(value)
         elif lowered == "name" and op == "LIKE":
-            pattern = _unquote(value)
-            prefix = pattern[:-1] if pattern.endswith("%") else None
-            if prefix is None or "%" in prefix or "_" in prefix.replace("\\_", ""):
-                raise Invalid(
-                    f"only prefix patterns are supported (name LIKE 'churn%'), not {pattern!r}",
-                    field="filter",
-                )
-            result.name_prefix = prefix
+            result.name_prefix = _like_prefix(value)
         elif versions and lowered == "run_id" and op == "=":
             result.tags.append(f"{RUN_ID_TAG}={_unquote(value)}")
         elif versions and lowered == "version_number" and op == "=":

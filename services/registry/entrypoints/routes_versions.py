@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.registry.domain.rules import check_profile_against_schema
 from services.registry.domain.schemas import Page, VersionCreate, VersionOut, VersionUpdate
-from services.registry.entrypoints.deps import Reader, RegistryDep, VersionNumber, Writer
+from services.registry.entrypoints.deps import Admin, Reader, RegistryDep, VersionNumber, Writer
 from services.registry.entrypoints.openapi import COMMON, errors
 from services.registry.errors import Invalid
 from services.registry.service import Registry
@@ -123,6 +123,16 @@ def update_version(
 ) -> VersionOut:
     """Change description, tags, metrics or status (pending → ready/failed); status changes are announced."""
     return registry.store.update_version(name, version, body, user)
+
+
+@router.delete(
+    "/models/{name}/versions/{version}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(403, 404, 409),
+)
+def delete_version(name: str, version: VersionNumber, registry: RegistryDep, user: Admin) -> None:
+    """Delete a version no alias points at (admin; 409 while one does); its number is never reused."""
+    registry.store.delete_version(name, version, user)
 
 
 @router.get("/models/{name}/versions/{version}/reference-profile", responses=errors(404))
