@@ -196,6 +196,7 @@ def test_a_model_registered_through_mlflow_is_served_and_its_retrained_version_l
     writer = {"Authorization": "Bearer w-token"}
     with served_registry(settings) as url:
         point_mlflow_at(monkeypatch, url, "w-token")
+        mlflow.set_experiment(f"exp-{name}")  # not the previous test's: that registry is gone
         with mlflow.start_run():
             mlflow.sklearn.log_model(
                 first,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from sqlalchemy import Engine
@@ -20,6 +21,7 @@ from services.registry.adapters.store import RegistryStore
 from services.registry.errors import Unavailable
 
 _READ_COUNTER = "SELECT value FROM change_counter WHERE id = 1"
+MAX_BODIES = 100_000
 
 
 class ResolveCache:
@@ -30,7 +32,7 @@ class ResolveCache:
         self.store = store
         self._connection: Any = None  # a DBAPI connection of its own, outside the pool (see _connect)
         self._counter: int | None = None
-        self._bodies: dict[tuple[str, str], bytes] = {}
+        self._bodies: dict[Hashable, bytes] = {}
         # callers are the event loop's thread; the lock keeps the connection single-user if that changes
         self._lock = threading.Lock()
 
@@ -46,6 +48,21 @@ class ResolveCache:
                 resolved = self.store.resolve_alias(name, alias)
                 body = resolved.__pydantic_serializer__.to_json(resolved)
                 self._bodies[(name, alias)] = body  # only aliases that exist: bounded by the database
+            return body
+
+    def cached_json(self, key: Hashable, build: Callable[[], bytes]) -> bytes:
+        """Any read's answer by ``key``, kept like resolve's: served only while no change was committed since
+        it was built (MLflow's get-by-alias and get-version); ``build`` raises for what does not exist."""
+        with self._lock:
+            counter = self._read_counter()
+            if counter != self._counter:
+                self._bodies.clear()
+                self._counter = counter
+            body = self._bodies.get(key)
+            if body is None:
+                if len(self._bodies) >= MAX_BODIES:
+                    self._bodies.clear()  # a scan over every version: start again rather than grow
+                body = self._bodies[key] = build()
             return body
 
     def close(self) -> None:
