@@ -220,3 +220,88 @@ def test_a_model_registered_through_mlflow_is_served_and_its_retrained_version_l
         loaded = mlflow.pyfunc.load_model(f"models:/{name}@production")
         np.testing.assert_array_equal(loaded.predict(x[:20]), retrained.predict(x[:20]))
         assert not np.array_equal(first.predict(x), retrained.predict(x))  # the two differ: the load is real
+
+
+def test_mlflow_calls_beyond_the_client_flow_answer_as_mlflow_would(tmp_path: Path) -> None:
+    """Stages as aliases, latest versions, version-number filters, artifact listing and hash checks, and the
+    error answers a raw MLflow REST caller gets (TestClient: no client library involved)."""
+    from fastapi.testclient import TestClient
+
+    from services.registry.bootstrap import bootstrap
+    from services.registry.entrypoints.http import create_app
+
+    settings = Settings(data_dir=tmp_path, registry_tokens=TOKENS, registry_relay_enabled=False)
+    w = {"Authorization": "Bearer w-token"}
+    api = "/api/2.0/mlflow"
+    name = f"m-{uuid4().hex[:8]}"
+    with TestClient(create_app(bootstrap(settings))) as client:
+        run = client.post(f"{api}/runs/create", json={"experiment_id": "0"}, headers=w).json()["run"]["info"]
+        root = run["artifact_uri"].removeprefix("mlflow-artifacts:/")
+        for member, data in (("model/MLmodel", b"flavors: {}\n"), ("model/sub/weights.bin", b"\x00\x01")):
+            put = client.put(f"/api/2.0/mlflow-artifacts/artifacts/{root}/{member}", content=data, headers=w)
+            assert put.status_code == 200, put.text
+        listed = client.get(
+            "/api/2.0/mlflow-artifacts/artifacts", params={"path": f"{root}/model"}, headers=w
+        )
+        assert listed.json()["files"] == [
+            {"path": "MLmodel", "is_dir": False, "file_size": 12},
+            {"path": "sub", "is_dir": True},
+        ]
+        assert (
+            client.post(f"{api}/registered-models/create", json={"name": name}, headers=w).status_code == 200
+        )
+        again = client.post(f"{api}/registered-models/create", json={"name": name}, headers=w)
+        assert again.status_code == 400 and again.json()["error_code"] == "RESOURCE_ALREADY_EXISTS"
+        for _ in range(2):
+            created = client.post(
+                f"{api}/model-versions/create",
+                json={"name": name, "source": f"runs:/{run['run_id']}/model", "run_id": run["run_id"]},
+                headers=w,
+            )
+            assert created.status_code == 200, created.text
+        served = client.get(
+            f"/api/2.0/mlflow-artifacts/artifacts/driftloop-versions/{name}/2/sub/weights.bin", headers=w
+        )
+        assert served.content == b"\x00\x01"
+
+        def stage_of(version: str) -> str:
+            got = client.get(
+                f"{api}/model-versions/get", params={"name": name, "version": version}, headers=w
+            )
+            return str(got.json()["model_version"]["current_stage"])
+
+        move = {"name": name, "version": "1", "stage": "Staging"}
+        assert client.post(f"{api}/model-versions/transition-stage", json=move, headers=w).status_code == 200
+        assert stage_of("1") == "Staging"
+        move = {"name": name, "version": "1", "stage": "Archived"}
+        client.post(f"{api}/model-versions/transition-stage", json=move, headers=w)
+        assert stage_of("1") == "None" and client.get(f"/models/{name}", headers=w).json()["aliases"] == {}
+        bad_stage = client.post(
+            f"{api}/model-versions/transition-stage", json={**move, "stage": "Live"}, headers=w
+        )
+        assert bad_stage.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        latest = client.post(f"{api}/registered-models/get-latest-versions", json={"name": name}, headers=w)
+        assert [v["version"] for v in latest.json()["model_versions"]] == ["2"]
+        one = client.get(
+            f"{api}/model-versions/search",
+            params={"filter": f"name = '{name}' AND version_number = 1"},
+            headers=w,
+        )
+        assert [v["version"] for v in one.json()["model_versions"]] == ["1"]
+
+        for path in ("../etc/passwd", "a/%2e%2e/b"):
+            escaped = client.get(f"/api/2.0/mlflow-artifacts/artifacts/{path}", headers=w)
+            assert escaped.status_code in (400, 404) and "error_code" in escaped.json()
+        garbage = client.post(f"{api}/registered-models/create", content=b"[1, 2", headers=w)
+        assert garbage.status_code == 400 and garbage.json()["error_code"] == "MALFORMED_REQUEST"
+        missing = client.get(f"{api}/experiments/get-by-name", params={"experiment_name": "nope"}, headers=w)
+        assert missing.status_code == 404 and missing.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+        no_name = client.get(f"{api}/registered-models/get", headers=w)
+        assert no_name.json() == {
+            "error_code": "INVALID_PARAMETER_VALUE",
+            "message": "Missing value for required parameter 'name'.",
+        }
+        anonymous = client.post(f"{api}/registered-models/create", json={"name": f"{name}-x"})
+        assert anonymous.status_code == 401 and anonymous.json()["error_code"] == "UNAUTHENTICATED"
+        wrong_method = client.put(f"{api}/registered-models/get", headers=w)
+        assert wrong_method.status_code == 404 and wrong_method.json()["error_code"] == "ENDPOINT_NOT_FOUND"

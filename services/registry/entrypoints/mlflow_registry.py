@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from services.registry.domain.mlflow_filter import MODEL_ID_TAG, RUN_ID_TAG, SOURCE_TAG, parse_filter
@@ -290,7 +291,8 @@ def delete_model_version(params: Params, registry: RegistryDep, user: Admin) -> 
 
 @router.get("/model-versions/search")
 @router.post("/model-versions/search")
-def search_model_versions(params: Params, registry: RegistryDep, _user: Reader) -> dict[str, Any]:
+def search_model_versions(params: Params, registry: RegistryDep, _user: Reader) -> JSONResponse:
+    """Versions matching the filter; one indexed query, the page serialised once (no response model)."""
     _check_order_by(params)
     wanted = parse_filter(params.get("filter"), versions=True)
     if wanted.version is not None:
@@ -299,10 +301,10 @@ def search_model_versions(params: Params, registry: RegistryDep, _user: Reader) 
         try:
             found = registry.store.get_version(wanted.name, wanted.version)
         except NotFound:
-            return {"model_versions": []}
+            return JSONResponse({"model_versions": []})
         tags = dict(t.split("=", 1) for t in wanted.tags)
         matches = all(found.tags.get(k) == v for k, v in tags.items())
-        return {"model_versions": [version_json(found)] if matches else []}
+        return JSONResponse({"model_versions": [version_json(found)] if matches else []})
     try:
         page = registry.store.search_versions(
             name=wanted.name,
@@ -314,11 +316,11 @@ def search_model_versions(params: Params, registry: RegistryDep, _user: Reader) 
     except NotFound:
         if wanted.name is None:
             raise
-        return {"model_versions": []}  # MLflow answers an empty list for a model that does not exist
+        return JSONResponse({"model_versions": []})  # MLflow's answer for a model that does not exist
     result: dict[str, Any] = {"model_versions": [version_json(v) for v in page.items]}
     if page.next_page_token:
         result["next_page_token"] = page.next_page_token
-    return result
+    return JSONResponse(result)
 
 
 @router.post("/model-versions/transition-stage")
