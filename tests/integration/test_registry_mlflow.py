@@ -289,6 +289,36 @@ def test_mlflow_calls_beyond_the_client_flow_answer_as_mlflow_would(tmp_path: Pa
         )
         assert [v["version"] for v in one.json()["model_versions"]] == ["1"]
 
+        # cached reads (answered before the framework) see every change, tag-only ones included
+        def tagged(value: str) -> list[str]:
+            query = {"filter": f"name = '{name}' AND tags.team = '{value}'"}
+            found = client.get(f"{api}/model-versions/search", params=query, headers=w).json()[
+                "model_versions"
+            ]
+            native = client.get(f"/models/{name}/versions", params={"tag": f"team={value}"}, headers=w).json()
+            assert [v["version"] for v in native["items"]] == [int(v["version"]) for v in found]
+            return [v["version"] for v in found]
+
+        assert tagged("risk") == [] and client.get(f"/models/{name}/versions/1", headers=w).json()[
+            "tags"
+        ] == {
+            "mlflow.run_id": run["run_id"],
+            "mlflow.source": f"runs:/{run['run_id']}/model",
+        }
+        tag = {"name": name, "version": "1", "key": "team", "value": "risk"}
+        assert client.post(f"{api}/model-versions/set-tag", json=tag, headers=w).status_code == 200
+        assert (
+            tagged("risk") == ["1"]
+            and client.get(f"/models/{name}/versions/1", headers=w).json()["tags"]["team"] == "risk"
+        )
+        client.request("DELETE", f"{api}/model-versions/delete-tag", json=tag, headers=w)
+        assert tagged("risk") == []
+        described = {"name": name, "version": "2", "description": "retrained"}
+        client.get(f"{api}/model-versions/get", params={"name": name, "version": "2"}, headers=w)
+        client.patch(f"{api}/model-versions/update", json=described, headers=w)
+        again = client.get(f"{api}/model-versions/get", params={"name": name, "version": "2"}, headers=w)
+        assert again.json()["model_version"]["description"] == "retrained"
+
         for path in ("../etc/passwd", "a/%2e%2e/b"):
             escaped = client.get(f"/api/2.0/mlflow-artifacts/artifacts/{path}", headers=w)
             assert escaped.status_code in (400, 404) and "error_code" in escaped.json()

@@ -22,6 +22,8 @@ from services.registry.errors import Unavailable
 
 _READ_COUNTER = "SELECT value FROM change_counter WHERE id = 1"
 MAX_BODIES = 100_000
+MAX_BYTES = 64 << 20
+"""Past either bound the cached bodies are dropped and rebuilt on demand (a scan over every version)."""
 
 
 class ResolveCache:
@@ -33,6 +35,7 @@ class ResolveCache:
         self._connection: Any = None  # a DBAPI connection of its own, outside the pool (see _connect)
         self._counter: int | None = None
         self._bodies: dict[Hashable, bytes] = {}
+        self._bytes = 0
         # callers are the event loop's thread; the lock keeps the connection single-user if that changes
         self._lock = threading.Lock()
 
@@ -42,6 +45,7 @@ class ResolveCache:
             counter = self._read_counter()  # before the row: bodies read after it are at least this new
             if counter != self._counter:
                 self._bodies.clear()
+                self._bytes = 0
                 self._counter = counter
             body = self._bodies.get((name, alias))
             if body is None:
@@ -57,18 +61,23 @@ class ResolveCache:
             counter = self._read_counter()
             if counter != self._counter:
                 self._bodies.clear()
+                self._bytes = 0
                 self._counter = counter
             body = self._bodies.get(key)
             if body is None:
-                if len(self._bodies) >= MAX_BODIES:
+                body = build()
+                if len(self._bodies) >= MAX_BODIES or self._bytes + len(body) > MAX_BYTES:
                     self._bodies.clear()  # a scan over every version: start again rather than grow
-                body = self._bodies[key] = build()
+                    self._bytes = 0
+                self._bodies[key] = body
+                self._bytes += len(body)
             return body
 
     def close(self) -> None:
         with self._lock:
             self._disconnect()
             self._bodies.clear()
+            self._bytes = 0
             self._counter = None
 
     def _read_counter(self) -> int:

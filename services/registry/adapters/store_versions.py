@@ -9,7 +9,14 @@ from sqlalchemy import Connection, and_, bindparam, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.registry.adapters.db import reading, writing
-from services.registry.adapters.store_base import VERSION_COLUMNS, StoreBase, check_limit, utc_now, with_tags
+from services.registry.adapters.store_base import (
+    COUNT_CHANGE,
+    VERSION_COLUMNS,
+    StoreBase,
+    check_limit,
+    utc_now,
+    with_tags,
+)
 from services.registry.adapters.tables import aliases, model_versions, registered_models, version_tags
 from services.registry.domain import rules
 from services.registry.domain.auth import Principal
@@ -254,6 +261,8 @@ class VersionStore(StoreBase):
                 )
                 if "tags" in changed:
                     self._replace_tags(conn, version_tags, "version_id", row.id, changes["tags"])
+                if "status" not in changed:  # not announced, but cached reads of the version must see it
+                    conn.execute(COUNT_CHANGE)
                 if "status" in changed:
                     self._emit(
                         conn,

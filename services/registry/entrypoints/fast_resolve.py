@@ -26,11 +26,15 @@ from services.registry.domain.auth import authenticate
 from services.registry.domain.mlflow_mapping import version_json, version_number
 from services.registry.domain.schemas import MAX_ID
 from services.registry.entrypoints.deps import Registry
+from services.registry.entrypoints.mlflow_registry import search_versions_json
 from services.registry.errors import RegistryError
+from shared.events import VersionStatus
 
 _RESOLVE_PATH = re.compile(r"/models/([^/]+)/aliases/([^/]+)")
 _VERSION_PATH = re.compile(r"/models/([^/]+)/versions/([1-9][0-9]{0,18})")
+_MODEL_VERSIONS_PATH = re.compile(r"/models/([^/]+)/versions")
 _MLFLOW_ALIAS = "/api/2.0/mlflow/registered-models/alias"
+_MLFLOW_SEARCH = "/api/2.0/mlflow/model-versions/search"
 _MLFLOW_VERSION = "/api/2.0/mlflow/model-versions/get"
 _JSON = (b"content-type", b"application/json")
 
@@ -96,9 +100,17 @@ def _read_for(path: str, query: bytes) -> Callable[[Registry], bytes] | None:
             return registry.resolve_cache.cached_json(("version", name, number), build)
 
         return version
-    if path not in (_MLFLOW_ALIAS, _MLFLOW_VERSION):
+    if path == "/versions" or _MODEL_VERSIONS_PATH.fullmatch(path):
+        return _search_for(path, query)
+    if path not in (_MLFLOW_ALIAS, _MLFLOW_VERSION, _MLFLOW_SEARCH):
         return None
     args = {k: v[-1] for k, v in parse_qs(query.decode("latin-1")).items()}
+    if path == _MLFLOW_SEARCH:
+        if "order_by" in args:
+            return None  # refused by the app, with its message
+        return lambda registry: registry.resolve_cache.cached_json(
+            ("mlflow-search", query), lambda: json.dumps(search_versions_json(registry, args)).encode()
+        )
     name = args.get("name", "")
     if path == _MLFLOW_ALIAS and name and args.get("alias"):
         alias = args["alias"]
@@ -126,6 +138,39 @@ def _read_for(path: str, query: bytes) -> Callable[[Registry], bytes] | None:
 
         return by_number
     return None
+
+
+def _search_for(path: str, query: bytes) -> Callable[[Registry], bytes] | None:
+    """A native version search (``GET /versions``, ``GET /models/{name}/versions``) from the cache; None
+    for arguments the route would refuse (it answers with the error)."""
+    args = parse_qs(query.decode("latin-1"), keep_blank_values=True)
+    if set(args) - {"name_prefix", "status", "tag", "limit", "page_token"}:
+        return None
+    single = {k: v[-1] for k, v in args.items() if k != "tag"}
+    try:
+        status = VersionStatus(single["status"]) if "status" in single else None
+        limit = int(single.get("limit", "100"))
+    except ValueError:
+        return None
+    if not 1 <= limit <= 1000:
+        return None
+    match = _MODEL_VERSIONS_PATH.fullmatch(path)
+    name = match[1] if match else None
+
+    def build(registry: Registry) -> bytes:
+        page = registry.store.search_versions(
+            name=name,
+            name_prefix="" if name else single.get("name_prefix", ""),
+            status=status,
+            tags=args.get("tag", []),
+            limit=limit,
+            page_token=single.get("page_token") or None,
+        )
+        return page.__pydantic_serializer__.to_json(page)
+
+    return lambda registry: registry.resolve_cache.cached_json(
+        ("search", path, query), lambda: build(registry)
+    )
 
 
 def _mlflow_body(registry: Registry, name: str, number: int) -> bytes:

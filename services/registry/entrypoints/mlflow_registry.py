@@ -292,7 +292,13 @@ def delete_model_version(params: Params, registry: RegistryDep, user: Admin) -> 
 @router.get("/model-versions/search")
 @router.post("/model-versions/search")
 def search_model_versions(params: Params, registry: RegistryDep, _user: Reader) -> JSONResponse:
-    """Versions matching the filter; one indexed query, the page serialised once (no response model)."""
+    """Versions matching the filter; one indexed query, the page serialised once (no response model).
+    GETs are usually answered before the framework, from the cache (fast_resolve.py)."""
+    return JSONResponse(search_versions_json(registry, params))
+
+
+def search_versions_json(registry: Registry, params: dict[str, Any]) -> dict[str, Any]:
+    """MLflow's answer to a version search with ``params``; raises what the caller must be told."""
     _check_order_by(params)
     wanted = parse_filter(params.get("filter"), versions=True)
     if wanted.version is not None:
@@ -301,10 +307,10 @@ def search_model_versions(params: Params, registry: RegistryDep, _user: Reader) 
         try:
             found = registry.store.get_version(wanted.name, wanted.version)
         except NotFound:
-            return JSONResponse({"model_versions": []})
+            return {"model_versions": []}
         tags = dict(t.split("=", 1) for t in wanted.tags)
         matches = all(found.tags.get(k) == v for k, v in tags.items())
-        return JSONResponse({"model_versions": [version_json(found)] if matches else []})
+        return {"model_versions": [version_json(found)] if matches else []}
     try:
         page = registry.store.search_versions(
             name=wanted.name,
@@ -316,11 +322,11 @@ def search_model_versions(params: Params, registry: RegistryDep, _user: Reader) 
     except NotFound:
         if wanted.name is None:
             raise
-        return JSONResponse({"model_versions": []})  # MLflow's answer for a model that does not exist
+        return {"model_versions": []}  # MLflow's answer for a model that does not exist
     result: dict[str, Any] = {"model_versions": [version_json(v) for v in page.items]}
     if page.next_page_token:
         result["next_page_token"] = page.next_page_token
-    return JSONResponse(result)
+    return result
 
 
 @router.post("/model-versions/transition-stage")
