@@ -238,6 +238,11 @@ def _workloads(versions: int) -> dict[str, Callable[[random.Random], Read]]:
             tags=(("team", team), ("env", "prod")),
         )
 
+    def search_uncached(rng: random.Random) -> Read:
+        """The same search with a cache-busting parameter (ignored by the route): every one is a first."""
+        read = search(rng)
+        return Read(f"{read.path}&_={rng.getrandbits(64)}", items=read.items, tags=read.tags)
+
     def get_version(rng: random.Random) -> Read:
         version = rng.randint(1, versions)
         return Read(f"/models/{MODEL}/versions/{version}", version=version)
@@ -262,6 +267,7 @@ def _workloads(versions: int) -> dict[str, Callable[[random.Random], Read]]:
         "resolve": lambda _rng: Read(f"/models/{MODEL}/aliases/production", version=1),
         "get_version": get_version,
         "search": search,
+        "search_uncached": search_uncached,
         "mlflow_resolve": lambda _rng: Read(
             f"{MLFLOW}/registered-models/alias?name={MODEL}&alias=production", version=1, mlflow=True
         ),
@@ -301,7 +307,7 @@ def main(
             rng = random.Random(7)
             with ProcessPoolExecutor(clients) as pool:
                 for name, make in _workloads(versions).items():
-                    count = requests if not name.endswith("search") else max(500, requests // 5)
+                    count = requests if "search" not in name else max(500, requests // 5)
                     figures[name] = _drive(port, [make(rng) for _ in range(count)], clients, pool)
             if mlflow_versions:  # last: its versions (another model, no team tags) stay out of the reads
                 print(f"registering {mlflow_versions} versions through the MLflow API ...", flush=True)
