@@ -195,7 +195,7 @@ def create_model_version(params: Params, registry: RegistryDep, user: Writer) ->
     """Register the next version from the files an MLflow client uploaded (``source``), packed into one
     hash-verified zip of the MLmodel folder: the version's artifact, as servers and the trainer load it."""
     name, source = required(params, "name"), required(params, "source")
-    registry.store.get_model(name)  # RESOURCE_DOES_NOT_EXIST before reading any file
+    registry.store.check_model_exists(name)  # RESOURCE_DOES_NOT_EXIST before reading any file
     run_id = str(params.get("run_id") or "")
     model_id = str(params.get("model_id") or "")
     if not model_id and source.startswith("models:/m-"):

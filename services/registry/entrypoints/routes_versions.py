@@ -22,8 +22,13 @@ from shared.profile import ReferenceProfile
 router = APIRouter(tags=["versions"], responses=errors(*COMMON))
 
 
-@router.post("/models/{name}/versions", status_code=status.HTTP_201_CREATED, responses=errors(403, 404))
-def register_version(name: str, body: VersionCreate, registry: RegistryDep, user: Writer) -> VersionOut:
+@router.post(
+    "/models/{name}/versions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=VersionOut,
+    responses=errors(403, 404),
+)
+def register_version(name: str, body: VersionCreate, registry: RegistryDep, user: Writer) -> Response:
     """Register the next version with an artifact already in the store (``artifact_uri``); it is hashed here."""
     if body.artifact_uri is None:
         raise Invalid(
@@ -31,7 +36,7 @@ def register_version(name: str, body: VersionCreate, registry: RegistryDep, user
         )
     _check_model_takes(registry, name, body)  # 404 or 422 before reading a possibly large artifact
     artifact = registry.artifacts.inspect_uri(body.artifact_uri, body.artifact_sha256)
-    return registry.store.register_version(name, body, artifact, user)
+    return _json(registry.store.register_version(name, body, artifact, user), status.HTTP_201_CREATED)
 
 
 @router.post(
@@ -67,14 +72,20 @@ def upload_version(
 
 def _check_model_takes(registry: Registry, name: str, body: VersionCreate) -> None:
     """404 for a model that does not exist; 422 naming the feature for a profile its schema contradicts."""
+    if body.reference_profile is None:
+        registry.store.check_model_exists(name)  # one indexed read, not the whole model
+        return
     model = registry.store.get_model(name)
-    if body.reference_profile is not None:
-        check_profile_against_schema(model.feature_schema, body.reference_profile)
+    check_profile_against_schema(model.feature_schema, body.reference_profile)
 
 
-def _json(body: BaseModel) -> Response:
+def _json(body: BaseModel, status_code: int = 200) -> Response:
     """Already validated by the store: serialise once instead of letting FastAPI validate it again."""
-    return Response(content=body.__pydantic_serializer__.to_json(body), media_type="application/json")
+    return Response(
+        content=body.__pydantic_serializer__.to_json(body),
+        status_code=status_code,
+        media_type="application/json",
+    )
 
 
 @router.get("/models/{name}/versions", response_model=Page[VersionOut], responses=errors(404))
