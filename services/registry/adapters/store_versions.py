@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 from sqlalchemy import Connection, and_, bindparam, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -172,6 +173,64 @@ class VersionStore(StoreBase):
         page_token: str | None = None,
     ) -> Page[VersionOut]:
         """Versions newest first (by model, then version), filtered; keyset-paged so deep pages stay fast."""
+        rows, by_version, limit = self._search_rows(name, name_prefix, status, tags, limit, page_token)
+        items = [
+            self._version_out(r, r.model_name, by_version.get((r.model_id, r.version), []))
+            for r in rows[:limit]
+        ]
+        token = (
+            rules.encode_page_token([items[-1].model_name, items[-1].version]) if len(rows) > limit else None
+        )
+        return _VersionPage(items=items, next_page_token=token)
+
+    def search_versions_json(
+        self,
+        *,
+        name: str | None = None,
+        name_prefix: str = "",
+        status: VersionStatus | None = None,
+        tags: Sequence[str] = (),
+        limit: int = 100,
+        page_token: str | None = None,
+    ) -> bytes:
+        """:meth:`search_versions`'s page as JSON, encoded straight from the rows (no model per item): the
+        same bytes' meaning, at a fraction of the cost, for the cached search (fast_resolve.py)."""
+        rows, by_version, limit = self._search_rows(name, name_prefix, status, tags, limit, page_token)
+        items = [
+            {
+                "model_name": r.model_name,
+                "version": r.version,
+                "status": r.status,
+                "description": r.description,
+                "artifact_uri": r.artifact_uri,
+                "artifact_sha256": r.artifact_sha256,
+                "artifact_size": r.artifact_size,
+                "metrics": r.metrics,
+                "params": r.params,
+                "tags": r.tags,
+                "lineage": r.lineage,  # stored as Lineage.model_dump(mode="json"): every field, in order
+                "has_reference_profile": bool(r.has_profile),
+                "aliases": sorted(by_version.get((r.model_id, r.version), [])),
+                "created_at": r.created_at,
+                "created_by": r.created_by,
+                "updated_at": r.updated_at,
+            }
+            for r in rows[:limit]
+        ]
+        last = rows[limit - 1] if len(rows) > limit else None
+        token = rules.encode_page_token([last.model_name, last.version]) if last is not None else None
+        return msgspec.json.encode({"items": items, "next_page_token": token})
+
+    def _search_rows(
+        self,
+        name: str | None,
+        name_prefix: str,
+        status: VersionStatus | None,
+        tags: Sequence[str],
+        limit: int,
+        page_token: str | None,
+    ) -> tuple[list[Any], dict[tuple[int, int], list[str]], int]:
+        """The page's rows (one more than ``limit`` if there is a next page) and each version's aliases."""
         limit = check_limit(limit)
         conditions: list[ColumnElement[bool]] = []
         if name is not None:
@@ -224,14 +283,7 @@ class VersionStore(StoreBase):
         by_version: dict[tuple[int, int], list[str]] = {}
         for a in alias_rows:
             by_version.setdefault((a.model_id, a.version), []).append(a.alias)
-        items = [
-            self._version_out(r, r.model_name, by_version.get((r.model_id, r.version), []))
-            for r in rows[:limit]
-        ]
-        token = (
-            rules.encode_page_token([items[-1].model_name, items[-1].version]) if len(rows) > limit else None
-        )
-        return _VersionPage(items=items, next_page_token=token)
+        return list(rows), by_version, limit
 
     def update_version(self, name: str, version: int, body: VersionUpdate, actor: Principal) -> VersionOut:
         changes = body.model_dump(mode="json", exclude_unset=True)

@@ -143,9 +143,7 @@ def _read_for(path: str, query: bytes) -> Callable[[Registry], bytes] | None:
 def _search_for(path: str, query: bytes) -> Callable[[Registry], bytes] | None:
     """A native version search (``GET /versions``, ``GET /models/{name}/versions``) from the cache; None
     for arguments the route would refuse (it answers with the error)."""
-    args = parse_qs(query.decode("latin-1"), keep_blank_values=True)
-    if set(args) - {"name_prefix", "status", "tag", "limit", "page_token"}:
-        return None
+    args = parse_qs(query.decode("latin-1"), keep_blank_values=True)  # others are ignored, as by the route
     single = {k: v[-1] for k, v in args.items() if k != "tag"}
     try:
         status = VersionStatus(single["status"]) if "status" in single else None
@@ -158,7 +156,7 @@ def _search_for(path: str, query: bytes) -> Callable[[Registry], bytes] | None:
     name = match[1] if match else None
 
     def build(registry: Registry) -> bytes:
-        page = registry.store.search_versions(
+        return registry.store.search_versions_json(
             name=name,
             name_prefix="" if name else single.get("name_prefix", ""),
             status=status,
@@ -166,7 +164,6 @@ def _search_for(path: str, query: bytes) -> Callable[[Registry], bytes] | None:
             limit=limit,
             page_token=single.get("page_token") or None,
         )
-        return page.__pydantic_serializer__.to_json(page)
 
     return lambda registry: registry.resolve_cache.cached_json(
         ("search", path, query), lambda: build(registry)
