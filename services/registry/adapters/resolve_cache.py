@@ -56,22 +56,40 @@ class ResolveCache:
 
     def cached_json(self, key: Hashable, build: Callable[[], bytes]) -> bytes:
         """Any read's answer by ``key``, kept like resolve's: served only while no change was committed since
-        it was built (MLflow's get-by-alias and get-version); ``build`` raises for what does not exist."""
+        it was built (get-version, searches, MLflow's reads); ``build`` raises for what does not exist.
+
+        ``build`` runs outside the lock (a search takes milliseconds; resolves must not wait for it); its
+        body is kept only if no change was committed meanwhile.
+        """
         with self._lock:
-            counter = self._read_counter()
-            if counter != self._counter:
-                self._bodies.clear()
-                self._bytes = 0
-                self._counter = counter
+            counter = self._current()
             body = self._bodies.get(key)
-            if body is None:
-                body = build()
+        if body is not None:
+            return body
+        body = build()  # read after the counter: at least as new as ``counter``
+        with self._lock:
+            if self._counter == counter:
                 if len(self._bodies) >= MAX_BODIES or self._bytes + len(body) > MAX_BYTES:
                     self._bodies.clear()  # a scan over every version: start again rather than grow
                     self._bytes = 0
                 self._bodies[key] = body
                 self._bytes += len(body)
-            return body
+        return body
+
+    def peek(self, key: Hashable) -> bytes | None:
+        """The cached answer by ``key`` if it is still current, without building one."""
+        with self._lock:
+            self._current()
+            return self._bodies.get(key)
+
+    def _current(self) -> int:
+        """The change counter now; the cached bodies are dropped if it moved (call with the lock held)."""
+        counter = self._read_counter()
+        if counter != self._counter:
+            self._bodies.clear()
+            self._bytes = 0
+            self._counter = counter
+        return counter
 
     def close(self) -> None:
         with self._lock:

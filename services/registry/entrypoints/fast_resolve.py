@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from urllib.parse import parse_qs
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,9 +26,7 @@ from services.registry.domain.auth import authenticate
 from services.registry.domain.mlflow_mapping import version_json, version_number
 from services.registry.domain.schemas import MAX_ID
 from services.registry.entrypoints.deps import Registry
-from services.registry.entrypoints.mlflow_registry import search_versions_json
 from services.registry.errors import RegistryError
-from shared.events import VersionStatus
 
 _RESOLVE_PATH = re.compile(r"/models/([^/]+)/aliases/([^/]+)")
 _VERSION_PATH = re.compile(r"/models/([^/]+)/versions/([1-9][0-9]{0,18})")
@@ -105,12 +103,8 @@ def _read_for(path: str, query: bytes) -> Callable[[Registry], bytes] | None:
     if path not in (_MLFLOW_ALIAS, _MLFLOW_VERSION, _MLFLOW_SEARCH):
         return None
     args = {k: v[-1] for k, v in parse_qs(query.decode("latin-1")).items()}
-    if path == _MLFLOW_SEARCH:
-        if "order_by" in args:
-            return None  # refused by the app, with its message
-        return lambda registry: registry.resolve_cache.cached_json(
-            ("mlflow-search", query), lambda: json.dumps(search_versions_json(registry, args)).encode()
-        )
+    if path == _MLFLOW_SEARCH:  # a search is built by the route, in a worker thread; cached bodies here
+        return lambda registry: _peek(registry, search_key(path, query))
     name = args.get("name", "")
     if path == _MLFLOW_ALIAS and name and args.get("alias"):
         alias = args["alias"]
@@ -141,33 +135,25 @@ def _read_for(path: str, query: bytes) -> Callable[[Registry], bytes] | None:
 
 
 def _search_for(path: str, query: bytes) -> Callable[[Registry], bytes] | None:
-    """A native version search (``GET /versions``, ``GET /models/{name}/versions``) from the cache; None
-    for arguments the route would refuse (it answers with the error)."""
-    args = parse_qs(query.decode("latin-1"), keep_blank_values=True)  # others are ignored, as by the route
-    single = {k: v[-1] for k, v in args.items() if k != "tag"}
-    try:
-        status = VersionStatus(single["status"]) if "status" in single else None
-        limit = int(single.get("limit", "100"))
-    except ValueError:
-        return None
-    if not 1 <= limit <= 1000:
-        return None
-    match = _MODEL_VERSIONS_PATH.fullmatch(path)
-    name = match[1] if match else None
+    """A native version search (``GET /versions``, ``GET /models/{name}/versions``) if it is cached; the
+    route builds (and caches) the others in a worker thread, so a search never holds up the event loop."""
+    return lambda registry: _peek(registry, search_key(path, query))
 
-    def build(registry: Registry) -> bytes:
-        return registry.store.search_versions_json(
-            name=name,
-            name_prefix="" if name else single.get("name_prefix", ""),
-            status=status,
-            tags=args.get("tag", []),
-            limit=limit,
-            page_token=single.get("page_token") or None,
-        )
 
-    return lambda registry: registry.resolve_cache.cached_json(
-        ("search", path, query), lambda: build(registry)
-    )
+def search_key(path: str, query: bytes) -> tuple[str, str, bytes]:
+    """The cache key of a search: its path and query string, as the route and this middleware see them."""
+    return ("search", path, query)
+
+
+def _peek(registry: Registry, key: Hashable) -> bytes:
+    body = registry.resolve_cache.peek(key)
+    if body is None:
+        raise NotCached("not cached")
+    return body
+
+
+class NotCached(RegistryError):
+    """Not in the cache: the app answers (and caches the answer)."""
 
 
 def _mlflow_body(registry: Registry, name: str, number: int) -> bytes:

@@ -8,13 +8,13 @@ answers MLflow's error JSON (docs/mlflow.md).
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ValidationError
 
 from services.registry.domain.mlflow_filter import MODEL_ID_TAG, RUN_ID_TAG, SOURCE_TAG, parse_filter
@@ -38,6 +38,7 @@ from services.registry.domain.schemas import (
     VersionUpdate,
 )
 from services.registry.entrypoints.deps import Admin, Reader, RegistryDep, Writer
+from services.registry.entrypoints.fast_resolve import search_key
 from services.registry.entrypoints.mlflow_common import PREFIX, Params, max_results, required
 from services.registry.errors import Conflict, Invalid, NotFound
 from services.registry.service import Registry
@@ -291,10 +292,17 @@ def delete_model_version(params: Params, registry: RegistryDep, user: Admin) -> 
 
 @router.get("/model-versions/search")
 @router.post("/model-versions/search")
-def search_model_versions(params: Params, registry: RegistryDep, _user: Reader) -> JSONResponse:
+def search_model_versions(request: Request, params: Params, registry: RegistryDep, _user: Reader) -> Response:
     """Versions matching the filter; one indexed query, the page serialised once (no response model).
-    GETs are usually answered before the framework, from the cache (fast_resolve.py)."""
-    return JSONResponse(search_versions_json(registry, params))
+    A GET's answer is kept for the next identical one until a change is committed (fast_resolve.py)."""
+
+    def build() -> bytes:
+        return json.dumps(search_versions_json(registry, params)).encode()
+
+    if request.method != "GET":
+        return Response(build(), media_type="application/json")
+    key = search_key(request.scope["path"], request.scope["query_string"])
+    return Response(registry.resolve_cache.cached_json(key, build), media_type="application/json")
 
 
 def search_versions_json(registry: Registry, params: dict[str, Any]) -> dict[str, Any]:

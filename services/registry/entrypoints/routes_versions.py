@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Annotated
 
-from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile, status
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from services.registry.domain.rules import check_profile_against_schema
 from services.registry.domain.schemas import Page, VersionCreate, VersionOut, VersionUpdate
 from services.registry.entrypoints.deps import Admin, Reader, RegistryDep, VersionNumber, Writer
+from services.registry.entrypoints.fast_resolve import search_key
 from services.registry.entrypoints.openapi import COMMON, errors
 from services.registry.errors import Invalid
 from services.registry.service import Registry
@@ -91,6 +92,7 @@ def _json(body: BaseModel, status_code: int = 200) -> Response:
 @router.get("/models/{name}/versions", response_model=Page[VersionOut], responses=errors(404))
 def list_versions(
     name: str,
+    request: Request,
     registry: RegistryDep,
     _user: Reader,
     status: VersionStatus | None = None,
@@ -99,13 +101,18 @@ def list_versions(
     page_token: str | None = None,
 ) -> Response:
     """A model's versions, newest first."""
-    return _json(
-        registry.store.search_versions(name=name, status=status, tags=tag, limit=limit, page_token=page_token)
+    return _cached_search(
+        request,
+        registry,
+        lambda: registry.store.search_versions_json(
+            name=name, status=status, tags=tag, limit=limit, page_token=page_token
+        ),
     )
 
 
 @router.get("/versions", response_model=Page[VersionOut])
 def search_versions(
+    request: Request,
     registry: RegistryDep,
     _user: Reader,
     name_prefix: str = "",
@@ -115,11 +122,19 @@ def search_versions(
     page_token: str | None = None,
 ) -> Response:
     """Versions across models (by model name, newest version first), keyset-paged."""
-    return _json(
-        registry.store.search_versions(
+    return _cached_search(
+        request,
+        registry,
+        lambda: registry.store.search_versions_json(
             name_prefix=name_prefix, status=status, tags=tag, limit=limit, page_token=page_token
-        )
+        ),
     )
+
+
+def _cached_search(request: Request, registry: Registry, build: Callable[[], bytes]) -> Response:
+    """A search page, kept for the next identical search until a change is committed (fast_resolve.py)."""
+    key = search_key(request.scope["path"], request.scope["query_string"])
+    return Response(registry.resolve_cache.cached_json(key, build), media_type="application/json")
 
 
 @router.get("/models/{name}/versions/{version}", responses=errors(404))
