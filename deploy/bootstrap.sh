@@ -10,6 +10,17 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   echo "driftloop needs Python 3.11 or newer (found: $("$PY" --version 2>&1))" >&2
   exit 1
 fi
+# Debian's chromium: the console's browser tests and the demo's screenshots drive it (Playwright, from the
+# venv, never downloads a browser). Installed only when missing, so an installed machine stays fast.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    printf 'setup: installing Debian'"'"'s chromium (browser tests, demo screenshots)\n' >&2
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2 \
+      || echo "setup: could not install chromium; the console's browser tests will fail and the demo skips its screenshots" >&2
+  else
+    echo "setup: chromium is missing: run 'sudo apt-get install -y chromium' for the console's browser tests and the demo's screenshots" >&2
+  fi
+fi
 stamp=.venv/.installed
 if [ -f "$stamp" ] && [ "$stamp" -nt requirements.lock ] && [ "$stamp" -nt pyproject.toml ]; then
   exit 0

@@ -32,6 +32,13 @@ class DriftThresholds(BaseModel):
         0.05, ge=0, le=1, description="Drop of accuracy against validation that counts as performance drift."
     )
     confidence: float = Field(0.99, gt=0.5, lt=1, description="Confidence of the performance-drop interval.")
+    min_importance_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Drift in a feature holding less than this share of the model's importance is ignored "
+        "(0: off).",
+    )
 
     @model_validator(mode="after")
     def _k_of_m(self) -> DriftThresholds:

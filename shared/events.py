@@ -125,6 +125,8 @@ class DriftKind(StrEnum):
     FEATURE = "feature"
     OUTPUT = "output"
     PERFORMANCE = "performance"
+    ESTIMATED_PERFORMANCE = "estimated_performance"
+    """Performance estimated without labels (CBPE/DLE) dropped; labels may not exist yet."""
 
 
 class DriftEvidence(BaseModel):
@@ -143,6 +145,27 @@ class DriftEvidence(BaseModel):
     drifted: bool
 
 
+class RankedFeature(BaseModel):
+    """A drifted feature weighed by how much the model relies on it: ``score`` = importance x effect."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    feature: str
+    importance: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="The feature's share of the model's permutation importance (None: unknown).",
+    )
+    effect: float = Field(ge=0, description="The drift's effect size over its threshold (above 1: drifted).")
+    score: float = Field(
+        ge=0, description="importance x effect; the event lists features by it, largest first."
+    )
+    ignored: bool = Field(
+        False, description="Below the model's min_importance_share: does not count as feature drift."
+    )
+
+
 class DriftDetected(Event):
     """The monitor decided that a model's inputs, outputs or performance changed."""
 
@@ -157,6 +180,21 @@ class DriftDetected(Event):
     windows_drifted: int = Field(ge=1, description="K in 'K of the last M windows'.")
     drifted_features: list[str] = Field(default_factory=list)
     evidence: list[DriftEvidence] = Field(default_factory=list)
+    ranked_features: list[RankedFeature] = Field(
+        default_factory=list,
+        description="Drifted features by importance x effect, largest first; empty without importance.",
+    )
+    importance_share_drifted: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Share of the model's importance held by drifted features (None: unknown).",
+    )
+    estimated_accuracy_change: float | None = Field(
+        None,
+        description="What the inputs' drift is estimated to cost, before labels: the alerting window's "
+        "estimated accuracy (CBPE) minus the version's validation accuracy; None without an estimator.",
+    )
 
 
 class DriftRecovered(Event):

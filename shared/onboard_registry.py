@@ -48,6 +48,8 @@ class Registered:
     features: int = 0
     profile_rows: int = 0
     warnings: list[str] = field(default_factory=list)
+    feature_importance: dict[str, float] = field(default_factory=dict)
+    """Permutation importance measured on the data given (empty without data)."""
 
 
 def registry_client(settings: Settings | None = None) -> httpx.Client:
@@ -180,6 +182,7 @@ def register_model(
         features=len(current["feature_schema"]["features"]),
         profile_rows=onboarding.reference_profile.rows if onboarding is not None else 0,
         warnings=warnings,
+        feature_importance=dict(onboarding.reference_profile.feature_importance) if onboarding else {},
     )
 
 

@@ -21,7 +21,9 @@ from typing import Any, Literal
 import pandas as pd
 
 from shared.answer_type import OutputType
+from shared.estimator import fit_estimator
 from shared.feature_schema import FeatureSchema, FeatureSpec, FeatureType
+from shared.importance import permutation_importance
 from shared.profile import ReferenceProfile, build_profile, category_key
 
 TaskType = Literal["binary_classification", "multiclass_classification", "regression"]
@@ -309,16 +311,36 @@ def onboard(
         if len(truth) and all(math.isfinite(e) for e in errors):
             measured["rmse"] = float(math.sqrt((errors**2).mean()))
         outputs = [float(p) for p in predictions]
+    schema = infer_schema(frame, names)
+    numeric = [f.name for f in schema.features if f.type not in ("categorical", "text")]
+    # fitted on the rows given: held-out rows make it honest, training rows make it optimistic (docs/monitor.md)
+    estimator = fit_estimator(
+        model, inputs[labelled], truth, numeric, classification=task == "classification"
+    )
     chosen = {**measured, **dict(metrics or {})}
     columns = {n: [None if pd.isna(v) else _plain(v) for v in inputs[n]] for n in names}
+    profile = build_profile(columns, predictions=outputs, metrics=chosen, estimator=estimator)
+    importance = _importance(model, inputs, frame[target], task)
     return Onboarding(
-        feature_schema=infer_schema(frame, names),
-        reference_profile=build_profile(columns, predictions=outputs, metrics=chosen),
+        feature_schema=schema,
+        reference_profile=profile.model_copy(update={"feature_importance": importance}),
         output_type=output_type(predictions),
         task_type=task_type,
         training_recipe=default_recipe(model, task),
         metrics=chosen,
     )
+
+
+def _importance(
+    model: Any, inputs: pd.DataFrame, target: pd.Series, task: Literal["classification", "regression"]
+) -> dict[str, float]:
+    """Permutation importance on (at most 2,000 of) the given rows; the model's failure is the message."""
+    try:
+        return permutation_importance(model, inputs, target, task)
+    except Exception as exc:  # any failure of the user's model on shuffled rows is the message to show
+        raise OnboardingError(
+            f"measuring feature importance failed ({type(exc).__name__}: {exc}); check --data and --target"
+        ) from exc
 
 
 def _plain(value: Any) -> object:

@@ -12,7 +12,9 @@ from collections.abc import Iterable, Mapping
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.events import FiniteFloat
 
 SKETCH_SIZE = 1000
 PSI_BINS = 10
@@ -51,6 +53,63 @@ class CategoricalProfile(BaseModel):
 ColumnProfile = Annotated[NumericProfile | CategoricalProfile, Field(discriminator="kind")]
 
 
+class Calibration(BaseModel):
+    """A monotone map from one class's raw probability to a calibrated one: linear between the points."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    x: list[float] = Field(min_length=1, description="Raw probabilities, ascending.")
+    y: list[float] = Field(min_length=1, description="Calibrated probability at each ``x``.")
+
+
+class LossTree(BaseModel):
+    """One regression tree as arrays (scikit-learn's layout): node i tests ``feature[i] <= threshold[i]``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    feature: list[int] = Field(description="Input index tested at each node; -2 at leaves.")
+    threshold: list[float]
+    left: list[int] = Field(description="Child when the test holds; -1 at leaves.")
+    right: list[int]
+    value: list[float] = Field(description="What a leaf predicts.")
+
+
+class LossModel(BaseModel):
+    """Direct loss estimation (DLE): small boosted trees predicting a regressor's loss from inputs and output."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    inputs: list[str] = Field(description="Numeric features used, then '__prediction__' for the output.")
+    fill: list[float] = Field(description="Value used for a missing input (its median on the holdout).")
+    base: float
+    learning_rate: float
+    trees: list[LossTree]
+
+
+class PerformanceEstimator(BaseModel):
+    """What the monitor needs to estimate a version's performance before labels arrive (CBPE, DLE).
+
+    Fitted by the trainer (or at registration) on held-out rows: for a classifier, a calibration per class
+    (isotonic); for a regressor, models of its absolute and squared error.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task: Literal["classification", "regression"]
+    rows: int = Field(ge=0, description="Held-out rows it was fitted on.")
+    classes: list[str] = Field(
+        default_factory=list, description="Class names as the model's probabilities key them."
+    )
+    calibration: dict[str, Calibration] = Field(
+        default_factory=dict, description="Class → calibration map (one-vs-rest; renormalised when applied)."
+    )
+    calibration_error: float | None = Field(
+        None, description="Expected calibration error (ECE, 10 bins) of the raw probabilities on the rows."
+    )
+    absolute_error: LossModel | None = None
+    squared_error: LossModel | None = None
+
+
 class ReferenceProfile(BaseModel):
     """Everything the monitor needs to judge one model version's live traffic."""
 
@@ -63,6 +122,21 @@ class ReferenceProfile(BaseModel):
         default_factory=dict,
         description="Validation metrics (e.g. accuracy) that performance drift is judged by.",
     )
+    estimator: PerformanceEstimator | None = Field(
+        None, description="How to estimate performance without labels (CBPE, DLE); None: not estimated."
+    )
+    feature_importance: dict[str, FiniteFloat] = Field(
+        default_factory=dict,
+        description="Permutation importance per feature on held-out rows: how much the model's score "
+        "(accuracy; RMSE for regression) worsens when the feature is shuffled. Empty: not measured.",
+    )
+
+    @model_validator(mode="after")
+    def _importance_of_profiled_features(self) -> ReferenceProfile:
+        unknown = sorted(set(self.feature_importance) - set(self.features))
+        if unknown:
+            raise ValueError(f"feature_importance names features the profile does not have: {unknown}")
+        return self
 
 
 def _as_array(values: Iterable[object]) -> np.ndarray:
@@ -228,6 +302,7 @@ def build_profile(
     columns: Mapping[str, Iterable[object]],
     predictions: Iterable[object] | None = None,
     metrics: Mapping[str, float] | None = None,
+    estimator: PerformanceEstimator | None = None,
 ) -> ReferenceProfile:
     """A version's reference profile from its training columns, outputs and validation metrics."""
     features = {name: column_profile(values) for name, values in columns.items()}
@@ -239,4 +314,5 @@ def build_profile(
         features=features,
         prediction=column_profile(predictions) if predictions is not None else None,
         metrics=dict(metrics or {}),
+        estimator=estimator,
     )

@@ -163,6 +163,11 @@ class Settings(BaseSettings):
         30.0, ge=0, description="How long the monitor reuses a reference profile read from the registry."
     )
     monitor_web_port: int = Field(6066, description="Port of a monitor worker's /health and /metrics.")
+    monitor_web_host: str = Field(
+        "127.0.0.1",
+        description="Address a monitor worker's /health and /metrics listen on: 0.0.0.0 in a container or "
+        "pod, so the advisor and Prometheus on other hosts can read them (read-only figures, no secrets).",
+    )
     # scaling advisor (docs/adr/0007-scaling-advisor.md)
     advisor_web_port: int = Field(
         6068, description="Port of the scaling advisor's /health, /advice and /metrics."
@@ -190,6 +195,11 @@ class Settings(BaseSettings):
         "",
         description="Comma-separated /health URLs of the monitor workers, for their busy time; empty is this "
         "machine's monitor (MONITOR_WEB_PORT).",
+    )
+    advisor_http_urls: str = Field(
+        "",
+        description="Comma-separated name=URL pairs of the HTTP services' /metrics the advisor reads for "
+        "request rate and p99 latency; empty is this machine's ingest, registry and model server.",
     )
     advisor_disk_warn_days: float = Field(
         30.0,
@@ -253,7 +263,11 @@ class Settings(BaseSettings):
         2.0, ge=0, description="How long a training trigger waits for others for the same model to coalesce."
     )
     trainer_web_port: int = Field(
-        6067, ge=0, description="Port of the trainer's /health and /metrics (127.0.0.1); 0 picks a free one."
+        6067, ge=0, description="Port of the trainer's /health and /metrics; 0 picks a free one."
+    )
+    trainer_web_host: str = Field(
+        "127.0.0.1",
+        description="Address the trainer's /health and /metrics listen on: 0.0.0.0 in a container or pod.",
     )
     code_version: str = Field(
         "", description="Commit of the training code recorded in lineage; empty is the package version."
@@ -271,6 +285,16 @@ class Settings(BaseSettings):
         120.0, gt=0, description="How long `driftloop up` waits for each service to become healthy."
     )
     # ingest
+    # web console (docs/console.md, docs/adr/0008-web-console.md)
+    console_host: str = Field(
+        "127.0.0.1", description="Address the web console binds; 0.0.0.0 to accept other machines."
+    )
+    console_port: int = Field(8300, description="Port of the web console (models, drift, training runs).")
+    console_refresh_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds between a console page's live updates while it is open; 0 turns them off.",
+    )
     ingest_host: str = Field(
         "127.0.0.1", description="Address the ingest HTTP service binds; 0.0.0.0 to accept other machines."
     )

@@ -231,6 +231,7 @@ def main(rows: int = 50_000) -> dict[str, Any]:
         "run_wall_s": cost["wall_s"],
         "train_cpu_s": cost["cpu_s"],
         "peak_memory_mb": cost["peak_memory_mb"],
+        "importance_s": cost["stages_s"].get("importance"),
         "rows": cost["rows"],
         "bytes_read": cost["bytes_read"],
         "artifact_bytes": sum(cost["artifact_bytes"].values()),

@@ -158,3 +158,27 @@ def drift(repeat: int = typer.Option(5, help="Runs per case; the median is print
     from driftloop.bench.drift import main
 
     main(repeat)
+
+
+@app.command("estimate")
+def estimate(
+    windows: int = typer.Option(30, help="One-minute windows of the covariate and concept streams."),
+    stationary_windows: int = typer.Option(60, help="One-minute windows of the stationary stream."),
+) -> None:
+    """Performance estimated without labels (CBPE) through a real monitor: error against the realized
+    accuracy, lead over the labels-based alert, false alarms; concept shift shown as its blind spot."""
+    from driftloop.bench.estimate import main
+
+    main(windows, stationary_windows)
+
+
+@app.command("console")
+def console(
+    versions: int = typer.Option(1000, help="Versions of the model (each registered through the registry)."),
+    windows: int = typer.Option(10_000, help="Monitor windows of the model (60 s apart)."),
+    repeats: int = typer.Option(5, help="Loads of each page; the median and worst are printed."),
+) -> None:
+    """Seconds to load each web console page of a model with 1,000 versions and 10,000 windows."""
+    from driftloop.bench.console import main
+
+    main(versions, windows, repeats)

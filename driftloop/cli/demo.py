@@ -20,7 +20,14 @@ def demo(
         False, "--json", help="End with the summary as one JSON object on the last line."
     ),
     out: Path | None = typer.Option(
-        None, "--out", help="Folder for report.html and accuracy-drift.png (default DATA_DIR/demo-report)."
+        None,
+        "--out",
+        help="Folder for report.html, accuracy-drift.png and the console's screenshots (default DATA_DIR/demo-report).",
+    ),
+    open_console: bool = typer.Option(
+        False,
+        "--open",
+        help="Open the web console in a browser as soon as it is up (its URL is always printed).",
     ),
 ) -> None:
     """Start a private Driftloop system, let a simulated app's data drift, and show the loop repair it.
@@ -32,7 +39,11 @@ def demo(
     from driftloop.process import InfraError
 
     try:
-        result = run_demo(Settings(), DemoOptions(fast=fast, rate=rate, out_dir=out), echo=typer.echo)
+        result = run_demo(
+            Settings(),
+            DemoOptions(fast=fast, rate=rate, out_dir=out, open_console=open_console),
+            echo=typer.echo,
+        )
     except InfraError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -44,6 +55,8 @@ def demo(
     typer.echo(f"report: {summary.report_path}")
     if result.png_path is not None:
         typer.echo(f"plot:   {result.png_path}")
+    for shot in result.screenshots:
+        typer.echo(f"console screenshot: {shot}")
     if json_output:
         typer.echo(summary.json_line())
     if not summary.loop_closed:

@@ -168,6 +168,7 @@ def _register_with_data(
 ) -> None:
     import joblib
 
+    from shared.importance import importance_shares
     from shared.mlflow_model import is_mlflow_model, load_estimator
     from shared.onboard_registry import RegistryRefused, read_data, register_model
     from shared.onboarding import OnboardingError
@@ -211,6 +212,11 @@ def _register_with_data(
         f"{result.features} features, reference profile of {result.profile_rows} rows, "
         f"predictions are {result.output_type}"
     )
+    if result.feature_importance:
+        shares = importance_shares(result.feature_importance)
+        top = sorted(shares.items(), key=lambda item: -item[1])[:5]
+        listed = ", ".join(f"{feature} {share:.0%}" for feature, share in top)
+        typer.echo(f"feature importance (share, on the data given): {listed or 'none above zero'}")
     if result.alias:
         typer.echo(f"{name}@{result.alias} → version {result.version}")
 

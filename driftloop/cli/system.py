@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import typer
 
@@ -210,9 +211,28 @@ def scale_advice(address: str) -> str:
     except (OSError, ValueError):
         return "           (its /advice did not answer)"
     advice = body.get("advice") or []
-    if not advice:
-        return "           no scaling advice: the trends hold the SLO with the workers there are"
-    return "\n".join(f"           advice: {a.get('message', a)}" for a in advice)
+    lines = [f"           advice: {a.get('message', a)}" for a in advice] or [
+        "           no scaling advice: the trends hold the SLO with the workers there are"
+    ]
+    http = body.get("http") or {}
+    if http:
+        lines.append(
+            "           http: " + "; ".join(http_line(name, seen) for name, seen in sorted(http.items()))
+        )
+    return "\n".join(lines)
+
+
+def http_line(name: str, seen: dict[str, Any]) -> str:
+    """``ingest 200 req/s, p99 4.1 ms, 0 5xx/s`` or ``registry unreachable``.
+
+    >>> http_line("ingest", {"requests_per_s": 200.0, "errors_per_s": 0.0, "p99_ms": 4.1})
+    'ingest 200 req/s, p99 4.1 ms, 0 5xx/s'
+    """
+    if seen.get("unreachable"):
+        return f"{name} unreachable"
+    p99 = seen.get("p99_ms")
+    latency = f"p99 {p99:g} ms" if p99 is not None else "no requests"
+    return f"{name} {seen.get('requests_per_s', 0):g} req/s, {latency}, {seen.get('errors_per_s', 0):g} 5xx/s"
 
 
 @app.command()
@@ -293,7 +313,9 @@ def _run_foreground(spec: ServiceSpec, extra: list[str]) -> int:
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def run(
     ctx: typer.Context,
-    service: str = typer.Argument(..., help="registry, ingest, monitor, trainer or serving"),
+    service: str = typer.Argument(
+        ..., help="registry, ingest, monitor, trainer, serving, advisor or console"
+    ),
     model: str | None = MODEL_OPTION,
 ) -> None:
     """Run one service in the foreground with the settings as they are (external servers on other machines).

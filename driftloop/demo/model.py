@@ -13,8 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from driftloop.demo.dataset import DriftingDataset, StreamPlan
 from shared.drift_thresholds import DriftThresholds
+from shared.estimator import fit_estimator
+from shared.importance import permutation_importance
 from shared.profile import ReferenceProfile, build_profile
 
 ESTIMATOR: dict[str, Any] = {"factory": "sklearn.discriminant_analysis:LinearDiscriminantAnalysis"}
@@ -114,8 +118,18 @@ def train_first_version(data: DriftingDataset, plan: StreamPlan) -> FirstVersion
         columns,
         predictions=[str(p) for p in estimator.predict(data.X(fit))],
         metrics={"accuracy": validation},
+        # calibrated on the held-out tail, so the monitor estimates accuracy before labels arrive
+        estimator=fit_estimator(
+            estimator, data.X(held_out), data.y(held_out), list(data.features), classification=True
+        ),
     )
-    return FirstVersion(estimator, validation, profile, fit, held_out)
+    # as the trainer does for every version: what the monitor ranks drifted features by
+    importance = permutation_importance(
+        estimator, data.X(held_out), pd.Series(data.y(held_out)), "classification"
+    )
+    return FirstVersion(
+        estimator, validation, profile.model_copy(update={"feature_importance": importance}), fit, held_out
+    )
 
 
 def oracle_accuracy(data: DriftingDataset, scored_rows: Sequence[int]) -> float:

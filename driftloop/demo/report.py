@@ -260,6 +260,25 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _mattering(summary: Summary) -> str:
+    """The alert's drifted features ranked by importance x effect, and the share of importance that moved."""
+    if not summary.ranked_features:
+        return ""
+    rows = [
+        [f["feature"], "unknown" if f["importance"] is None else f"{f['importance']:.0%}", f"{f['effect']:.2f}",
+         f"{f['score']:.2f}", "ignored (below min_importance_share)" if f["ignored"] else "counts"]
+        for f in summary.ranked_features
+    ]  # fmt: skip
+    moved = summary.importance_share_drifted
+    share = "unknown" if moved is None else f"{moved:.0%}"
+    return f"""<h2>Which drift matters</h2>
+<p>The first feature alert ranked its drifted features by importance (the feature's share of the model's
+permutation importance, measured on held-out rows when the version was made) times effect (the drift test's
+effect size over its threshold). The drifted features hold <b>{html.escape(share)}</b> of what the model
+relies on.</p>
+{_table(["feature", "importance", "effect", "score", "verdict"], rows)}"""
+
+
 def page(png: bytes, summary: Summary, entries: Sequence[Entry], windows: Sequence[WindowRow],
          context: dict[str, Any], started_at: float,
          statistics: Sequence[DriftStatistic] = ()) -> str:  # fmt: skip
@@ -299,6 +318,7 @@ drifts when it is significant (KS, Benjamini-Hochberg) and above the dashed thre
 <code>drift-events</code>, the registry moving <code>production</code> (<code>model-events</code>), and the
 first answer of the new version.</li>
 </ul>
+{_mattering(summary)}
 <h2>Timeline</h2>
 {_table(["at", "step", "what happened"], timeline)}
 <h2>Monitor windows</h2>

@@ -8,8 +8,11 @@ and the default plan.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
+import webbrowser
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -38,6 +41,7 @@ from driftloop.demo.observers import (
 )
 from driftloop.demo.registration import register_first_version
 from driftloop.demo.report import WindowRow, write_report
+from driftloop.demo.screenshots import console_screenshots
 from driftloop.demo.summary import Summary, summarize
 from driftloop.demo.system import (
     Pace,
@@ -47,10 +51,19 @@ from driftloop.demo.system import (
     fresh_data_dir,
     running_system,
 )
-from driftloop.demo.timeline import Step, Timeline, TrafficProgress, step_for_event, window_text
+from driftloop.demo.timeline import (
+    Entry,
+    Step,
+    Timeline,
+    TrafficProgress,
+    ranking_text,
+    step_for_event,
+    window_text,
+)
 from driftloop.infra.services import ServiceStatus
 from driftloop.infra.stack import ComponentStatus
 from driftloop.process import InfraError
+from shared.events import RankedFeature
 from shared.settings import Settings
 
 MODEL_NAME = "rainfall"
@@ -73,6 +86,7 @@ class DemoResult:
     png_path: Path | None
     settings: Settings
     context: dict[str, Any] = field(default_factory=dict)
+    screenshots: list[Path] = field(default_factory=list)
 
 
 def _status_line(status: ServiceStatus | ComponentStatus) -> str:
@@ -105,6 +119,7 @@ def closed_loop(
     model_name: str = MODEL_NAME,
     recipe: dict[str, Any] | None = None,
     stop_after_new_answers: int | None = None,
+    open_console: bool = False,
 ) -> DemoResult:
     """Run the loop once on ``settings`` and return what happened; stops every process it started.
 
@@ -113,6 +128,7 @@ def closed_loop(
     """
     timeline = Timeline(echo)
     threshold = drift_thresholds().numeric_effect
+    shots: list[Path] = []
 
     def started(status: ServiceStatus | ComponentStatus) -> None:
         timeline.add(Step.SYSTEM_UP, _status_line(status))
@@ -120,9 +136,15 @@ def closed_loop(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-first-version") as pool:
         first = pool.submit(train_first_version, data, plan)  # while the system starts
         with running_system(settings, start_infra=start_infra, report=started) as system:
+            console = f"http://{settings.console_host}:{settings.console_port}"
+            echo(f"console: {console} (live while the demo runs)")
+            if open_console:
+                _open_browser(console, echo)
             served, seen, windows, statistics = _drive(
                 system, data, plan, first.result(), timeline, model_name, recipe, stop_after_new_answers
             )
+            if out_dir is not None:  # while the system still runs: the pages after the loop closed
+                shots = console_screenshots(console, model_name, out_dir, echo)
     promotions = timeline.all(Step.PROMOTED)
     promoted_version = int(promotions[-1].data["version"]) if promotions else None
     detected = timeline.first(Step.DRIFT_DETECTED, version=str(FIRST_VERSION))
@@ -140,6 +162,9 @@ def closed_loop(
         promoted_version,
         oracle,
         drifted_features=list(named.data["features"]) if named is not None else [],
+        drift_ranking=_ranking(named),
+        importance_share_drifted=named.data.get("importance_share_drifted") if named is not None else None,
+        ranked_features=list(named.data.get("ranked", [])) if named is not None else [],
         refused=len(timeline.all(Step.REFUSED)),
         challenger_score=finished.data["challenger"] if finished is not None else None,
         champion_score=finished.data["champion"] if finished is not None else None,
@@ -164,7 +189,26 @@ def closed_loop(
             timeline.started_at,
         )  # fmt: skip
         summary = replace(summary, report_path=str(report))
-    return DemoResult(summary, timeline, served, seen, windows, statistics, report, png, settings, context)
+    return DemoResult(
+        summary, timeline, served, seen, windows, statistics, report, png, settings, context, shots
+    )
+
+
+def _open_browser(url: str, echo: Callable[[str], None]) -> None:
+    """Open ``url`` in the desktop's browser; without a display a text browser would take the terminal."""
+    if sys.platform != "darwin" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        echo(f"no display here: open {url} in a browser on this machine (or through an SSH tunnel)")
+        return
+    if not webbrowser.open(url):
+        echo(f"could not start a browser: open {url} yourself")
+
+
+def _ranking(named: Entry | None) -> str:
+    """The first feature alert's ranking as the timeline wrote it ("" when it had none)."""
+    if named is None or not named.data.get("ranked"):
+        return ""
+    ranked = [RankedFeature.model_validate(f) for f in named.data["ranked"]]
+    return ranking_text(ranked, named.data.get("importance_share_drifted"))
 
 
 def _drive(
@@ -291,6 +335,7 @@ class DemoOptions:
     fast: bool = False
     rate: float | None = None
     out_dir: Path | None = None
+    open_console: bool = False
 
     @property
     def after_answers(self) -> int:
@@ -315,5 +360,11 @@ def run_demo(base: Settings, options: DemoOptions, echo: Callable[[str], None]) 
     with exclusive(data_dir):
         fresh_data_dir(settings)
         return closed_loop(
-            settings, rainfall(), plan, echo, out_dir=out_dir, stop_after_new_answers=options.after_answers
+            settings,
+            rainfall(),
+            plan,
+            echo,
+            out_dir=out_dir,
+            stop_after_new_answers=options.after_answers,
+            open_console=options.open_console,
         )

@@ -48,6 +48,11 @@ class Summary:
     challenger_score: float | None = None
     champion_score: float | None = None
     run_seconds: float | None = None
+    drift_ranking: str = ""
+    """The alert's drifted features by importance x effect and the share of importance moved (timeline text)."""
+    importance_share_drifted: float | None = None
+    ranked_features: list[dict[str, Any]] = field(default_factory=list)
+    """The same ranking as ``DriftDetected.ranked_features`` (feature, importance, effect, score, ignored)."""
 
     @property
     def recovered(self) -> bool:
@@ -92,6 +97,7 @@ class Summary:
         return [
             ("drift detected", delay),
             ("drifted features", ", ".join(self.drifted_features) or "n/a"),
+            ("drift that matters", self.drift_ranking or "n/a"),
             ("promoted", f"{promoted} serving at the end (challenger {acc(self.challenger_score)} vs champion "
                          f"{acc(self.champion_score)} on the same held-out rows)"),
             ("drift to new model", f"{serving} from the first drifted request to the first answer of a "

@@ -49,9 +49,8 @@ def demo_settings(base: Settings, data_dir: Path, model_name: str, pace: Pace) -
 
     The cache folder (the Kafka jars) is kept, so the broker starts without resolving anything again.
     """
-    kafka, controller, clickhouse, registry, ingest, monitor, serving, trainer, advisor = distinct_free_ports(
-        9
-    )
+    ports = distinct_free_ports(10)
+    kafka, controller, clickhouse, registry, ingest, monitor, serving, trainer, advisor, console = ports
     return base.model_copy(
         update={
             "data_dir": data_dir,
@@ -72,6 +71,8 @@ def demo_settings(base: Settings, data_dir: Path, model_name: str, pace: Pace) -
             "monitor_web_port": monitor,
             "trainer_web_port": trainer,
             "advisor_web_port": advisor,
+            "console_port": console,
+            "console_refresh_seconds": 2.0,
             "monitor_window_seconds": pace.window_seconds,
             "monitor_allowed_lateness_seconds": pace.lateness_seconds,
             "monitor_label_wait_seconds": pace.label_wait_seconds,

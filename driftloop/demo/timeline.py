@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -23,6 +23,7 @@ from shared.events import (
     DriftDetected,
     DriftRecovered,
     ModelVersionRegistered,
+    RankedFeature,
     TrainingRunFailed,
     TrainingRunFinished,
     TrainingRunRejected,
@@ -96,6 +97,25 @@ def _features(names: list[str] | tuple[str, ...]) -> str:
     return ", ".join(names) if names else "no single feature"
 
 
+def ranking_text(ranked: Sequence[RankedFeature], moved: float | None) -> str:
+    """Drifted features by importance x effect, and how much of the model's importance moved.
+
+    >>> ranking_text([RankedFeature(feature="a", importance=0.5, effect=3.0, score=1.5)], 0.5)
+    "a (importance 50% x effect 3.0 = 1.50); 50% of the model's importance moved"
+    """
+    parts = []
+    for f in ranked:
+        if f.importance is None:
+            parts.append(f"{f.feature} (effect {f.effect:.1f})")
+        else:
+            ignored = ", ignored" if f.ignored else ""
+            parts.append(
+                f"{f.feature} (importance {f.importance:.0%} x effect {f.effect:.1f} = {f.score:.2f}{ignored})"
+            )
+    moved_text = "importance unknown" if moved is None else f"{moved:.0%} of the model's importance moved"
+    return f"{', '.join(parts)}; {moved_text}"
+
+
 def step_for_event(seen: Seen, first_version: int) -> tuple[Step, str, dict[str, Any]] | None:
     """The timeline step an event of the loop stands for, or None for events the view leaves out."""
     e = seen.event
@@ -106,10 +126,17 @@ def step_for_event(seen: Seen, first_version: int) -> tuple[Step, str, dict[str,
             f"({e.windows_drifted} of {e.windows_considered} windows, severity {e.severity:.2f}) "
             f"-> {seen.topic}"
         )
+        if e.ranked_features:
+            text += f"; what matters: {ranking_text(e.ranked_features, e.importance_share_drifted)}"
+        if e.estimated_accuracy_change is not None:
+            text += f"; estimated accuracy change before labels: {e.estimated_accuracy_change:+.2f}"
         found: dict[str, Any] = {
             "version": e.model_version,
             "features": list(e.drifted_features),
             "kinds": kinds,
+            "ranked": [f.model_dump(mode="json") for f in e.ranked_features],
+            "importance_share_drifted": e.importance_share_drifted,
+            "estimated_accuracy_change": e.estimated_accuracy_change,
         }
         return Step.DRIFT_DETECTED, text, found
     if isinstance(e, DriftRecovered):

@@ -180,6 +180,17 @@ def service_table(settings: Settings, serving_model: str | None = None) -> list[
             "/health",
             infra,
         ),
+        # the web console: reads the registry (as each viewer) and ClickHouse (docs/adr/0008)
+        ServiceSpec(
+            "console",
+            "services.console",
+            ("--port", str(settings.console_port)),
+            settings.console_host,
+            settings.console_port,
+            Health.HTTP,
+            "/health",
+            (Component.CLICKHOUSE,),
+        ),
     ]
 
 

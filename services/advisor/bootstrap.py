@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from services.advisor.adapters.clickhouse import ClickHouseAdviceSink, ClickHouseStorage
+from services.advisor.adapters.http_services import HttpServices
 from services.advisor.adapters.kafka import KafkaAdvicePublisher
 from services.advisor.adapters.monitor_health import MonitorHealth
 from services.advisor.domain.advice import Policy
@@ -17,6 +18,7 @@ from services.advisor.service import (
     AdvicePublisher,
     AdviceSink,
     Advisor,
+    HttpSource,
     LagSource,
     StorageSource,
     WatchedGroup,
@@ -45,6 +47,22 @@ def monitor_urls(settings: Settings) -> list[str]:
     return given or [f"http://127.0.0.1:{settings.monitor_web_port}/health"]
 
 
+def http_urls(settings: Settings) -> dict[str, str]:
+    """``name=url`` pairs of ``advisor_http_urls``; empty: this machine's ingest, registry and model server."""
+    given = [p.strip() for p in settings.advisor_http_urls.split(",") if p.strip()]
+    if given:
+        pairs = [p.partition("=") for p in given]
+        bad = [name for name, sep, url in pairs if not sep or not name or not url]
+        if bad:
+            raise ValueError(f"advisor_http_urls: expected name=url pairs, got {bad!r}")
+        return {name.strip(): url.strip() for name, _, url in pairs}
+    return {
+        "ingest": f"http://127.0.0.1:{settings.ingest_port}/metrics",
+        "registry": f"{settings.registry_url.rstrip('/')}/metrics",
+        "model-server": f"http://127.0.0.1:{settings.serving_port}/metrics",
+    }
+
+
 class Wiring(NamedTuple):
     advisor: Advisor
     loop: AdvisorLoop
@@ -60,6 +78,7 @@ def bootstrap(
     publisher: AdvicePublisher | None = None,
     sink: AdviceSink | None = None,
     clock: Callable[[], float] | None = None,
+    http: HttpSource | None = None,
 ) -> Wiring:
     """The advisor and its loop; each port not given is built from ``settings`` (Kafka, ClickHouse, monitors).
 
@@ -69,6 +88,7 @@ def bootstrap(
     topics = topic_names(settings.topic_prefix)
     lag_reader = LagReader(settings) if lag is None else None
     health = MonitorHealth(monitor_urls(settings)) if workers is None else None
+    services = HttpServices(http_urls(settings)) if http is None else None
     kafka = KafkaAdvicePublisher(producer(settings), topics.scale_advice) if publisher is None else None
 
     def connect() -> Any:
@@ -85,6 +105,7 @@ def bootstrap(
         sink=sink or ClickHouseAdviceSink(connect, settings.monitor_retention_days),
         policy=policy(settings),
         dependencies=Dependencies(),
+        http=http or services,
         **({"clock": clock} if clock else {}),
     )
 
@@ -95,7 +116,12 @@ def bootstrap(
             await lag_reader.start()
 
     async def stop() -> None:
-        for close in (kafka and kafka.stop, lag_reader and lag_reader.stop, health and health.close):
+        for close in (
+            kafka and kafka.stop,
+            lag_reader and lag_reader.stop,
+            health and health.close,
+            services and services.close,
+        ):
             if close:
                 await close()
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from services.advisor.domain.advice import (
     Advice,
     DiskReading,
+    DrainCeiling,
     GroupReading,
     Hysteresis,
     Policy,
@@ -25,8 +26,10 @@ from services.advisor.domain.advice import (
     capacity_per_worker,
     forecast,
     median_capacity,
+    saturated_rate_per_worker,
     spent_s,
 )
+from services.advisor.domain.http import HttpRates, HttpReading, combined, rates
 from shared.dependencies import Dependencies
 from shared.events import ScaleAdvised
 from shared.kafka.admin import GroupLag
@@ -38,6 +41,10 @@ class LagSource(Protocol):
 
 class WorkerSource(Protocol):
     async def read(self) -> list[WorkerReading]: ...
+
+
+class HttpSource(Protocol):
+    async def read(self) -> list[HttpReading]: ...
 
 
 class StorageSource(Protocol):
@@ -100,9 +107,12 @@ class Advisor:
         policy: Policy,
         dependencies: Dependencies | None = None,
         clock: Callable[[], float] = time.time,
+        http: HttpSource | None = None,
     ) -> None:
         self.groups = list(groups)
-        self.lag, self.workers, self.storage = lag, workers, storage
+        self.lag, self.workers, self.storage, self.http = lag, workers, storage, http
+        self._http_before: dict[tuple[str, str], HttpReading] = {}
+        self.http_names: list[str] = list(getattr(http, "urls", {}))  # to say which did not answer
         self.publisher, self.sink = publisher, sink
         self.policy = policy
         self.dependencies = dependencies or Dependencies()
@@ -110,6 +120,7 @@ class Advisor:
         keep = int(policy.window_s) + 2  # at least one reading a second is never needed
         self.history: dict[str, deque[GroupReading]] = {g.target: deque(maxlen=keep) for g in self.groups}
         self.capacities: deque[float] = deque(maxlen=CAPACITY_ESTIMATES)
+        self.ceilings: dict[str, DrainCeiling] = {g.target: DrainCeiling() for g in self.groups}
         self.disk: deque[DiskReading] = deque(maxlen=DISK_READINGS)
         self.hysteresis = Hysteresis()
         self.current: dict[str, ScaleAdvised] = {}
@@ -122,11 +133,13 @@ class Advisor:
         now = self.clock()
         advice: list[tuple[str, Advice | None]] = []
         await self._read_capacity()
-        capacity = median_capacity(self.capacities)
+        await self._read_http()
+        busy_capacity = median_capacity(self.capacities)
         for group in self.groups:
             group_lag = await self.lag.read(group.group, group.topics or None)
             self._remember(group, group_lag, now)
             history = self.history[group.target]
+            capacity = self._capacity(group.target, busy_capacity)
             f = forecast(list(history), capacity, self.policy)
             if f is not None:
                 self.signals[group.target].update(
@@ -177,9 +190,56 @@ class Advisor:
             "partitions": partitions,
             "lag": lag.lag,
             "lag_by_partition": {f"{p.topic}-{p.partition}": p.lag for p in lag.partitions},
-            "capacity_per_worker": median_capacity(self.capacities),
             "busy_fraction": self.signals.get("busy_fraction"),
         }
+
+    def _capacity(self, target: str, busy_capacity: float | None) -> float | None:
+        """One worker's capacity: the busy-time estimate, at most what a worker was seen to drain."""
+        history, ceiling = self.history[target], self.ceilings[target]
+        if len(history) >= 2:
+            seen = saturated_rate_per_worker(history[-2], history[-1])
+            if seen is not None:
+                ceiling.add(history[-1].at, seen)
+        drained = ceiling.value(history[-1].at)
+        self.signals[target]["capacity_per_worker_busy_time"] = busy_capacity
+        self.signals[target]["capacity_per_worker_drained"] = None if drained is None else round(drained, 1)
+        if drained is None:
+            capacity = busy_capacity
+        else:
+            capacity = drained if busy_capacity is None else min(busy_capacity, drained)
+        self.signals[target]["capacity_per_worker"] = capacity
+        return capacity
+
+    async def _read_http(self) -> None:
+        """Request rate, 5xx rate and p99 latency of each HTTP service since the last tick."""
+        if self.http is None:
+            return
+        try:
+            now = await self.http.read()
+        except Exception as exc:  # a signal, not a reason to stop advising on the rest
+            self.signals["http_error"] = str(exc) or type(exc).__name__
+            return
+        by_service: dict[str, list[HttpRates]] = {}
+        for reading in now:
+            key = (reading.service, reading.instance)
+            before = self._http_before.get(key)
+            measured = rates(before, reading) if before is not None else None
+            if measured is not None:
+                by_service.setdefault(reading.service, []).append(measured)
+            self._http_before[key] = reading
+        self.signals["http"] = {
+            service: {
+                "requests_per_s": round(total.requests_per_s, 1),
+                "errors_per_s": round(total.errors_per_s, 2),
+                "p99_ms": total.p99_ms,
+                "replicas": len(measured),
+            }
+            for service, measured in sorted(by_service.items())
+            for total in [combined(measured)]
+        }
+        read = {r.service for r in now}
+        for gone in sorted(set(self.http_names) - read):
+            self.signals["http"][gone] = {"unreachable": True}
 
     async def _read_capacity(self) -> None:
         try:

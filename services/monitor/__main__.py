@@ -32,8 +32,9 @@ async def serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stopping.set)
     web_port = args.web_port or monitor.settings.monitor_web_port
-    async with serve_http(monitor.metrics, loop.status, web_port):
-        log.info("monitor worker %s: /health and /metrics on http://127.0.0.1:%d", monitor.worker, web_port)
+    host = monitor.settings.monitor_web_host
+    async with serve_http(monitor.metrics, loop.status, web_port, host):
+        log.info("monitor worker %s: /health and /metrics on http://%s:%d", monitor.worker, host, web_port)
         await loop.run(stopping)
     log.info("monitor worker %s stopped", monitor.worker)
 

@@ -33,7 +33,9 @@ from services.monitor.domain.evaluation import (
     DataWindow,
     LabelWindow,
     WindowResult,
+    estimated_accuracy_change,
     evaluate_data_window,
+    evaluate_estimate_window,
     evaluate_label_window,
 )
 from services.monitor.domain.intake import Intake, Record, check_records
@@ -105,7 +107,10 @@ class RowSink(Protocol):
 class WindowReader(Protocol):
     """Reads a closed window of one model version back from the stored events."""
 
-    def data_window(self, model: str, version: str, start: datetime, end: datetime) -> DataWindow: ...
+    def data_window(
+        self, model: str, version: str, start: datetime, end: datetime, *, probabilities: bool = False
+    ) -> DataWindow:
+        """The window's events; with ``probabilities``, the class probabilities they logged too."""
 
     def label_window(
         self, model: str, version: str, start: datetime, end: datetime, *, labelled: bool
@@ -183,9 +188,16 @@ class WindowJudge:
             start, end = ms_to_datetime(start_ms), ms_to_datetime(end_ms)
             reference = self.profiles.get(model, version)
             progress.data.thresholds = reference.thresholds
-            data = self.windows.data_window(model, version, start, end)
+            estimated = reference.profile is not None and reference.profile.estimator is not None
+            data = self.windows.data_window(model, version, start, end, probabilities=estimated)
             result = evaluate_data_window(data, reference.profile, reference.thresholds)
-            out += self._record(model, version, "data", result, progress.data.observe(result.verdict))
+            estimate = evaluate_estimate_window(data, reference.profile, reference.thresholds)
+            cost = estimated_accuracy_change(estimate, reference.profile)
+            out += self._record(model, version, "data", result, progress.data.observe(result.verdict), cost)
+            if estimate is not None:
+                progress.estimate.thresholds = reference.thresholds
+                alert = progress.estimate.observe(estimate.verdict)
+                out += self._record(model, version, "estimate", estimate, alert)
             progress.judged(end_ms, data.count)
             log.info("%s v%s window %s: %d events, drift %s", model, version, start, data.count,
                      sorted(result.verdict.kinds))  # fmt: skip
@@ -244,7 +256,13 @@ class WindowJudge:
             self.sink.write(table, rows)
 
     def _record(
-        self, model: str, version: str, stream: str, result: WindowResult, alert: Alert | None
+        self,
+        model: str,
+        version: str,
+        stream: str,
+        result: WindowResult,
+        alert: Alert | None,
+        estimated_change: float | None = None,
     ) -> list[DriftAnnouncement]:
         now = datetime.now(UTC)
         self.on_judged(stream)
@@ -257,7 +275,7 @@ class WindowJudge:
         )
         if alert is None:
             return []
-        event = alert_event(model, version, stream, alert)
+        event = alert_event(model, version, stream, alert, estimated_change)
         self._pending[DRIFT_EVENTS].append(drift_event_row(event))
         return [event]
 

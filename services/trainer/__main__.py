@@ -1,6 +1,7 @@
 """``python -m services.trainer``: the trainer worker, configured from ``DRIFTLOOP_*`` settings.
 
-Serves ``/health`` and ``/metrics`` on 127.0.0.1 (``--web-port``, default ``DRIFTLOOP_TRAINER_WEB_PORT``).
+Serves ``/health`` and ``/metrics`` on ``DRIFTLOOP_TRAINER_WEB_HOST`` (127.0.0.1) and ``--web-port`` (default
+``DRIFTLOOP_TRAINER_WEB_PORT``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from shared.kafka.logs import quiet_kafka_client
 
 
 async def serve(process: TrainerProcess, web_port: int) -> None:
-    async with serve_health(process.metrics, process.dependencies, web_port):
+    host = process.settings.trainer_web_host
+    async with serve_health(process.metrics, process.dependencies, web_port, host):
         await process.worker.run()
 
 

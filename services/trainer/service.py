@@ -36,11 +36,12 @@ from services.trainer.domain.dataset import (
 )
 from services.trainer.domain.debounce import Trigger
 from services.trainer.domain.gate import GateDecision, Scorecard, decide
+from services.trainer.domain.importance import holdout_importance
 from services.trainer.domain.outcome import RunOutcome, cost_row, outcome_event, started_event
 from services.trainer.domain.recipe import TrainingRecipe, parse_recipe
 from services.trainer.domain.registered import RegisteredModel
-from services.trainer.domain.training import fit, infer_output_type, predict, score
-from services.trainer.domain.validation import validate_training_data
+from services.trainer.domain.training import fit, fit_version_estimator, infer_output_type, predict, score
+from services.trainer.domain.validation import labels_missing, validate_training_data
 from shared.answer_type import OUTPUT_TYPE_TAG, OUTPUT_TYPES, OutputType, output_type_of
 from shared.artifacts import ArtifactStore
 from shared.events import Event, TrainingRunFailed
@@ -103,6 +104,9 @@ def run_training(trigger: Trigger, ports: RunPorts, run_id: UUID | None = None) 
     meter.bytes_read = int(rows.memory_usage(deep=True).sum()) if len(rows) else 0
     frame = select_window(to_frame(rows, schema), recipe.window, trigger.window_start, recipe.random_state)
     meter.rows = len(frame)
+    unlabelled = labels_missing(trigger, frame)
+    if unlabelled is not None:
+        return RunOutcome(run_id, "rejected", cutoff, report=unlabelled, cost=meter.record())
     report = validate_training_data(frame, schema, recipe, label_column=recipe.label_column)
     meter.lap("shape_and_validate")
     if not report.ok:
@@ -132,14 +136,23 @@ def run_training(trigger: Trigger, ports: RunPorts, run_id: UUID | None = None) 
     meter.lap("evaluate")
 
     train = data[data[SPLIT] == "train"]
+    estimator = fit_version_estimator(challenger, holdout, recipe, schema)
+    version_metrics = dict(challenger_card.metrics)
+    if estimator is not None and estimator.calibration_error is not None:
+        version_metrics["calibration_error"] = estimator.calibration_error  # ECE of the raw probabilities
     profile = build_profile(
         _profile_columns(train, schema, features),
         predictions=predict(challenger, train, recipe, schema),
-        metrics=challenger_card.metrics,
+        metrics=version_metrics,
+        estimator=estimator,
     )
+    meter.lap("profile")
+    importance = holdout_importance(challenger, holdout, recipe, schema)  # at most 2,000 rows
+    profile = profile.model_copy(update={"feature_importance": importance})
+    meter.lap("importance")
     artifact, filename = _serialize(challenger, champion_artifact)
     meter.artifact_bytes["model"] = len(artifact)
-    meter.lap("profile_and_serialize")
+    meter.lap("serialize")
     cost = meter.record()
     metadata = _version_metadata(
         trigger,
@@ -154,7 +167,7 @@ def run_training(trigger: Trigger, ports: RunPorts, run_id: UUID | None = None) 
         cost,
         code_version(ports.code_version),
     )
-    metadata["metrics"] = {**challenger_card.metrics, **metadata["metrics"]}
+    metadata["metrics"] = {**version_metrics, **metadata["metrics"]}
     metadata["reference_profile"] = profile.model_dump(mode="json")
     recorded = output_type_of(challenger)
     if recorded is not None:  # what the model servers cast answers to, whatever the next estimator does

@@ -159,6 +159,13 @@ def test_the_topics_carry_drift_training_and_promotion_in_causal_order(loop: Dem
     assert first_drift.window_end.timestamp() > drift_began  # only windows with drifted rows alerted
     feature_alert = next(d for d in drifts if d.drifted_features)
     assert "sea_level_pressure" in feature_alert.drifted_features
+    # ranked by importance x effect against the first version's permutation importance
+    ranked = feature_alert.ranked_features
+    assert {f.feature for f in ranked} == set(feature_alert.drifted_features)
+    assert (
+        all(f.importance is not None for f in ranked) and feature_alert.importance_share_drifted is not None
+    )
+    assert [f.score for f in ranked] == sorted((f.score for f in ranked), reverse=True)
 
     runs = found[topics.training_runs]
     started = next(e for e in runs if isinstance(e, TrainingRunStarted))
@@ -224,5 +231,11 @@ def test_clickhouse_holds_every_prediction_label_window_test_and_run(loop: DemoR
 def test_the_report_files_are_written(loop: DemoResult, tmp_path: Path) -> None:
     assert loop.report_path is not None and loop.report_path.name == "report.html"
     page = loop.report_path.read_text()
-    for text in ("drift detected", "accuracy after recovery", "oracle accuracy", "PROMOTED"):
+    for text in (
+        "drift detected",
+        "accuracy after recovery",
+        "oracle accuracy",
+        "PROMOTED",
+        "Which drift matters",
+    ):
         assert text in page

@@ -114,7 +114,8 @@ class User:
 
 
 def make_user(home: Path, model: str) -> User:
-    kafka, controller, clickhouse, s3, registry, ingest, monitor, serving, trainer, advisor = free_ports(10)
+    ports = free_ports(11)
+    kafka, controller, clickhouse, s3, registry, ingest, monitor, serving, trainer, advisor, console = ports
     values = {
         "DRIFTLOOP_DATA_DIR": str(home / ".driftloop"),
         "DRIFTLOOP_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}",
@@ -127,6 +128,7 @@ def make_user(home: Path, model: str) -> User:
         "DRIFTLOOP_MONITOR_WEB_PORT": str(monitor),
         "DRIFTLOOP_TRAINER_WEB_PORT": str(trainer),
         "DRIFTLOOP_ADVISOR_WEB_PORT": str(advisor),
+        "DRIFTLOOP_CONSOLE_PORT": str(console),
         "DRIFTLOOP_SERVING_PORT": str(serving),
         "DRIFTLOOP_TOPIC_PREFIX": random_topic_prefix(),
         **PACE,

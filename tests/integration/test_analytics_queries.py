@@ -21,7 +21,7 @@ from driftloop.cli.sql import parse_params
 from driftloop.cost.report import ensure_view
 from services.monitor.adapters.clickhouse import storage
 from services.trainer.domain.run_table import RUN_COLUMNS, training_runs_ddl
-from shared.events import DriftEvidence
+from shared.events import DriftEvidence, RankedFeature
 from tests.fixtures.clickhouse import random_database
 
 pytestmark = pytest.mark.integration
@@ -148,6 +148,10 @@ def _window_metrics() -> Rows:
         _metric("churn", "2", at(2, hours=1), "labelled", 0),  # no labels yet: no accuracy
         _metric("fraud", "1", at(0), "accuracy", 0.1),
         _metric("fraud", "1", at(0), "labelled", 100),
+        _metric("churn", "1", at(0), "estimated_accuracy", 0.6),  # realized: the re-judged 0.5
+        _metric("churn", "1", at(0), "estimated_accuracy_high", 0.9),  # a band's end: not an estimate
+        _metric("churn", "1", at(1), "estimated_accuracy", 0.7),  # realized 1.0
+        _metric("churn", "2", at(2, hours=1), "estimated_accuracy", 0.4),  # no labels yet: left out
     ]
 
 
@@ -193,12 +197,21 @@ def _drift_events() -> Rows:
         (uuid.uuid4(), "drift_detected", "churn", "2", at(5, hours=1), ["performance"], 0.15, [ACCURACY]),
         (uuid.uuid4(), "drift_detected", "fraud", "1", at(3), ["feature"], 1.0, [AGE]),
     ]
+    ranked = {FEATURE_DRIFT: (RANKED, 0.7)}  # the others: a performance alert, a recovery, an older release's
     return [
         [event_id, kind, model, version, end, end - MINUTE, end, kinds, severity,
          [e.feature for e in evidence if e is not ACCURACY],
-         json.dumps([e.model_dump(mode="json") for e in evidence])]
+         json.dumps([e.model_dump(mode="json") for e in evidence]),
+         json.dumps([f.model_dump(mode="json") for f in ranked.get(event_id, ([], None))[0]]),
+         ranked.get(event_id, ([], None))[1], -0.07 if event_id == FEATURE_DRIFT else None]
         for event_id, kind, model, version, end, kinds, severity, evidence in rows
     ]  # fmt: skip
+
+
+RANKED = [
+    RankedFeature(feature="plan", importance=0.1, effect=2.0, score=0.2),
+    RankedFeature(feature="age", importance=0.6, effect=3.0, score=1.8),
+]
 
 
 def _data_quality() -> Rows:
@@ -287,7 +300,8 @@ TABLES: list[tuple[str, str, Callable[[], Rows]]] = [
     ("drift_tests", "model_name model_version window_start window_end feature test statistic p_value "
      "threshold reference_size current_size drifted computed_at", _drift_tests),
     ("drift_events", "event_id event_type model_name model_version occurred_at window_start window_end kinds "
-     "severity drifted_features evidence", _drift_events),
+     "severity drifted_features evidence ranked_features importance_share_drifted estimated_accuracy_change",
+     _drift_events),
     ("data_quality", "event_id model_name model_version interval_start interval_end events feature problem "
      "count", _data_quality),
     ("dead_letters", "event_id model_name source reason detail original source_partition source_offset "
@@ -371,14 +385,20 @@ def test_page_has_no_sql_outside_named_blocks() -> None:
 
 SAMPLE_PARAMS = {
     "model": "churn", "feature": "age", "alias": "production", "at": at(0),
-    "event_id": str(FEATURE_DRIFT), "cpu_hour": 1.0, "gb_month": 1.0, **DAY,
+    "event_id": str(FEATURE_DRIFT), "cpu_hour": 1.0, "gb_month": 1.0, "version": "1", "edges": [10.0, 20.0],
+    **DAY,
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("name", sorted(QUERIES))
-def test_query_returns_the_columns_the_page_names(client: Any, name: str) -> None:
+def test_query_returns_the_columns_the_page_names(client: Any, window_client: Any, name: str) -> None:
     wanted = set(re.findall(r"\{(\w+):", QUERIES[name]))
     params = {k: v for k, v in SAMPLE_PARAMS.items() if k in wanted}
+    if name.startswith("window_") and "feature" in wanted:  # an empty GROUP BY answer has no columns
+        client, params = (
+            window_client,
+            {**params, **WINDOW, "feature": "tenure" if "edges" in wanted else "plan"},
+        )
     assert columns(client, name, **params) == documented_columns().get(name)
 
 
@@ -420,6 +440,13 @@ def test_accuracy_by_version_is_weighted_by_labelled_predictions(client: Any) ->
         ["1", H11, 0.8, 5],
         ["2", H11, 0.825, 40],  # (0.6 * 10 + 0.9 * 30) / 40; the unlabelled window is left out
     ]
+
+
+@covers("estimation_error")
+def test_estimation_error_compares_estimates_with_realized_windows_only(client: Any) -> None:
+    rows = run(client, "estimation_error", model="churn")
+    assert [r[:3] for r in rows] == [["1", "accuracy", 2]]
+    assert rows[0][3:] == [pytest.approx(0.2), pytest.approx(0.3)]  # |0.6 - 0.5| and |0.7 - 1.0|
 
 
 @covers("accuracy_from_labels")
@@ -468,6 +495,15 @@ def test_drift_timeline_unpacks_the_evidence_of_each_event(client: Any) -> None:
         ["plan", "chi2+jensen_shannon", 40.0, 1e-6, 0.2, 0.1, 800, 250],
         [None] * 8,
         ["accuracy", "accuracy_drop", 0.7, None, 0.15, 0.85, 0, 300],
+    ]
+
+
+@covers("drift_ranked_features")
+def test_drift_ranked_features_lists_each_alerts_features_highest_score_first(client: Any) -> None:
+    rows = run(client, "drift_ranked_features", model="churn", **DAY)
+    assert rows == [
+        [utc(at(2)), "1", 0.7, -0.07, "age", 0.6, 3.0, 1.8, False],
+        [utc(at(2)), "1", 0.7, -0.07, "plan", 0.1, 2.0, 0.2, False],
     ]
 
 
@@ -629,3 +665,125 @@ def test_dashboard_drift_annotations_run(client: Any) -> None:
         [utc(at(10)), "drift_recovered v1: "],
         [utc(at(5, hours=1)), "drift_detected v2: "],
     ]
+
+
+# ------------------------------------------------------------------ the web console's queries
+
+
+@covers("window_summary")
+def test_window_summary_has_one_row_per_window_and_version(client: Any) -> None:
+    rows = [[r[1], r[2], *r[4:]] for r in run(client, "window_summary", model="churn", **DAY)]
+    assert rows == [
+        ["1", utc(at(0)), 4.0, 0.5, 0.6, 2.0],  # the re-judged accuracy, beside the estimate
+        ["1", utc(at(1)), 0.0, 1.0, 0.7, 2.0],
+        ["2", utc(at(0, hours=1)), 0.0, 0.6, None, 10.0],
+        ["2", utc(at(1, hours=1)), 0.0, 0.9, None, 30.0],
+        ["2", utc(at(2, hours=1)), 0.0, None, 0.4, 0.0],  # no labels yet: no accuracy, only the estimate
+        ["1", utc(at(59, hours=1)), 0.0, 0.8, None, 5.0],
+    ]
+    assert {r[0] for r in run(client, "window_summary", model="", **DAY)} == {"churn", "fraud"}
+
+
+@covers("last_drift_announcement")
+def test_last_drift_announcement_of_each_model(client: Any) -> None:
+    assert run(client, "last_drift_announcement") == [
+        ["churn", "drift_detected", "2", ["performance"], utc(at(5, hours=1))],
+        ["fraud", "drift_detected", "1", ["feature"], utc(at(3))],
+    ]
+
+
+@covers("drift_events_of_model")
+def test_drift_events_of_a_model_newest_first(client: Any) -> None:
+    rows = run(client, "drift_events_of_model", model="churn", **DAY)
+    assert [r[1] for r in rows] == ["drift_detected", "drift_recovered", "drift_detected"]
+    assert rows[-1][0] == FEATURE_DRIFT and rows[-1][-1] == ["age", "plan"]
+
+
+@covers("drift_event_evidence")
+def test_drift_event_evidence_per_feature(client: Any) -> None:
+    rows = run(client, "drift_event_evidence", model="churn", event_id=str(FEATURE_DRIFT))
+    assert [r[4:] for r in rows] == [
+        ["age", "ks+wasserstein_norm", 0.3, 0.0001, 0.4, 0.1, 1000, 250],
+        ["plan", "chi2+jensen_shannon", 40.0, 1e-6, 0.2, 0.1, 800, 250],
+    ]
+
+
+@pytest.fixture(scope="module")
+def window_client(clickhouse_server: Any) -> Iterator[Any]:
+    """A database of its own with one window of predictions carrying features (1..10; b, a, a, a, b)."""
+    import clickhouse_connect
+
+    database = random_database()
+    admin = clickhouse_connect.get_client(host=clickhouse_server.host, port=clickhouse_server.port)
+    admin.command(f"CREATE DATABASE {database}")
+    ch = clickhouse_connect.get_client(
+        host=clickhouse_server.host, port=clickhouse_server.port, database=database
+    )
+    try:
+        create_schema(ch)
+        rows = [
+            [uuid.uuid4(), "m", "1", f"p{i}", at(i / 20), {"tenure": float(i)} if i else {},
+             {"plan": "a" if i % 4 else "b"} if i <= 4 else {}, "1", at(1)]
+            for i in range(11)
+        ]  # fmt: skip
+        columns = (
+            "event_id model_name model_version prediction_id occurred_at num_features cat_features prediction"
+        )
+        ch.insert("predictions", rows, column_names=[*columns.split(), "ingested_at"])
+        yield ch
+    finally:
+        ch.close()
+        admin.command(f"DROP DATABASE IF EXISTS {database}")
+        admin.close()
+
+
+WINDOW = {"model": "m", "version": "1", "start": at(0), "end": at(1)}
+
+
+@covers("window_feature_bins")
+def test_window_feature_bins_count_values_between_the_edges(window_client: Any) -> None:
+    rows = run(window_client, "window_feature_bins", feature="tenure", edges=[3.0, 7.0], **WINDOW)
+    assert rows == [[0, 2], [1, 4], [2, 4]]  # 1, 2 | 3 to 6 | 7 to 10; the row without tenure is left out
+
+
+@covers("window_feature_quantiles")
+def test_window_feature_quantiles_span_the_window(window_client: Any) -> None:
+    [[quantiles, values]] = run(window_client, "window_feature_quantiles", feature="tenure", **WINDOW)
+    assert values == 10 and len(quantiles) == 21 and quantiles[0] == 1.0 and quantiles[-1] == 10.0
+
+
+@covers("window_category_counts")
+def test_window_category_counts(window_client: Any) -> None:
+    assert run(window_client, "window_category_counts", feature="plan", **WINDOW) == [["a", 3], ["b", 2]]
+
+
+@covers("training_runs_of_model")
+def test_training_runs_of_a_model_newest_first(client: Any) -> None:
+    rows = run(client, "training_runs_of_model", model="churn")
+    assert [(r[1], r[5]) for r in rows] == [("failed", 0), ("rejected", 0), ("finished", 1), ("finished", 0)]
+
+
+@covers("dead_letters_by_period")
+def test_dead_letters_by_five_minutes_and_reason(client: Any) -> None:
+    assert run(client, "dead_letters_by_period", **DAY) == [
+        [utc(at(0)), "invalid_json", 1],  # "bad 1" was replayed: counted once
+        [utc(at(5)), "invalid_json", 1],
+        [utc(at(10)), "invalid_json", 1],
+        [utc(at(20)), "unknown_model", 1],
+        [utc(at(30)), "schema_mismatch", 1],
+        [utc(at(40)), "schema_mismatch", 1],
+    ]
+
+
+@covers("dead_letter_samples")
+def test_dead_letter_samples_newest_first_with_original(client: Any) -> None:
+    rows = run(client, "dead_letter_samples", **DAY)
+    assert [r[4] for r in rows] == [
+        "label missing 2",
+        "label missing 1",
+        "no such model",
+        "bad 3",
+        "bad 2",
+        "bad 1",
+    ]
+    assert rows[0][5] in ("{not json", b"{not json")

@@ -100,6 +100,7 @@ def _checkout(root: Path) -> Checkout:
         "serving",
         "trainer",
         "advisor",
+        "console",
     )
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     venv_bin = root / ".venv" / "bin"
@@ -118,6 +119,7 @@ def _checkout(root: Path) -> Checkout:
         "DRIFTLOOP_MONITOR_WEB_PORT": str(ports["monitor"]),
         "DRIFTLOOP_TRAINER_WEB_PORT": str(ports["trainer"]),
         "DRIFTLOOP_ADVISOR_WEB_PORT": str(ports["advisor"]),
+        "DRIFTLOOP_CONSOLE_PORT": str(ports["console"]),
         "DRIFTLOOP_SERVING_PORT": str(ports["serving"]),
         "DRIFTLOOP_TOPIC_PREFIX": random_topic_prefix(),
     }

@@ -263,6 +263,15 @@ def test_closed_reads_need_a_token(tmp_path: Path) -> None:
         assert c.get("/models", headers=READER).status_code == 200
 
 
+def test_whoami_names_the_callers_role_as_the_audit_log_would(tmp_path: Path, client: TestClient) -> None:
+    assert client.get("/whoami", headers=READER).json() == {"name": "rita", "role": "reader"}
+    assert client.get("/whoami", headers=WRITER).json() == {"name": "wes", "role": "writer"}
+    assert client.get("/whoami").json() == {"name": "anonymous", "role": "reader"}
+    assert client.get("/whoami", headers={"Authorization": "Bearer nope"}).status_code == 401
+    with TestClient(create_app(bootstrap(registry_settings(tmp_path, registry_open_reads=False)))) as c:
+        assert c.get("/whoami").status_code == 401
+
+
 def test_every_write_is_in_the_audit_log(client: TestClient) -> None:
     name = model_name()
     create_model(client, name)
@@ -309,6 +318,31 @@ def test_reference_profile_is_kept_apart_and_served_to_the_monitor(client: TestC
     assert none.status_code == 404 and none.json()["error"]["field"] == "reference_profile"
 
 
+def test_feature_importance_is_served_most_important_first_with_shares(client: TestClient) -> None:
+    from shared.profile import build_profile
+
+    name = model_name()
+    create_model(client, name)
+    columns = {"age": [float(v) for v in range(100)], "plan": ["free", "pro"] * 50, "noise": [0.0] * 100}
+    profile = build_profile(columns)
+    measured = profile.model_copy(update={"feature_importance": {"plan": 0.25, "age": 0.75, "noise": -0.01}})
+    upload_version(client, name, reference_profile=measured.model_dump(mode="json"))
+    upload_version(client, name, reference_profile=profile.model_dump(mode="json"))
+    served = client.get(f"/models/{name}/versions/1/feature-importance").json()
+    assert list(served["importance"]) == ["age", "plan", "noise"]
+    assert served["shares"] == {"age": 0.75, "plan": 0.25, "noise": 0.0}
+    kept = client.get(f"/models/{name}/versions/1/reference-profile").json()["feature_importance"]
+    assert kept == {"plan": 0.25, "age": 0.75, "noise": -0.01}
+    stray = profile.model_dump(mode="json") | {"feature_importance": {"tenure": 0.5}}
+    body = {"artifact_uri": "file:///x", "reference_profile": stray}
+    refused = client.post(f"/models/{name}/versions", json=body, headers=WRITER)
+    assert refused.status_code == 422 and "tenure" in refused.text
+    unmeasured = client.get(f"/models/{name}/versions/2/feature-importance").json()
+    assert unmeasured["importance"] == {} and unmeasured["shares"] == {}
+    missing = client.get(f"/models/{name}/versions/3/feature-importance")
+    assert missing.status_code == 404 and missing.json()["error"]["field"] == "version"
+
+
 def test_a_profile_contradicting_the_schema_is_refused_with_422_naming_the_feature(
     client: TestClient,
 ) -> None:
@@ -336,3 +370,23 @@ def test_a_profile_contradicting_the_schema_is_refused_with_422_naming_the_featu
         error = response.json()["error"]
         assert error["field"] == "reference_profile.features.age" and "'age'" in error["message"]
     assert client.get(f"/models/{name}").json()["latest_version"] == 0
+
+
+def test_metrics_count_every_request_by_status_class_for_the_scaling_advisor(client: TestClient) -> None:
+    """``/metrics`` counts what the registry answered, the resolve fast path included, in the form the
+    advisor reads (docs/advisor.md); scraping it is not counted."""
+    from services.advisor.adapters.http_services import parse
+
+    before = parse("registry", 0.0, client.get("/metrics").text)
+    name = model_name()
+    create_model(client, name)
+    upload_version(client, name)
+    assert client.put(f"/models/{name}/aliases/production", json={"version": 1}, headers=WRITER).is_success
+    for _ in range(5):
+        assert client.get(f"/models/{name}/aliases/production").status_code == 200
+    assert client.get(f"/models/{name}-missing").status_code == 404
+    after = parse("registry", 10.0, client.get("/metrics").text)
+    assert before is not None and after is not None
+    assert after.requests - before.requests == 9
+    assert after.errors == before.errors
+    assert after.buckets[-1][1] - before.buckets[-1][1] == 9

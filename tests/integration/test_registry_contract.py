@@ -46,6 +46,7 @@ def name(client: TestClient) -> str:
         ("GET", "/models/{name}/versions/{big}", None),
         ("GET", "/models/{name}/versions/{big}/artifact", None),
         ("GET", "/models/{name}/versions/{big}/reference-profile", None),
+        ("GET", "/models/{name}/versions/{big}/feature-importance", None),
         ("PATCH", "/models/{name}/versions/{big}", {"description": "x"}),
         ("PUT", "/models/{name}/aliases/production", {"version": BIG}),
         (

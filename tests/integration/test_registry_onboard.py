@@ -81,6 +81,9 @@ def test_register_with_data_and_promote_gives_the_loop_schema_profile_recipe_and
     assert version["has_reference_profile"] and profile.rows == len(cancer)
     assert set(profile.features) == set(features) and profile.prediction is not None
     assert profile.metrics == version["metrics"] and 0.9 < profile.metrics["accuracy"] <= 1.0
+    # permutation importance on the data given: what the monitor ranks drifted features by
+    assert set(profile.feature_importance) == set(features) and max(profile.feature_importance.values()) > 0
+    assert "feature importance (share, on the data given): " in out
 
 
 def test_parquet_data_and_a_model_fitted_on_some_columns_give_a_schema_of_those_columns(
@@ -172,7 +175,8 @@ def test_a_blind_registration_warns_naming_the_fix_and_set_changes_schema_recipe
 
     (tmp_path / "schema.json").write_text(json.dumps({"features": [{"name": "age", "type": "integer"}]}))
     (tmp_path / "recipe.json").write_text(json.dumps({"estimator": {"factory": "sklearn.svm:SVC"}}))
-    (tmp_path / "thresholds.json").write_text(json.dumps({"numeric_effect": 0.5, "windows_needed": 3}))
+    thresholds = {"numeric_effect": 0.5, "windows_needed": 3, "min_importance_share": 0.05}
+    (tmp_path / "thresholds.json").write_text(json.dumps(thresholds))
     code, out = run(
         registry_url, "w", "set", name, "--schema", str(tmp_path / "schema.json"),
         "--recipe", str(tmp_path / "recipe.json"), "--thresholds", str(tmp_path / "thresholds.json"),
@@ -183,6 +187,7 @@ def test_a_blind_registration_warns_naming_the_fix_and_set_changes_schema_recipe
     assert entry["feature_schema"]["features"][0]["name"] == "age"
     assert entry["training_recipe"] == {"estimator": {"factory": "sklearn.svm:SVC"}}
     assert entry["drift_thresholds"]["numeric_effect"] == 0.5
+    assert entry["drift_thresholds"]["min_importance_share"] == 0.05  # what the monitor reads per model
 
     (tmp_path / "bad.json").write_text(json.dumps({"features": [{"name": "age", "type": "number"}]}))
     code, out = run(registry_url, "w", "set", name, "--schema", str(tmp_path / "bad.json"))

@@ -30,8 +30,10 @@ class System:
     """One isolated system: its own data dir, ports and topic prefix, passed to the CLI through env vars."""
 
     def __init__(self, data_dir: Path) -> None:
-        ports = free_ports(10)
-        kafka, controller, clickhouse, s3, registry, ingest, monitor, serving, trainer, advisor = ports
+        ports = free_ports(11)
+        kafka, controller, clickhouse, s3, registry, ingest, monitor, serving, trainer, advisor, console = (
+            ports
+        )
         self.data_dir = data_dir
         self.ports = {
             "kafka": kafka,
@@ -55,6 +57,7 @@ class System:
             "DRIFTLOOP_MONITOR_WEB_PORT": str(monitor),
             "DRIFTLOOP_TRAINER_WEB_PORT": str(trainer),
             "DRIFTLOOP_ADVISOR_WEB_PORT": str(advisor),
+            "DRIFTLOOP_CONSOLE_PORT": str(console),
             "DRIFTLOOP_SERVING_PORT": str(serving),
             "DRIFTLOOP_TOPIC_PREFIX": random_topic_prefix(),
         }

@@ -498,6 +498,10 @@ def check_secret_refs(objects: list[Obj], documented: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------- Kafka
 
 
+WITHOUT_KAFKA = {"services.console"}
+"""Services that never connect to Kafka (the console reads the registry and ClickHouse): no Kafka user."""
+
+
 def check_kafka_endpoint(objects: list[Obj]) -> list[str]:
     """DRIFTLOOP_KAFKA_BOOTSTRAP is the Strimzi bootstrap Service on a listener whose TLS and
     authentication are those the clients are configured for, and the CA file is mounted where they read it."""
@@ -532,6 +536,8 @@ def check_kafka_endpoint(objects: list[Obj]) -> list[str]:
         for deployment in of_kind(objects, "Deployment"):
             volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"].get("volumes", [])}
             for container in containers(deployment):
+                if service_module(container) in WITHOUT_KAFKA:
+                    continue
                 mounted = any(
                     Path(m["mountPath"]) == cafile.parent
                     and volumes.get(m["name"], {}).get("secret", {}).get("secretName")
@@ -646,6 +652,8 @@ def check_acls(objects: list[Obj]) -> list[str]:
     for deployment in of_kind(objects, "Deployment"):
         for container in containers(deployment):
             env = {v["name"]: v for v in container.get("env", [])}
+            if service_module(container) in WITHOUT_KAFKA and not any("KAFKA" in name for name in env):
+                continue
             user = env.get("DRIFTLOOP_KAFKA_SASL_USERNAME", {}).get("value")
             ref = env.get("DRIFTLOOP_KAFKA_SASL_PASSWORD", {}).get("valueFrom", {}).get("secretKeyRef", {})
             where = f"Deployment/{deployment['metadata']['name']}"

@@ -101,12 +101,17 @@ class MemoryStore:
         ]
         return sorted(found, key=lambda e: _time(e["occurred_at"]))
 
-    def data_window(self, model: str, version: str, start: datetime, end: datetime) -> DataWindow:
+    def data_window(
+        self, model: str, version: str, start: datetime, end: datetime, *, probabilities: bool = False
+    ) -> DataWindow:
         events = self._window(model, version, start, end)
         numeric: dict[str, list[float]] = {}
         categorical: dict[str, list[str]] = {}
         missing: dict[str, int] = {}
+        logged: dict[str, list[float]] = {}
         for e in events:
+            for name, value in (e.get("probabilities") or {}).items() if probabilities else ():
+                logged.setdefault(name, []).append(float(value))
             for name, value in e["features"].items():
                 if value is None:
                     missing[name] = missing.get(name, 0) + 1
@@ -124,6 +129,7 @@ class MemoryStore:
             numeric={k: np.asarray(v, dtype=float) for k, v in numeric.items()},
             categorical=categorical,
             missing=missing,
+            probabilities={k: np.asarray(v, dtype=float) for k, v in logged.items()},
         )
 
     def label_window(

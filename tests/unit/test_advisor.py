@@ -26,6 +26,7 @@ from services.advisor.domain.advice import (
     median_capacity,
     spent_s,
 )
+from services.advisor.domain.http import HttpReading
 from services.advisor.domain.trend import theil_sen
 from shared import codec
 from shared.events import ScaleAdvised
@@ -347,12 +348,25 @@ class Recorder:
     def __init__(self) -> None:
         self.published: list[ScaleAdvised] = []
         self.rows: list[ScaleAdvised] = []
+        self.given_at: list[float] = []  # the reading time of each published advice
 
     async def publish(self, event: ScaleAdvised) -> None:
         self.published.append(codec.decode(codec.encode(event), ScaleAdvised))
 
     def write(self, events: Sequence[ScaleAdvised]) -> None:
         self.rows.extend(events)
+
+
+class FakeHttp:
+    """An ingest answering 200 requests/s, 1% of them 5xx, 99.5% within 10 ms."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+
+    async def read(self) -> list[HttpReading]:
+        t = self.clock()
+        n = 200.0 * t
+        return [HttpReading("ingest", t, n, n / 100, ((0.01, 0.995 * n), (0.1, n), (math.inf, n)))]
 
 
 def run_service(readings: Sequence[GroupReading], capacity: float) -> tuple[Recorder, dict[str, object]]:
@@ -371,13 +385,14 @@ def run_service(readings: Sequence[GroupReading], capacity: float) -> tuple[Reco
         publisher=recorder,
         sink=recorder,
         clock=now,
+        http=FakeHttp(now),
     )
     del clock
 
     async def go() -> None:
         for i in range(len(readings)):
             state["i"] = i
-            await advisor.tick()
+            recorder.given_at += [readings[i].at for _ in await advisor.tick()]
 
     asyncio.run(go())
     return recorder, advisor.status()
@@ -397,3 +412,84 @@ def test_the_service_is_silent_on_a_steady_stream() -> None:
     readings = simulate(lambda t: 12_000, 30_000, seconds=400)
     recorder, status = run_service(readings, 30_000)
     assert recorder.published == [] and status["advice"] == []
+
+
+def test_the_service_shows_each_http_service_s_request_rate_errors_and_p99() -> None:
+    _, status = run_service(simulate(lambda t: 12_000, 30_000, seconds=60), 30_000)
+    ingest = status["signals"]["http"]["ingest"]  # type: ignore[index]
+    assert ingest["requests_per_s"] == pytest.approx(200.0)
+    assert ingest["errors_per_s"] == pytest.approx(2.0)
+    assert 0 < ingest["p99_ms"] <= 10.0
+
+
+def test_a_backlog_seen_drained_caps_a_busy_time_capacity_that_shared_cores_inflate() -> None:
+    """Busy time says 40k/s; on a machine whose cores are shared the worker really drains 18k/s. A burst's
+    backlog drained at 18k/s is remembered, so the later ramp is advised well before the SLO breaks."""
+    true_capacity = 18_000.0
+
+    def inflow(t: float) -> float:
+        if t < 2:
+            return 300_000.0  # a burst: a backlog the worker drains flat out for half a minute
+        return 7_000.0 if t < 150 else 7_000.0 + 100.0 * (t - 150)
+
+    readings = simulate(inflow, true_capacity, seconds=400)
+    recorder, status = run_service(readings, 40_000.0)
+    monitor = status["signals"]["monitor"]  # type: ignore[index]
+    assert monitor["capacity_per_worker_drained"] == pytest.approx(true_capacity, rel=0.1)
+    given = [
+        (t, e) for t, e in zip(recorder.given_at, recorder.published, strict=True) if e.kind == "scale_up"
+    ]
+    assert given, "the ramp got no advice"
+    advised_at, advice = given[0]
+    breach = next(r.at for r in readings if r.at > 150 and r.lag > POLICY.slo_s * true_capacity)
+    assert breach - advised_at >= 30
+    assert advice.capacity_per_worker == pytest.approx(true_capacity, rel=0.1)
+    # without the backlog in its memory the same advisor trusts busy time, and speaks later
+    late, _ = run_service([r for r in readings if r.at >= 60], 40_000.0)
+    later = [(t, e) for t, e in zip(late.given_at, late.published, strict=True) if e.kind == "scale_up"]
+    assert later and later[0][0] > advised_at + 30
+
+
+def test_a_headless_service_name_reads_every_worker_behind_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name resolving to three pods' addresses gives three URLs; an address or a failed lookup stays as given."""
+    from services.advisor.adapters import monitor_health
+
+    async def resolve(host: str, port: int | None, **_: object) -> list[tuple[object, ...]]:
+        if host != "driftloop-monitor-workers":
+            raise OSError("no such name")
+        return [(2, 1, 6, "", (a, port)) for a in ("10.0.0.7", "10.0.0.5", "10.0.0.7")] + [
+            (10, 1, 6, "", ("fd00::9", port, 0, 0))
+        ]
+
+    async def go() -> tuple[list[str], list[str], list[str]]:
+        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", resolve)
+        every = monitor_health.every_address
+        return (
+            await every("http://driftloop-monitor-workers:6066/health"),
+            await every("http://10.0.0.9:6066/health"),
+            await every("http://gone.example:6066/health"),
+        )
+
+    pods, address, gone = asyncio.run(go())
+    assert pods == [
+        "http://10.0.0.5:6066/health",
+        "http://10.0.0.7:6066/health",
+        "http://[fd00::9]:6066/health",
+    ]
+    assert address == ["http://10.0.0.9:6066/health"] and gone == ["http://gone.example:6066/health"]
+
+
+def test_a_burst_s_backlog_being_cleared_within_a_minute_gets_no_advice() -> None:
+    """30 s at twice a worker's capacity pile up 360k events, which the worker clears in 30 s at a steady 40%
+    load: no advice, where an advisor that counts every backlog as a breach asks for a second worker while
+    the backlog is already going away (and the line over the window still rises after it is gone)."""
+
+    def inflow(t: float) -> float:
+        return 40_000.0 if 100 <= t < 130 else 8_000.0
+
+    readings = simulate(inflow, 20_000.0, seconds=400)
+    cleared = next(r.at for r in readings if r.at > 130 and r.lag < 1_000)
+    assert cleared - 130 <= POLICY.settle_s  # the backlog really was cleared within settle_s
+    assert replay(readings, 20_000.0) == []
+    impatient = replay(readings, 20_000.0, Policy(settle_s=1e-9))
+    assert [a.kind for _, a in impatient] == ["scale_up"]

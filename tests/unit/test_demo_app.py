@@ -160,7 +160,13 @@ def test_the_report_has_the_plot_the_summary_and_the_timeline(tmp_path: Path) ->
     timeline.add(Step.DRIFT_DETECTED, "detected", at=t0 + 20)
     timeline.add(Step.PROMOTED, "promoted", at=t0 + 29.5)
     timeline.add(Step.SERVER_SWAPPED, "swapped", at=t0 + 30)
-    summary = summarize(served, 100, 1, t0 + 20, 2, 0.7)
+    ranked = [
+        {"feature": "sea_level_pressure", "importance": 0.4, "effect": 5.3, "score": 2.12, "ignored": False},
+        {"feature": "dew_point", "importance": 0.01, "effect": 1.2, "score": 0.012, "ignored": True},
+    ]
+    summary = summarize(
+        served, 100, 1, t0 + 20, 2, 0.7, ranked_features=ranked, importance_share_drifted=0.41
+    )
     context = {"dataset": "toy", "rows replayed": range(100, 500), "thresholds": {"alpha": 0.01}}
     html_path, png_path = write_report(
         tmp_path, served, windows, statistics, timeline.entries, summary, 0.75, context, t0
@@ -176,6 +182,10 @@ def test_the_report_has_the_plot_the_summary_and_the_timeline(tmp_path: Path) ->
         "<td>rows replayed</td><td>100-499</td>" in page and "<td>thresholds</td><td>alpha 0.01</td>" in page
     )
     assert "{" not in page.split("<h2>Run</h2>")[1], "no raw Python dict in the run table"
+    mattering = page.split("<h2>Which drift matters</h2>")[1].split("<h2>")[0]
+    assert "hold <b>41%</b> of what the model" in mattering
+    assert "<td>sea_level_pressure</td><td>40%</td><td>5.30</td><td>2.12</td><td>counts</td>" in mattering
+    assert "<td>dew_point</td><td>1%</td><td>1.20</td><td>0.01</td><td>ignored" in mattering
     assert rolling_accuracy(served[:3], width=2) == [0.0, 0.5, 1.0]
 
 

@@ -19,7 +19,11 @@ def _result(closed: bool) -> Any:
     served = [Served(r, str(r), float(r), 1 if r < 15 else 2, "a", "a" if r < 5 or r >= 15 else "b", 1.0)
               for r in range(30)]  # fmt: skip
     summary = summarize(served, 5, 1, 8.0 if closed else None, 2, 1.0, report_path="/tmp/r/report.html")
-    return SimpleNamespace(summary=summary, png_path=Path("/tmp/r/accuracy-drift.png"))
+    return SimpleNamespace(
+        summary=summary,
+        png_path=Path("/tmp/r/accuracy-drift.png"),
+        screenshots=[Path("/tmp/r/console-models.png")],
+    )
 
 
 @pytest.mark.parametrize("closed", [True, False])
@@ -34,9 +38,10 @@ def test_demo_ends_with_the_summary_as_json_and_fails_when_the_loop_did_not_clos
         return _result(closed)
 
     monkeypatch.setattr("driftloop.demo.run.run_demo", fake_run_demo)
-    result = CliRunner().invoke(app, ["demo", "--json", "--fast", "--rate", "25"])
+    result = CliRunner().invoke(app, ["demo", "--json", "--fast", "--rate", "25", "--open"])
     assert result.exit_code == (0 if closed else 1), result.output
-    assert asked["options"].fast and asked["options"].rate == 25
+    assert asked["options"].fast and asked["options"].rate == 25 and asked["options"].open_console
+    assert "console screenshot: /tmp/r/console-models.png" in result.output
     last = json.loads(result.output.strip().splitlines()[-1])
     assert last["report_path"] == "/tmp/r/report.html" and last["promoted_version"] == 2
     assert set(last) >= {

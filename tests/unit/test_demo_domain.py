@@ -29,6 +29,7 @@ from shared.events import (
     DriftDetected,
     DriftKind,
     ModelVersionRegistered,
+    RankedFeature,
     TrainingRunFinished,
     TrainingRunStarted,
 )
@@ -88,6 +89,9 @@ def test_the_recipe_is_valid_for_the_trainer_and_builds_the_same_model_as_the_fi
 def test_the_first_version_fails_on_the_drifted_rows_and_the_oracle_does_not() -> None:
     data, plan = rainfall(), rainfall_plan()
     first = train_first_version(data, plan)
+    # registered with its importance, as the trainer registers every version
+    assert set(first.profile.feature_importance) == set(data.features)
+    assert max(first.profile.feature_importance.values()) > 0.01
     after = range(13_500, 15_500)
     old = accuracy(list(first.estimator.predict(data.X(after))), data.y(after))
     oracle = oracle_accuracy(data, list(after))
@@ -174,6 +178,27 @@ def test_loop_events_become_timeline_steps_naming_what_happened() -> None:
     )
     step, text, data = step_for_event(_seen(drift), 1) or (None, "", {})
     assert step is Step.DRIFT_DETECTED and "sea_level_pressure, visibility" in text and data["version"] == "1"
+    assert "what matters" not in text  # an event without a ranking (an older monitor) reads as before
+    ranked = drift.model_copy(
+        update={
+            "ranked_features": [
+                RankedFeature(feature="sea_level_pressure", importance=0.42, effect=6.0, score=2.52),
+                RankedFeature(feature="visibility", importance=0.0, effect=9.0, score=0.0, ignored=True),
+            ],
+            "importance_share_drifted": 0.42,
+        }
+    )
+    _, text, data = step_for_event(_seen(ranked), 1) or (None, "", {})
+    assert (
+        "what matters: sea_level_pressure (importance 42% x effect 6.0 = 2.52), "
+        "visibility (importance 0% x effect 9.0 = 0.00, ignored); 42% of the model's importance moved"
+    ) in text
+    assert data["ranked"][0]["feature"] == "sea_level_pressure" and data["importance_share_drifted"] == 0.42
+    assert "estimated accuracy" not in text  # a version without an estimator
+    costly = ranked.model_copy(update={"estimated_accuracy_change": -0.071})
+    _, text, data = step_for_event(_seen(costly), 1) or (None, "", {})
+    assert text.endswith("; estimated accuracy change before labels: -0.07")
+    assert data["estimated_accuracy_change"] == -0.071
     assert step_for_event(_seen(TrainingRunStarted(model_name="m", run_id=run, reason="drift")), 1)
     finished = TrainingRunFinished(
         model_name="m",

@@ -216,7 +216,8 @@ def test_every_panel_names_the_analytics_query_it_is_built_from(path: Path) -> N
 def test_compose_runs_every_service_of_the_loop() -> None:
     modules = {svc["command"][2] for svc in OURS.values()}
     assert modules == {
-        f"services.{name}" for name in ("registry", "ingest", "monitor", "trainer", "serving", "advisor")
+        f"services.{name}"
+        for name in ("registry", "ingest", "monitor", "trainer", "serving", "advisor", "console")
     }
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -25,6 +26,7 @@ from shared.drift_thresholds import DriftThresholds
 from shared.events import (
     DataQualityCounted,
     DriftDetected,
+    DriftKind,
     EventDeadLettered,
     ModelVersionRegistered,
 )
@@ -262,3 +264,73 @@ def test_a_judging_sink_needs_its_readers() -> None:
     with pytest.raises(MonitorError):
         bootstrap(_settings(), profiles=_profiles(), inserts=[MemoryStore()], judging=MemoryStore(),
                   publisher=MemoryPublisher())  # fmt: skip
+
+
+def test_estimated_performance_is_written_and_announced_without_any_label() -> None:
+    """A model logging probabilities: every data window gets estimated_* rows; when it loses confidence,
+    two windows of three announce ``estimated_performance`` drift though no label ever arrived."""
+    from shared.profile import PerformanceEstimator
+
+    profile = build_profile(
+        {"x": np.random.default_rng(0).normal(0, 1, 2_000).tolist()},
+        metrics={"accuracy": 0.9},
+        estimator=PerformanceEstimator(task="classification", rows=2_000, classes=["0", "1"]),
+    )
+    t = DriftThresholds(min_window_size=100)
+    store, publisher = MemoryStore(), MemoryPublisher()
+    monitor = bootstrap(
+        _settings(), profiles=StaticProfiles({("churn", "1"): VersionReference(profile, t)}, t),
+        inserts=[store], judging=store, windows=store, checkpoints=store, publisher=publisher, worker="w",
+    )  # fmt: skip
+    feed = Feed(monitor)
+    for index in range(6):
+        sure = 0.95 if index < 3 else 0.6  # confident, then unsure: expected accuracy 0.95, then 0.6
+        events = [
+            msgspec.structs.replace(e, prediction=1, probabilities={"0": 1 - sure, "1": sure})
+            for e in _window(index, shift=0.0, seed=index)
+        ]
+        feed.batch(predictions=events)
+    feed.batch(predictions=_window(6, shift=0.0, seed=6)[:1])
+    estimated = _metric(store, "estimated_accuracy")
+    assert [round(v, 3) for _, v in sorted(estimated.items())] == [0.95, 0.95, 0.95, 0.6, 0.6, 0.6]
+    (row,) = store.table("drift_events")
+    assert row["kinds"] == ["estimated_performance"] and row["window_end"] == T0 + 5 * WINDOW
+    (sent,) = publisher.to("t-drift-events")
+    event = codec.decode(sent, DriftDetected)
+    assert event.evidence[0].test == "cbpe" and event.evidence[0].statistic == pytest.approx(0.6)
+    assert store.latest(["churn"])["churn"]["1"]["estimate"]["drifting"] is True
+
+
+def test_an_input_drift_event_carries_what_it_is_estimated_to_cost_before_labels() -> None:
+    """Inputs shift and the model grows unsure: the data drift event says the estimated accuracy is 0.3
+    below validation (0.6 estimated vs 0.9), with no label anywhere."""
+    from shared.profile import PerformanceEstimator
+
+    profile = build_profile(
+        {"x": np.random.default_rng(0).normal(0, 1, 2_000).tolist()},
+        metrics={"accuracy": 0.9},
+        estimator=PerformanceEstimator(task="classification", rows=2_000, classes=["0", "1"]),
+    )
+    t = DriftThresholds(min_window_size=100)
+    store, publisher = MemoryStore(), MemoryPublisher()
+    monitor = bootstrap(
+        _settings(), profiles=StaticProfiles({("churn", "1"): VersionReference(profile, t)}, t),
+        inserts=[store], judging=store, windows=store, checkpoints=store, publisher=publisher, worker="w",
+    )  # fmt: skip
+    feed = Feed(monitor)
+    for index in range(6):
+        shifted = index >= 3
+        events = [
+            msgspec.structs.replace(
+                e, prediction=1, probabilities={"0": 0.4, "1": 0.6} if shifted else {"0": 0.05, "1": 0.95}
+            )
+            for e in _window(index, shift=3.0 if shifted else 0.0, seed=index)
+        ]
+        feed.batch(predictions=events)
+    feed.batch(predictions=_window(6, shift=0.0, seed=6)[:1])
+    sent = [codec.decode(v, DriftDetected) for v in publisher.to("t-drift-events")]
+    data = [e for e in sent if DriftKind.FEATURE in e.kinds]
+    assert data, [e.kinds for e in sent]
+    assert data[0].estimated_accuracy_change == pytest.approx(0.6 - 0.9)
+    stored = [r for r in store.table("drift_events") if "feature" in r["kinds"]]
+    assert stored[0]["estimated_accuracy_change"] == pytest.approx(-0.3)

@@ -20,8 +20,8 @@ def _base_name(service: str) -> str:
     return ERROR_BASE.get(service, f"{service.capitalize()}Error")
 
 
-def test_the_services_are_the_five_of_the_loop_and_the_advisor() -> None:
-    assert SERVICES == ["advisor", "ingest", "monitor", "registry", "serving", "trainer"]
+def test_the_services_are_the_five_of_the_loop_the_advisor_and_the_console() -> None:
+    assert SERVICES == ["advisor", "console", "ingest", "monitor", "registry", "serving", "trainer"]
 
 
 @pytest.mark.parametrize("service", SERVICES)

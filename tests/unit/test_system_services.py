@@ -12,7 +12,7 @@ from shared.settings import Settings
 
 def test_services_start_after_what_they_call() -> None:
     names = [spec.name for spec in service_table(Settings())]
-    assert names == ["registry", "ingest", "monitor", "trainer", "serving", "advisor"]
+    assert names == ["registry", "ingest", "monitor", "trainer", "serving", "advisor", "console"]
 
 
 def test_addresses_and_arguments_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -94,6 +94,7 @@ class Policy:
     # steady stream silent
     min_ramp_share: float = 0.10  # inflow growth over the window, as a share of the inflow
     min_lag_growth_share: float = 0.02  # lag growth per second, as a share of the inflow per second
+    settle_s: float = 60.0  # a backlog being cleared within this long needs no more workers
     down_utilisation: float = 0.5  # scale down only to workers that would stay at most half busy
     disk_warn_days: float = 30.0
 
@@ -171,6 +172,69 @@ def capacity_per_worker(
     return handled / busy if busy >= min_busy_s and handled > 0 else None
 
 
+SATURATED_BACKLOG_S = 2.0
+
+
+def saturated_rate_per_worker(
+    before: GroupReading, after: GroupReading, min_backlog: int = 1_000
+) -> float | None:
+    """Events/s per worker between two readings when the workers had work waiting all along; else None.
+
+    With a backlog of at least ``SATURATED_BACKLOG_S`` seconds of their work at both ends (and
+    ``min_backlog``), the workers never ran dry in between, so what they committed is what they can do on
+    this machine now: CPU shared with other processes, throttling and ClickHouse's own cost included, which
+    a worker's busy time cannot see. A worker that keeps up holds a standing lag of its pipeline's delay
+    (about a second of inflow; more on a loaded machine): two seconds of work tells the two apart.
+    Readings across a rebalance (the worker count changed) say nothing.
+
+    >>> saturated_rate_per_worker(GroupReading(0, 500_000, 100_000, 6, 2), GroupReading(2, 540_000, 180_000, 6, 2))
+    20000.0
+
+    Keeping up with a standing lag of one second of work:
+
+    >>> saturated_rate_per_worker(GroupReading(0, 120_000, 100_000, 6, 1), GroupReading(2, 160_000, 140_000, 6, 1))
+    """
+    span = after.at - before.at
+    done = after.committed - before.committed
+    if span <= 0 or done <= 0 or after.workers < 1 or after.workers != before.workers:
+        return None
+    if min(before.lag, after.lag) < max(min_backlog, SATURATED_BACKLOG_S * done / span):
+        return None
+    return done / span / after.workers
+
+
+class DrainCeiling:
+    """What one worker was seen to drain while it had a backlog, remembered for ``memory_s``.
+
+    The advisor's capacity is the lower of this and the busy-time estimate: a busy-time figure on a machine
+    whose cores are shared (or a throttled container) can be twice what the worker really drains. A worker
+    stalled by an outage is saturated too but drains little, so the ceiling is the upper quartile of the
+    rates seen, not their median: the best the workers sustained, not their worst minute.
+
+    >>> c = DrainCeiling(memory_s=600)
+    >>> for t, rate in enumerate([18_000, 17_500, 900, 18_200]):
+    ...     c.add(t, rate)
+    >>> c.value(10)
+    18050.0
+    >>> c.value(700) is None  # forgotten
+    True
+    """
+
+    def __init__(self, memory_s: float = 3600.0, min_samples: int = 2) -> None:
+        self.memory_s, self.min_samples = memory_s, min_samples
+        self._seen: list[tuple[float, float]] = []
+
+    def add(self, at: float, rate: float) -> None:
+        self._seen.append((at, rate))
+
+    def value(self, now: float) -> float | None:
+        self._seen = [(t, r) for t, r in self._seen if now - t <= self.memory_s]
+        if len(self._seen) < self.min_samples:
+            return None
+        rates = sorted(r for _, r in self._seen)
+        return statistics.quantiles(rates, n=4, method="inclusive")[2] if len(rates) > 1 else rates[0]
+
+
 def _rates(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
     """Growth per second between consecutive readings, placed at the middle of each interval."""
     return [
@@ -188,6 +252,10 @@ def _time_to_fill(room: float, excess: float, ramp: float) -> float | None:
         return (-excess + math.sqrt(excess * excess + 2 * ramp * room)) / ramp
     # inflow under capacity now: nothing builds up until it crosses, then the backlog grows quadratically
     return -excess / ramp + math.sqrt(2 * room / ramp)
+
+
+FALLING_BEHIND = 0.9  # processing under 90% of the inflow while the lag grows: the workers are saturated
+CATCHING_UP = 0.1  # processing over 110% of the inflow: a backlog is being cleared
 
 
 def forecast(readings: Sequence[GroupReading], capacity: float | None, policy: Policy) -> Forecast | None:
@@ -214,13 +282,16 @@ def forecast(readings: Sequence[GroupReading], capacity: float | None, policy: P
         return None
     rates = _rates([(r.at, float(r.end)) for r in recent])
     inflow = theil_sen(rates)
-    processed = theil_sen(_rates([(r.at, float(r.committed)) for r in recent]))
+    done = _rates([(r.at, float(r.committed)) for r in recent])
+    processed = theil_sen(done)
     lag: Trend = theil_sen([(r.at, float(r.lag)) for r in recent])
     now = recent[-1]
     # a step up shows in the last few rates before the line over the window bends: take the higher
     inflow_now = max(0.0, inflow.value(newest), statistics.median(rate for _, rate in rates[-3:]))
     processed_now = max(0.0, processed.value(newest))
-    lag_now = max(0.0, lag.level)
+    # the line's level, but never above what the last readings show: a backlog cleared a moment ago still
+    # lifts a line over the window
+    lag_now = max(0.0, min(lag.level, statistics.median(float(r.lag) for r in recent[-3:])))
     workers = max(1, now.workers)
     # a ramp is extrapolated minutes ahead: only from readings over half the window at least (a producer
     # warming up over its first seconds is not a ramp), and only when it is more than noise
@@ -230,9 +301,14 @@ def forecast(readings: Sequence[GroupReading], capacity: float | None, policy: P
         if spans and inflow.slope * policy.window_s >= policy.min_ramp_share * inflow_now
         else 0.0
     )
-    growing = lag.slope > policy.min_lag_growth_share * max(inflow_now, 1.0)
+    # growing over the window, and still rising in the last readings (not a backlog cleared since)
+    growing = (
+        lag.slope > policy.min_lag_growth_share * max(inflow_now, 1.0) and recent[-1].lag > recent[-3].lag
+    )
     capped = False
-    if capacity and growing:
+    # falling behind, not a standing lag that grows with the inflow while the workers keep up
+    behind = growing and processed_now < FALLING_BEHIND * inflow_now
+    if capacity and behind:
         # workers that fall behind process all they can: that rate is their capacity, whatever their busy
         # time says (a worker that waits a lot or shares its cores looks less busy than it is)
         seen = saturated_rate(recent, policy.min_readings) / workers
@@ -240,13 +316,18 @@ def forecast(readings: Sequence[GroupReading], capacity: float | None, policy: P
             capacity, capped = seen, True
     drain = workers * capacity if capacity else max(processed_now, 1.0)
     budget = policy.slo_s * drain
+    # a backlog the workers are clearing (a burst, a restart) and will have cleared within settle_s is
+    # not a reason for more workers: it is gone before they would start
+    clearing = statistics.median(rate for _, rate in done[-3:]) - inflow_now  # the last rates: it just began
+    settling = clearing > CATCHING_UP * max(inflow_now, 1.0) and lag_now / clearing <= policy.settle_s
+    backlog = 0.0 if settling else lag_now
     breach: list[float] = []
-    if lag_now > budget:
+    if backlog > budget:
         breach.append(0.0)
-    if growing:
+    if growing and not settling:  # the line over the window still rises with the backlog being cleared
         breach.append((budget - lag_now) / lag.slope)
     if capacity:
-        excess_breach = _time_to_fill(budget - lag_now, inflow_now - drain, ramp)
+        excess_breach = _time_to_fill(budget - backlog, inflow_now - drain, ramp)
         if excess_breach is not None and (ramp > 0 or growing):
             breach.append(excess_breach)
     return Forecast(
@@ -431,6 +512,15 @@ class Hysteresis:
     >>> a = Advice("monitor", "scale_up", "run 3", workers_advised=3)
     >>> [h.admit(a, 0), h.admit(a, 10), h.admit(None, 20, "monitor"), h.admit(a, 30)]
     [True, False, False, True]
+
+    A scale-up that grows is news; one that shrinks back within ``repeat_s`` is the forecast wobbling:
+
+    >>> more, fewer = (Advice("monitor", "scale_up", f"run {n}", workers_advised=n) for n in (4, 3))
+    >>> [h.admit(more, 40), h.admit(fewer, 50), h.admit(more, 60)]
+    [True, False, False]
+    >>> capped = Advice("monitor", "partitions", "run 4; add partitions", workers_advised=4)
+    >>> [h.admit(capped, 70), h.admit(fewer, 80)]
+    [True, False]
     """
 
     def __init__(self, repeat_s: float = 600.0) -> None:
@@ -443,9 +533,20 @@ class Hysteresis:
                 self._last.pop(target, None)
             return False
         last = self._last.get(advice.target)
-        same = last is not None and last[:2] == (advice.kind, advice.workers_advised)
-        if same and last is not None and now - last[2] < self.repeat_s:
-            return False
+        if last is not None and now - last[2] < self.repeat_s:
+            if last[:2] == (advice.kind, advice.workers_advised):
+                return False
+            # more workers is news at once, and so is "add partitions"; fewer than just advised is the
+            # forecast wobbling (3, 4, 3, ...)
+            up = ("scale_up", "partitions")
+            newly_capped = advice.kind == "partitions" and last[0] == "scale_up"
+            if (
+                last[0] in up
+                and advice.kind in up
+                and (advice.workers_advised or 0) <= (last[1] or 0)
+                and not newly_capped
+            ):
+                return False
         self._last[advice.target] = (advice.kind, advice.workers_advised, now)
         return True
 

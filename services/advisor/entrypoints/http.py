@@ -22,7 +22,8 @@ def web_app(status: Callable[[], dict[str, Any]]) -> web.Application:
         return web.json_response(body, status=200 if now["running"] else 503)
 
     async def advice(request: web.Request) -> web.Response:
-        return web.json_response({"advice": status()["advice"]})
+        now = status()
+        return web.json_response({"advice": now["advice"], "http": now.get("signals", {}).get("http", {})})
 
     app = web.Application()
     app.router.add_get("/health", health)

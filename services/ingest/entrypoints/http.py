@@ -27,6 +27,7 @@ from services.ingest.domain.validation import BatchResult, EventKind
 from services.ingest.entrypoints.stream import StreamValidator, publish_quality_every
 from services.ingest.errors import BodyTooLargeError, KafkaUnavailableError, UnsupportedMediaTypeError
 from services.ingest.service import IngestService
+from shared import http_metrics
 from shared.events import LabelLogged, PredictionLogged
 from shared.settings import Settings
 
@@ -327,6 +328,7 @@ def create_app(service: IngestService, *, run_validator: bool | None = None) -> 
 
     app = FastAPI(title="Driftloop ingest", lifespan=lifespan)
     app.state.service = service
+    http_metrics.install(app, "ingest", service.metrics.registry, route=False)  # /metrics is the router's
     app.include_router(router)
 
     @app.exception_handler(KafkaUnavailableError)

@@ -16,8 +16,13 @@ from shared.events import DriftDetected, DriftRecovered
 ALERT_NAMESPACE = uuid.UUID("6c1f7c55-2b43-4c1e-9a55-4d5f0f0f4a11")
 
 
-def alert_event(model: str, version: str, stream: str, alert: Alert) -> DriftAnnouncement:
-    """The event for an alert; ``stream`` (data or performance) keeps the two deciders' ids apart."""
+def alert_event(
+    model: str, version: str, stream: str, alert: Alert, estimated_accuracy_change: float | None = None
+) -> DriftAnnouncement:
+    """The event for an alert; ``stream`` (data or performance) keeps the two deciders' ids apart.
+
+    ``estimated_accuracy_change`` is the alerting window's estimated accuracy minus the validation accuracy.
+    """
     kind = "recovered" if alert.recovered else "drift"
     end_ms = datetime_to_ms(alert.window_end)
     event_id = uuid.uuid5(ALERT_NAMESPACE, f"{model}\x1f{version}\x1f{stream}\x1f{kind}\x1f{end_ms}")
@@ -43,4 +48,7 @@ def alert_event(model: str, version: str, stream: str, alert: Alert) -> DriftAnn
         windows_drifted=alert.windows_drifted,
         drifted_features=list(alert.drifted_features),
         evidence=list(alert.evidence),
+        ranked_features=list(alert.ranked_features),
+        importance_share_drifted=alert.importance_share_drifted,
+        estimated_accuracy_change=estimated_accuracy_change,
     )

@@ -13,10 +13,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from services.monitor.domain import estimation as est
 from services.monitor.domain import window_metrics as m
 from services.monitor.domain.drift.columns import ColumnDrift, TestResult, column_drift, feature_drift
 from services.monitor.domain.drift.decision import WindowVerdict
 from services.monitor.domain.drift.detectors import PageHinkley, performance_dropped
+from services.monitor.domain.drift.ranking import rank_drift
 from shared.drift_thresholds import DriftThresholds
 from shared.events import DriftEvidence, DriftKind
 from shared.profile import ReferenceProfile
@@ -38,6 +40,8 @@ class DataWindow:
     numeric: dict[str, NDArray[np.float64]] = field(default_factory=dict)
     categorical: dict[str, list[str]] = field(default_factory=dict)
     missing: dict[str, int] = field(default_factory=dict)
+    probabilities: dict[str, NDArray[np.float64]] = field(default_factory=dict)
+    """Class → the probability each row logged for it (a class some rows lack has a shorter array)."""
 
 
 @dataclass(frozen=True)
@@ -91,9 +95,14 @@ def evaluate_data_window(
             output = _decide_single(output, t)
     tested = features + ([output] if output is not None else [])
     tests = [replace(r, drifted=c.drifted) for c in tested for r in c.results]
-    drifted = [c for c in features if c.drifted]
+    ranking = rank_drift(
+        [c for c in features if c.drifted], profile.feature_importance, t.min_importance_share
+    )
+    counted = set(ranking.counted)  # drift in a feature below min_importance_share does not count
+    drifted = [c for c in features if c.drifted and c.feature in counted]
     share = len(drifted) / len(features) if features else 0.0
     rows.append(("drifted_feature_share", "", share))
+    rows += [("drift_ignored", f.feature, f.importance or 0.0) for f in ranking.features if f.ignored]
     kinds: set[DriftKind] = set()
     if drifted and share > t.drifted_share:
         kinds.add(DriftKind.FEATURE)
@@ -109,6 +118,8 @@ def evaluate_data_window(
         severity=share
         if DriftKind.FEATURE in kinds
         else (output.effect_size if output and output.drifted else 0.0),
+        ranked_features=ranking.features if kinds else (),
+        importance_share_drifted=ranking.importance_share_drifted if kinds else None,
     )
     return WindowResult(rows, tests, verdict)
 
@@ -204,3 +215,71 @@ def evaluate_label_window(
         max(severity, 0.0) if drifted else 0.0,
     )
     return WindowResult(rows, tests, verdict)
+
+
+ESTIMATED_ACCURACY = "estimated_accuracy"
+
+
+def evaluate_estimate_window(
+    window: DataWindow, profile: ReferenceProfile | None, t: DriftThresholds
+) -> WindowResult | None:
+    """Performance estimated without labels (CBPE or DLE) and whether it dropped; None: nothing to estimate.
+
+    The drop is judged like the labels-based one: even the optimistic end of the estimate's band (at the
+    model's ``confidence``) lies ``performance_drop`` below the version's validation accuracy. Regressors
+    get estimated MAE and RMSE but no drift verdict: no labels-based threshold exists for them either.
+    """
+    if profile is None or profile.estimator is None or window.count == 0:
+        return None
+    estimator = profile.estimator
+    z = est.z_of(t.confidence)
+    if estimator.task == "regression":
+        estimates = est.dle(estimator, window.numeric, window.prediction_num)
+    else:
+        positive = m.positive_class(estimator.classes)
+        estimates = est.cbpe(estimator, window.probabilities, window.predictions, positive)
+    if not estimates:
+        return None
+    rows = [row for e in estimates for row in e.rows(z)]
+    accuracy = next((e for e in estimates if e.metric == "accuracy"), None)
+    reference = profile.metrics.get("accuracy")
+    if accuracy is None or reference is None or window.count < t.min_window_size:
+        return WindowResult(rows, [], WindowVerdict(window.start, window.end))
+    high = accuracy.value + z * accuracy.std
+    dropped = high < reference - t.performance_drop
+    threshold = reference - t.performance_drop
+    test = TestResult(ESTIMATED_ACCURACY, "cbpe", accuracy.value, None, threshold, estimator.rows,
+                      window.count, dropped)  # fmt: skip
+    evidence = DriftEvidence(
+        feature=ESTIMATED_ACCURACY,
+        test="cbpe",
+        statistic=accuracy.value,
+        threshold=threshold,
+        effect_size=reference - accuracy.value,
+        reference_size=estimator.rows,
+        current_size=window.count,
+        drifted=dropped,
+    )
+    verdict = WindowVerdict(
+        window.start,
+        window.end,
+        frozenset({DriftKind.ESTIMATED_PERFORMANCE}) if dropped else frozenset(),
+        (),
+        (evidence,) if dropped else (),
+        max(reference - accuracy.value, 0.0) if dropped else 0.0,
+    )
+    return WindowResult(rows, [test], verdict)
+
+
+def estimated_accuracy_change(
+    estimate: WindowResult | None, profile: ReferenceProfile | None
+) -> float | None:
+    """A window's estimated accuracy minus the version's validation accuracy; None when either is unknown.
+
+    The impact an input drift is estimated to have on the model, put on its ``DriftDetected`` so a person
+    sees "the inputs moved, and it costs about 7 points of accuracy" before any label arrives.
+    """
+    if estimate is None or profile is None or "accuracy" not in profile.metrics:
+        return None
+    value = next((row[2] for row in estimate.metrics if row[0] == ESTIMATED_ACCURACY and not row[1]), None)
+    return None if value is None else round(float(value) - profile.metrics["accuracy"], 6)

@@ -14,7 +14,7 @@ from typing import Any
 from services.monitor.domain.drift.decision import DriftDecider, WindowVerdict
 from services.monitor.domain.drift.detectors import PageHinkley
 from shared.drift_thresholds import DriftThresholds
-from shared.events import DriftEvidence, DriftKind
+from shared.events import DriftEvidence, DriftKind, RankedFeature
 
 
 def floor_ms(ts_ms: int, length_ms: int) -> int:
@@ -53,6 +53,8 @@ class VersionProgress:
     """End of the last window judged before the version was paused (None: judged as time moves)."""
     label_gaps: list[tuple[int, int]] = field(default_factory=list)
     """Spans of windows skipped without data, oldest first: [from, to) in ms."""
+    estimate: DriftDecider = field(default_factory=DriftDecider)
+    """Alert state of the performance estimated without labels (CBPE), judged with the data windows."""
 
     @classmethod
     def starting_at(cls, first_event_ms: int, length_ms: int, thresholds: DriftThresholds) -> VersionProgress:
@@ -120,6 +122,7 @@ class VersionProgress:
             "idle_windows": self.idle_windows,
             "paused_at_ms": self.paused_at_ms,
             "label_gaps": [list(g) for g in self.label_gaps],
+            "estimate": _decider_json(self.estimate),
         }
 
     @classmethod
@@ -134,6 +137,7 @@ class VersionProgress:
             raw.get("idle_windows", 0),
             raw.get("paused_at_ms"),
             [(int(a), int(b)) for a, b in raw.get("label_gaps", [])],
+            _decider_from(raw["estimate"], thresholds) if "estimate" in raw else DriftDecider(thresholds),
         )
 
 
@@ -149,6 +153,8 @@ def _decider_json(d: DriftDecider) -> dict[str, Any]:
                 "drifted_features": list(v.drifted_features),
                 "evidence": [e.model_dump(mode="json") for e in v.evidence],
                 "severity": v.severity,
+                "ranked_features": [f.model_dump(mode="json") for f in v.ranked_features],
+                "importance_share_drifted": v.importance_share_drifted,
             }
             for v in d.history
         ],
@@ -164,6 +170,8 @@ def _decider_from(raw: dict[str, Any], thresholds: DriftThresholds) -> DriftDeci
             tuple(v["drifted_features"]),
             tuple(DriftEvidence.model_validate(e) for e in v["evidence"]),
             v["severity"],
+            tuple(RankedFeature.model_validate(f) for f in v.get("ranked_features", [])),
+            v.get("importance_share_drifted"),
         )
         for v in raw["history"]
     )

@@ -39,6 +39,8 @@ class Table:
     expires_by: str | None = None
     ttl_days: int | None = None
     monthly: bool = True
+    added: tuple[str, ...] = ()
+    """Columns added after the table was first released: a table created before gets them (``upgrades``)."""
 
     @property
     def column_names(self) -> list[str]:
@@ -60,6 +62,19 @@ class Table:
         if self.expires_by:
             parts.append(f"TTL toDateTime({self.expires_by}) + INTERVAL {int(days)} DAY")
         return " ".join(parts)
+
+    def upgrades(self, *, name: str | None = None) -> list[str]:
+        """``ALTER TABLE ... ADD COLUMN IF NOT EXISTS`` for each ``added`` column: a no-op on a new table.
+
+        Old rows read the type's default (an empty string, NULL for a Nullable).
+
+        >>> Table("t", (("a", "UInt8"), ("b", "String")), "MergeTree", "a", added=("b",)).upgrades()
+        ['ALTER TABLE t ADD COLUMN IF NOT EXISTS b String']
+        """
+        kinds = dict(self.columns)
+        return [
+            f"ALTER TABLE {name or self.name} ADD COLUMN IF NOT EXISTS {c} {kinds[c]}" for c in self.added
+        ]
 
 
 # -- raw events (written by the intake views) ---------------------------------------------------------------
@@ -186,24 +201,30 @@ DRIFT_EVENTS = Table(
         ("severity", "Float64"),
         ("drifted_features", "Array(String)"),
         ("evidence", "String"),
+        ("ranked_features", "String"),
+        ("importance_share_drifted", "Nullable(Float64)"),
+        ("estimated_accuracy_change", "Nullable(Float64)"),
     ),
     "ReplacingMergeTree",
     "(model_name, occurred_at, event_id)",
+    added=("ranked_features", "importance_share_drifted", "estimated_accuracy_change"),
 )
-"""Drift and recovery announcements as sent to ``drift-events``, evidence kept as JSON."""
+"""Drift and recovery announcements as sent to ``drift-events``, evidence and ranked features kept as JSON."""
 
 
 def drift_event_row(event: DriftAnnouncement) -> Row:
     """A ``drift_events`` row; the evidence is kept as JSON so analysts can unpack it with JSON functions."""
     kinds: list[str] = []
-    severity, features, evidence = 0.0, list[str](), "[]"
+    severity, features, evidence, ranked, moved, cost = 0.0, list[str](), "[]", "[]", None, None
     if isinstance(event, DriftDetected):
         kinds = [k.value for k in event.kinds]
         severity, features = event.severity, event.drifted_features
         evidence = json.dumps([e.model_dump(mode="json") for e in event.evidence])
+        ranked = json.dumps([f.model_dump(mode="json") for f in event.ranked_features])
+        moved, cost = event.importance_share_drifted, event.estimated_accuracy_change
     return [
         event.event_id, event.event_type, event.model_name, event.model_version, event.occurred_at,
-        event.window_start, event.window_end, kinds, severity, features, evidence,
+        event.window_start, event.window_end, kinds, severity, features, evidence, ranked, moved, cost,
     ]  # fmt: skip
 
 

@@ -42,12 +42,12 @@ def web_app(metrics: MonitorMetrics, status: Callable[[], dict[str, Any]]) -> we
 
 @asynccontextmanager
 async def serve_http(
-    metrics: MonitorMetrics, status: Callable[[], dict[str, Any]], port: int
+    metrics: MonitorMetrics, status: Callable[[], dict[str, Any]], port: int, host: str = "127.0.0.1"
 ) -> AsyncIterator[None]:
-    """``web_app`` served on 127.0.0.1:``port`` while the block runs."""
+    """``web_app`` served on ``host``:``port`` while the block runs (loopback unless told otherwise)."""
     runner = web.AppRunner(web_app(metrics, status), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, host, port).start()
     try:
         yield
     finally:

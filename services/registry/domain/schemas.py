@@ -169,6 +169,21 @@ class VersionOut(BaseModel):
     updated_at: datetime
 
 
+class FeatureImportanceOut(BaseModel):
+    """How much a version relies on each feature, most important first (from its reference profile)."""
+
+    model_name: str
+    version: int
+    importance: dict[str, float] = Field(
+        description="Permutation importance on held-out rows: the worsening of accuracy (RMSE for regression) "
+        "when the feature is shuffled. Empty: not measured (registered without data and target)."
+    )
+    shares: dict[str, float] = Field(
+        description="Each feature's share of the total (negative importance counts as 0); what the monitor's "
+        "ranking and min_importance_share use."
+    )
+
+
 class AliasSet(_Body):
     version: Id
     reason: str = Field("", max_length=2000, description="Why; kept in the alias history.")

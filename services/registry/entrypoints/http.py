@@ -37,6 +37,7 @@ from services.registry.entrypoints.fast_resolve import ResolveFastPath
 from services.registry.entrypoints.stream import OutboxRelay
 from services.registry.errors import RegistryError, Unavailable
 from services.registry.service import Registry
+from shared import http_metrics
 from shared.artifacts import ArtifactError
 from shared.dependencies import Dependencies
 
@@ -241,6 +242,7 @@ def create_app(registry: Registry) -> FastAPI:
     app.state.dependencies = registry.dependencies
     _install_error_handlers(app)
     app.add_middleware(ResolveFastPath, state=app.state)
+    http_metrics.install(app, "registry")  # outermost: the resolve fast path is counted too
     routers = [module.router for module in (routes_models, routes_versions, routes_aliases, routes_admin)]
     for router in routers:
         app.include_router(router)

@@ -1,4 +1,4 @@
-"""Routes for the audit log and webhooks."""
+"""Routes for the audit log, the caller's identity and webhooks."""
 
 from __future__ import annotations
 
@@ -37,6 +37,13 @@ def audit_log(
         if not rules.is_row_id(before_id):
             raise Invalid("page_token is not one this registry issued", field="page_token")
     return registry.store.audit(model_name=model, actor=actor, limit=limit, before_id=before_id)
+
+
+@router.get("/whoami", tags=["audit"])
+def whoami(user: Reader) -> dict[str, str]:
+    """Who the caller's token says they are: ``name`` and ``role`` (reader, writer, admin), as the audit log
+    would record them; the web console asks it to show write buttons only to writers."""
+    return {"name": user.name, "role": user.role_name}
 
 
 @router.post(

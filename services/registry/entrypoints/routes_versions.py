@@ -11,13 +11,20 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from services.registry.domain.rules import check_profile_against_schema
-from services.registry.domain.schemas import Page, VersionCreate, VersionOut, VersionUpdate
+from services.registry.domain.schemas import (
+    FeatureImportanceOut,
+    Page,
+    VersionCreate,
+    VersionOut,
+    VersionUpdate,
+)
 from services.registry.entrypoints.deps import Admin, Reader, RegistryDep, VersionNumber, Writer
 from services.registry.entrypoints.fast_resolve import search_key
 from services.registry.entrypoints.openapi import COMMON, errors
 from services.registry.errors import Invalid
 from services.registry.service import Registry
 from shared.events import VersionStatus
+from shared.importance import importance_shares
 from shared.profile import ReferenceProfile
 
 router = APIRouter(tags=["versions"], responses=errors(*COMMON))
@@ -167,6 +174,19 @@ def get_reference_profile(
 ) -> ReferenceProfile:
     """The training-data summary the monitor compares this version's live traffic against."""
     return registry.store.reference_profile(name, version)
+
+
+@router.get("/models/{name}/versions/{version}/feature-importance", responses=errors(404))
+def get_feature_importance(
+    name: str, version: VersionNumber, registry: RegistryDep, _user: Reader
+) -> FeatureImportanceOut:
+    """How much this version relies on each feature, most important first; the monitor ranks drift by it."""
+    measured = registry.store.reference_profile(name, version).feature_importance
+    ordered = dict(sorted(measured.items(), key=lambda item: (-item[1], item[0])))
+    shares = importance_shares(ordered)
+    return FeatureImportanceOut(
+        model_name=name, version=version, importance=ordered, shares={k: shares.get(k, 0.0) for k in ordered}
+    )
 
 
 @router.get(

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from services.serving.errors import InvalidFeatures, InvalidRequest, NoModelLoaded
 from services.serving.service import ModelServer
+from shared import http_metrics
 from shared.events import FeatureValue
 
 
@@ -141,6 +142,7 @@ def create_app(server: ModelServer) -> FastAPI:
             server.stop()
 
     app = FastAPI(title=f"Driftloop model server: {server.model_name}@{server.alias}", lifespan=lifespan)
+    http_metrics.install(app, "model-server")
 
     @app.exception_handler(NoModelLoaded)
     async def no_model(_request: Request, exc: NoModelLoaded) -> JSONResponse:

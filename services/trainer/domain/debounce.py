@@ -7,7 +7,7 @@ run yields exactly one follow-up run, whatever the number of triggers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
 
@@ -22,6 +22,8 @@ class Trigger:
     event_id: UUID
     drift_event_id: UUID | None = None
     window_start: datetime | None = None
+    needs_labels: bool = False
+    """Only an estimate (no labels) said performance dropped: a run needs labels from ``window_start`` on."""
 
 
 class Debouncer:
@@ -52,7 +54,9 @@ class Debouncer:
             cutoff = self._cutoff.get(trigger.model_name)
             if cutoff is not None and trigger.occurred_at <= cutoff:
                 continue  # an earlier or running run already covers this trigger's data
-            self._pending.setdefault(trigger.model_name, trigger)
+            pending = self._pending.setdefault(trigger.model_name, trigger)
+            if pending.needs_labels and not trigger.needs_labels:  # coalesced with one that needs none
+                self._pending[trigger.model_name] = replace(pending, needs_labels=False)
         ready = [t for name, t in self._pending.items() if name not in self._running]
         for trigger in ready:
             del self._pending[trigger.model_name]

@@ -16,7 +16,9 @@ from services.trainer.domain.dataset import SPLIT, coerce_features
 from services.trainer.domain.gate import Scorecard
 from services.trainer.domain.recipe import TrainingRecipe, build_estimator
 from shared.answer_type import OutputType, as_output_type, output_type_of
+from shared.estimator import fit_estimator
 from shared.feature_schema import FeatureSchema
+from shared.profile import PerformanceEstimator
 
 _DTYPE: dict[OutputType, Any] = {"bool": bool, "int": "int64", "float": float, "str": object}
 
@@ -114,3 +116,22 @@ def predict(model: Any, frame: pd.DataFrame, recipe: TrainingRecipe, schema: Fea
     """The model's outputs on ``frame``, as plain Python values (for profiles and comparisons)."""
     out = model.predict(inputs_of(frame, recipe, schema))
     return [str(v) for v in out] if recipe.task == "classification" else [float(v) for v in out]
+
+
+def fit_version_estimator(
+    model: Any, holdout: pd.DataFrame, recipe: TrainingRecipe, schema: FeatureSchema
+) -> PerformanceEstimator | None:
+    """How the monitor will estimate this model's performance before labels arrive, fitted on ``holdout``:
+    a calibration of its probabilities (CBPE), or models of its loss (DLE) on the numeric features."""
+    features = recipe.feature_names(schema)
+    numeric = [
+        n for n in features if (spec := schema.spec(n)) is None or spec.type not in ("categorical", "text")
+    ]
+    truth = labels_of(holdout, recipe, output_type_of(model))
+    return fit_estimator(
+        model,
+        inputs_of(holdout, recipe, schema),
+        truth,
+        numeric,
+        classification=recipe.task == "classification",
+    )

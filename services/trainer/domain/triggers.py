@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from services.trainer.domain.debounce import Trigger
 from shared.codec import decode_any
-from shared.events import DriftDetected, Event, EventDeadLettered, RetrainModel
+from shared.events import DriftDetected, DriftKind, Event, EventDeadLettered, RetrainModel
 from shared.validation import dead_letter
 
 """Dead letters get ids derived from where the record was (topic, partition, offset): read again after a
@@ -62,6 +62,7 @@ def trigger_of(event: Event) -> Trigger | None:
             event_id=event.event_id,
             drift_event_id=event.event_id,
             window_start=event.window_start,
+            needs_labels=set(event.kinds) == {DriftKind.ESTIMATED_PERFORMANCE},
         )
     if isinstance(event, RetrainModel):
         return Trigger(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from services.trainer.domain.debounce import Trigger
 from services.trainer.domain.recipe import TrainingRecipe
 from shared.feature_schema import FeatureSchema, FeatureSpec
 
@@ -125,3 +126,24 @@ def _check_column(values: pd.Series, spec: FeatureSpec, recipe: TrainingRecipe) 
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(float(value))
+
+
+def labels_missing(trigger: Trigger, frame: pd.DataFrame) -> ValidationReport | None:
+    """Why a run on an estimated-performance drift must wait: no labelled row since the drift began.
+
+    The estimate says the model got worse before labels exist; retraining then would learn the old
+    relation again from older labels. None: the trigger needs no labels, or labels are there.
+    """
+    if not trigger.needs_labels or trigger.window_start is None:
+        return None
+    since = pd.Timestamp(trigger.window_start)
+    if len(frame) and (pd.to_datetime(frame["occurred_at"], utc=True) >= since).any():
+        return None
+    return ValidationReport(
+        rows=len(frame),
+        problems=[
+            f"no labels yet: the estimated-performance drift (window from {trigger.window_start.isoformat()}) "
+            "has no labelled predictions since it began, so nothing was retrained; the model is retrained "
+            "when labels for those windows arrive and the labels-based performance check confirms the drop"
+        ],
+    )

@@ -72,12 +72,14 @@ def web_app(metrics: TrainerMetrics, dependencies: Dependencies) -> web.Applicat
 
 
 @asynccontextmanager
-async def serve_health(metrics: TrainerMetrics, dependencies: Dependencies, port: int) -> AsyncIterator[None]:
-    """``/health`` and ``/metrics`` on 127.0.0.1:``port`` while the block runs; a taken port is logged,
+async def serve_health(
+    metrics: TrainerMetrics, dependencies: Dependencies, port: int, host: str = "127.0.0.1"
+) -> AsyncIterator[None]:
+    """``/health`` and ``/metrics`` on ``host``:``port`` while the block runs; a taken port is logged,
     not fatal: training matters more than its health page."""
     runner = web.AppRunner(web_app(metrics, dependencies), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
+    site = web.TCPSite(runner, host, port)
     try:
         await site.start()
         log.info("trainer: /health and /metrics on %s", site.name)

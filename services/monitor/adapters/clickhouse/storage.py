@@ -47,6 +47,7 @@ def schema(ttl_days: int = 365) -> list[str]:
         LABELS.ddl(ttl_days),
         *labels_intake_ddl(),
         *(table.ddl(ttl_days) for table in (*rest, MONITOR_PROGRESS)),
+        *(ddl for table in rest for ddl in table.upgrades()),
         *views_ddl(),
     ]
 

@@ -80,6 +80,33 @@ def alias_history_ddl(view: str = "alias_history", events: str = "model_events")
     """
 
 
+ESTIMATED = ("accuracy", "f1", "roc_auc", "mae", "rmse")
+"""The metrics the monitor estimates before labels (``estimated_<metric>``) and realizes once they arrive."""
+
+
+def estimation_error_ddl(view: str = "estimation_error", metrics: str = "window_metrics") -> str:
+    """Each window's estimated metric beside the realized one; ``realized`` and ``abs_error`` NULL until
+    the window's labels were judged. One scan grouped by window and metric, no join."""
+    names = ", ".join(f"'{m}', 'estimated_{m}'" for m in ESTIMATED)
+    return f"""
+    CREATE OR REPLACE VIEW {view} AS
+    SELECT model_name, model_version, window_start, window_end, base AS metric, estimated, realized,
+        abs(estimated - realized) AS abs_error
+    FROM (
+        SELECT
+            model_name, model_version, window_start, max(window_end) AS window_end,
+            replaceOne(metric, 'estimated_', '') AS base,
+            anyIf(value, startsWith(metric, 'estimated_')) AS estimated,
+            if(countIf(NOT startsWith(metric, 'estimated_')) > 0,
+               toNullable(anyIf(value, NOT startsWith(metric, 'estimated_'))), NULL) AS realized
+        FROM {metrics} FINAL
+        WHERE metric IN ({names})
+        GROUP BY model_name, model_version, window_start, base
+        HAVING countIf(startsWith(metric, 'estimated_')) > 0
+    )
+    """
+
+
 def views_ddl() -> list[str]:
     """Every analytics view, in dependency order; run after the monitor's tables exist."""
-    return [drift_evidence_ddl(), labelled_predictions_ddl(), alias_history_ddl()]
+    return [drift_evidence_ddl(), labelled_predictions_ddl(), alias_history_ddl(), estimation_error_ddl()]

@@ -31,15 +31,19 @@ def _floats(values: Any) -> np.ndarray:
     return np.asarray([np.nan if v is None else v for v in values], dtype=float)
 
 
-def read_data_window(client: Any, model: str, version: str, start: datetime, end: datetime) -> DataWindow:
+def read_data_window(
+    client: Any, model: str, version: str, start: datetime, end: datetime, *, probabilities: bool = False
+) -> DataWindow:
     """Outputs, latencies and every feature of the window, in one Arrow query split by numpy (no per-row Python).
 
     One scan instead of one per feature kind: the server reads the window once, and the maps arrive as flat
-    key and value arrays that are grouped by key without building a dict per row.
+    key and value arrays that are grouped by key without building a dict per row. The logged class
+    probabilities are read only when asked for (a version whose performance is estimated).
     """
     table = client.query_arrow(
-        "SELECT prediction, prediction_num, latency_ms, num_features, cat_features, missing_features "
-        f"FROM predictions FINAL WHERE {WINDOW}",
+        "SELECT prediction, prediction_num, latency_ms, num_features, cat_features, missing_features"
+        + (", probabilities" if probabilities else "")
+        + f" FROM predictions FINAL WHERE {WINDOW}",
         parameters=_params(model, version, start, end),
     )
     if table.num_rows == 0:
@@ -47,6 +51,7 @@ def read_data_window(client: Any, model: str, version: str, start: datetime, end
     numeric = table.column("num_features").combine_chunks()
     categorical = table.column("cat_features").combine_chunks()
     missing = table.column("missing_features").combine_chunks().flatten().to_pylist()
+    proba = table.column("probabilities").combine_chunks() if probabilities else None
     return DataWindow(
         start=start,
         end=end,
@@ -57,6 +62,9 @@ def read_data_window(client: Any, model: str, version: str, start: datetime, end
         numeric={k: np.asarray(v, dtype=float) for k, v in _by_key(numeric.keys, numeric.items).items()},
         categorical={k: v.tolist() for k, v in _by_key(categorical.keys, categorical.items).items()},
         missing=dict(Counter(missing)),
+        probabilities={}
+        if proba is None
+        else {k: np.asarray(v, dtype=float) for k, v in _by_key(proba.keys, proba.items).items()},
     )
 
 
@@ -164,9 +172,11 @@ class ClickHouseWindowReader:
     def __init__(self, sink: ClickHouseSink) -> None:
         self.sink = sink
 
-    def data_window(self, model: str, version: str, start: datetime, end: datetime) -> DataWindow:
+    def data_window(
+        self, model: str, version: str, start: datetime, end: datetime, *, probabilities: bool = False
+    ) -> DataWindow:
         with self.sink.waits.timing():
-            return read_data_window(self.sink.client, model, version, start, end)
+            return read_data_window(self.sink.client, model, version, start, end, probabilities=probabilities)
 
     def label_window(
         self, model: str, version: str, start: datetime, end: datetime, *, labelled: bool

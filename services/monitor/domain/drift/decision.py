@@ -6,8 +6,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from services.monitor.domain.drift.ranking import Ranking, merge_rankings
 from shared.drift_thresholds import DriftThresholds
-from shared.events import DriftEvidence, DriftKind
+from shared.events import DriftEvidence, DriftKind, RankedFeature
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,9 @@ class WindowVerdict:
     drifted_features: tuple[str, ...] = ()
     evidence: tuple[DriftEvidence, ...] = ()
     severity: float = 0.0
+    ranked_features: tuple[RankedFeature, ...] = ()
+    """Drifted features by importance x effect (``ranking.rank_drift``), ignored ones included."""
+    importance_share_drifted: float | None = None
 
     @property
     def drifted(self) -> bool:
@@ -39,6 +43,8 @@ class Alert:
     severity: float = 0.0
     windows_considered: int = 1
     windows_drifted: int = 1
+    ranked_features: tuple[RankedFeature, ...] = ()
+    importance_share_drifted: float | None = None
 
 
 @dataclass
@@ -66,6 +72,7 @@ class DriftDecider:
             self.cooldown_left = t.cooldown_windows
             kinds = sorted({k for v in drifted for k in v.kinds}, key=list(DriftKind).index)
             features = sorted({f for v in drifted for f in v.drifted_features})
+            ranking = merge_rankings(Ranking(v.ranked_features, v.importance_share_drifted) for v in drifted)
             return Alert(
                 recovered=False,
                 window_start=drifted[0].window_start,
@@ -76,6 +83,8 @@ class DriftDecider:
                 severity=max(v.severity for v in drifted),
                 windows_considered=len(recent),
                 windows_drifted=len(drifted),
+                ranked_features=ranking.features,
+                importance_share_drifted=ranking.importance_share_drifted,
             )
         if len(recent) == t.windows_considered and not drifted:
             self.drifting = False

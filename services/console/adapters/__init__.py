@@ -1,0 +1,1 @@
+"""The console\x27s adapters: the registry over HTTP, ClickHouse."""
