@@ -305,6 +305,15 @@ class ModelDeleted(Event):
     deleted_by: str
 
 
+class ModelVersionDeleted(Event):
+    """A version was deleted (it had no alias left); its number is never handed out again."""
+
+    topic: ClassVar[str] = "model-events"
+    event_type: Literal["model_version_deleted"] = "model_version_deleted"
+    version: int = Field(ge=1)
+    deleted_by: str
+
+
 class VersionStatus(StrEnum):
     PENDING = "pending"
     READY = "ready"
@@ -389,6 +398,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ModelVersionRegistered,
     ModelUpdated,
     ModelDeleted,
+    ModelVersionDeleted,
     ModelVersionStatusChanged,
     AliasChanged,
     ScaleAdvised,

@@ -1,4 +1,5 @@
-"""Benchmark: the registry over real HTTP: register, resolve alias, get version, search over many versions.
+"""Benchmark: the registry over real HTTP: register, resolve alias, get version, search over many versions,
+each also through the MLflow-compatible API (``mlflow_*``, docs/mlflow.md) on the same versions.
 
 Starts ``python -m services.registry`` on a temporary SQLite database (relay off, so no broker is needed;
 the outbox rows are still written in every registration's transaction), registers ``versions`` versions
@@ -22,12 +23,15 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
 from driftloop.process import free_port
 
 MODEL = "bench-churn"
+MLFLOW_MODEL = "bench-mlflow"
+MLFLOW = "/api/2.0/mlflow"
 
 
 class _Connection:
@@ -81,17 +85,32 @@ class Read:
     version: int | None = None  # the version the answer names
     items: int = 0  # a search: how many items the page holds, each ready and carrying ``tags``
     tags: tuple[tuple[str, str], ...] = ()
+    mlflow: bool = False  # an MLflow API answer (``model_version``, ``model_versions``)
 
 
 def _correct(read: Read, status: int, body: bytes) -> bool:
     if status != 200:
         return False
     answer = json.loads(body)
+    if read.mlflow:
+        return _correct_mlflow(read, answer)
     if read.version is not None:
         return bool(answer["version"] == read.version)
     items = answer["items"]
     return len(items) == read.items and all(
         item["status"] == "ready" and all(item["tags"].get(k) == v for k, v in read.tags) for item in items
+    )
+
+
+def _correct_mlflow(read: Read, answer: dict[str, object]) -> bool:
+    if read.version is not None:
+        found = answer["model_version"]
+        return isinstance(found, dict) and found["version"] == str(read.version)
+    items = answer["model_versions"]
+    assert isinstance(items, list)
+    return len(items) == read.items and all(
+        item["status"] == "READY" and all({"key": k, "value": v} in item["tags"] for k, v in read.tags)
+        for item in items
     )
 
 
@@ -135,14 +154,27 @@ def _tags(i: int) -> dict[str, str]:
     return {"team": f"t{i % 10}", "env": "prod" if i % 2 else "dev"}
 
 
-def _register_all(port: int, n: int, artifact_uri: str, threads: int) -> dict[str, float]:
-    """``n`` registrations by URI from ``threads`` concurrent clients (each hashes the artifact)."""
+def _register_all(
+    port: int, n: int, artifact_uri: str, threads: int, mlflow: bool = False
+) -> dict[str, float]:
+    """``n`` registrations by URI from ``threads`` concurrent clients (each hashes the artifact); with
+    ``mlflow``, MLflow's ``model-versions/create`` of ``bench-mlflow`` with the same artifact as source."""
 
     def one(i: int, conn: _Connection) -> float:
-        body = {"artifact_uri": artifact_uri, "metrics": {"auc": 0.7 + (i % 100) / 1000}, "tags": _tags(i)}
+        if mlflow:
+            path, expected = f"{MLFLOW}/model-versions/create", 200
+            tags = [{"key": "kind", "value": "mlflow"}]
+            body: dict[str, object] = {"name": MLFLOW_MODEL, "source": artifact_uri, "tags": tags}
+        else:
+            path, expected = f"/models/{MODEL}/versions", 201
+            body = {
+                "artifact_uri": artifact_uri,
+                "metrics": {"auc": 0.7 + (i % 100) / 1000},
+                "tags": _tags(i),
+            }
         t0 = time.perf_counter()
-        status, answer = conn.request("POST", f"/models/{MODEL}/versions", json.dumps(body).encode())
-        if status != 201:
+        status, answer = conn.request("POST", path, json.dumps(body).encode())
+        if status != expected:
             raise RuntimeError(f"registration {i} got HTTP {status}: {answer[:500]!r}")
         return (time.perf_counter() - t0) * 1000
 
@@ -206,19 +238,50 @@ def _workloads(versions: int) -> dict[str, Callable[[random.Random], Read]]:
             tags=(("team", team), ("env", "prod")),
         )
 
+    def search_uncached(rng: random.Random) -> Read:
+        """The same search with a cache-busting parameter (ignored by the route): every one is a first."""
+        read = search(rng)
+        return Read(f"{read.path}&_={rng.getrandbits(64)}", items=read.items, tags=read.tags)
+
     def get_version(rng: random.Random) -> Read:
         version = rng.randint(1, versions)
         return Read(f"/models/{MODEL}/versions/{version}", version=version)
+
+    def mlflow_search(rng: random.Random) -> Read:
+        team = f"t{rng.randint(0, 9)}"
+        query = f"name LIKE 'bench%' AND tags.team = '{team}' AND tags.env = 'prod'"
+        return Read(
+            f"{MLFLOW}/model-versions/search?filter={quote(query)}&max_results=100",
+            items=min(100, prod[team]),
+            tags=(("team", team), ("env", "prod")),
+            mlflow=True,
+        )
+
+    def mlflow_get_version(rng: random.Random) -> Read:
+        version = rng.randint(1, versions)
+        return Read(
+            f"{MLFLOW}/model-versions/get?name={MODEL}&version={version}", version=version, mlflow=True
+        )
 
     return {
         "resolve": lambda _rng: Read(f"/models/{MODEL}/aliases/production", version=1),
         "get_version": get_version,
         "search": search,
+        "search_uncached": search_uncached,
+        "mlflow_resolve": lambda _rng: Read(
+            f"{MLFLOW}/registered-models/alias?name={MODEL}&alias=production", version=1, mlflow=True
+        ),
+        "mlflow_get_version": mlflow_get_version,
+        "mlflow_search": mlflow_search,
     }
 
 
 def main(
-    versions: int = 10_000, requests: int = 5_000, clients: int = 2, workers: int = 1
+    versions: int = 10_000,
+    requests: int = 5_000,
+    clients: int = 2,
+    workers: int = 1,
+    mlflow_versions: int = 2_000,
 ) -> dict[str, float]:
     port = free_port("127.0.0.1")
     with tempfile.TemporaryDirectory(prefix="driftloop-bench-registry-") as tmp:
@@ -229,7 +292,8 @@ def main(
         process = _start_registry(port, Path(tmp) / "data", workers)
         try:
             conn = _Connection(port)
-            conn.request("POST", "/models", json.dumps({"name": MODEL}).encode())
+            for model in (MODEL, MLFLOW_MODEL):
+                conn.request("POST", "/models", json.dumps({"name": model}).encode())
             conn.close()
             print(f"registering {versions} versions (8 concurrent clients) ...", flush=True)
             figures: dict[str, dict[str, float]] = {
@@ -243,15 +307,20 @@ def main(
             rng = random.Random(7)
             with ProcessPoolExecutor(clients) as pool:
                 for name, make in _workloads(versions).items():
-                    count = requests if name != "search" else max(500, requests // 5)
+                    count = requests if "search" not in name else max(500, requests // 5)
                     figures[name] = _drive(port, [make(rng) for _ in range(count)], clients, pool)
+            if mlflow_versions:  # last: its versions (another model, no team tags) stay out of the reads
+                print(f"registering {mlflow_versions} versions through the MLflow API ...", flush=True)
+                figures["mlflow_register"] = _register_all(
+                    port, mlflow_versions, artifact.as_uri(), threads=8, mlflow=True
+                )
         finally:
             process.terminate()
             process.wait(timeout=30)
 
     for name, f in figures.items():
         print(
-            f"{name:12s} {f['rps']:8.0f} req/s   p50 {f['p50_ms']:7.2f} ms   p99 {f['p99_ms']:7.2f} ms"
+            f"{name:18s} {f['rps']:8.0f} req/s   p50 {f['p50_ms']:7.2f} ms   p99 {f['p99_ms']:7.2f} ms"
             f"   errors {int(f['errors'])}"
         )
     summary = {"versions": float(versions), "clients": float(clients), "workers": float(workers)}

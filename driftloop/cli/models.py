@@ -169,6 +169,7 @@ def _register_with_data(
     import joblib
 
     from shared.importance import importance_shares
+    from shared.mlflow_model import is_mlflow_model, load_estimator
     from shared.onboard_registry import RegistryRefused, read_data, register_model
     from shared.onboarding import OnboardingError
 
@@ -181,7 +182,8 @@ def _register_with_data(
         raise typer.Exit(2)
     settings = Settings()
     try:
-        model = joblib.load(path)
+        content = path.read_bytes()  # a joblib pickle, or an MLflow model zip (docs/mlflow.md)
+        model = load_estimator(content) if is_mlflow_model(content) else joblib.load(path)
         frame = read_data(data)
         with _client(settings) as http:
             result = register_model(
@@ -189,7 +191,7 @@ def _register_with_data(
                 model,
                 data=frame,
                 target=target,
-                artifact=path.read_bytes(),
+                artifact=content,
                 metrics=parsed["metrics"],
                 params=parsed["params"],
                 description=description,

@@ -46,6 +46,7 @@ from shared.answer_type import OUTPUT_TYPE_TAG, OUTPUT_TYPES, OutputType, output
 from shared.artifacts import ArtifactStore
 from shared.events import Event, TrainingRunFailed
 from shared.feature_schema import FeatureSchema
+from shared.mlflow_model import is_mlflow_model, load_estimator, repackage
 from shared.profile import build_profile
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ def run_training(trigger: Trigger, ports: RunPorts, run_id: UUID | None = None) 
     meter.lap("snapshot")
 
     champion_version = model.aliases.get(PRODUCTION)
-    champion, champion_note = _load_champion(ports, model, champion_version)
+    champion, champion_note, champion_artifact = _load_champion(ports, model, champion_version)
     answers = answer_type(model.tags, champion, data) if recipe.task == "classification" else None
     challenger = fit(data, recipe, schema, answers)
     meter.lap("train")
@@ -149,9 +150,7 @@ def run_training(trigger: Trigger, ports: RunPorts, run_id: UUID | None = None) 
     importance = holdout_importance(challenger, holdout, recipe, schema)  # at most 2,000 rows
     profile = profile.model_copy(update={"feature_importance": importance})
     meter.lap("importance")
-    buffer = io.BytesIO()
-    joblib.dump(challenger, buffer)
-    artifact = buffer.getvalue()
+    artifact, filename = _serialize(challenger, champion_artifact)
     meter.artifact_bytes["model"] = len(artifact)
     meter.lap("serialize")
     cost = meter.record()
@@ -173,7 +172,7 @@ def run_training(trigger: Trigger, ports: RunPorts, run_id: UUID | None = None) 
     recorded = output_type_of(challenger)
     if recorded is not None:  # what the model servers cast answers to, whatever the next estimator does
         metadata["tags"][OUTPUT_TYPE_TAG] = recorded
-    version = ports.registry.register_version(model.name, artifact, "model.joblib", metadata)
+    version = ports.registry.register_version(model.name, artifact, filename, metadata)
     ports.registry.set_alias(model.name, CANDIDATE, version, f"training run {run_id}")
     if decision.promote:
         ports.registry.set_alias(model.name, PRODUCTION, version, "; ".join(decision.reasons)[:2000])
@@ -206,15 +205,31 @@ def answer_type(tags: dict[str, str], champion: Any, data: pd.DataFrame) -> Outp
     return output_type_of(champion) or infer_output_type(data)
 
 
-def _load_champion(ports: RunPorts, model: RegisteredModel, version: int | None) -> tuple[Any, str]:
-    """The production version's estimator, or None and why (none yet, or an artifact that will not load)."""
+def _serialize(challenger: Any, champion_artifact: bytes | None) -> tuple[bytes, str]:
+    """The challenger's artifact in its champion's format: an MLflow model zip stays one (so MLflow clients
+    load the retrained version too), anything else is a joblib pickle."""
+    if champion_artifact is not None and is_mlflow_model(champion_artifact):
+        return repackage(champion_artifact, challenger), "model.zip"
+    buffer = io.BytesIO()
+    joblib.dump(challenger, buffer)
+    return buffer.getvalue(), "model.joblib"
+
+
+def _load_champion(
+    ports: RunPorts, model: RegisteredModel, version: int | None
+) -> tuple[Any, str, bytes | None]:
+    """The production version's estimator and artifact, or None and why (none yet, or an artifact that will
+    not load); a joblib pickle or an MLflow model zip (docs/mlflow.md)."""
     if version is None:
-        return None, ""
+        return None, "", None
     try:
-        return joblib.load(io.BytesIO(ports.registry.download_artifact(model.name, version))), ""
+        data = ports.registry.download_artifact(model.name, version)
+        if is_mlflow_model(data):
+            return load_estimator(data), "", data
+        return joblib.load(io.BytesIO(data)), "", data
     except Exception as exc:  # an artifact we cannot unpickle is the champion's problem, not the run's
         log.warning("champion %s v%s could not be loaded: %s", model.name, version, exc)
-        return None, f"champion v{version} could not be loaded ({type(exc).__name__}: {exc})"
+        return None, f"champion v{version} could not be loaded ({type(exc).__name__}: {exc})", None
 
 
 def _score_champion(

@@ -142,14 +142,17 @@ def test_a_database_of_an_older_registry_is_upgraded(tmp_path: Path) -> None:
             conn.exec_driver_sql(f"CREATE INDEX ix_{table}_key_value ON {table} (key, value)")
         for column in ("attempts", "last_error", "failed_at"):
             conn.exec_driver_sql(f"ALTER TABLE outbox DROP COLUMN {column}")
+        conn.exec_driver_sql("DROP TABLE mlflow_records")
+        conn.exec_driver_sql("DROP TABLE mlflow_artifacts")
         conn.exec_driver_sql("DELETE FROM schema_migrations WHERE version > 2")
-    assert migrate(engine) == [3, 4, 5]
+    assert migrate(engine) == [3, 4, 5, 6]
     with engine.connect() as conn:
         assert conn.execute(select(change_counter.c.value)).scalars().all() == [0]
         indexes = {i["name"] for i in inspect(conn).get_indexes("version_tags")}
         assert "ix_version_tags_key_value_owner" in indexes and "ix_version_tags_key_value" not in indexes
         columns = {c["name"] for c in inspect(conn).get_columns("outbox")}
         assert {"attempts", "last_error", "failed_at"} <= columns
+        assert {"mlflow_records", "mlflow_artifacts"} <= set(inspect(conn).get_table_names())
     engine.dispose()
 
     with TestClient(create_app(bootstrap(_settings(tmp_path)))) as client:

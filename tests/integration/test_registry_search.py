@@ -90,3 +90,32 @@ def test_versions_are_found_by_every_tag_filter_page_by_page(client: TestClient)
     assert _all_pages(client, {"name_prefix": prefix, "tag": "team=nobody"}) == []
     one_model = client.get(f"/models/{first}/versions", params={"tag": "env=prod"}).json()["items"]
     assert [v["version"] for v in one_model] == [6, 4, 2]
+
+
+def test_the_cached_search_page_says_what_the_route_says(client: TestClient) -> None:
+    """The fast path's page (encoded from the rows) equals the route's (built as VersionOut), field by
+    field, with lineage, metrics, params, aliases, a reference profile and a next page."""
+    name = f"m-{uuid4().hex[:8]}"
+    _register(client, name, 3)
+    lineage = {
+        "dataset_uri": "s3://b/k",
+        "data_start": "2026-03-01T00:00:00Z",
+        "drift_event_id": str(uuid4()),
+        "parent_version": 1,
+    }
+    meta = {"metrics": {"auc": 0.25}, "params": {"depth": [1, {"a": None}]}, "lineage": lineage}
+    made = client.post(
+        f"/models/{name}/versions/upload",
+        files={"artifact": ("m", io.BytesIO(b"x"))},
+        data={"metadata": json.dumps({**meta, "tags": {"team": "t0", "env": "prod"}})},
+        headers=WRITER,
+    )
+    assert made.status_code == 201, made.text
+    client.put(f"/models/{name}/aliases/production", json={"version": 4}, headers=WRITER)
+    store = client.app.state.registry.store  # type: ignore[attr-defined]
+    for args in ({"name": name, "limit": 2}, {"name_prefix": name[:4], "tags": ["team=t0"], "limit": 100}):
+        page = store.search_versions(**args)
+        assert json.loads(store.search_versions_json(**args)) == json.loads(page.model_dump_json())
+    served = client.get(f"/models/{name}/versions", params={"limit": 2}, headers=WRITER).json()
+    assert served == json.loads(store.search_versions(name=name, limit=2).model_dump_json())
+    assert served["items"][0]["aliases"] == ["production"] and served["next_page_token"]

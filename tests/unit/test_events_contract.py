@@ -26,6 +26,7 @@ from shared.events import (
     ModelCreated,
     ModelDeleted,
     ModelUpdated,
+    ModelVersionDeleted,
     ModelVersionRegistered,
     ModelVersionStatusChanged,
     PredictionLogged,
@@ -122,6 +123,7 @@ def sample(cls: type[Event]) -> Event:
         ),
         ModelUpdated: ModelUpdated(model_name="churn", changed_fields=["tags"], updated_by="alice"),
         ModelDeleted: ModelDeleted(model_name="churn", deleted_by="admin"),
+        ModelVersionDeleted: ModelVersionDeleted(model_name="churn", version=2, deleted_by="admin"),
         ModelVersionStatusChanged: ModelVersionStatusChanged(
             model_name="churn",
             version=4,

@@ -23,7 +23,9 @@ from services.trainer.service import RunPorts, reproduce_predictions, run_traini
 from shared.answer_type import output_type_of
 from shared.artifacts import FileArtifactStore, file_uri_path
 from shared.feature_schema import FeatureSchema, FeatureSpec
+from shared.mlflow_model import is_mlflow_model, load_estimator
 from shared.profile import ReferenceProfile
+from tests.unit.test_mlflow_model import mlflow_zip
 
 SCHEMA = FeatureSchema(
     features=[
@@ -219,3 +221,16 @@ def test_a_retrained_version_answers_with_the_type_the_model_answered_before(
     assert {type(c.item() if isinstance(c, np.generic) else c) for c in retrained.classes_} == {kind}
     assert output_type_of(retrained) == name and meta["tags"]["output_type"] == name
     assert meta["metrics"]["accuracy"] > 0.9  # typed labels still score against the text ones
+
+
+def test_a_champion_registered_through_mlflow_is_retrained_into_an_mlflow_model(tmp_path: Any) -> None:
+    registry = FakeRegistry()
+    champion = DummyClassifier(strategy="most_frequent").fit([[0], [1]], [0, 1])
+    registry.versions[1] = (mlflow_zip(champion, fmt="cloudpickle"), {})
+    registry.aliases["production"] = 1
+    outcome = run_training(trigger(), ports(registry, query_rows(1000), tmp_path))
+    assert outcome.decision is not None and outcome.decision.champion_score is not None  # it was scored
+    artifact, meta = registry.versions[2]
+    assert is_mlflow_model(artifact)  # MLflow clients load the retrained version too
+    assert not isinstance(load_estimator(artifact), DummyClassifier)  # the challenger, not the champion
+    assert meta["metrics"]["accuracy"] > 0.9 and registry.aliases["production"] == 2

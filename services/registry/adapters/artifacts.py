@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import tempfile
 import uuid
-from typing import IO, BinaryIO
+import zipfile
+from collections.abc import Sequence
+from typing import IO, BinaryIO, cast
 
 from services.registry.errors import ArtifactCorrupted, Forbidden, Invalid, NotFound, Unavailable
 from shared.artifacts import (
@@ -127,3 +130,18 @@ class ArtifactFiles:
             )
         spool.seek(0)
         return spool
+
+    def save_mlflow_file(self, path: str, stream: BinaryIO) -> StoredArtifact:
+        """Stream a file an MLflow client uploads into a fresh folder of the store (never overwriting one)."""
+        return self.save_upload("mlflow", path.rsplit("/", 1)[-1], stream)
+
+    def pack_mlflow_model(self, model_name: str, files: Sequence[tuple[str, str, str]]) -> StoredArtifact:
+        """One zip of an MLflow model folder (``(member, uri, sha256)`` per file, each checked against its
+        hash first), streamed into the store and hashed there: the version's artifact (docs/mlflow.md)."""
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+            with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+                for member, uri, sha256 in files:
+                    with self.verified_copy(uri, sha256) as copy, archive.open(member, "w") as out:
+                        shutil.copyfileobj(copy, out, 1 << 20)
+            spool.seek(0)
+            return self.save_upload(model_name, "model.zip", cast(BinaryIO, spool))

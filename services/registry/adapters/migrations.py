@@ -95,12 +95,19 @@ def _outbox_failures(conn: Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE outbox ADD COLUMN {name} {kind}{not_null}")
 
 
+def _mlflow_tables(conn: Connection) -> None:
+    """Experiments, runs, logged models and artifact files that MLflow clients write (docs/mlflow.md)."""
+    for table in (tables.mlflow_records, tables.mlflow_artifacts):
+        table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial),
     (2, "sqlite planner statistics", _sqlite_planner_statistics),
     (3, "change counter for resolve caches", _change_counter),
     (4, "covering indexes for tag filters", _covering_tag_indexes),
     (5, "outbox rows that failed: attempts, last error, set aside", _outbox_failures),
+    (6, "MLflow experiments, runs, logged models and artifact files", _mlflow_tables),
 ]
 
 

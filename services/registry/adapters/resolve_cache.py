@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from sqlalchemy import Engine
@@ -20,6 +21,9 @@ from services.registry.adapters.store import RegistryStore
 from services.registry.errors import Unavailable
 
 _READ_COUNTER = "SELECT value FROM change_counter WHERE id = 1"
+MAX_BODIES = 100_000
+MAX_BYTES = 64 << 20
+"""Past either bound the cached bodies are dropped and rebuilt on demand (a scan over every version)."""
 
 
 class ResolveCache:
@@ -30,7 +34,8 @@ class ResolveCache:
         self.store = store
         self._connection: Any = None  # a DBAPI connection of its own, outside the pool (see _connect)
         self._counter: int | None = None
-        self._bodies: dict[tuple[str, str], bytes] = {}
+        self._bodies: dict[Hashable, bytes] = {}
+        self._bytes = 0
         # callers are the event loop's thread; the lock keeps the connection single-user if that changes
         self._lock = threading.Lock()
 
@@ -40,6 +45,7 @@ class ResolveCache:
             counter = self._read_counter()  # before the row: bodies read after it are at least this new
             if counter != self._counter:
                 self._bodies.clear()
+                self._bytes = 0
                 self._counter = counter
             body = self._bodies.get((name, alias))
             if body is None:
@@ -48,10 +54,48 @@ class ResolveCache:
                 self._bodies[(name, alias)] = body  # only aliases that exist: bounded by the database
             return body
 
+    def cached_json(self, key: Hashable, build: Callable[[], bytes]) -> bytes:
+        """Any read's answer by ``key``, kept like resolve's: served only while no change was committed since
+        it was built (get-version, searches, MLflow's reads); ``build`` raises for what does not exist.
+
+        ``build`` runs outside the lock (a search takes milliseconds; resolves must not wait for it); its
+        body is kept only if no change was committed meanwhile.
+        """
+        with self._lock:
+            counter = self._current()
+            body = self._bodies.get(key)
+        if body is not None:
+            return body
+        body = build()  # read after the counter: at least as new as ``counter``
+        with self._lock:
+            if self._counter == counter:
+                if len(self._bodies) >= MAX_BODIES or self._bytes + len(body) > MAX_BYTES:
+                    self._bodies.clear()  # a scan over every version: start again rather than grow
+                    self._bytes = 0
+                self._bodies[key] = body
+                self._bytes += len(body)
+        return body
+
+    def peek(self, key: Hashable) -> bytes | None:
+        """The cached answer by ``key`` if it is still current, without building one."""
+        with self._lock:
+            self._current()
+            return self._bodies.get(key)
+
+    def _current(self) -> int:
+        """The change counter now; the cached bodies are dropped if it moved (call with the lock held)."""
+        counter = self._read_counter()
+        if counter != self._counter:
+            self._bodies.clear()
+            self._bytes = 0
+            self._counter = counter
+        return counter
+
     def close(self) -> None:
         with self._lock:
             self._disconnect()
             self._bodies.clear()
+            self._bytes = 0
             self._counter = None
 
     def _read_counter(self) -> int:

@@ -24,7 +24,7 @@ from services.registry.adapters.tables import (
 from services.registry.domain import rules
 from services.registry.domain.auth import Principal
 from services.registry.domain.schemas import ModelCreate, ModelOut, ModelUpdate, Page
-from services.registry.errors import Conflict, Invalid
+from services.registry.errors import Conflict, Invalid, NotFound
 from shared.events import ModelCreated, ModelDeleted, ModelUpdated
 
 # parametrised once: pydantic would otherwise rebuild the class whenever its cached one was collected
@@ -81,6 +81,15 @@ class ModelStore(StoreBase):
                 return self._model_out(conn, self._model_row(conn, body.name))
         except IntegrityError:
             raise Conflict(f"a model named {body.name!r} already exists", field="name") from None
+
+    def check_model_exists(self, name: str) -> None:
+        """:class:`NotFound` unless a model named ``name`` exists (one indexed read)."""
+        with reading(self.engine) as conn:
+            found = conn.execute(
+                select(registered_models.c.id).where(registered_models.c.name == name)
+            ).first()
+        if found is None:
+            raise NotFound(f"no registered model named {name!r}", field="name")
 
     def get_model(self, name: str) -> ModelOut:
         with reading(self.engine) as conn:

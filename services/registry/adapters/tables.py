@@ -208,3 +208,28 @@ relay_leases = Table(
     Column("holder", String(100), nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
 )
+
+mlflow_records = Table(
+    "mlflow_records",
+    metadata,
+    Column("kind", String(20), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("name", String(500), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_mlflow_records_kind_name", "kind", "name"),
+)
+"""What MLflow clients log besides the registry (experiments, runs, logged models): lineage records kept only
+so ``mlflow.<flavor>.log_model(..., registered_model_name=...)`` works; ``body`` is MLflow's JSON for it."""
+
+mlflow_artifacts = Table(
+    "mlflow_artifacts",
+    metadata,
+    Column("path", String(1000), primary_key=True),
+    Column("uri", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+"""Every file uploaded through MLflow's artifact proxy: where it is in the artifact store and its sha256, so
+listing needs no store listing and every download is checked against the hash taken at upload."""

@@ -22,7 +22,11 @@ from starlette.routing import compile_path
 
 from services.registry.adapters.migrations import migrate
 from services.registry.bootstrap import bootstrap
+from services.registry.domain.mlflow_mapping import mlflow_error
 from services.registry.entrypoints import (
+    mlflow_artifacts,
+    mlflow_registry,
+    mlflow_tracking,
     openapi,
     routes_admin,
     routes_aliases,
@@ -50,6 +54,18 @@ def _error(
     )
 
 
+MLFLOW_PATHS = ("/api/2.0/", "/api/3.0/", "/ajax-api/2.0/")
+
+
+def _is_mlflow(request: Request) -> bool:
+    """Whether the caller speaks MLflow's REST API: its errors then take MLflow's shape."""
+    return request.url.path.startswith(MLFLOW_PATHS)
+
+
+def _mlflow_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error_code": code, "message": message})
+
+
 def _allowed_methods(request: Request) -> str:
     """Every method the API answers at this path, from its OpenAPI paths (Starlette names one route's)."""
     app = request.app
@@ -69,6 +85,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, Unavailable):  # /healthz's probes say when it is back
             name = "artifacts" if exc.field == "artifact" else "database"
             request.app.state.dependencies.away(name, exc.message)
+        if _is_mlflow(request):
+            status, body = mlflow_error(exc)
+            return JSONResponse(status_code=status, content=body, headers=exc.headers)
         return _error(exc.status, exc.code, exc.message, exc.field, exc.headers)
 
     @app.exception_handler(SQLAlchemyError)
@@ -89,10 +108,17 @@ def _install_error_handlers(app: FastAPI) -> None:
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         field = ".".join(str(p) for p in first.get("loc", ()))
         message = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in errors)
+        if _is_mlflow(_request):
+            return _mlflow_response(400, "INVALID_PARAMETER_VALUE", message)
         return _error(422, "invalid", message, field or None)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if _is_mlflow(request) and exc.status_code in (404, 405):
+            message = f"{request.method} {request.url.path} is not supported by Driftloop's MLflow API"
+            return _mlflow_response(404, "ENDPOINT_NOT_FOUND", f"{message} (see docs/mlflow.md)")
+        if _is_mlflow(request) and exc.status_code == 400:
+            return _mlflow_response(400, "MALFORMED_REQUEST", f"the request cannot be read: {exc.detail}")
         if exc.status_code == 400:  # a body FastAPI could not parse (JSON nested too deeply, ...)
             return _error(422, "invalid", f"the request body cannot be read: {exc.detail}", "body")
         if exc.status_code == 405:
@@ -220,6 +246,8 @@ def create_app(registry: Registry) -> FastAPI:
     routers = [module.router for module in (routes_models, routes_versions, routes_aliases, routes_admin)]
     for router in routers:
         app.include_router(router)
+    for module in (mlflow_registry, mlflow_tracking, mlflow_artifacts):  # docs/mlflow.md
+        app.include_router(module.router)
     openapi.install(
         app,
         routers,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Annotated
 
-from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile, status
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
@@ -18,7 +18,8 @@ from services.registry.domain.schemas import (
     VersionOut,
     VersionUpdate,
 )
-from services.registry.entrypoints.deps import Reader, RegistryDep, VersionNumber, Writer
+from services.registry.entrypoints.deps import Admin, Reader, RegistryDep, VersionNumber, Writer
+from services.registry.entrypoints.fast_resolve import search_key
 from services.registry.entrypoints.openapi import COMMON, errors
 from services.registry.errors import Invalid
 from services.registry.service import Registry
@@ -29,8 +30,13 @@ from shared.profile import ReferenceProfile
 router = APIRouter(tags=["versions"], responses=errors(*COMMON))
 
 
-@router.post("/models/{name}/versions", status_code=status.HTTP_201_CREATED, responses=errors(403, 404))
-def register_version(name: str, body: VersionCreate, registry: RegistryDep, user: Writer) -> VersionOut:
+@router.post(
+    "/models/{name}/versions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=VersionOut,
+    responses=errors(403, 404),
+)
+def register_version(name: str, body: VersionCreate, registry: RegistryDep, user: Writer) -> Response:
     """Register the next version with an artifact already in the store (``artifact_uri``); it is hashed here."""
     if body.artifact_uri is None:
         raise Invalid(
@@ -38,7 +44,7 @@ def register_version(name: str, body: VersionCreate, registry: RegistryDep, user
         )
     _check_model_takes(registry, name, body)  # 404 or 422 before reading a possibly large artifact
     artifact = registry.artifacts.inspect_uri(body.artifact_uri, body.artifact_sha256)
-    return registry.store.register_version(name, body, artifact, user)
+    return _json(registry.store.register_version(name, body, artifact, user), status.HTTP_201_CREATED)
 
 
 @router.post(
@@ -74,19 +80,26 @@ def upload_version(
 
 def _check_model_takes(registry: Registry, name: str, body: VersionCreate) -> None:
     """404 for a model that does not exist; 422 naming the feature for a profile its schema contradicts."""
+    if body.reference_profile is None:
+        registry.store.check_model_exists(name)  # one indexed read, not the whole model
+        return
     model = registry.store.get_model(name)
-    if body.reference_profile is not None:
-        check_profile_against_schema(model.feature_schema, body.reference_profile)
+    check_profile_against_schema(model.feature_schema, body.reference_profile)
 
 
-def _json(body: BaseModel) -> Response:
+def _json(body: BaseModel, status_code: int = 200) -> Response:
     """Already validated by the store: serialise once instead of letting FastAPI validate it again."""
-    return Response(content=body.__pydantic_serializer__.to_json(body), media_type="application/json")
+    return Response(
+        content=body.__pydantic_serializer__.to_json(body),
+        status_code=status_code,
+        media_type="application/json",
+    )
 
 
 @router.get("/models/{name}/versions", response_model=Page[VersionOut], responses=errors(404))
 def list_versions(
     name: str,
+    request: Request,
     registry: RegistryDep,
     _user: Reader,
     status: VersionStatus | None = None,
@@ -95,13 +108,18 @@ def list_versions(
     page_token: str | None = None,
 ) -> Response:
     """A model's versions, newest first."""
-    return _json(
-        registry.store.search_versions(name=name, status=status, tags=tag, limit=limit, page_token=page_token)
+    return _cached_search(
+        request,
+        registry,
+        lambda: registry.store.search_versions_json(
+            name=name, status=status, tags=tag, limit=limit, page_token=page_token
+        ),
     )
 
 
 @router.get("/versions", response_model=Page[VersionOut])
 def search_versions(
+    request: Request,
     registry: RegistryDep,
     _user: Reader,
     name_prefix: str = "",
@@ -111,11 +129,19 @@ def search_versions(
     page_token: str | None = None,
 ) -> Response:
     """Versions across models (by model name, newest version first), keyset-paged."""
-    return _json(
-        registry.store.search_versions(
+    return _cached_search(
+        request,
+        registry,
+        lambda: registry.store.search_versions_json(
             name_prefix=name_prefix, status=status, tags=tag, limit=limit, page_token=page_token
-        )
+        ),
     )
+
+
+def _cached_search(request: Request, registry: Registry, build: Callable[[], bytes]) -> Response:
+    """A search page, kept for the next identical search until a change is committed (fast_resolve.py)."""
+    key = search_key(request.scope["path"], request.scope["query_string"])
+    return Response(registry.resolve_cache.cached_json(key, build), media_type="application/json")
 
 
 @router.get("/models/{name}/versions/{version}", responses=errors(404))
@@ -130,6 +156,16 @@ def update_version(
 ) -> VersionOut:
     """Change description, tags, metrics or status (pending → ready/failed); status changes are announced."""
     return registry.store.update_version(name, version, body, user)
+
+
+@router.delete(
+    "/models/{name}/versions/{version}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(403, 404, 409),
+)
+def delete_version(name: str, version: VersionNumber, registry: RegistryDep, user: Admin) -> None:
+    """Delete a version no alias points at (admin; 409 while one does); its number is never reused."""
+    registry.store.delete_version(name, version, user)
 
 
 @router.get("/models/{name}/versions/{version}/reference-profile", responses=errors(404))

@@ -12,6 +12,7 @@ from services.serving.errors import ModelLoadError
 from shared.answer_type import OutputType
 from shared.artifacts import ArtifactError, store_for_uri
 from shared.feature_schema import FeatureSchema
+from shared.mlflow_model import is_mlflow_model, load_estimator
 from shared.settings import Settings
 
 
@@ -38,10 +39,11 @@ def load_model(
     feature_schema: FeatureSchema | None = None,
     output_type: OutputType | None = None,
 ) -> LoadedModel:
-    """Fetch, verify and unpickle one version (a joblib-pickled scikit-learn estimator or pipeline)."""
+    """Fetch, verify and unpickle one version: a joblib-pickled scikit-learn estimator or pipeline, or an
+    MLflow model (a zip of its MLmodel folder, sklearn flavor; see docs/mlflow.md)."""
     data = verified_bytes(settings, uri, sha256)
     try:
-        estimator = joblib.load(io.BytesIO(data))
+        estimator = load_estimator(data) if is_mlflow_model(data) else joblib.load(io.BytesIO(data))
     except Exception as exc:  # a bad pickle is input, not our bug: report it, keep serving the old one
         raise ModelLoadError(f"cannot unpickle version {version} of {model_name} ({uri}): {exc}") from exc
     if not hasattr(estimator, "predict"):
