@@ -74,9 +74,10 @@ class Feeder(threading.Thread):
                 last = now
                 take = int(owed) + self.burst
                 owed -= int(owed)
-                self.burst = 0
+                send = min(take, 50_000)
+                self.burst = take - send  # a burst goes on over the next ticks, 50k events at a time
                 futures = []
-                for _ in range(min(take, 200_000)):
+                for _ in range(send):
                     key, template, old_id = self.templates[self.sent % n]
                     fresh = f"{self._prefix}-0000-4000-8000-{self.sent:012x}".encode()
                     futures.append(await producer.send(self.topic, template.replace(old_id, fresh), key=key))

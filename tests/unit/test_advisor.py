@@ -259,13 +259,12 @@ def test_waits_no_longer_double_the_capacity_and_the_advice_comes_30_s_before_th
     # the old measure: capacity twice the real one, the advice after the breach, as in the bench
     assert capacity_from(series, 15, old=True) == pytest.approx(2 * REAL, rel=0.1)
     late_at, _ = first_scale_up(readings, series, old=True)
-    # (the worker saturates ~26 s before the breach at this ramp: a growing lag comes too late to give the
-    # lead by itself, so the busy time must be right; the cap only corrects the advice once the lag grows)
-    assert breach - late_at < 30
     # CPU plus ClickHouse waits: the real capacity, and the advice well ahead of the breach
     assert capacity_from(series, 15, old=False) == pytest.approx(REAL, rel=0.1)
     at, advice = first_scale_up(readings, series, old=False)
     assert breach - at >= 30, f"advised at {at} s, breach at {breach} s"
+    # (the doubled capacity puts the crossing far off: the advice comes later, from the lag's growth)
+    assert late_at > at
     assert (advice.workers_advised or 0) >= 2
 
 
