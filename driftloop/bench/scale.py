@@ -2,8 +2,9 @@
 
 Over the real local stack (Kafka, embedded ClickHouse, monitor worker processes, the advisor in-process):
 
-0. a burst of events measures one worker's drain rate (``events_per_s_1w``); the advisor, running from the
-   start as it does in production, sees the backlog drained too and remembers that rate as a ceiling;
+0. a burst of events, sent while the worker is paused (as in a restart), measures one worker's drain rate
+   (``events_per_s_1w``); the advisor, running from the start as it does in production, sees the backlog
+   drained too and remembers that rate as a ceiling;
 1. a steady stream at 40% of it for ``steady_s``: every piece of advice here is false (``false_advice``);
 2. a ramp from 40% to 180% of it: ``advice_lead_s`` is the time between the first advice to add workers
    and the moment the lag actually broke the SLO (lag / drain rate > ``advisor_slo_seconds``);
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import signal
 import statistics
 import tempfile
 import threading
@@ -200,6 +202,7 @@ def main(
             "monitor_window_seconds": 60,
             "advisor_interval_seconds": 2.0,
             "advisor_window_seconds": 60.0,
+            "monitor_session_timeout_seconds": 45.0,  # phase 0 pauses the worker while the burst is sent
         }
     )
     slo = settings.advisor_slo_seconds
@@ -240,11 +243,20 @@ def main(
             feeder.burst = 2_000
             _wait(lambda: _lag(settings)[2] >= 2_000, 180, "the first worker's first commit")
             print(
-                f"phase 0: a burst of {calibrate_events:,} events measures one worker's drain rate ...",
+                f"phase 0: {calibrate_events:,} events sent while the worker is paused (as in a restart); "
+                "it drains them at its rate ...",
                 flush=True,
             )
-            feeder.burst = calibrate_events
-            time.sleep(2.0)
+            # paused, the worker piles up a backlog the feeder alone could not (it produces barely faster
+            # than one worker drains); under the session timeout, so the group does not rebalance
+            workers[0].proc.send_signal(signal.SIGSTOP)
+            try:
+                target = feeder.sent + calibrate_events
+                feeder.burst = calibrate_events
+                _wait(lambda: feeder.sent >= target, 60, "the burst sent", poll=0.2)
+            finally:
+                workers[0].proc.send_signal(signal.SIGCONT)
+            time.sleep(1.0)
             one = _drain_rate(settings, 300)
             figures["events_per_s_1w"] = round(one)
             print(f"  one worker drains {one:,.0f} events/s", flush=True)
