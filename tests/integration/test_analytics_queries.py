@@ -743,8 +743,8 @@ def test_drift_events_of_a_model_newest_first(client: Any) -> None:
 def test_drift_event_evidence_per_feature(client: Any) -> None:
     rows = run(client, "drift_event_evidence", model="churn", event_id=str(FEATURE_DRIFT))
     assert [r[4:] for r in rows] == [
-        ["age", "ks+wasserstein_norm", 0.3, 0.0001, 0.4, 0.1, 1000, 250],
-        ["plan", "chi2+jensen_shannon", 40.0, 1e-6, 0.2, 0.1, 800, 250],
+        ["age", "ks+wasserstein_norm", 0.3, 0.0001, 0.4, 0.1, 1000, 250, True],
+        ["plan", "chi2+jensen_shannon", 40.0, 1e-6, 0.2, 0.1, 800, 250, True],
     ]
 
 

@@ -434,8 +434,8 @@ def drift_page(data: dict[str, Any], viewer: Viewer, refresh_s: float) -> str:
         evidence_rows = [
             [e(r["feature"]), e(r["test"]), num(r["statistic"]), num(r["p_value"]), num(r["effect_size"]),
              num(r["threshold"]),
-             ('<span class="status bad">over</span>' if (r["effect_size"] or 0) > (r["threshold"] or math.inf)
-              else '<span class="status ok">under</span>'),
+             ('<span class="status bad">drifted</span>' if r.get("drifted")
+              else '<span class="status ok">held</span>'),
              e(r["reference_size"]), e(r["current_size"])]
             for r in data["evidence"]
         ]  # fmt: skip
@@ -461,7 +461,7 @@ def drift_page(data: dict[str, Any], viewer: Viewer, refresh_s: float) -> str:
                     "p-value",
                     "effect",
                     "threshold",
-                    "effect vs threshold",
+                    "verdict",
                     "reference n",
                     "window n",
                 ],

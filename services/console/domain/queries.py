@@ -57,7 +57,7 @@ DRIFT_EVENT_EVIDENCE = """\
 -- name: drift_event_evidence
 SELECT
     event_type, model_version, window_start, window_end, feature, test, statistic, p_value, effect_size,
-    threshold, reference_size, current_size
+    threshold, reference_size, current_size, drifted
 FROM drift_evidence
 WHERE model_name = {model:String} AND event_id = {event_id:UUID}
 ORDER BY feature

@@ -23,7 +23,8 @@ def drift_evidence_ddl(view: str = "drift_evidence", events: str = "drift_events
         if(e = '', NULL, JSONExtract(e, 'threshold', 'Float64')) AS threshold,
         JSONExtract(e, 'effect_size', 'Nullable(Float64)') AS effect_size,
         if(e = '', NULL, JSONExtract(e, 'reference_size', 'UInt64')) AS reference_size,
-        if(e = '', NULL, JSONExtract(e, 'current_size', 'UInt64')) AS current_size
+        if(e = '', NULL, JSONExtract(e, 'current_size', 'UInt64')) AS current_size,
+        if(e = '', NULL, JSONExtractBool(e, 'drifted')) AS drifted
     FROM {events} FINAL
     LEFT ARRAY JOIN JSONExtractArrayRaw(evidence) AS e
     """
