@@ -92,7 +92,7 @@ class Policy:
     min_span_s: float = 20.0
     # a trend smaller than these shares of the inflow is noise, not a change: the hysteresis that keeps a
     # steady stream silent
-    min_ramp_share: float = 0.10  # inflow growth over the window, as a share of the inflow
+    min_ramp_share: float = 0.20  # inflow growth over the window, as a share of the inflow
     min_lag_growth_share: float = 0.02  # lag growth per second, as a share of the inflow per second
     settle_s: float = 60.0  # a backlog being cleared within this long needs no more workers
     down_utilisation: float = 0.5  # scale down only to workers that would stay at most half busy
@@ -272,13 +272,13 @@ def forecast(
 
     Examples
     --------
-    A stream ramping by 500 events/s each second towards two workers of 20k/s each:
+    A stream ramping by 500 events/s each second for two minutes, towards two workers of 40k/s each:
 
     >>> ramp = [GroupReading(t, sum(10_000 + 500 * s for s in range(t)), sum(10_000 + 500 * s for s in range(t)), 6, 2)
-    ...         for t in range(0, 65, 5)]
-    >>> f = forecast(ramp, 20_000.0, Policy())
+    ...         for t in range(0, 125, 5)]
+    >>> f = forecast(ramp, 40_000.0, Policy())
     >>> round(f.inflow), round(f.inflow_ramp), f.lag_budget, round(f.breach_in_s)
-    (39750, 500, 80000.0, 8)
+    (69750, 500, 160000.0, 16)
     """
     if not readings:
         return None
@@ -307,11 +307,12 @@ def forecast(
         if spans and inflow.slope * policy.window_s >= policy.min_ramp_share * inflow_now
         else 0.0
     )
-    # and still ramping over the newer half of the window: a step (a stream switched on, a backlog's end)
-    # tilts a line over the whole window, but leaves the newer half flat
-    later = [(t, rate) for t, rate in rates if t >= newest - policy.window_s / 2]
-    if ramp > 0 and len(later) >= 3 and theil_sen(later).slope < ramp / 2:
-        ramp = 0.0
+    # and ramping in each half of the window: a step (a stream switched on, a backlog's end) tilts a line
+    # over the whole window, but leaves one of its halves flat
+    middle = newest - policy.window_s / 2
+    for half in ([(t, r) for t, r in rates if t < middle], [(t, r) for t, r in rates if t >= middle]):
+        if ramp > 0 and (len(half) < 3 or theil_sen(half).slope < ramp / 2):
+            ramp = 0.0
     # growing over the window, and still rising in the last readings (not a backlog cleared since)
     growing = (
         lag.slope > policy.min_lag_growth_share * max(inflow_now, 1.0) and recent[-1].lag > recent[-3].lag
