@@ -49,6 +49,19 @@ _ALIASES_OF_VERSION = select(aliases.c.alias).where(
 )
 
 
+# the model's next version number: one statement bumps the counter (locking the model row until commit,
+# on PostgreSQL as on SQLite's single writer) and returns it with the model's id
+_NEXT_NUMBER = (
+    update(registered_models)
+    .where(registered_models.c.name == bindparam("model_name"))
+    .values(last_version=registered_models.c.last_version + 1)
+    .returning(registered_models.c.id, registered_models.c.last_version)
+)
+# built once: executed with a row's values, a statement is compiled once, not rebuilt per registration
+_INSERT_VERSION = model_versions.insert()
+_INSERT_TAG = version_tags.insert()
+
+
 # parametrised once: pydantic would otherwise rebuild the class whenever its cached one was collected
 _VersionPage = Page[VersionOut]
 
@@ -59,23 +72,23 @@ class VersionStore(StoreBase):
     def register_version(
         self, name: str, body: VersionCreate, artifact: StoredArtifact, actor: Principal
     ) -> VersionOut:
-        """Give the next number to a new version; the model row's counter serialises concurrent callers."""
+        """Give the next number to a new version; the model row's counter serialises concurrent callers.
+
+        Seven statements in one transaction: number (bump the counter, which also locks the model row),
+        the version, its tags, then :meth:`_emit` (change count, outbox, the model's webhooks) and the audit
+        entry. The answer is built from what was written, not read back."""
         now = utc_now()
         with writing(self.engine) as conn:
-            model = self._model_row(conn, name, lock=True)
-            if body.lineage.parent_version is not None and body.lineage.parent_version > model.last_version:
-                raise Invalid(
-                    f"parent version {body.lineage.parent_version} does not exist",
-                    field="lineage.parent_version",
-                )
-            number = conn.execute(
-                update(registered_models)
-                .where(registered_models.c.id == model.id)
-                .values(last_version=registered_models.c.last_version + 1)
-                .returning(registered_models.c.last_version)
-            ).scalar_one()
+            numbered = conn.execute(_NEXT_NUMBER, {"model_name": name}).first()
+            if numbered is None:
+                raise NotFound(f"no registered model named {name!r}", field="name")
+            model_id, number = numbered
+            parent = body.lineage.parent_version
+            if parent is not None and parent >= number:
+                raise Invalid(f"parent version {parent} does not exist", field="lineage.parent_version")
+            lineage = body.lineage.model_dump(mode="json")
             values = {
-                "model_id": model.id,
+                "model_id": model_id,
                 "version": number,
                 "status": body.status.value,
                 "description": body.description,
@@ -85,7 +98,7 @@ class VersionStore(StoreBase):
                 "metrics": body.metrics,
                 "params": body.params,
                 "tags": body.tags,
-                "lineage": body.lineage.model_dump(mode="json"),
+                "lineage": lineage,
                 "reference_profile": body.reference_profile.model_dump(mode="json")
                 if body.reference_profile
                 else None,
@@ -93,11 +106,15 @@ class VersionStore(StoreBase):
                 "created_by": actor.name,
                 "updated_at": now,
             }
-            version_id = conn.execute(model_versions.insert().values(**values)).inserted_primary_key[0]  # type: ignore[index]
-            self._replace_tags(conn, version_tags, "version_id", version_id, body.tags)
+            version_id = conn.execute(_INSERT_VERSION, values).inserted_primary_key[0]  # type: ignore[index]
+            if body.tags:  # a new version has no tag rows to replace
+                conn.execute(
+                    _INSERT_TAG,
+                    [{"version_id": version_id, "key": k, "value": v} for k, v in body.tags.items()],
+                )
             self._emit(
                 conn,
-                model.id,
+                model_id,
                 ModelVersionRegistered(
                     model_name=name,
                     version=number,
@@ -106,12 +123,29 @@ class VersionStore(StoreBase):
                     created_by=actor.name,
                     artifact_size=artifact.size,
                     metrics=body.metrics,
-                    lineage=values["lineage"],
+                    lineage=lineage,
                 ),
             )
             audit_after = {k: v for k, v in values.items() if k not in ("reference_profile", "model_id")}
             self._audit(conn, actor, "version.register", name, f"{name}/{number}", None, audit_after)
-            return self._get_version(conn, name, number)
+        return VersionOut.model_construct(
+            model_name=name,
+            version=number,
+            status=body.status,
+            description=body.description,
+            artifact_uri=artifact.uri,
+            artifact_sha256=artifact.sha256,
+            artifact_size=artifact.size,
+            metrics=body.metrics,
+            params=body.params,
+            tags=body.tags,
+            lineage=body.lineage,
+            has_reference_profile=body.reference_profile is not None,
+            aliases=[],
+            created_at=now,
+            created_by=actor.name,
+            updated_at=now,
+        )
 
     def _get_version(self, conn: Connection, name: str, version: int) -> VersionOut:
         row = conn.execute(_GET_VERSION, {"name": name, "version": version}).first()
