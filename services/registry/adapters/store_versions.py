@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, Select, and_, bindparam, or_, select, update
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.selectable import Subquery
 
 from services.registry.adapters.db import reading, writing
@@ -417,7 +417,7 @@ def _page_keys(shape: _Shape) -> Subquery:
     if by_status:
         conditions.append(model_versions.c.status == bindparam("status"))
     if after_token:
-        last_name = bindparam("last_name")
+        last_name: BindParameter[str] = bindparam("last_name")
         conditions.append(
             or_(
                 registered_models.c.name > last_name,
