@@ -144,8 +144,9 @@ def test_a_database_of_an_older_registry_is_upgraded(tmp_path: Path) -> None:
             conn.exec_driver_sql(f"ALTER TABLE outbox DROP COLUMN {column}")
         conn.exec_driver_sql("DROP TABLE mlflow_records")
         conn.exec_driver_sql("DROP TABLE mlflow_artifacts")
+        conn.exec_driver_sql("DROP INDEX ix_model_versions_search")
         conn.exec_driver_sql("DELETE FROM schema_migrations WHERE version > 2")
-    assert migrate(engine) == [3, 4, 5, 6]
+    assert migrate(engine) == [3, 4, 5, 6, 7]
     with engine.connect() as conn:
         assert conn.execute(select(change_counter.c.value)).scalars().all() == [0]
         indexes = {i["name"] for i in inspect(conn).get_indexes("version_tags")}
@@ -153,6 +154,8 @@ def test_a_database_of_an_older_registry_is_upgraded(tmp_path: Path) -> None:
         columns = {c["name"] for c in inspect(conn).get_columns("outbox")}
         assert {"attempts", "last_error", "failed_at"} <= columns
         assert {"mlflow_records", "mlflow_artifacts"} <= set(inspect(conn).get_table_names())
+        searched = {i["name"] for i in inspect(conn).get_indexes("model_versions")}
+        assert "ix_model_versions_search" in searched
     engine.dispose()
 
     with TestClient(create_app(bootstrap(_settings(tmp_path)))) as client:

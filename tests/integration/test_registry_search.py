@@ -112,10 +112,12 @@ def test_the_cached_search_page_says_what_the_route_says(client: TestClient) -> 
     )
     assert made.status_code == 201, made.text
     client.put(f"/models/{name}/aliases/production", json={"version": 4}, headers=WRITER)
+    client.put(f"/models/{name}/aliases/canary", json={"version": 4}, headers=WRITER)
     store = client.app.state.registry.store  # type: ignore[attr-defined]
     for args in ({"name": name, "limit": 2}, {"name_prefix": name[:4], "tags": ["team=t0"], "limit": 100}):
         page = store.search_versions(**args)
         assert json.loads(store.search_versions_json(**args)) == json.loads(page.model_dump_json())
     served = client.get(f"/models/{name}/versions", params={"limit": 2}, headers=WRITER).json()
     assert served == json.loads(store.search_versions(name=name, limit=2).model_dump_json())
-    assert served["items"][0]["aliases"] == ["production"] and served["next_page_token"]
+    assert served["items"][0]["aliases"] == ["canary", "production"] and served["next_page_token"]
+    assert served["items"][1]["aliases"] == []

@@ -45,6 +45,7 @@ _SQLITE_STATS = [
     ("registered_models", "sqlite_autoindex_registered_models_1", "1000 1"),
     ("model_versions", "sqlite_autoindex_model_versions_1", "100000 100 1"),
     ("model_versions", None, "100000"),
+    ("model_versions", "ix_model_versions_search", "100000 1 1 1 1"),
     ("version_tags", "sqlite_autoindex_version_tags_1", "300000 3 1"),
     ("version_tags", "ix_version_tags_key_value_owner", "300000 30000 30 1"),
     ("model_tags", "sqlite_autoindex_model_tags_1", "3000 3 1"),
@@ -101,6 +102,13 @@ def _mlflow_tables(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _search_index(conn: Connection) -> None:
+    """A search's candidate versions checked (status) and sorted (model, version) from an index, not rows."""
+    for index in tables.model_versions.indexes:
+        index.create(conn, checkfirst=True)
+    _sqlite_planner_statistics(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial),
     (2, "sqlite planner statistics", _sqlite_planner_statistics),
@@ -108,6 +116,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (4, "covering indexes for tag filters", _covering_tag_indexes),
     (5, "outbox rows that failed: attempts, last error, set aside", _outbox_failures),
     (6, "MLflow experiments, runs, logged models and artifact files", _mlflow_tables),
+    (7, "covering index for version searches", _search_index),
 ]
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, and_, select, update
+from sqlalchemy import Connection, Engine, Select, and_, bindparam, select, update
 
 from services.registry.adapters.tables import (
     aliases,
@@ -35,6 +35,13 @@ MAX_PAGE = 1000
 VERSION_COLUMNS = [c for c in model_versions.c if c.name != "reference_profile"]
 
 COUNT_CHANGE = update(change_counter).where(change_counter.c.id == 1).values(value=change_counter.c.value + 1)
+
+# built once and executed with each row's values: compiled once, not rebuilt (and re-keyed) per write
+_INSERT_OUTBOX = outbox.insert()
+_INSERT_AUDIT = audit_log.insert()
+_HOOKS_OF_MODEL = select(webhooks.c.id, webhooks.c.event_types).where(
+    webhooks.c.model_id == bindparam("model_id")
+)
 
 
 def utc_now() -> datetime:
@@ -78,19 +85,18 @@ class StoreBase:
         payload = encode(event).decode()
         conn.execute(COUNT_CHANGE)
         conn.execute(
-            outbox.insert().values(
-                model_name=event.model_name,
-                event_type=event.event_type,
-                event_id=str(event.event_id),
-                payload=payload,
-                created_at=utc_now(),
-            )
+            _INSERT_OUTBOX,
+            {
+                "model_name": event.model_name,
+                "event_type": event.event_type,
+                "event_id": str(event.event_id),
+                "payload": payload,
+                "created_at": utc_now(),
+            },
         )
         if model_id is None:
             return
-        for hook in conn.execute(
-            select(webhooks.c.id, webhooks.c.event_types).where(webhooks.c.model_id == model_id)
-        ):
+        for hook in conn.execute(_HOOKS_OF_MODEL, {"model_id": model_id}):
             if hook.event_types is None or event.event_type in hook.event_types:
                 conn.execute(
                     webhook_deliveries.insert().values(
@@ -116,16 +122,17 @@ class StoreBase:
         after: Any = None,
     ) -> None:
         conn.execute(
-            audit_log.insert().values(
-                at=utc_now(),
-                actor=actor.name,
-                role=actor.role_name,
-                action=action,
-                model_name=model_name,
-                target=target,
-                before=json_safe(before),
-                after=json_safe(after),
-            )
+            _INSERT_AUDIT,
+            {
+                "at": utc_now(),
+                "actor": actor.name,
+                "role": actor.role_name,
+                "action": action,
+                "model_name": model_name,
+                "target": target,
+                "before": json_safe(before),
+                "after": json_safe(after),
+            },
         )
 
     @staticmethod

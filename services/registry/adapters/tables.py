@@ -94,6 +94,9 @@ model_versions = Table(
     Column("created_by", String(200), nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),
+    # a tag search's candidates (one per tag index entry) are checked and sorted from this index alone:
+    # reading each candidate's whole row (JSON columns and all) cost most of an uncached search
+    Index("ix_model_versions_search", "id", "model_id", "version", "status"),
 )
 
 version_tags = Table(
