@@ -69,6 +69,9 @@ def test_a_model_registered_through_mlflow_closes_the_loop_and_mlflow_loads_the_
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }.items():
         monkeypatch.setenv(key, value)
+    # set_experiment exports the experiment to os.environ for subprocesses: removed again after the test
+    for leaked in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(leaked, raising=False)
     mlflow.set_tracking_uri(url)
     mlflow.set_registry_uri(url)
     mlflow.set_experiment(f"exp-{user.model}")

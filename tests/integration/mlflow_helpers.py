@@ -45,5 +45,9 @@ def point_mlflow_at(monkeypatch: pytest.MonkeyPatch, url: str, token: str) -> No
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    # the client exports the active experiment and run to os.environ for its subprocesses; recorded as absent
+    # here, they are removed again after the test instead of leaking into later tests' subprocesses
+    for leaked in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(leaked, raising=False)
     mlflow.set_tracking_uri(url)
     mlflow.set_registry_uri(url)

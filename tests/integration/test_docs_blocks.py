@@ -124,6 +124,8 @@ def _checkout(root: Path) -> Checkout:
         "DRIFTLOOP_TOPIC_PREFIX": random_topic_prefix(),
     }
     env.pop("VIRTUAL_ENV", None)
+    for name in [n for n in env if n.startswith("MLFLOW_")]:  # a reader's shell starts without them
+        env.pop(name)
     return Checkout(root, env, ports)
 
 
