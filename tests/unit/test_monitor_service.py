@@ -266,9 +266,8 @@ def test_a_judging_sink_needs_its_readers() -> None:
                   publisher=MemoryPublisher())  # fmt: skip
 
 
-def test_estimated_performance_is_written_and_announced_without_any_label() -> None:
-    """A model logging probabilities: every data window gets estimated_* rows; when it loses confidence,
-    two windows of three announce ``estimated_performance`` drift though no label ever arrived."""
+def _estimating_monitor() -> tuple[MemoryStore, MemoryPublisher, Feed]:
+    """A monitor whose version (validation accuracy 0.9) carries a performance estimator."""
     from shared.profile import PerformanceEstimator
 
     profile = build_profile(
@@ -282,7 +281,13 @@ def test_estimated_performance_is_written_and_announced_without_any_label() -> N
         _settings(), profiles=StaticProfiles({("churn", "1"): VersionReference(profile, t)}, t),
         inserts=[store], judging=store, windows=store, checkpoints=store, publisher=publisher, worker="w",
     )  # fmt: skip
-    feed = Feed(monitor)
+    return store, publisher, Feed(monitor)
+
+
+def test_estimated_performance_is_written_and_announced_without_any_label() -> None:
+    """A model logging probabilities: every data window gets estimated_* rows; when it loses confidence,
+    two windows of three announce ``estimated_performance`` drift though no label ever arrived."""
+    store, publisher, feed = _estimating_monitor()
     for index in range(6):
         sure = 0.95 if index < 3 else 0.6  # confident, then unsure: expected accuracy 0.95, then 0.6
         events = [
@@ -304,20 +309,7 @@ def test_estimated_performance_is_written_and_announced_without_any_label() -> N
 def test_an_input_drift_event_carries_what_it_is_estimated_to_cost_before_labels() -> None:
     """Inputs shift and the model grows unsure: the data drift event says the estimated accuracy is 0.3
     below validation (0.6 estimated vs 0.9), with no label anywhere."""
-    from shared.profile import PerformanceEstimator
-
-    profile = build_profile(
-        {"x": np.random.default_rng(0).normal(0, 1, 2_000).tolist()},
-        metrics={"accuracy": 0.9},
-        estimator=PerformanceEstimator(task="classification", rows=2_000, classes=["0", "1"]),
-    )
-    t = DriftThresholds(min_window_size=100)
-    store, publisher = MemoryStore(), MemoryPublisher()
-    monitor = bootstrap(
-        _settings(), profiles=StaticProfiles({("churn", "1"): VersionReference(profile, t)}, t),
-        inserts=[store], judging=store, windows=store, checkpoints=store, publisher=publisher, worker="w",
-    )  # fmt: skip
-    feed = Feed(monitor)
+    store, publisher, feed = _estimating_monitor()
     for index in range(6):
         shifted = index >= 3
         events = [
