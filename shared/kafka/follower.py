@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 # What a broker that is away raises: connection refused, timeouts, aiokafka's own errors.
 BROKER_ERRORS = (KafkaError, OSError, TimeoutError)
+T = TypeVar("T")
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 BatchHandler = Callable[[Batch], Awaitable[object]]
@@ -214,15 +215,19 @@ class TopicFollower:
             await consumer.start()
             self._reachable()
             early: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
+            last_probe = time.monotonic()
             while not consumer.assignment() and not self._stop.is_set():
                 for tp, records in (await consumer.getmany(timeout_ms=100)).items():
                     early.setdefault(tp, []).extend(records)
+                if time.monotonic() - last_probe >= self.probe_s:  # a broker gone now never assigns
+                    last_probe = time.monotonic()
+                    await still_answering(consumer, self.probe_s)
             for tp in consumer.assignment():
                 if tp in self._positions:  # followed before this reconnect: resume where we were
                     early.pop(tp, None)
                     consumer.seek(tp, self._positions[tp])
-                else:
-                    self._positions[tp] = await consumer.position(tp)  # pins "latest" now, for on_connect
+                else:  # pins "latest" now, for on_connect
+                    self._positions[tp] = await while_answering(consumer, consumer.position(tp), self.probe_s)
             self.positioned.set()
             if self.on_connect is not None:
                 await self.on_connect()
@@ -249,7 +254,7 @@ class TopicFollower:
         """A fetch that finds no broker just waits, so ask for metadata to learn whether Kafka answers."""
         was_connected = self._state.connected
         try:
-            await asyncio.wait_for(consumer.topics(), timeout=max(self.probe_s, 5.0))
+            await still_answering(consumer, self.probe_s)
         except BROKER_ERRORS as exc:
             self._disconnected(exc)
             return
@@ -282,6 +287,31 @@ class TopicFollower:
             self._state.last_error,
             self.while_away,
         )
+
+
+async def still_answering(consumer: AIOKafkaConsumer, probe_s: float) -> None:
+    """Raise a broker error unless Kafka answers a metadata request within ``max(probe_s, 5)`` seconds."""
+    await asyncio.wait_for(consumer.topics(), timeout=max(probe_s, 5.0))
+
+
+async def while_answering(consumer: AIOKafkaConsumer, step: Awaitable[T], probe_s: float) -> T:
+    """Await ``step``, checking every ``probe_s`` that Kafka still answers; raise the broker error if not.
+
+    aiokafka's ``position()`` waits without end for an offset that a broker gone meanwhile never sends (a
+    broker stopped just after it assigned the partitions): without the check, the follower hung there,
+    reporting "connected" for ever.
+    """
+    task = asyncio.ensure_future(step)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=probe_s)
+            if done:
+                return task.result()
+            await still_answering(consumer, probe_s)
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 async def _close(consumer: AIOKafkaConsumer) -> None:

@@ -318,6 +318,9 @@ def test_server_started_while_kafka_is_down_follows_its_alias_and_reports_the_ou
             lambda: httpx.get(f"{server}/status").json()["version"] == 1, "the swap back without Kafka"
         )
         time.sleep(max(0.0, 8 - (time.monotonic() - lost)))
+    except AssertionError as exc:  # what the server said is what tells why
+        said = [line for line in server_log.read_text().splitlines() if "HTTP Request" not in line]
+        raise AssertionError(f"{exc}\n--- the model server's log ---\n" + "\n".join(said[-60:])) from exc
     finally:
         process.terminate()
         process.wait()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from shared.kafka.follower import Reachability, TopicFollower, error_text, next_positions
+from shared.kafka.follower import Reachability, TopicFollower, error_text, next_positions, while_answering
 
 
 class Clock:
@@ -70,3 +73,40 @@ def test_a_new_follower_is_disconnected_and_not_positioned() -> None:
     status = follower.status
     assert (status.connected, status.last_error) == (False, None)
     assert not follower.positioned.is_set() and not follower.stopping
+
+
+class BrokerGone:
+    """A consumer whose broker went away after assigning: position() never returns, metadata fails."""
+
+    def __init__(self, answers: bool = False) -> None:
+        self.answers = answers
+        self.probes = 0
+
+    async def position(self, tp: TopicPartition) -> int:
+        await asyncio.Event().wait()  # what aiokafka does when no broker answers the offset request
+        raise AssertionError("unreachable")
+
+    async def topics(self) -> set[str]:
+        self.probes += 1
+        if not self.answers:
+            raise KafkaConnectionError("Unable to get cluster metadata over all known brokers")
+        return {"t"}
+
+
+def test_a_wait_on_a_broker_that_went_away_ends_in_a_broker_error() -> None:
+    consumer = BrokerGone()
+    step = consumer.position(TopicPartition("t", 0))
+    with pytest.raises(KafkaConnectionError):
+        asyncio.run(while_answering(consumer, step, probe_s=0.01))
+    assert consumer.probes == 1
+
+
+def test_a_slow_step_goes_on_while_kafka_answers() -> None:
+    consumer = BrokerGone(answers=True)
+
+    async def slow() -> int:
+        await asyncio.sleep(0.05)
+        return 42
+
+    assert asyncio.run(while_answering(consumer, slow(), probe_s=0.01)) == 42
+    assert consumer.probes >= 2
