@@ -515,3 +515,21 @@ def test_a_step_up_in_the_inflow_is_not_a_ramp_to_extrapolate() -> None:
     readings = simulate(lambda t: 0.0 if t < 60 else 8_000.0, 20_000.0, seconds=300)
     assert replay(readings, 20_000.0, Policy(window_s=60.0)) == []
     assert replay(readings, 20_000.0) == []
+
+
+def restart_then_steady(t: float) -> float:
+    """Run 10 of `driftloop bench scale`: a 400k burst into a paused worker, nothing while it drains, then
+    a steady stream at 73% of the worker's 48k events/s that its producer reaches over 8 s."""
+    if 10 <= t < 14:
+        return 100_000.0
+    if t < 20:
+        return 0.0
+    return 35_000.0 * min(1.0, (t - 20) / 8)
+
+
+@pytest.mark.parametrize("window_s", [60.0, 120.0])
+def test_a_restart_backlog_then_steady_traffic_is_no_ramp(window_s: float) -> None:
+    """The window holds a burst, a gap and a stream switched on: each of its halves rises, yet none of it
+    is a ramp that goes on. A ramp rises from each third of the window to the next; these do not."""
+    readings = simulate(restart_then_steady, 48_000.0, seconds=240)
+    assert replay(readings, 48_000.0, Policy(window_s=window_s)) == []

@@ -307,12 +307,8 @@ def forecast(
         if spans and inflow.slope * policy.window_s >= policy.min_ramp_share * inflow_now
         else 0.0
     )
-    # and ramping in each half of the window: a step (a stream switched on, a backlog's end) tilts a line
-    # over the whole window, but leaves one of its halves flat
-    middle = newest - policy.window_s / 2
-    for half in ([(t, r) for t, r in rates if t < middle], [(t, r) for t, r in rates if t >= middle]):
-        if ramp > 0 and (len(half) < 3 or theil_sen(half).slope < ramp / 2):
-            ramp = 0.0
+    if ramp > 0 and not rises_by_thirds(rates, ramp):
+        ramp = 0.0
     # growing over the window, and still rising in the last readings (not a backlog cleared since)
     growing = (
         lag.slope > policy.min_lag_growth_share * max(inflow_now, 1.0) and recent[-1].lag > recent[-3].lag
@@ -358,6 +354,29 @@ def forecast(
         breach_in_s=max(0.0, min(breach)) if breach else None,
         capacity_capped=capped,
     )
+
+
+def rises_by_thirds(rates: Sequence[tuple[float, float]], slope: float) -> bool:
+    """Whether ``rates`` rise at both ends of the window: in its first third and in its last, each by at
+    least a third of ``slope``.
+
+    A step (a stream switched on, a restart's burst and the gap after it) tilts a line fitted over the
+    window like a ramp, and each half of the window rises when the step falls in the middle. But a step
+    leaves the first third or the last one level; only a ramp that goes on lifts both.
+
+    >>> ramp = [(t, 1_000.0 + 50 * t) for t in range(60)]
+    >>> rises_by_thirds(ramp, 50.0)
+    True
+    >>> step = [(t, 0.0 if t < 30 else 3_000.0) for t in range(60)]
+    >>> rises_by_thirds(step, 50.0)
+    False
+    """
+    if len(rates) < 9:
+        return False
+    first, last = rates[0][0], rates[-1][0]
+    third = (last - first) / 3
+    ends = ([(t, r) for t, r in rates if t <= first + third], [(t, r) for t, r in rates if t >= last - third])
+    return all(len(end) >= 3 and theil_sen(end).slope >= slope / 3 for end in ends)
 
 
 def saturated_rate(readings: Sequence[GroupReading], last: int) -> float:
@@ -520,32 +539,45 @@ def advise_disk(readings: Sequence[DiskReading], policy: Policy, min_span_s: flo
 
 
 class Hysteresis:
-    """Lets advice through only when it changes (or ``repeat_s`` passed), and forgets it once it clears.
+    """Lets advice through only when it changes (or ``repeat_s`` passed), and forgets it once it has been
+    clear for ``clear_s``.
 
-    >>> h = Hysteresis(repeat_s=600)
+    >>> h = Hysteresis(repeat_s=600, clear_s=60)
     >>> a = Advice("monitor", "scale_up", "run 3", workers_advised=3)
     >>> [h.admit(a, 0), h.admit(a, 10), h.admit(None, 20, "monitor"), h.admit(a, 30)]
-    [True, False, False, True]
+    [True, False, False, False]
+
+    One quiet tick between two noisy readings is the forecast wobbling too; a minute of quiet ends it:
+
+    >>> [h.admit(None, 40, "monitor"), h.admit(None, 100, "monitor"), h.admit(a, 110)]
+    [False, False, True]
 
     A scale-up that grows is news; one that shrinks back within ``repeat_s`` is the forecast wobbling:
 
     >>> more, fewer = (Advice("monitor", "scale_up", f"run {n}", workers_advised=n) for n in (4, 3))
-    >>> [h.admit(more, 40), h.admit(fewer, 50), h.admit(more, 60)]
+    >>> [h.admit(more, 140), h.admit(fewer, 150), h.admit(more, 160)]
     [True, False, False]
     >>> capped = Advice("monitor", "partitions", "run 4; add partitions", workers_advised=4)
-    >>> [h.admit(capped, 70), h.admit(fewer, 80)]
+    >>> [h.admit(capped, 170), h.admit(fewer, 180)]
     [True, False]
     """
 
-    def __init__(self, repeat_s: float = 600.0) -> None:
-        self.repeat_s = repeat_s
+    def __init__(self, repeat_s: float = 600.0, clear_s: float = 60.0) -> None:
+        self.repeat_s, self.clear_s = repeat_s, clear_s
         self._last: dict[str, tuple[AdviceKind, int | None, float]] = {}
+        self._clear_since: dict[str, float | None] = {}
 
     def admit(self, advice: Advice | None, now: float, target: str | None = None) -> bool:
         if advice is None:
-            if target is not None:
-                self._last.pop(target, None)
+            if target is not None and target in self._last:
+                since = self._clear_since.setdefault(target, now)
+                if since is not None and now - since >= self.clear_s:
+                    self._last.pop(target)
+                    self._clear_since.pop(target)
             return False
+        since = self._clear_since.pop(advice.target, None)
+        if since is not None and now - since >= self.clear_s:
+            self._last.pop(advice.target, None)
         last = self._last.get(advice.target)
         if last is not None and now - last[2] < self.repeat_s:
             if last[:2] == (advice.kind, advice.workers_advised):
