@@ -184,3 +184,16 @@ def console(
     from driftloop.bench.console import main
 
     main(versions, windows, repeats)
+
+
+@app.command("sdk-monitor")
+def sdk_monitor(
+    events: int = typer.Option(300_000, help="Predictions the app logs through the SDK."),
+    features: int = typer.Option(20, help="Features per event (a fifth categorical)."),
+    models: int = typer.Option(4, help="Models the events are spread over."),
+) -> None:
+    """Events/s end to end with the app and the monitor on one machine: SDK, validator, one monitor worker
+    and ClickHouse at once, from the first log call to the last row stored."""
+    from driftloop.bench.sdk_monitor import main
+
+    main(events, features, models)
