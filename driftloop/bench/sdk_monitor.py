@@ -5,7 +5,8 @@ predictions through the SDK while everything downstream runs at once on the same
 single VM: the SDK ships to the raw topic, the validator checks each event against the model's schema in the
 registry and forwards it, one monitor worker judges and stores it in ClickHouse. The clock runs from the
 app's first ``log_prediction`` to the moment ClickHouse counts the last row; every event must be stored
-once. CPU per event is read from /proc for each process (the bench process is the app).
+once. CPU per event is read from /proc for each process (the bench process is the app; Kafka and ClickHouse
+when the bench started them).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def main(events: int = 300_000, features: int = 20, models: int = 4) -> dict[str
     total = len(calls)
     figures: dict[str, Any] = {"events": total, "features": features, "models": models}
     with (
-        local_stack(base, components=[Component.KAFKA, Component.CLICKHOUSE]),
+        local_stack(base, components=[Component.KAFKA, Component.CLICKHOUSE]) as stack,
         tempfile.TemporaryDirectory() as tmp,
     ):
         registry_port, ingest_port = free_port(), free_port()
@@ -168,6 +169,13 @@ def main(events: int = 300_000, features: int = 20, models: int = 4) -> dict[str
 
             config = ProducerConfig.from_settings(settings, app_name="bench-e2e")
             pids = {"validator": validator.pid, "monitor": worker.pid}
+            for component in (
+                Component.KAFKA,
+                Component.CLICKHOUSE,
+            ):  # servers run elsewhere are not measured
+                record = stack.state.live(component)
+                if record is not None:
+                    pids[component.value] = record.pid
             print(f"the app logs {total:,} predictions through the SDK as fast as it can ...", flush=True)
             with Driftloop(config) as dl:
                 cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
