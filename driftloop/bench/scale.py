@@ -35,8 +35,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiokafka.partitioner import DefaultPartitioner
-
 from driftloop.bench import synthetic
 from driftloop.bench.cleanup import clean_up
 from driftloop.bench.kafka_ceiling import BrokerCeiling, measure_broker_ceiling
@@ -44,6 +42,7 @@ from driftloop.bench.monitor import start_monitor_worker
 from services.advisor.domain.advice import SATURATED_BACKLOG_S
 from shared import wire
 from shared.kafka.clients import producer as kafka_producer
+from shared.sdk.batches import KeyPartitioner, send_keyed
 from shared.settings import Settings
 
 PARTITIONS = 6
@@ -75,12 +74,7 @@ class Feeder(threading.Thread):
         )
         await producer.start()
         owed, last, n = 0.0, time.monotonic(), len(self.templates)
-        # the partition each model's key hashes to, once: aiokafka hashes every key in pure Python, which
-        # capped the feeder near one worker's rate on a loaded machine
-        partition_of = {
-            key: DefaultPartitioner()(key, list(range(PARTITIONS)), list(range(PARTITIONS)))
-            for key, _, _ in self.templates
-        }
+        partitioner = KeyPartitioner()  # batches per partition, each key hashed once (as the SDK sends)
         try:
             while not self.stopping.is_set():
                 now = time.monotonic()
@@ -90,25 +84,16 @@ class Feeder(threading.Thread):
                 owed -= int(owed)
                 send = min(take, 50_000)
                 self.burst = take - send  # a burst goes on over the next ticks, 50k events at a time
-                futures: list[Any] = []
-                batches: dict[int, Any] = {}
+                records = []
                 for _ in range(send):
                     key, template, old_id = self.templates[self.sent % n]
-                    value = template.replace(
-                        old_id, f"{self._prefix}-0000-4000-8000-{self.sent:012x}".encode()
-                    )
-                    partition = partition_of[key]
-                    batch = batches.get(partition) or batches.setdefault(partition, producer.create_batch())
-                    if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it
-                        futures.append(await producer.send_batch(batch, self.topic, partition=partition))
-                        batch = batches[partition] = producer.create_batch()
-                        batch.append(key=key, value=value, timestamp=None)
+                    fresh = f"{self._prefix}-0000-4000-8000-{self.sent:012x}".encode()
+                    records.append((self.topic, key, template.replace(old_id, fresh)))
                     self.sent += 1
-                for partition, batch in batches.items():
-                    if batch.record_count():
-                        futures.append(await producer.send_batch(batch, self.topic, partition=partition))
-                if futures:
-                    await asyncio.gather(*futures)
+                if records:
+                    failed, error = await send_keyed(producer, records, partitioner)
+                    if failed:
+                        raise RuntimeError(f"the broker refused {len(failed):,} events: {error!r}")
                 await asyncio.sleep(max(0.0, TICK_S - (time.monotonic() - now)))
         finally:
             await producer.stop()
