@@ -44,6 +44,11 @@ class WorkerSource(Protocol):
 
 
 class HttpSource(Protocol):
+    @property
+    def names(self) -> Sequence[str]:
+        """The services it reads, so that one that does not answer can be named."""
+        ...
+
     async def read(self) -> list[HttpReading]: ...
 
 
@@ -112,7 +117,7 @@ class Advisor:
         self.groups = list(groups)
         self.lag, self.workers, self.storage, self.http = lag, workers, storage, http
         self._http_before: dict[tuple[str, str], HttpReading] = {}
-        self.http_names: list[str] = list(getattr(http, "urls", {}))  # to say which did not answer
+        self.http_names: list[str] = list(http.names) if http is not None else []
         self.publisher, self.sink = publisher, sink
         self.policy = policy
         self.dependencies = dependencies or Dependencies()

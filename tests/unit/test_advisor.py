@@ -361,6 +361,7 @@ class FakeHttp:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
+        self.names = ["ingest"]
 
     async def read(self) -> list[HttpReading]:
         t = self.clock()

@@ -22,6 +22,7 @@ class HttpServices:
 
     def __init__(self, urls: Mapping[str, str], timeout_s: float = 2.0) -> None:
         self.urls = dict(urls)
+        self.names = list(self.urls)
         self.client = httpx.AsyncClient(timeout=timeout_s)
 
     async def read(self) -> list[HttpReading]:
