@@ -171,7 +171,8 @@ def _mlflow_create(registry: Registry, user: Principal, query: bytes, raw: bytes
         if not isinstance(parsed, dict):
             return None
         params.update(parsed)
-    answer = mlflow_registry.create_model_version(params, registry, user)
+    # an unknown model raises NotFound when the version is written: the app then answers MLflow's error
+    answer = mlflow_registry.register_from_source(params, registry, user, check_model=False)
     # as FastAPI's JSONResponse writes it
     content = json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
     return 200, content
