@@ -67,9 +67,9 @@ class FastWrites:
         except RegistryError:
             await self.app(scope, receive, send)  # 401/403 from the app, without reading the body
             return
-        body = await _read_body(receive)
-        if body is None:  # too large or the caller left: the app reads what is left and answers
-            await self.app(scope, _replay(b"", receive, more=True), send)
+        body, whole = await _read_body(receive)
+        if not whole:  # too large or the caller left: the app reads the rest and answers
+            await self.app(scope, _replay(body, receive, more=True), send)
             return
         try:
             answer = await run_in_threadpool(write, registry, user, body)
@@ -109,20 +109,21 @@ def _caller(scope: Scope, registry: Registry) -> Principal:
     )
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The body read so far, and whether it is whole (not past ``MAX_BODY``, the caller still there)."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return None
+            return b"".join(chunks), False
         chunk = message.get("body", b"")
         chunks.append(chunk)
         size += len(chunk)
-        if size > MAX_BODY:
-            return None
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return b"".join(chunks), True
+        if size > MAX_BODY:
+            return b"".join(chunks), False
 
 
 def _replay(body: bytes, receive: Receive, *, more: bool = False) -> Receive:
