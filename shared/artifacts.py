@@ -7,6 +7,7 @@ write streams and returns the sha256 and size it wrote, which the registry recor
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -185,7 +186,15 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 
 
 def parse_root(root: str) -> FileRoot | S3Root:
-    """Parse an artifact root: ``file:///abs/path``, ``s3://bucket[/prefix]`` or a plain local path."""
+    """Parse an artifact root: ``file:///abs/path``, ``s3://bucket[/prefix]`` or a plain local path.
+
+    Kept per root: a configured root is resolved once, not on every artifact read (a registration reads
+    the roots several times; resolving each costs a system call per folder of its path)."""
+    return _parse_root(root)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_root(root: str) -> FileRoot | S3Root:
     if not root:
         raise ArtifactError("artifact root is empty; set DRIFTLOOP_ARTIFACT_ROOT or leave it unset for files")
     scheme = urlsplit(root).scheme
@@ -569,7 +578,7 @@ def allowed_roots(settings: Settings) -> list[FileRoot | S3Root]:
     artifact root is the data folder or holds it (the registry's database and the broker's log live there).
     """
     root = parse_root(settings.resolved_artifact_root)
-    if isinstance(root, FileRoot) and _real(settings.data_dir).is_relative_to(root.path):
+    if isinstance(root, FileRoot) and _real_setting(str(settings.data_dir)).is_relative_to(root.path):
         raise ArtifactError(
             f"DRIFTLOOP_ARTIFACT_ROOT {root.uri} holds the data folder {_real(settings.data_dir)}; "
             "give artifacts a folder of their own (the default is DATA_DIR/artifacts)"
@@ -587,6 +596,12 @@ def _real(path: Path | str) -> Path:
     return Path(os.path.realpath(Path(path).expanduser()))
 
 
+@functools.lru_cache(maxsize=256)
+def _real_setting(path: str) -> Path:
+    """:func:`_real` of a configured path (data folder, database), kept like :func:`parse_root`'s roots."""
+    return _real(path)
+
+
 def _protected(settings: Settings, path: Path, artifact_root: FileRoot | S3Root) -> bool:
     """Whether ``path`` (real) is the registry's SQLite database, or in the data folder but not in a
     ``file://`` artifact root inside it (the default root is DATA_DIR/artifacts).
@@ -596,11 +611,11 @@ def _protected(settings: Settings, path: Path, artifact_root: FileRoot | S3Root)
     path = _folded(path)
     url = settings.resolved_registry_database_url
     if url.startswith("sqlite:///"):
-        database = _folded(_real(url.removeprefix("sqlite:///").split("?", 1)[0]))
+        database = _folded(_real_setting(url.removeprefix("sqlite:///").split("?", 1)[0]))
         # the database and its -wal, -shm and -journal files
         if path.parent == database.parent and path.name.startswith(database.name):
             return True
-    data_dir = _folded(_real(settings.data_dir))
+    data_dir = _folded(_real_setting(str(settings.data_dir)))
     if not path.is_relative_to(data_dir):
         return False
     return not (isinstance(artifact_root, FileRoot) and path.is_relative_to(_folded(artifact_root.path)))

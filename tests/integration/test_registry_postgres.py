@@ -77,6 +77,12 @@ def test_concurrent_registrations_aliases_and_rollback_on_postgres(client: TestC
     found = client.get("/models", params={"name_prefix": name, "tag": "team=x"}).json()["items"]
     assert [m["name"] for m in found] == [name]
     assert client.get("/versions", params={"name_prefix": name, "limit": 5}).json()["next_page_token"]
+    # get-version as the database writes it (the fast path) says what the listing says, aliases included
+    fourth = client.get(f"/models/{name}/versions/4").json()
+    listed = client.get(f"/models/{name}/versions", params={"limit": 20}).json()["items"]
+    assert fourth == next(v for v in listed if v["version"] == 4) and fourth["aliases"] == ["production"]
+    mlflow = client.get("/api/2.0/mlflow/model-versions/get", params={"name": name, "version": 4}).json()
+    assert mlflow["model_version"]["aliases"] == ["production"]
     actions = [
         e["action"] for e in client.get("/audit", params={"model": name, "limit": 1000}).json()["items"]
     ]

@@ -16,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 
 from services.registry.adapters.store import RegistryStore
 from services.registry.errors import Unavailable
@@ -36,6 +38,7 @@ class ResolveCache:
         self._counter: int | None = None
         self._bodies: dict[Hashable, bytes] = {}
         self._bytes = 0
+        self._statements: dict[ClauseElement, SQLCompiler] = {}
         # callers are the event loop's thread; the lock keeps the connection single-user if that changes
         self._lock = threading.Lock()
 
@@ -75,6 +78,38 @@ class ResolveCache:
                 self._bodies[key] = body
                 self._bytes += len(body)
         return body
+
+    def read_value(self, statement: ClauseElement, params: dict[str, Any]) -> Any:
+        """The first column of ``statement``'s first row (None without one), read on this cache's own
+        connection: a primary-key read without the engine's per-statement cost (pool checkout, result
+        objects), for the fast path's reads (get-version)."""
+        compiled = self._compiled(statement)
+        values = compiled.construct_params(params)
+        order = compiled.positiontup
+        arguments: Any = [values[k] for k in order] if compiled.positional and order else values
+        with self._lock:
+            self._read_counter()  # connects (and reconnects) like the counter's read
+            try:
+                cursor = self._connection.cursor()
+                try:
+                    cursor.execute(compiled.string, arguments)
+                    row = cursor.fetchone()
+                finally:
+                    cursor.close()
+            except self.engine.dialect.loaded_dbapi.Error as exc:  # the engine's path reports it precisely
+                self._disconnect()
+                raise Unavailable("the registry database could not answer", field="database") from exc
+        return None if row is None else row[0]
+
+    def _compiled(self, statement: ClauseElement) -> SQLCompiler:
+        compiled = self._statements.get(statement)
+        if compiled is None:
+            built = statement.compile(dialect=self.engine.dialect)
+            # typed binds (dates, JSON) would need SQLAlchemy's conversions: only plain ones are taken
+            if not isinstance(built, SQLCompiler) or built._bind_processors:
+                raise TypeError("read_value takes SELECTs whose parameters need no conversion")
+            compiled = self._statements[statement] = built
+        return compiled
 
     def peek(self, key: Hashable) -> bytes | None:
         """The cached answer by ``key`` if it is still current, without building one."""

@@ -435,6 +435,19 @@ def _page_keys(shape: _Shape) -> Subquery:
     )
 
 
+@functools.lru_cache(maxsize=2)
+def get_version_json_query(dialect: str) -> Select[Any]:
+    """One version's ``VersionOut`` JSON by ``name`` and ``version``: one indexed read (the fast path's
+    get-version, resolve_cache.read_value)."""
+    return (
+        select(version_item_json(dialect, registered_models.c.name))
+        .join_from(model_versions, registered_models, registered_models.c.id == model_versions.c.model_id)
+        .where(
+            registered_models.c.name == bindparam("name"), model_versions.c.version == bindparam("version")
+        )
+    )
+
+
 @functools.lru_cache(maxsize=256)
 def _json_page_query(dialect: str, shape: _Shape) -> Select[Any]:
     page = _page_keys(shape)

@@ -13,20 +13,26 @@ the database): ``GET /models/{name}/versions/{v}`` and MLflow's get-by-alias and
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Hashable
-from urllib.parse import parse_qs
+from typing import Any
+from urllib.parse import parse_qs, parse_qsl
 
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.registry.adapters.store_base import MAX_PAGE
+from services.registry.adapters.store_versions import get_version_json_query
 from services.registry.domain.auth import authenticate
 from services.registry.domain.mlflow_mapping import version_json, version_number
-from services.registry.domain.schemas import MAX_ID
+from services.registry.domain.schemas import MAX_ID, VersionOut
 from services.registry.entrypoints.deps import Registry
 from services.registry.errors import RegistryError
+from shared.events import VersionStatus
 
 _RESOLVE_PATH = re.compile(r"/models/([^/]+)/aliases/([^/]+)")
 _VERSION_PATH = re.compile(r"/models/([^/]+)/versions/([1-9][0-9]{0,18})")
@@ -47,6 +53,8 @@ class ResolveFastPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
             body = self._answer(scope)
+            if body is None:
+                body = await self._search(scope)
             if body is not None:
                 headers = [_JSON, (b"content-length", str(len(body)).encode())]
                 await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -54,32 +62,96 @@ class ResolveFastPath:
                 return
         await self.app(scope, receive, send)
 
+    async def _search(self, scope: Scope) -> bytes | None:
+        """A version search the cache does not hold, built in a worker thread as the route builds it (and
+        kept for the next identical one); None for anything else, an argument the route would refuse, or
+        an error: the app answers those."""
+        path = _relative(scope)
+        query: bytes = scope.get("query_string", b"")
+        args = search_args(path, query)
+        registry: Registry | None = getattr(self.state, "registry", None)
+        if args is None or registry is None:
+            return None
+        try:
+            self._caller(scope, registry)
+            build = functools.partial(registry.store.search_versions_json, **args)
+            cached = registry.resolve_cache.cached_json
+            body: bytes = await run_in_threadpool(cached, search_key(path, query), build)
+        except (RegistryError, SQLAlchemyError):
+            return None
+        return body
+
     def _answer(self, scope: Scope) -> bytes | None:
         """The cached body, or None to let the app answer (it also reports every error)."""
-        path: str = scope["path"]
-        root: str = scope.get("root_path", "")
-        path = path[len(root) :] if root and path.startswith(root) else path
-        read = _read_for(path, scope.get("query_string", b""))
+        read = _read_for(_relative(scope), scope.get("query_string", b""))
         if read is None:
             return None
         registry: Registry | None = getattr(self.state, "registry", None)
         if registry is None:
             return None  # not started yet: the app answers 503
-        settings = registry.settings
-        authorization = next(
-            (v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None
-        )
         try:
-            authenticate(
-                authorization,
-                registry.principals,
-                open_reads=settings.registry_open_reads,
-                anonymous_writes=settings.registry_allow_anonymous_writes,
-            )
+            self._caller(scope, registry)
             return read(registry)
         except (RegistryError, SQLAlchemyError):
             return None  # the app answers, with the same error (a 503 while the database is away, a 422
             # for a name PostgreSQL cannot hold)
+
+    @staticmethod
+    def _caller(scope: Scope, registry: Registry) -> None:
+        """Raises unless the caller may read (the app then answers 401)."""
+        settings = registry.settings
+        authorization = next(
+            (v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None
+        )
+        authenticate(
+            authorization,
+            registry.principals,
+            open_reads=settings.registry_open_reads,
+            anonymous_writes=settings.registry_allow_anonymous_writes,
+        )
+
+
+def _relative(scope: Scope) -> str:
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+_LIMIT = re.compile(r"[1-9][0-9]{0,3}")
+_STATUSES = {s.value: s for s in VersionStatus}
+
+
+def search_args(path: str, query: bytes) -> dict[str, Any] | None:
+    """The arguments ``routes_versions.search_versions``/``list_versions`` would get from ``path`` and
+    ``query``, or None when the route has to judge them (a value it refuses, a repeated argument)."""
+    if path == "/versions":
+        args: dict[str, Any] = {"name_prefix": ""}
+    elif match := _MODEL_VERSIONS_PATH.fullmatch(path):
+        args = {"name": match[1]}
+    else:
+        return None
+    tags: list[str] = []
+    seen: set[str] = set()
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if key == "tag":
+            tags.append(value)
+            continue
+        if key in seen:
+            return None
+        seen.add(key)
+        if key == "name_prefix" and "name_prefix" in args:
+            args["name_prefix"] = value
+        elif key == "status":
+            if value not in _STATUSES:
+                return None
+            args["status"] = _STATUSES[value]
+        elif key == "limit":
+            if not _LIMIT.fullmatch(value) or int(value) > MAX_PAGE:
+                return None
+            args["limit"] = int(value)
+        elif key == "page_token":
+            args["page_token"] = value
+    return {**args, "tags": tags}
 
 
 def _read_for(path: str, query: bytes) -> Callable[[Registry], bytes] | None:
@@ -91,11 +163,9 @@ def _read_for(path: str, query: bytes) -> Callable[[Registry], bytes] | None:
         name, number = match[1], int(match[2])
 
         def version(registry: Registry) -> bytes:
-            def build() -> bytes:
-                found = registry.store.get_version(name, number)
-                return found.__pydantic_serializer__.to_json(found)
-
-            return registry.resolve_cache.cached_json(("version", name, number), build)
+            return registry.resolve_cache.cached_json(
+                ("version", name, number), lambda: _version_json(registry, name, number)
+            )
 
         return version
     if path == "/versions" or _MODEL_VERSIONS_PATH.fullmatch(path):
@@ -156,5 +226,16 @@ class NotCached(RegistryError):
     """Not in the cache: the app answers (and caches the answer)."""
 
 
+def _version_json(registry: Registry, name: str, number: int) -> bytes:
+    """The version as ``GET /models/{name}/versions/{v}`` answers it, written by the database in one read
+    on the cache's connection; :class:`NotCached` when there is none (the app answers the 404)."""
+    query = get_version_json_query(registry.engine.dialect.name)
+    item = registry.resolve_cache.read_value(query, {"name": name, "version": number})
+    if item is None:
+        raise NotCached("no such version")
+    return str(item).encode()
+
+
 def _mlflow_body(registry: Registry, name: str, number: int) -> bytes:
-    return json.dumps({"model_version": version_json(registry.store.get_version(name, number))}).encode()
+    found = VersionOut.model_validate_json(_version_json(registry, name, number))
+    return json.dumps({"model_version": version_json(found)}).encode()

@@ -34,6 +34,7 @@ from services.registry.entrypoints import (
     routes_versions,
 )
 from services.registry.entrypoints.fast_resolve import ResolveFastPath
+from services.registry.entrypoints.fast_writes import FastWrites
 from services.registry.entrypoints.stream import OutboxRelay
 from services.registry.errors import RegistryError, Unavailable
 from services.registry.service import Registry
@@ -242,6 +243,7 @@ def create_app(registry: Registry) -> FastAPI:
     app.state.dependencies = registry.dependencies
     _install_error_handlers(app)
     app.add_middleware(ResolveFastPath, state=app.state)
+    app.add_middleware(FastWrites, state=app.state)  # registration, the hot write (same store code)
     http_metrics.install(app, "registry")  # outermost: the resolve fast path is counted too
     routers = [module.router for module in (routes_models, routes_versions, routes_aliases, routes_admin)]
     for router in routers:

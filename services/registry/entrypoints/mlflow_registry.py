@@ -17,6 +17,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ValidationError
 
+from services.registry.domain.auth import Principal
 from services.registry.domain.mlflow_filter import MODEL_ID_TAG, RUN_ID_TAG, SOURCE_TAG, parse_filter
 from services.registry.domain.mlflow_mapping import (
     MlflowError,
@@ -195,8 +196,18 @@ def get_latest_versions(params: Params, registry: RegistryDep, _user: Reader) ->
 def create_model_version(params: Params, registry: RegistryDep, user: Writer) -> dict[str, Any]:
     """Register the next version from the files an MLflow client uploaded (``source``), packed into one
     hash-verified zip of the MLmodel folder: the version's artifact, as servers and the trainer load it."""
+    return register_from_source(params, registry, user)
+
+
+def register_from_source(
+    params: dict[str, Any], registry: Registry, user: Principal, *, check_model: bool = True
+) -> dict[str, Any]:
+    """:func:`create_model_version`'s work. Without ``check_model`` (the fast path, fast_writes.py) and
+    with a source already in the store (nothing is packed from it), an unknown model is found when the
+    version is written (nothing is): one read less."""
     name, source = required(params, "name"), required(params, "source")
-    registry.store.check_model_exists(name)  # RESOURCE_DOES_NOT_EXIST before reading any file
+    if check_model or not source.startswith(("file://", "s3://")):
+        registry.store.check_model_exists(name)  # RESOURCE_DOES_NOT_EXIST before reading any file
     run_id = str(params.get("run_id") or "")
     model_id = str(params.get("model_id") or "")
     if not model_id and source.startswith("models:/m-"):
