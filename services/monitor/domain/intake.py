@@ -1,9 +1,10 @@
 """Which records of a batch may be stored: the whole event contract, checked per record. Pure; no I/O.
 
 The internal topics are written by Driftloop's validator, but the broker does not stop another producer
-(without ACLs), and one record ClickHouse cannot parse would cost its whole insert. So every record is
+(without ACLs), and one record that cannot be stored would cost its whole insert. So every record is
 checked by the contract the ingest uses (``shared.validation``), and what fails is dead-lettered with its
-reason and original bytes while its batch-mates are stored.
+reason and original bytes while its batch-mates are stored; the events decoded here are what the worker
+stores (``event_columns``), so each record is decoded once.
 """
 
 from __future__ import annotations
