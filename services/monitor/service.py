@@ -358,7 +358,7 @@ class Monitor:
         """Cumulative seconds this process has waited for ClickHouse (a union over its sinks)."""
         self.topics = topic_names(settings.topic_prefix)
         self.inserts = list(inserts)
-        """One sink per concurrent insert of a batch's events (``store_events``)."""
+        """One sink per concurrent insert of a batch's events (``store_lines``, ``store_events``)."""
         self.sink = self.inserts[0]
         """Stores the side topics' rows; it creates the tables on open."""
         self.judging = judging
@@ -465,11 +465,14 @@ class Monitor:
     async def on_events(self, table: Table, intake: Intake) -> int:
         """Store the valid events; the rest, and any ClickHouse refuses, go to the dead-letter topic."""
         await self._dead_letter(intake.rejected)
-        refused = await self.store_events(table, intake.events)
+        if self.settings.monitor_store_columns:
+            refused = await self.store_events(table, intake.events)
+        else:
+            refused = await self.store_lines(f"{table.name}_intake", intake.lines)
         if refused:
             await self._dead_letter([(intake.records[i], REFUSED) for i in refused])
             for i in sorted(refused, reverse=True):  # neither stored nor judged
-                del intake.events[i], intake.records[i]
+                del intake.events[i], intake.lines[i], intake.records[i]
         self.metrics.events.labels(table.name).inc(len(intake.events))
         return len(intake.events)
 
@@ -538,6 +541,18 @@ class Monitor:
         return await asyncio.to_thread(self.sink.write, MODEL_EVENTS, rows)
 
     # -- shared ------------------------------------------------------------------------------------------
+    async def store_lines(self, table: str, lines: list[bytes]) -> list[int]:
+        """Insert raw events, a big batch split into concurrent inserts (``insert_pieces``); the refused lines."""
+        pieces = insert_pieces(lines, len(self.inserts))
+        refused = await asyncio.gather(
+            *(
+                asyncio.to_thread(sink.write_lines, table, piece)
+                for sink, piece in zip(self.inserts, pieces, strict=False)
+            )
+        )
+        starts = [sum(len(p) for p in pieces[:i]) for i in range(len(pieces))]
+        return [start + i for start, found in zip(starts, refused, strict=False) for i in found]
+
     async def store_events(self, table: Table, events: list[Wire]) -> list[int]:
         """Insert decoded events as typed columns, a big batch split into concurrent inserts
         (``insert_pieces``); returns the indexes of the events refused."""

@@ -3,8 +3,8 @@
 The internal topics are written by Driftloop's validator, but the broker does not stop another producer
 (without ACLs), and one record that cannot be stored would cost its whole insert. So every record is
 checked by the contract the ingest uses (``shared.validation``), and what fails is dead-lettered with its
-reason and original bytes while its batch-mates are stored; the events decoded here are what the worker
-stores (``event_columns``), so each record is decoded once.
+reason and original bytes while its batch-mates are stored. With ``monitor_store_columns`` the events
+decoded here are what the worker stores (``event_columns``), so each record is decoded once.
 """
 
 from __future__ import annotations

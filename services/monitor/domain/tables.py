@@ -2,9 +2,9 @@
 
 The DDL and the insert column list are rendered from the declaration, and every row builder returns its
 values in the declared column order, so the three can no longer disagree (a unit test checks the builders).
-Predictions and labels are written as typed columns built from the decoded events
-(``domain/event_columns.py``); their intake views (``adapters/clickhouse/storage.py``) give the same rows
-for raw JSON written with SQL.
+Predictions and labels have no row builder: their raw JSON is parsed into rows by intake views
+(``adapters/clickhouse/storage.py``), or, with ``monitor_store_columns``, they are written as typed columns
+built from the decoded events (``domain/event_columns.py``), the same rows.
 """
 
 from __future__ import annotations
