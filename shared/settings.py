@@ -156,6 +156,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Concurrent inserts a big batch of events is split into: ClickHouse parses each insert on one core.",
     )
+    monitor_store_columns: bool = Field(
+        False,
+        description="Store predictions and labels as typed columns the worker builds (Native) instead of "
+        "raw JSON that ClickHouse parses through the intake views: less server CPU, more worker CPU per event.",
+    )
     monitor_session_timeout_seconds: float = Field(
         10.0, ge=6, description="How soon a dead monitor worker's partitions move to the live ones."
     )

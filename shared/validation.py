@@ -76,6 +76,10 @@ class EventTimeBounds:
             timedelta(days=settings.monitor_retention_days),
         )
 
+    def window(self, now: datetime) -> tuple[datetime, datetime]:
+        """The earliest and latest event time that may enter, by the receiving clock ``now``."""
+        return max(now - self.max_age, EARLIEST_STORABLE), min(now + self.max_future, LATEST_STORABLE)
+
     def check(self, occurred_at: datetime, now: datetime, model_name: str = "unknown") -> Rejection | None:
         """None when ``occurred_at`` may enter; otherwise ``too_far_in_future`` or ``too_old``."""
         latest = min(now + self.max_future, LATEST_STORABLE)

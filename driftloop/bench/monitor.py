@@ -4,7 +4,8 @@ Phase 1 puts a stationary stream and a stream with a known change point on Kafka
 and times it from its first stored batch until every row is stored (events/s), then reads the drift events
 it raised (detection delay in events after the change point, false alarms per million stationary events).
 Phase 2 sends live traffic at a steady rate and times each chunk from the producer's acknowledgement to its
-rows being counted.
+rows being counted. Phase 3, with the worker stopped, measures Kafka's own ceiling for the same events with
+the broker's perf tools (``kafka_ceiling.py``), so the JSON line holds the monitor's share of it.
 """
 
 from __future__ import annotations
@@ -175,10 +176,12 @@ def _live_latencies(
     return [next(t for t, n in seen if t >= at and n >= cumulative) - at for at, cumulative in acked]
 
 
-def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
+def main(events: int = 200_000, features: int = 20, ceiling_records: int = 200_000) -> dict[str, float]:
     import httpx
 
+    from driftloop.bench.kafka_ceiling import measure_broker_ceiling, prediction_payloads
     from driftloop.infra.stack import Component, local_stack
+    from driftloop.process import InfraError
     from services.monitor.domain.profiles import profiles_file_json
     from shared.clickhouse import clickhouse_client
     from shared.kafka.admin import create_topics
@@ -209,6 +212,8 @@ def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
     per_window = 10_000
     spacing = timedelta(seconds=WINDOW_S) / per_window
     start = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    load_before = os.getloadavg()[0]
+    ceiling: dict[str, Any] = {}
 
     with (
         local_stack(base, components=[Component.KAFKA, Component.CLICKHOUSE]) as stack,
@@ -294,6 +299,21 @@ def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
         finally:
             worker.stop()
             clean_up(settings)
+        payloads = prediction_payloads(features=features)
+        print(
+            f"Kafka's consume ceiling: {ceiling_records:,} records of "
+            f"{sum(map(len, payloads)) / len(payloads):.0f} B with the broker's perf tools ...",
+            flush=True,
+        )
+        try:
+            broker = measure_broker_ceiling(settings, payloads, records=ceiling_records)
+        except InfraError as exc:  # no Maven or Java: the other figures stand
+            print(f"could not measure Kafka's ceiling: {str(exc)[:500]}")
+        else:
+            ceiling = {
+                "kafka_consume_ceiling_events_per_s": round(broker.consume_events_per_s),
+                "kafka_produce_ceiling_events_per_s": round(broker.produce_events_per_s),
+            }
     false_alarms = [a for a in alerts if a[0] == "bench-calm" and a[1] == "drift_detected"]
     detected = [a for a in alerts if a[0] == "bench-shift" and a[1] == "drift_detected"]
     change_time = start + spacing * change_at
@@ -310,7 +330,17 @@ def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
         "features": features,
         "events": total,
         **{f"{name}_cpu_us_per_event": round(us, 1) for name, us in cpu.items()},
+        "cpu_us_per_event": round(sum(cpu.values()), 1),
+        "kafka_consume_ceiling_events_per_s": None,
+        "share_of_kafka_ceiling": None,
+        **ceiling,
+        "load_1m_before": round(load_before, 2),
+        "load_1m_after": round(os.getloadavg()[0], 2),
     }
+    if ceiling:
+        figures["share_of_kafka_ceiling"] = round(
+            events_per_s / ceiling["kafka_consume_ceiling_events_per_s"], 3
+        )
     print(
         f"rows queryable after the producer's ack: p50 {figures['queryable_p50_s']}s, p99 {figures['queryable_p99_s']}s"
     )
@@ -318,5 +348,11 @@ def main(events: int = 200_000, features: int = 20) -> dict[str, float]:
         f"drift detected {delay_events} events after the change point, naming {figures['detected_features']}"
     )
     print(f"false drift events per million stationary events: {figures['false_alarms_per_million']}")
+    if ceiling:
+        print(
+            f"Kafka consumed {ceiling['kafka_consume_ceiling_events_per_s']:,} events/s with its perf tools: "
+            f"the monitor drained {figures['share_of_kafka_ceiling']:.1%} of that"
+        )
+    print(f"load average (1 min): {figures['load_1m_before']} before, {figures['load_1m_after']} after")
     print(json.dumps(figures))
-    return figures  # type: ignore[return-value]
+    return figures

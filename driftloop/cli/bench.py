@@ -67,17 +67,18 @@ def monitor(
     ),
     partitions: int = typer.Option(6, help="With --workers: partitions of the events topic."),
     ceiling_records: int = typer.Option(
-        200_000, help="With --workers: records the broker's perf tools send."
+        200_000, help="Records the broker's perf tools send for Kafka's own ceiling."
     ),
 ) -> None:
-    """Monitor events/s from Kafka to ClickHouse, rows-queryable latency, detection delay, false alarms.
+    """Monitor events/s from Kafka to ClickHouse, rows-queryable latency, detection delay, false alarms,
+    and its share of Kafka's own consume ceiling for the same events.
 
     With ``--workers 1,2``: events/s per worker count and their share of the broker's consume ceiling.
     """
     if workers is None:
         from driftloop.bench.monitor import main
 
-        main(events, features or 20)
+        main(events, features or 20, ceiling_records)
         return
     from driftloop.bench.monitor_scale import main as scale_main
 

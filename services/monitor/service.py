@@ -46,9 +46,11 @@ from services.monitor.domain.tables import (
     DEAD_LETTERS,
     DRIFT_EVENTS,
     DRIFT_TESTS,
+    LABELS,
     MODEL_EVENTS,
     MONITOR_PROGRESS,
     MONITOR_STATS,
+    PREDICTIONS,
     WINDOW_METRICS,
     DriftAnnouncement,
     Row,
@@ -97,6 +99,9 @@ class RowSink(Protocol):
 
     def write_lines(self, table: str, lines: Sequence[bytes]) -> list[int]:
         """Store raw events, one JSON document per line; returns the indexes of the lines refused."""
+
+    def write_events(self, table: Table, events: Sequence[Wire]) -> list[int]:
+        """Store decoded predictions or labels as ``table``'s typed columns; returns the indexes refused."""
 
     def until_reachable(self, what: str, attempt: Callable[[], T]) -> T:
         """Run ``attempt`` again from the start while the store cannot be reached."""
@@ -353,7 +358,7 @@ class Monitor:
         """Cumulative seconds this process has waited for ClickHouse (a union over its sinks)."""
         self.topics = topic_names(settings.topic_prefix)
         self.inserts = list(inserts)
-        """One sink per concurrent insert of a batch's events (``store_lines``)."""
+        """One sink per concurrent insert of a batch's events (``store_lines``, ``store_events``)."""
         self.sink = self.inserts[0]
         """Stores the side topics' rows; it creates the tables on open."""
         self.judging = judging
@@ -372,9 +377,9 @@ class Monitor:
         self.consumer_lag = 0
         """Records in the assigned partitions not yet handled, as of the last batch (set by the Kafka loop)."""
         self.bounds = EventTimeBounds.from_settings(settings)
-        self.streams: dict[str, tuple[EventKind, str]] = {
-            self.topics.predictions: (EventKind.PREDICTION, "predictions"),
-            self.topics.labels: (EventKind.LABEL, "labels"),
+        self.streams: dict[str, tuple[EventKind, Table]] = {
+            self.topics.predictions: (EventKind.PREDICTION, PREDICTIONS),
+            self.topics.labels: (EventKind.LABEL, LABELS),
         }
         """The high-volume topics: their records are checked ahead (``decode``), then stored by table."""
         self._storing = asyncio.Lock()
@@ -457,16 +462,19 @@ class Monitor:
         return waiting
 
     # -- predictions and labels ----------------------------------------------------------------------------
-    async def on_events(self, table: str, intake: Intake) -> int:
+    async def on_events(self, table: Table, intake: Intake) -> int:
         """Store the valid events; the rest, and any ClickHouse refuses, go to the dead-letter topic."""
         await self._dead_letter(intake.rejected)
-        refused = await self.store_lines(f"{table}_intake", intake.lines)
+        if self.settings.monitor_store_columns:
+            refused = await self.store_events(table, intake.events)
+        else:
+            refused = await self.store_lines(f"{table.name}_intake", intake.lines)
         if refused:
             await self._dead_letter([(intake.records[i], REFUSED) for i in refused])
             for i in sorted(refused, reverse=True):  # neither stored nor judged
                 del intake.events[i], intake.lines[i], intake.records[i]
-        self.metrics.events.labels(table).inc(len(intake.lines))
-        return len(intake.lines)
+        self.metrics.events.labels(table.name).inc(len(intake.events))
+        return len(intake.events)
 
     def _advance_until_done(
         self, ranges: dict[str, dict[str, tuple[int, int]]], offsets: dict[str, int]
@@ -539,6 +547,19 @@ class Monitor:
         refused = await asyncio.gather(
             *(
                 asyncio.to_thread(sink.write_lines, table, piece)
+                for sink, piece in zip(self.inserts, pieces, strict=False)
+            )
+        )
+        starts = [sum(len(p) for p in pieces[:i]) for i in range(len(pieces))]
+        return [start + i for start, found in zip(starts, refused, strict=False) for i in found]
+
+    async def store_events(self, table: Table, events: list[Wire]) -> list[int]:
+        """Insert decoded events as typed columns, a big batch split into concurrent inserts
+        (``insert_pieces``); returns the indexes of the events refused."""
+        pieces = insert_pieces(events, len(self.inserts))
+        refused = await asyncio.gather(
+            *(
+                asyncio.to_thread(sink.write_events, table, piece)
                 for sink, piece in zip(self.inserts, pieces, strict=False)
             )
         )

@@ -19,6 +19,7 @@ import numpy as np
 from services.monitor.domain.evaluation import DataWindow, LabelWindow
 from services.monitor.domain.tables import Table
 from services.monitor.domain.window_metrics import positive_class
+from shared import wire
 
 T = TypeVar("T")
 
@@ -79,6 +80,11 @@ class MemoryStore:
                 assert table == "labels_intake", table
                 self.labels.append(event)
         return refused
+
+    def write_events(self, table: Table, events: Sequence[Any]) -> list[int]:
+        """Kept as the JSON the events encode to, so the windows are read back as the intake views parse it."""
+        lines = [wire.encode(e) for e in events]
+        return self.write_lines(f"{table.name}_intake", lines)
 
     def until_reachable(self, what: str, attempt: Callable[[], T]) -> T:
         return attempt()

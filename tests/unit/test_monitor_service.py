@@ -48,12 +48,13 @@ class Rec:
     value: bytes | None
 
 
-def _settings() -> Settings:
+def _settings(columns: bool = False) -> Settings:
     return Settings(
         topic_prefix="t-",
         monitor_window_seconds=60,
         monitor_allowed_lateness_seconds=0,
         monitor_label_wait_seconds=0,
+        monitor_store_columns=columns,
     )
 
 
@@ -69,10 +70,10 @@ def _profiles() -> StaticProfiles:
     return StaticProfiles({("churn", "1"): VersionReference(profile, t)}, t)
 
 
-def _monitor(store: MemoryStore, publisher: MemoryPublisher) -> Monitor:
+def _monitor(store: MemoryStore, publisher: MemoryPublisher, columns: bool = False) -> Monitor:
     """The service as ``python -m services.monitor`` builds it, with memory in place of ClickHouse and Kafka."""
     return bootstrap(
-        _settings(),
+        _settings(columns),
         profiles=_profiles(),
         inserts=[store],
         judging=store,
@@ -222,10 +223,11 @@ def test_label_windows_are_judged_once_their_data_closed() -> None:
     assert _metric(store, "accuracy") == {T0: pytest.approx(0.9)}
 
 
-def test_refused_and_invalid_records_are_dead_lettered_and_side_topics_are_stored() -> None:
+@pytest.mark.parametrize("columns", [False, True], ids=["json", "columns"])
+def test_refused_and_invalid_records_are_dead_lettered_and_side_topics_are_stored(columns: bool) -> None:
     store = MemoryStore(refuse=lambda line: b'"p0-7"' in line)
     publisher = MemoryPublisher()
-    feed = Feed(_monitor(store, publisher))
+    feed = Feed(_monitor(store, publisher, columns))
     quality = DataQualityCounted(
         model_name="churn",
         model_version="1",

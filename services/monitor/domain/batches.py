@@ -8,12 +8,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from services.monitor.domain.intake import Intake, Record
 from services.monitor.domain.progress import datetime_to_ms
 from shared import wire
 from shared.validation import Rejection, Wire
+
+T = TypeVar("T")
 
 MIN_INSERT_ROWS = 5_000
 """Smallest piece a batch's events are split into for concurrent inserts."""
@@ -57,12 +59,12 @@ def decode_batch(records: Sequence[Record], decode: Any) -> Decoded:
     return decoded, good, bad
 
 
-def insert_pieces(lines: list[bytes], streams: int) -> list[list[bytes]]:
+def insert_pieces(lines: list[T], streams: int) -> list[list[T]]:
     """A batch's events in up to ``streams`` consecutive pieces of at least ``MIN_INSERT_ROWS``, to insert at once.
 
-    The server parses an insert's JSON on one core, so two halves at once store a big batch faster for the
-    same server CPU per event (docs/monitor.md). Small batches stay whole, as every piece is a part the
-    server writes now and merges later.
+    The server stores an insert on one core, so two halves at once store a big batch faster for the same
+    server CPU per event (docs/monitor.md). Small batches stay whole, as every piece is a part the server
+    writes now and merges later.
 
     >>> [len(p) for p in insert_pieces([b"{}"] * 12_000, 2)], len(insert_pieces([b"{}"] * 100, 2))
     ([6000, 6000], 1)

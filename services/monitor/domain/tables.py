@@ -3,7 +3,8 @@
 The DDL and the insert column list are rendered from the declaration, and every row builder returns its
 values in the declared column order, so the three can no longer disagree (a unit test checks the builders).
 Predictions and labels have no row builder: their raw JSON is parsed into rows by intake views
-(``adapters/clickhouse/storage.py``).
+(``adapters/clickhouse/storage.py``), or, with ``monitor_store_columns``, they are written as typed columns
+built from the decoded events (``domain/event_columns.py``), the same rows.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class Table:
         ]
 
 
-# -- raw events (written by the intake views) ---------------------------------------------------------------
+# -- raw events (written as columns by the worker, or by the intake views) ------------------------------------
 
 PREDICTIONS = Table(
     "predictions",

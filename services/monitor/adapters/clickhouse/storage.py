@@ -1,6 +1,8 @@
-"""ClickHouse tables owned by the monitor, created at start; raw event JSON is parsed by their intake views.
+"""ClickHouse tables owned by the monitor, created at start, with intake views that parse raw event JSON.
 
 The tables are declared in ``domain/tables.py``; the intake views and the analytics views stay SQL here.
+With ``monitor_store_columns`` the worker writes typed columns instead (``sink.write_events``), the same
+rows (``tests/integration/test_monitor_event_columns.py``).
 """
 
 from __future__ import annotations
@@ -59,9 +61,9 @@ INTAKE_ROWS_PER_LINE = 2
 def predictions_intake_ddl(table: str = "predictions") -> list[str]:
     """A ``Null`` intake table and a materialized view that parses raw event JSON into ``table``.
 
-    The worker inserts the Kafka payloads as they are (one JSON document per line); ClickHouse parses them
-    and splits features by type in C++, so no Python touches an event's fields on the hot path. The scalar
-    fields come out of one ``JSONExtract`` into a tuple: one parse of the line instead of one per field.
+    The worker inserts the Kafka payloads as they are (one JSON document per line) unless it writes typed
+    columns (``monitor_store_columns``). The scalar fields come out of one ``JSONExtract`` into a tuple: one
+    parse of the line instead of one per field.
     """
     return [
         f"CREATE TABLE IF NOT EXISTS {table}_intake (line String) ENGINE = Null",
