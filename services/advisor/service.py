@@ -171,8 +171,9 @@ class Advisor:
         admitted = []
         for target, given in advice:
             if given is None:
-                self.current.pop(target, None)
                 self.hysteresis.admit(None, now, target)
+                if not self.hysteresis.holds(target):  # shown as long as it stands, as a quiet tick may end
+                    self.current.pop(target, None)
             elif self.hysteresis.admit(given, now):
                 event = as_event(given)
                 self.current[target] = event

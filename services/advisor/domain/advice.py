@@ -549,8 +549,10 @@ class Hysteresis:
 
     One quiet tick between two noisy readings is the forecast wobbling too; a minute of quiet ends it:
 
-    >>> [h.admit(None, 40, "monitor"), h.admit(None, 100, "monitor"), h.admit(a, 110)]
-    [False, False, True]
+    >>> [h.admit(None, 40, "monitor"), h.holds("monitor"), h.admit(None, 100, "monitor"), h.holds("monitor")]
+    [False, True, False, False]
+    >>> h.admit(a, 110)
+    True
 
     A scale-up that grows is news; one that shrinks back within ``repeat_s`` is the forecast wobbling:
 
@@ -595,6 +597,10 @@ class Hysteresis:
                 return False
         self._last[advice.target] = (advice.kind, advice.workers_advised, now)
         return True
+
+    def holds(self, target: str) -> bool:
+        """Whether advice for ``target`` still stands: given, and not yet clear for ``clear_s``."""
+        return target in self._last
 
 
 def median_capacity(estimates: Sequence[float]) -> float | None:
