@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from driftloop.bench.cleanup import clean_up
-from driftloop.bench.monitor import publish_events, start_monitor_worker
+from driftloop.bench.monitor import publish_events, start_monitor_worker, write_profiles
 from shared.estimator import fit_estimator
 from shared.profile import ReferenceProfile, build_profile
 from shared.settings import Settings
@@ -298,7 +298,6 @@ def figures(
 
 def main(windows: int = 30, stationary_windows: int = 60) -> dict[str, Any]:
     from driftloop.infra.stack import Component, local_stack
-    from services.monitor.domain.profiles import profiles_file_json
     from shared.clickhouse import clickhouse_client
     from shared.kafka.admin import create_topics
     from shared.topics import topic_names
@@ -343,8 +342,7 @@ def main(windows: int = 30, stationary_windows: int = 60) -> dict[str, Any]:
             settings.kafka_partitions,
             settings.kafka_replication_factor,
         )
-        profiles = Path(tmp) / "profiles.json"
-        profiles.write_text(profiles_file_json({s.name: {"1": p} for s, _, p in streams}))
+        profiles = write_profiles(Path(tmp), {s.name: p for s, _, p in streams})
         spacings: dict[str, timedelta] = {}
         total = 0
         for stream, m, _ in streams:

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from driftloop.bench.cleanup import clean_up
 from driftloop.process import ManagedProcess, free_port, spawn
 from shared import wire
 from shared.kafka.clients import producer as kafka_producer
+from shared.profile import ReferenceProfile
 from shared.settings import Settings
 
 WINDOW_S = 60
@@ -54,6 +55,15 @@ async def publish_events(
     finally:
         await producer.stop()
     return sent
+
+
+def write_profiles(folder: Path, profiles: Mapping[str, ReferenceProfile]) -> Path:
+    """The profiles file a monitor worker reads (``--profiles``): each model's profile as its version "1"."""
+    from services.monitor.domain.profiles import profiles_file_json
+
+    path = folder / "profiles.json"
+    path.write_text(profiles_file_json({model: {"1": profile} for model, profile in profiles.items()}))
+    return path
 
 
 def start_monitor_worker(
@@ -182,7 +192,6 @@ def main(events: int = 200_000, features: int = 20, ceiling_records: int = 200_0
     from driftloop.bench.kafka_ceiling import measure_broker_ceiling, prediction_payloads
     from driftloop.infra.stack import Component, local_stack
     from driftloop.process import InfraError
-    from services.monitor.domain.profiles import profiles_file_json
     from shared.clickhouse import clickhouse_client
     from shared.kafka.admin import create_topics
     from shared.topics import topic_names
@@ -226,14 +235,12 @@ def main(events: int = 200_000, features: int = 20, ceiling_records: int = 200_0
             settings.kafka_partitions,
             settings.kafka_replication_factor,
         )
-        profiles = Path(tmp) / "profiles.json"
-        profiles.write_text(
-            profiles_file_json(
-                {
-                    "bench-calm": {"1": synthetic.reference_profile(calm)},
-                    "bench-shift": {"1": synthetic.reference_profile(shift)},
-                }
-            )
+        profiles = write_profiles(
+            Path(tmp),
+            {
+                "bench-calm": synthetic.reference_profile(calm),
+                "bench-shift": synthetic.reference_profile(shift),
+            },
         )
         print(
             f"producing {events:,} stationary + {events // 2:,} shifting events with {features} features ..."

@@ -26,7 +26,7 @@ from typing import Any
 from driftloop.bench import synthetic
 from driftloop.bench.cleanup import clean_up
 from driftloop.bench.kafka_ceiling import BrokerCeiling, measure_broker_ceiling, prediction_payloads
-from driftloop.bench.monitor import start_monitor_worker
+from driftloop.bench.monitor import start_monitor_worker, write_profiles
 from driftloop.process import ManagedProcess
 from shared import wire
 from shared.settings import Settings
@@ -117,7 +117,6 @@ def drain(
 ) -> float:
     """Events/s ``workers`` monitor processes store a backlog of ``events`` at, once their group is settled."""
     from driftloop.bench.monitor import publish_events
-    from services.monitor.domain.profiles import profiles_file_json
     from shared.clickhouse import clickhouse_client
     from shared.kafka.admin import create_topics
     from shared.topics import topic_names
@@ -140,9 +139,8 @@ def drain(
     try:
         create_topics(settings.kafka_bootstrap, topics.all(), partitions, settings.kafka_replication_factor)
         with tempfile.TemporaryDirectory() as tmp:
-            profiles = Path(tmp) / "profiles.json"
             reference = synthetic.reference_profile(streams[0], rows=5_000)  # the streams share one shape
-            profiles.write_text(profiles_file_json({s.model_name: {"1": reference} for s in streams}))
+            profiles = write_profiles(Path(tmp), {s.model_name: reference for s in streams})
             ports = []
             for i in range(workers):
                 proc, port = start_monitor_worker(settings, profiles, Path(tmp), f"monitor-{i}")

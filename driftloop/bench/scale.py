@@ -39,7 +39,7 @@ from typing import Any
 from driftloop.bench import synthetic
 from driftloop.bench.cleanup import clean_up
 from driftloop.bench.kafka_ceiling import BrokerCeiling, measure_broker_ceiling
-from driftloop.bench.monitor import start_monitor_worker
+from driftloop.bench.monitor import start_monitor_worker, write_profiles
 from services.advisor.domain.advice import SATURATED_BACKLOG_S
 from shared import wire
 from shared.kafka.clients import producer as kafka_producer
@@ -231,7 +231,6 @@ def main(
     ceiling_records: int = 200_000,
 ) -> dict[str, Any]:
     from driftloop.infra.stack import Component, local_stack
-    from services.monitor.domain.profiles import profiles_file_json
     from shared.kafka.admin import create_topics
     from shared.topics import topic_names
 
@@ -266,10 +265,7 @@ def main(
     ):
         topics = topic_names(settings.topic_prefix)
         create_topics(settings.kafka_bootstrap, topics.all(), PARTITIONS, settings.kafka_replication_factor)
-        profiles = Path(tmp) / "profiles.json"
-        profiles.write_text(
-            profiles_file_json({s.model_name: {"1": synthetic.reference_profile(s)} for s in specs})
-        )
+        profiles = write_profiles(Path(tmp), {s.model_name: synthetic.reference_profile(s) for s in specs})
         advisor = AdvisorRun(settings)
         feeder = Feeder(settings, topics.predictions, templates)
 

@@ -24,7 +24,7 @@ from pydantic import Secret, SecretStr
 
 from driftloop.bench import synthetic
 from driftloop.bench.cleanup import clean_up
-from driftloop.bench.monitor import cpu_seconds, start_monitor_worker
+from driftloop.bench.monitor import cpu_seconds, start_monitor_worker, write_profiles
 from driftloop.process import ManagedProcess, free_port, spawn
 from shared.sdk import Driftloop, ProducerConfig
 from shared.settings import Settings
@@ -62,7 +62,6 @@ def main(events: int = 300_000, features: int = 20, models: int = 4) -> dict[str
     import httpx
 
     from driftloop.infra.stack import Component, local_stack
-    from services.monitor.domain.profiles import profiles_file_json
     from shared.clickhouse import clickhouse_client
     from shared.kafka.admin import create_topics
     from shared.topics import topic_names
@@ -120,10 +119,7 @@ def main(events: int = 300_000, features: int = 20, models: int = 4) -> dict[str
             settings.kafka_partitions,
             settings.kafka_replication_factor,
         )
-        profiles = Path(tmp) / "profiles.json"
-        profiles.write_text(
-            profiles_file_json({s.model_name: {"1": synthetic.reference_profile(s)} for s in specs})
-        )
+        profiles = write_profiles(Path(tmp), {s.model_name: synthetic.reference_profile(s) for s in specs})
         processes: list[ManagedProcess] = []
         try:
             env = settings.as_env()
