@@ -107,9 +107,14 @@ class FileRoot:
 
     path: Path
 
-    @property
-    def uri(self) -> str:
+    @functools.cached_property
+    def uri(self) -> str:  # a root is compared on every artifact read: its URI is written once
         return self.path.as_uri()
+
+    @functools.cached_property
+    def folded(self) -> Path:
+        """The path case-folded, as :func:`_protected` compares paths."""
+        return _folded(self.path)
 
     def uri_for(self, key: str) -> str:
         return (self.path / validate_key(key)).as_uri()
@@ -611,18 +616,23 @@ def _protected(settings: Settings, path: Path, artifact_root: FileRoot | S3Root)
     path = _folded(path)
     url = settings.resolved_registry_database_url
     if url.startswith("sqlite:///"):
-        database = _folded(_real_setting(url.removeprefix("sqlite:///").split("?", 1)[0]))
+        database = _folded_setting(url.removeprefix("sqlite:///").split("?", 1)[0])
         # the database and its -wal, -shm and -journal files
         if path.parent == database.parent and path.name.startswith(database.name):
             return True
-    data_dir = _folded(_real_setting(str(settings.data_dir)))
-    if not path.is_relative_to(data_dir):
+    if not path.is_relative_to(_folded_setting(str(settings.data_dir))):
         return False
-    return not (isinstance(artifact_root, FileRoot) and path.is_relative_to(_folded(artifact_root.path)))
+    return not (isinstance(artifact_root, FileRoot) and path.is_relative_to(artifact_root.folded))
 
 
 def _folded(path: Path) -> Path:
     return Path(str(path).casefold())
+
+
+@functools.lru_cache(maxsize=256)
+def _folded_setting(path: str) -> Path:
+    """:func:`_folded` of a configured path's real path, kept like :func:`_real_setting`."""
+    return _folded(_real_setting(path))
 
 
 def confined_root(settings: Settings, uri: str) -> FileRoot | S3Root:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -513,13 +514,20 @@ class Settings(BaseSettings):
     def resolved_artifact_root(self) -> str:
         if self.artifact_root:
             return self.artifact_root
-        return (self.data_dir / "artifacts").resolve().as_uri()
+        return _resolved(self.data_dir / "artifacts").as_uri()
 
     @property
     def resolved_registry_database_url(self) -> str:
         if self.registry_database_url:
             return self.registry_database_url
-        return f"sqlite:///{(self.data_dir / 'registry.db').resolve()}"
+        return f"sqlite:///{_resolved(self.data_dir / 'registry.db')}"
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(path: Path) -> Path:
+    """``path`` made absolute with symlinks resolved, once per path: the registry asks for its artifact
+    root several times per registration, and resolving costs a system call per folder."""
+    return path.resolve()
 
 
 def _is_secret(annotation: Any) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,9 +40,22 @@ COUNT_CHANGE = update(change_counter).where(change_counter.c.id == 1).values(val
 # built once and executed with each row's values: compiled once, not rebuilt (and re-keyed) per write
 _INSERT_OUTBOX = outbox.insert()
 _INSERT_AUDIT = audit_log.insert()
+_INSERT_DELIVERY = webhook_deliveries.insert()
 _HOOKS_OF_MODEL = select(webhooks.c.id, webhooks.c.event_types).where(
     webhooks.c.model_id == bindparam("model_id")
 )
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One row of the audit log: who did what to which target, with the state before and after."""
+
+    actor: Principal
+    action: str
+    model_name: str | None
+    target: str
+    before: Any = None
+    after: Any = None
 
 
 def utc_now() -> datetime:
@@ -82,34 +96,49 @@ class StoreBase:
     def _emit(self, conn: Connection, model_id: int | None, event: Event) -> None:
         """Queue ``event`` for Kafka and for the model's webhooks and count the change, in the caller's
         transaction (the count tells every replica's resolve cache that it may be out of date)."""
-        payload = encode(event).decode()
+        self._emit_all(conn, [(model_id, event)])
+
+    def _emit_all(self, conn: Connection, events: Sequence[tuple[int | None, Event]]) -> None:
+        """:meth:`_emit` for several events of one transaction: one statement per table, not per event."""
+        now = utc_now()
+        payloads = [encode(event).decode() for _, event in events]
         conn.execute(COUNT_CHANGE)
         conn.execute(
             _INSERT_OUTBOX,
-            {
-                "model_name": event.model_name,
-                "event_type": event.event_type,
-                "event_id": str(event.event_id),
-                "payload": payload,
-                "created_at": utc_now(),
-            },
+            [
+                {
+                    "model_name": event.model_name,
+                    "event_type": event.event_type,
+                    "event_id": str(event.event_id),
+                    "payload": payload,
+                    "created_at": now,
+                }
+                for (_, event), payload in zip(events, payloads, strict=True)
+            ],
         )
-        if model_id is None:
-            return
-        for hook in conn.execute(_HOOKS_OF_MODEL, {"model_id": model_id}):
-            if hook.event_types is None or event.event_type in hook.event_types:
-                conn.execute(
-                    webhook_deliveries.insert().values(
-                        webhook_id=hook.id,
-                        event_id=str(event.event_id),
-                        event_type=event.event_type,
-                        payload=payload,
-                        status="pending",
-                        attempts=0,
-                        next_attempt_at=utc_now(),
-                        last_error="",
-                    )
-                )
+        hooks_of: dict[int, list[Any]] = {}
+        deliveries = []
+        for (model_id, event), payload in zip(events, payloads, strict=True):
+            if model_id is None:
+                continue
+            if model_id not in hooks_of:
+                hooks_of[model_id] = list(conn.execute(_HOOKS_OF_MODEL, {"model_id": model_id}))
+            deliveries += [
+                {
+                    "webhook_id": hook.id,
+                    "event_id": str(event.event_id),
+                    "event_type": event.event_type,
+                    "payload": payload,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "last_error": "",
+                }
+                for hook in hooks_of[model_id]
+                if hook.event_types is None or event.event_type in hook.event_types
+            ]
+        if deliveries:
+            conn.execute(_INSERT_DELIVERY, deliveries)
 
     def _audit(
         self,
@@ -121,18 +150,27 @@ class StoreBase:
         before: Any = None,
         after: Any = None,
     ) -> None:
+        self._audit_all(conn, [AuditEntry(actor, action, model_name, target, before, after)])
+
+    @staticmethod
+    def _audit_all(conn: Connection, entries: Sequence[AuditEntry]) -> None:
+        """:meth:`_audit` for several entries of one transaction, in one statement."""
+        now = utc_now()
         conn.execute(
             _INSERT_AUDIT,
-            {
-                "at": utc_now(),
-                "actor": actor.name,
-                "role": actor.role_name,
-                "action": action,
-                "model_name": model_name,
-                "target": target,
-                "before": json_safe(before),
-                "after": json_safe(after),
-            },
+            [
+                {
+                    "at": now,
+                    "actor": e.actor.name,
+                    "role": e.actor.role_name,
+                    "action": e.action,
+                    "model_name": e.model_name,
+                    "target": e.target,
+                    "before": json_safe(e.before),
+                    "after": json_safe(e.after),
+                }
+                for e in entries
+            ],
         )
 
     @staticmethod

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Select, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Engine, Select, and_, bindparam, or_, select, update
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.selectable import Subquery
 
 from services.registry.adapters.db import reading, writing
+from services.registry.adapters.group_commit import GroupCommit
 from services.registry.adapters.store_base import (
     COUNT_CHANGE,
     VERSION_COLUMNS,
+    AuditEntry,
     StoreBase,
     check_limit,
     utc_now,
@@ -49,16 +53,17 @@ _ALIASES_OF_VERSION = select(aliases.c.alias).where(
 )
 
 
-# the model's next version number: one statement bumps the counter (locking the model row until commit,
-# on PostgreSQL as on SQLite's single writer) and returns it with the model's id
-_NEXT_NUMBER = (
+# the model's next ``count`` version numbers: one statement bumps the counter (locking the model row until
+# commit, on PostgreSQL as on SQLite's single writer) and returns the last with the model's id
+_NEXT_NUMBERS = (
     update(registered_models)
     .where(registered_models.c.name == bindparam("model_name"))
-    .values(last_version=registered_models.c.last_version + 1)
+    .values(last_version=registered_models.c.last_version + bindparam("count"))
     .returning(registered_models.c.id, registered_models.c.last_version)
 )
-# built once: executed with a row's values, a statement is compiled once, not rebuilt per registration
-_INSERT_VERSION = model_versions.insert()
+# built once: executed with the rows' values, a statement is compiled once, not rebuilt per registration;
+# the new versions' ids come back in the rows' order, for their tags
+_INSERT_VERSIONS = model_versions.insert().returning(model_versions.c.id, sort_by_parameter_order=True)
 _INSERT_TAG = version_tags.insert()
 
 
@@ -66,86 +71,137 @@ _INSERT_TAG = version_tags.insert()
 _VersionPage = Page[VersionOut]
 
 
+@dataclass(frozen=True)
+class Registration:
+    """One version to register: which model, what the caller sent, the artifact it checked, and who."""
+
+    name: str
+    body: VersionCreate
+    artifact: StoredArtifact
+    actor: Principal
+
+
+def _version_row(r: Registration, model_id: int, number: int, lineage: Any, now: Any) -> dict[str, Any]:
+    body, artifact = r.body, r.artifact
+    return {
+        "model_id": model_id,
+        "version": number,
+        "status": body.status.value,
+        "description": body.description,
+        "artifact_uri": artifact.uri,
+        "artifact_sha256": artifact.sha256,
+        "artifact_size": artifact.size,
+        "metrics": body.metrics,
+        "params": body.params,
+        "tags": body.tags,
+        "lineage": lineage,
+        "reference_profile": body.reference_profile.model_dump(mode="json")
+        if body.reference_profile
+        else None,
+        "created_at": now,
+        "created_by": r.actor.name,
+        "updated_at": now,
+    }
+
+
+def _registered(r: Registration, number: int, now: Any) -> VersionOut:
+    """The answer to a registration, from what was written."""
+    body, artifact = r.body, r.artifact
+    return VersionOut.model_construct(
+        model_name=r.name,
+        version=number,
+        status=body.status,
+        description=body.description,
+        artifact_uri=artifact.uri,
+        artifact_sha256=artifact.sha256,
+        artifact_size=artifact.size,
+        metrics=body.metrics,
+        params=body.params,
+        tags=body.tags,
+        lineage=body.lineage,
+        has_reference_profile=body.reference_profile is not None,
+        aliases=[],
+        created_at=now,
+        created_by=r.actor.name,
+        updated_at=now,
+    )
+
+
 class VersionStore(StoreBase):
     """Model versions."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self._registrations: GroupCommit[Registration, VersionOut] = GroupCommit(self._register_all)
 
     def register_version(
         self, name: str, body: VersionCreate, artifact: StoredArtifact, actor: Principal
     ) -> VersionOut:
         """Give the next number to a new version; the model row's counter serialises concurrent callers.
 
-        Seven statements in one transaction: number (bump the counter, which also locks the model row),
-        the version, its tags, then :meth:`_emit` (change count, outbox, the model's webhooks) and the audit
-        entry. The answer is built from what was written, not read back."""
+        Registrations arriving together are committed together (:mod:`.group_commit`): one transaction
+        and one statement per table for all of them, each answered as if it had been alone."""
+        return self._registrations.submit(Registration(name, body, artifact, actor))
+
+    def _register_all(self, batch: Sequence[Registration]) -> list[VersionOut]:
+        """Write ``batch`` in one transaction: number each model's versions (bump its counter by its count,
+        which also locks the model row), insert the versions, their tags, then the change count, the
+        outbox events (:meth:`_emit_all`) and the audit entries. Answers are built from what was written,
+        not read back. Raises (and writes nothing) if any registration fails."""
         now = utc_now()
+        counts = Counter(r.name for r in batch)
         with writing(self.engine) as conn:
-            numbered = conn.execute(_NEXT_NUMBER, {"model_name": name}).first()
-            if numbered is None:
-                raise NotFound(f"no registered model named {name!r}", field="name")
-            model_id, number = numbered
-            parent = body.lineage.parent_version
-            if parent is not None and parent >= number:
-                raise Invalid(f"parent version {parent} does not exist", field="lineage.parent_version")
-            lineage = body.lineage.model_dump(mode="json")
-            values = {
-                "model_id": model_id,
-                "version": number,
-                "status": body.status.value,
-                "description": body.description,
-                "artifact_uri": artifact.uri,
-                "artifact_sha256": artifact.sha256,
-                "artifact_size": artifact.size,
-                "metrics": body.metrics,
-                "params": body.params,
-                "tags": body.tags,
-                "lineage": lineage,
-                "reference_profile": body.reference_profile.model_dump(mode="json")
-                if body.reference_profile
-                else None,
-                "created_at": now,
-                "created_by": actor.name,
-                "updated_at": now,
-            }
-            version_id = conn.execute(_INSERT_VERSION, values).inserted_primary_key[0]  # type: ignore[index]
-            if body.tags:  # a new version has no tag rows to replace
-                conn.execute(
-                    _INSERT_TAG,
-                    [{"version_id": version_id, "key": k, "value": v} for k, v in body.tags.items()],
+            numbers: dict[str, tuple[int, int]] = {}  # model name -> (model id, first new number)
+            for name, count in counts.items():
+                numbered = conn.execute(_NEXT_NUMBERS, {"model_name": name, "count": count}).first()
+                if numbered is None:
+                    raise NotFound(f"no registered model named {name!r}", field="name")
+                numbers[name] = (numbered[0], numbered[1] - count + 1)
+            rows, lineages, answers = [], [], []
+            for r in batch:
+                model_id, number = numbers[r.name]
+                numbers[r.name] = (model_id, number + 1)
+                parent = r.body.lineage.parent_version
+                if parent is not None and parent >= number:
+                    raise Invalid(f"parent version {parent} does not exist", field="lineage.parent_version")
+                lineage = r.body.lineage.model_dump(mode="json")
+                lineages.append(lineage)
+                rows.append(_version_row(r, model_id, number, lineage, now))
+            ids = conn.execute(_INSERT_VERSIONS, rows).scalars().all()
+            tags = [
+                {"version_id": version_id, "key": k, "value": v}
+                for version_id, r in zip(ids, batch, strict=True)
+                for k, v in r.body.tags.items()
+            ]
+            if tags:  # a new version has no tag rows to replace
+                conn.execute(_INSERT_TAG, tags)
+            events: list[tuple[int | None, ModelVersionRegistered]] = []
+            audits = []
+            for r, row, lineage in zip(batch, rows, lineages, strict=True):
+                number = row["version"]
+                events.append(
+                    (
+                        row["model_id"],
+                        ModelVersionRegistered(
+                            model_name=r.name,
+                            version=number,
+                            artifact_uri=r.artifact.uri,
+                            artifact_sha256=r.artifact.sha256,
+                            created_by=r.actor.name,
+                            artifact_size=r.artifact.size,
+                            metrics=r.body.metrics,
+                            lineage=lineage,
+                        ),
+                    )
                 )
-            self._emit(
-                conn,
-                model_id,
-                ModelVersionRegistered(
-                    model_name=name,
-                    version=number,
-                    artifact_uri=artifact.uri,
-                    artifact_sha256=artifact.sha256,
-                    created_by=actor.name,
-                    artifact_size=artifact.size,
-                    metrics=body.metrics,
-                    lineage=lineage,
-                ),
-            )
-            audit_after = {k: v for k, v in values.items() if k not in ("reference_profile", "model_id")}
-            self._audit(conn, actor, "version.register", name, f"{name}/{number}", None, audit_after)
-        return VersionOut.model_construct(
-            model_name=name,
-            version=number,
-            status=body.status,
-            description=body.description,
-            artifact_uri=artifact.uri,
-            artifact_sha256=artifact.sha256,
-            artifact_size=artifact.size,
-            metrics=body.metrics,
-            params=body.params,
-            tags=body.tags,
-            lineage=body.lineage,
-            has_reference_profile=body.reference_profile is not None,
-            aliases=[],
-            created_at=now,
-            created_by=actor.name,
-            updated_at=now,
-        )
+                after = {k: v for k, v in row.items() if k not in ("reference_profile", "model_id")}
+                audits.append(
+                    AuditEntry(r.actor, "version.register", r.name, f"{r.name}/{number}", None, after)
+                )
+                answers.append(_registered(r, number, now))
+            self._emit_all(conn, events)
+            self._audit_all(conn, audits)
+        return answers
 
     def _get_version(self, conn: Connection, name: str, version: int) -> VersionOut:
         row = conn.execute(_GET_VERSION, {"name": name, "version": version}).first()

@@ -119,22 +119,62 @@ _STATUS = {"ready": "READY", "pending": "PENDING_REGISTRATION", "failed": "FAILE
 
 def version_json(v: VersionOut) -> dict[str, Any]:
     """A version as MLflow's ``ModelVersion`` message."""
+    return _version_message(
+        v.model_name, v.version, ms(v.created_at), ms(v.updated_at), v.created_by, v.aliases,
+        v.description, v.tags, v.artifact_uri, v.status.value,
+    )  # fmt: skip
+
+
+def version_json_of_item(item: dict[str, Any]) -> dict[str, Any]:
+    """:func:`version_json` of a version as ``VersionOut``'s JSON holds it, decoded (the fast path's reads
+    keep that JSON): the same message without building the model.
+
+    >>> item = {"model_name": "churn", "version": 3, "created_at": "2026-12-07T12:00:00.5Z",
+    ...         "updated_at": "2026-12-07T12:00:01Z", "created_by": "ci", "aliases": ["production"],
+    ...         "description": "", "tags": {"team": "a"}, "artifact_uri": "s3://m/3", "status": "ready"}
+    >>> m = version_json_of_item(item)
+    >>> m["version"], m["creation_timestamp"], m["current_stage"], m["tags"], m["status"]
+    ('3', 1796644800500, 'Production', [{'key': 'team', 'value': 'a'}], 'READY')
+    """
+    return _version_message(
+        item["model_name"], item["version"], _iso_ms(item["created_at"]), _iso_ms(item["updated_at"]),
+        item["created_by"], item["aliases"], item["description"], item["tags"], item["artifact_uri"],
+        item["status"],
+    )  # fmt: skip
+
+
+def _iso_ms(text: str) -> int:
+    return ms(datetime.fromisoformat(text))
+
+
+def _version_message(
+    name: str,
+    version: int,
+    created_ms: int,
+    updated_ms: int,
+    created_by: str,
+    aliases: list[str],
+    description: str,
+    tags: dict[str, str],
+    artifact_uri: str,
+    status: str,
+) -> dict[str, Any]:
     return {
-        "name": v.model_name,
-        "version": str(v.version),
-        "creation_timestamp": ms(v.created_at),
-        "last_updated_timestamp": ms(v.updated_at),
-        "user_id": v.created_by,
-        "current_stage": current_stage(v.aliases),
-        "description": v.description,
-        "source": v.tags.get(SOURCE_TAG, v.artifact_uri),
-        "run_id": v.tags.get(RUN_ID_TAG, ""),
-        "model_id": v.tags.get(MODEL_ID_TAG, ""),
-        "status": _STATUS.get(v.status.value, "READY"),
+        "name": name,
+        "version": str(version),
+        "creation_timestamp": created_ms,
+        "last_updated_timestamp": updated_ms,
+        "user_id": created_by,
+        "current_stage": current_stage(aliases),
+        "description": description,
+        "source": tags.get(SOURCE_TAG, artifact_uri),
+        "run_id": tags.get(RUN_ID_TAG, ""),
+        "model_id": tags.get(MODEL_ID_TAG, ""),
+        "status": _STATUS.get(status, "READY"),
         "status_message": "",
-        "tags": tags_to_mlflow(v.tags),
+        "tags": tags_to_mlflow(tags),
         "run_link": "",
-        "aliases": list(v.aliases),
+        "aliases": list(aliases),
     }
 
 

@@ -14,12 +14,12 @@ the database): ``GET /models/{name}/versions/{v}`` and MLflow's get-by-alias and
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Callable, Hashable
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl
 
+import msgspec
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
@@ -28,8 +28,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.registry.adapters.store_base import MAX_PAGE
 from services.registry.adapters.store_versions import get_version_json_query
 from services.registry.domain.auth import authenticate
-from services.registry.domain.mlflow_mapping import version_json, version_number
-from services.registry.domain.schemas import MAX_ID, VersionOut
+from services.registry.domain.mlflow_mapping import version_json_of_item, version_number
+from services.registry.domain.schemas import MAX_ID
 from services.registry.entrypoints.deps import Registry
 from services.registry.errors import RegistryError
 from shared.events import VersionStatus
@@ -237,5 +237,7 @@ def _version_json(registry: Registry, name: str, number: int) -> bytes:
 
 
 def _mlflow_body(registry: Registry, name: str, number: int) -> bytes:
-    found = VersionOut.model_validate_json(_version_json(registry, name, number))
-    return json.dumps({"model_version": version_json(found)}).encode()
+    """MLflow's get-version answer from the JSON the database wrote (decoded, not validated: the database
+    wrote it from validated rows), as compact JSON like the app's."""
+    item = msgspec.json.decode(_version_json(registry, name, number))
+    return msgspec.json.encode({"model_version": version_json_of_item(item)})
