@@ -13,7 +13,7 @@ from services.monitor.domain.intake import check_records
 from services.monitor.domain.tables import dead_letter_rows, model_event_rows
 from shared import codec, wire
 from shared.events import DataQualityCounted, EventDeadLettered
-from shared.validation import EventKind, EventTimeBounds, dead_letter
+from shared.validation import EventKind, EventTimeBounds, Origin, Rejection, dead_letter, validate
 from tests.unit.test_ingest_properties import bodies, event_like
 from tests.unit.test_monitor_records import Rec
 
@@ -101,3 +101,55 @@ def test_side_topics_turn_any_record_into_a_row_or_a_dead_letter(payloads: list[
     assert len(rows) + len(bad) == len(payloads) and all(reason for _, reason in bad)
     events, good, refused = decode_batch(records, lambda b: codec.decode(b, DataQualityCounted))
     assert len(good) + len(refused) == len(payloads) and len(events) == len(good)
+
+
+@st.composite
+def encoded_events(draw: st.DrawFn) -> bytes:
+    """An event as ``wire.encode`` writes it (the ingest's form), possibly cut, altered or out of bounds."""
+    at = NOW + timedelta(seconds=draw(st.integers(-400 * 86400, 600)))
+    event = wire.PredictionWire(
+        model_name="m",
+        model_version="1",
+        prediction_id="p",
+        occurred_at=at,
+        features={
+            "x": draw(st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=3)),
+            "event_id": 1,
+        },
+        prediction=1,
+    )
+    encoded = wire.encode(event)
+    change = draw(st.sampled_from(["none", "cut", "short_id", "no_time", "no_id", "value"]))
+    if change == "cut":
+        return encoded[: draw(st.integers(0, len(encoded)))]
+    if change == "short_id":
+        return encoded.replace(str(event.event_id).encode(), b"abc", 1)
+    if change == "no_time":  # the head still begins as the ingest writes it, but without occurred_at
+        return encoded.replace(b'"occurred_at"', b'"occurred_on"', 1)
+    if change == "no_id":  # "event_id" remains only as a feature's name
+        return encoded.replace(b'"event_id":"' + str(event.event_id).encode() + b'",', b"", 1)
+    if change == "value":
+        return encoded.replace(b'"x":', b'"x":' + draw(boundary_values).encode() + b',"z":', 1)
+    return encoded
+
+
+@settings(max_examples=400, deadline=None)
+@given(payloads=st.lists(encoded_events() | boundary_events(), max_size=8))
+def test_the_short_path_accepts_exactly_what_the_contract_accepts(payloads: list[bytes]) -> None:
+    """What ``check_records`` keeps, and why it refuses the rest, is what ``validate`` says record by record."""
+    batch = [Rec("predictions", 0, i, p, 1_765_000_000_000) for i, p in enumerate(payloads)]
+    intake = check_records(EventKind.PREDICTION, batch, BOUNDS, NOW)
+    expected = [
+        validate(
+            EventKind.PREDICTION, r.value, BOUNDS, NOW, Origin(r.topic, r.partition, r.offset, r.timestamp)
+        )
+        for r in batch
+    ]
+    kept = [(r.offset, o) for r, o in zip(batch, expected, strict=True) if not isinstance(o, Rejection)]
+    assert [r.offset for r in intake.records] == [offset for offset, _ in kept]
+    assert [(e.event_id, e.occurred_at) for e in intake.events] == [
+        (o.event_id, o.occurred_at) for _, o in kept if not isinstance(o, Rejection)
+    ]
+    assert [(r.offset, why.reason) for r, why in intake.rejected] == [
+        (r.offset, o.reason) for r, o in zip(batch, expected, strict=True) if isinstance(o, Rejection)
+    ]
