@@ -257,6 +257,11 @@ def _workloads(versions: int) -> dict[str, Callable[[random.Random], Read]]:
             mlflow=True,
         )
 
+    def mlflow_search_uncached(rng: random.Random) -> Read:
+        """MLflow's search with a cache-busting parameter (ignored by the route): every one is a first."""
+        read = mlflow_search(rng)
+        return Read(f"{read.path}&_={rng.getrandbits(64)}", items=read.items, tags=read.tags, mlflow=True)
+
     def mlflow_get_version(rng: random.Random) -> Read:
         version = rng.randint(1, versions)
         return Read(
@@ -273,6 +278,7 @@ def _workloads(versions: int) -> dict[str, Callable[[random.Random], Read]]:
         ),
         "mlflow_get_version": mlflow_get_version,
         "mlflow_search": mlflow_search,
+        "mlflow_search_uncached": mlflow_search_uncached,
     }
 
 

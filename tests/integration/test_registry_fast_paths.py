@@ -101,3 +101,29 @@ def test_a_first_search_and_its_refusals_answer_as_the_route(client: TestClient)
     assert bad_token.status_code == 422 and bad_token.json()["error"]["field"] == "page_token"
     unknown = client.get(f"/models/{model_name()}/versions", params={"tag": "team=a"})
     assert unknown.status_code == 404
+
+
+def test_mlflows_first_search_answers_as_its_route_and_refusals_keep_mlflows_shape(client: TestClient) -> None:
+    name = model_name()
+    create_model(client, name)
+    for team in ("a", "b", "a"):
+        upload_version(client, name, b"m", tags={"team": team})
+    search = "/api/2.0/mlflow/model-versions/search"
+    query = {"filter": f"name = '{name}' AND tags.team = 'a'", "max_results": 1}
+
+    first = client.get(search, params=query)  # answered before the framework (nothing cached yet)
+    assert first.status_code == 200, first.text
+    assert first.json() == client.post(search, json=query).json()  # a POST always goes to the route
+    found = first.json()["model_versions"]
+    assert [v["version"] for v in found] == ["3"] and {"key": "team", "value": "a"} in found[0]["tags"]
+    rest = client.get(search, params={**query, "page_token": first.json()["next_page_token"]}).json()
+    assert [v["version"] for v in rest["model_versions"]] == ["1"] and "next_page_token" not in rest
+    one = client.get(search, params={"filter": f"name = '{name}' AND version_number = 2"}).json()
+    assert [v["version"] for v in one["model_versions"]] == ["2"]
+    assert client.get(search, params={"filter": f"name = '{model_name()}'"}).json() == {"model_versions": []}
+
+    for refused in ({"filter": "status = 'READY'"}, {"max_results": "x"}, {"order_by": "version"}):
+        answer = client.get(search, params=refused)
+        assert answer.status_code == 400 and answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    repeated = client.get(f"{search}?filter=name%20%3D%20%27{name}%27&filter=name%20%3D%20%27x%27")
+    assert repeated.status_code == 400 and repeated.json()["error_code"] == "INVALID_PARAMETER_VALUE"

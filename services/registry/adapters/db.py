@@ -24,6 +24,9 @@ def make_engine(url: str) -> Engine:
             connect_args={"timeout": 60, "check_same_thread": False},
             pool_size=32,
             max_overflow=32,
+            # the connection used last is warmest (each has its own page cache): an uncached search took
+            # about 10% less CPU than with connections taken in turn (docs/registry.md)
+            pool_use_lifo=True,
             json_deserializer=msgspec.json.decode,  # 4 JSON columns per version row: keep reads cheap
         )
         _tune_sqlite(engine)

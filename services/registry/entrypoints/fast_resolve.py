@@ -30,6 +30,7 @@ from services.registry.adapters.store_versions import get_version_json_query
 from services.registry.domain.auth import authenticate
 from services.registry.domain.mlflow_mapping import version_json_of_item, version_number
 from services.registry.domain.schemas import MAX_ID
+from services.registry.entrypoints import mlflow_search
 from services.registry.entrypoints.deps import Registry
 from services.registry.errors import RegistryError
 from shared.events import VersionStatus
@@ -63,18 +64,27 @@ class ResolveFastPath:
         await self.app(scope, receive, send)
 
     async def _search(self, scope: Scope) -> bytes | None:
-        """A version search the cache does not hold, built in a worker thread as the route builds it (and
-        kept for the next identical one); None for anything else, an argument the route would refuse, or
-        an error: the app answers those."""
+        """A version search the cache does not hold (native, or MLflow's GET without a body), built in a
+        worker thread as the route builds it (and kept for the next identical one); None for anything else,
+        an argument the route would refuse, or an error: the app answers those."""
         path = _relative(scope)
         query: bytes = scope.get("query_string", b"")
-        args = search_args(path, query)
         registry: Registry | None = getattr(self.state, "registry", None)
-        if args is None or registry is None:
+        if registry is None:
             return None
+        build: Callable[[], bytes]
+        if path == _MLFLOW_SEARCH:
+            params = _mlflow_query(query)
+            if params is None or _has_body(scope):
+                return None
+            build = functools.partial(mlflow_search.search_page, registry, params)
+        else:
+            args = search_args(path, query)
+            if args is None:
+                return None
+            build = functools.partial(registry.store.search_versions_json, **args)
         try:
             self._caller(scope, registry)
-            build = functools.partial(registry.store.search_versions_json, **args)
             cached = registry.resolve_cache.cached_json
             body: bytes = await run_in_threadpool(cached, search_key(path, query), build)
         except (RegistryError, SQLAlchemyError):
@@ -109,6 +119,24 @@ class ResolveFastPath:
             open_reads=settings.registry_open_reads,
             anonymous_writes=settings.registry_allow_anonymous_writes,
         )
+
+
+def _mlflow_query(query: bytes) -> dict[str, Any] | None:
+    """MLflow's GET arguments as ``mlflow_params`` gives them, or None when one repeats (the app decides)."""
+    params: dict[str, Any] = {}
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if key in params:
+            return None
+        params[key] = value
+    return params
+
+
+def _has_body(scope: Scope) -> bool:
+    """Whether the request says it carries a body (MLflow's route reads arguments from it too)."""
+    for key, value in scope["headers"]:
+        if key == b"transfer-encoding" or (key == b"content-length" and value.strip() not in (b"", b"0")):
+            return True
+    return False
 
 
 def _relative(scope: Scope) -> str:

@@ -49,6 +49,17 @@ def required(params: dict[str, Any], key: str) -> str:
     return str(value)
 
 
+def optional(params: dict[str, Any], key: str) -> str | None:
+    """The string argument ``key`` or None; MLflow's ``INVALID_PARAMETER_VALUE`` when it is not one string
+    (a repeated query argument arrives as a list)."""
+    value = params.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise MlflowError("INVALID_PARAMETER_VALUE", f"Parameter '{key}' must be one string, not {value!r}.")
+    return value
+
+
 def max_results(params: dict[str, Any], default: int = 100) -> int:
     """``max_results`` capped at the registry's page size (1000); the rest comes with ``page_token``."""
     try:
@@ -58,3 +69,12 @@ def max_results(params: dict[str, Any], default: int = 100) -> int:
     if value < 1:
         raise MlflowError("INVALID_PARAMETER_VALUE", f"max_results must be at least 1, not {value}")
     return min(value, 1000)
+
+
+def check_order_by(params: dict[str, Any]) -> None:
+    order_by = params.get("order_by") or []
+    if order_by:
+        raise MlflowError(
+            "INVALID_PARAMETER_VALUE",
+            f"order_by {order_by!r} is not supported: results come by name, newest version first",
+        )

@@ -8,7 +8,6 @@ answers MLflow's error JSON (docs/mlflow.md).
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -40,7 +39,15 @@ from services.registry.domain.schemas import (
 )
 from services.registry.entrypoints.deps import Admin, Reader, RegistryDep, Writer
 from services.registry.entrypoints.fast_resolve import search_key
-from services.registry.entrypoints.mlflow_common import PREFIX, Params, max_results, required
+from services.registry.entrypoints.mlflow_common import (
+    PREFIX,
+    Params,
+    check_order_by,
+    max_results,
+    optional,
+    required,
+)
+from services.registry.entrypoints.mlflow_search import search_page
 from services.registry.errors import Conflict, Invalid, NotFound
 from services.registry.service import Registry
 from shared.artifacts import StoredArtifact
@@ -115,14 +122,14 @@ def delete_registered_model(params: Params, registry: RegistryDep, user: Admin) 
 @router.get("/registered-models/search")
 @router.post("/registered-models/search")
 def search_registered_models(params: Params, registry: RegistryDep, _user: Reader) -> dict[str, Any]:
-    _check_order_by(params)
-    wanted = parse_filter(params.get("filter"), versions=False)
+    check_order_by(params)
+    wanted = parse_filter(optional(params, "filter"), versions=False)
     prefix = wanted.name if wanted.name is not None else wanted.name_prefix
     page = registry.store.list_models(
         name_prefix=prefix,
         tags=wanted.tags,
         limit=max_results(params),
-        page_token=params.get("page_token") or None,
+        page_token=optional(params, "page_token"),
     )
     items = [m for m in page.items if wanted.name is None or m.name == wanted.name]
     result: dict[str, Any] = {"registered_models": [model_json(m) for m in items]}
@@ -308,44 +315,12 @@ def search_model_versions(request: Request, params: Params, registry: RegistryDe
     A GET's answer is kept for the next identical one until a change is committed (fast_resolve.py)."""
 
     def build() -> bytes:
-        return json.dumps(search_versions_json(registry, params)).encode()
+        return search_page(registry, params)
 
     if request.method != "GET":
         return Response(build(), media_type="application/json")
     key = search_key(request.scope["path"], request.scope["query_string"])
     return Response(registry.resolve_cache.cached_json(key, build), media_type="application/json")
-
-
-def search_versions_json(registry: Registry, params: dict[str, Any]) -> dict[str, Any]:
-    """MLflow's answer to a version search with ``params``; raises what the caller must be told."""
-    _check_order_by(params)
-    wanted = parse_filter(params.get("filter"), versions=True)
-    if wanted.version is not None:
-        if wanted.name is None:
-            raise Invalid("version_number needs name = '...' in the same filter", field="filter")
-        try:
-            found = registry.store.get_version(wanted.name, wanted.version)
-        except NotFound:
-            return {"model_versions": []}
-        tags = dict(t.split("=", 1) for t in wanted.tags)
-        matches = all(found.tags.get(k) == v for k, v in tags.items())
-        return {"model_versions": [version_json(found)] if matches else []}
-    try:
-        page = registry.store.search_versions(
-            name=wanted.name,
-            name_prefix=wanted.name_prefix,
-            tags=wanted.tags,
-            limit=max_results(params, default=1000),
-            page_token=params.get("page_token") or None,
-        )
-    except NotFound:
-        if wanted.name is None:
-            raise
-        return {"model_versions": []}  # MLflow's answer for a model that does not exist
-    result: dict[str, Any] = {"model_versions": [version_json(v) for v in page.items]}
-    if page.next_page_token:
-        result["next_page_token"] = page.next_page_token
-    return result
 
 
 @router.post("/model-versions/transition-stage")
@@ -390,12 +365,3 @@ def delete_model_version_tag(params: Params, registry: RegistryDep, user: Writer
     if tags.pop(key, None) is not None:
         registry.store.update_version(name, version, _body(VersionUpdate, tags=tags), user)
     return {}
-
-
-def _check_order_by(params: dict[str, Any]) -> None:
-    order_by = params.get("order_by") or []
-    if order_by:
-        raise MlflowError(
-            "INVALID_PARAMETER_VALUE",
-            f"order_by {order_by!r} is not supported: results come by name, newest version first",
-        )
