@@ -88,7 +88,8 @@ class ResolveCache:
         order = compiled.positiontup
         arguments: Any = [values[k] for k in order] if compiled.positional and order else values
         with self._lock:
-            self._read_counter()  # connects (and reconnects) like the counter's read
+            if self._connection is None:  # the caller read the counter first: connected unless it failed
+                self._read_counter()
             try:
                 cursor = self._connection.cursor()
                 try:

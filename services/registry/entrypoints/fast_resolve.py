@@ -41,6 +41,7 @@ _MODEL_VERSIONS_PATH = re.compile(r"/models/([^/]+)/versions")
 _MLFLOW_ALIAS = "/api/2.0/mlflow/registered-models/alias"
 _MLFLOW_SEARCH = "/api/2.0/mlflow/model-versions/search"
 _MLFLOW_VERSION = "/api/2.0/mlflow/model-versions/get"
+_MLFLOW_READS = frozenset({_MLFLOW_ALIAS, _MLFLOW_VERSION, _MLFLOW_SEARCH})
 _JSON = (b"content-type", b"application/json")
 
 
@@ -184,6 +185,8 @@ def search_args(path: str, query: bytes) -> dict[str, Any] | None:
 
 def _read_for(path: str, query: bytes) -> Callable[[Registry], bytes] | None:
     """How to answer ``path`` from the cache, or None when it is not one of the cached reads."""
+    if path in _MLFLOW_READS:
+        return _mlflow_read_for(path, query)
     if match := _RESOLVE_PATH.fullmatch(path):
         name, alias = match[1], match[2]
         return lambda registry: registry.resolve_cache.resolve_json(name, alias)
@@ -198,9 +201,12 @@ def _read_for(path: str, query: bytes) -> Callable[[Registry], bytes] | None:
         return version
     if path == "/versions" or _MODEL_VERSIONS_PATH.fullmatch(path):
         return _search_for(path, query)
-    if path not in (_MLFLOW_ALIAS, _MLFLOW_VERSION, _MLFLOW_SEARCH):
-        return None
-    args = {k: v[-1] for k, v in parse_qs(query.decode("latin-1")).items()}
+    return None
+
+
+def _mlflow_read_for(path: str, query: bytes) -> Callable[[Registry], bytes] | None:
+    """:func:`_read_for` of MLflow's cached reads (get-by-alias, get-version, search)."""
+    args = _query_args(query)
     if path == _MLFLOW_SEARCH:  # a search is built by the route, in a worker thread; cached bodies here
         return lambda registry: _peek(registry, search_key(path, query))
     name = args.get("name", "")
@@ -230,6 +236,24 @@ def _read_for(path: str, query: bytes) -> Callable[[Registry], bytes] | None:
 
         return by_number
     return None
+
+
+def _query_args(query: bytes) -> dict[str, str]:
+    """The query's arguments as ``parse_qs`` gives them (blank ones left out, the last of a repeated one),
+    split by hand when nothing in it is encoded: the common case, a third of a cached read's time.
+
+    >>> _query_args(b"name=churn&version=3&version=4&alias=") == _query_args(b"name=ch%75rn&version=4")
+    True
+    """
+    text = query.decode("latin-1")
+    if "%" in text or "+" in text:
+        return {k: v[-1] for k, v in parse_qs(text).items()}
+    args = {}
+    for pair in text.split("&"):
+        key, sep, value = pair.partition("=")
+        if sep and value:
+            args[key] = value
+    return args
 
 
 def _search_for(path: str, query: bytes) -> Callable[[Registry], bytes] | None:
