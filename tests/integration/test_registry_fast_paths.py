@@ -103,7 +103,9 @@ def test_a_first_search_and_its_refusals_answer_as_the_route(client: TestClient)
     assert unknown.status_code == 404
 
 
-def test_mlflows_first_search_answers_as_its_route_and_refusals_keep_mlflows_shape(client: TestClient) -> None:
+def test_mlflows_first_search_answers_as_its_route_and_refusals_keep_mlflows_shape(
+    client: TestClient,
+) -> None:
     name = model_name()
     create_model(client, name)
     for team in ("a", "b", "a"):

@@ -121,3 +121,17 @@ def test_the_cached_search_page_says_what_the_route_says(client: TestClient) -> 
     assert served == json.loads(store.search_versions(name=name, limit=2).model_dump_json())
     assert served["items"][0]["aliases"] == ["canary", "production"] and served["next_page_token"]
     assert served["items"][1]["aliases"] == []
+
+
+def test_a_failing_plain_read_raises_sqlalchemys_error_like_execute(tmp_path: Path) -> None:
+    """Searches read through the driver directly (db.fetch_plain); a database error must still be
+    SQLAlchemy's, which the fast path hands on and the app answers with 503, never an unhandled 500."""
+    from sqlalchemy import column, select, table
+    from sqlalchemy.exc import OperationalError
+
+    from services.registry.adapters.db import fetch_plain, make_engine, reading
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    with reading(engine) as conn, pytest.raises(OperationalError, match="no such table"):
+        fetch_plain(conn, select(column("id")).select_from(table("model_versions")), {})
+    engine.dispose()

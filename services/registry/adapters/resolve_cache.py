@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
+from services.registry.adapters.db import compiled_select, driver_arguments
 from services.registry.adapters.store import RegistryStore
 from services.registry.errors import Unavailable
 
@@ -38,7 +38,6 @@ class ResolveCache:
         self._counter: int | None = None
         self._bodies: dict[Hashable, bytes] = {}
         self._bytes = 0
-        self._statements: dict[ClauseElement, SQLCompiler] = {}
         # callers are the event loop's thread; the lock keeps the connection single-user if that changes
         self._lock = threading.Lock()
 
@@ -83,10 +82,8 @@ class ResolveCache:
         """The first column of ``statement``'s first row (None without one), read on this cache's own
         connection: a primary-key read without the engine's per-statement cost (pool checkout, result
         objects), for the fast path's reads (get-version)."""
-        compiled = self._compiled(statement)
-        values = compiled.construct_params(params)
-        order = compiled.positiontup
-        arguments: Any = [values[k] for k in order] if compiled.positional and order else values
+        compiled = compiled_select(self.engine.dialect, statement)
+        arguments = driver_arguments(compiled, params)
         with self._lock:
             if self._connection is None:  # the caller read the counter first: connected unless it failed
                 self._read_counter()
@@ -101,16 +98,6 @@ class ResolveCache:
                 self._disconnect()
                 raise Unavailable("the registry database could not answer", field="database") from exc
         return None if row is None else row[0]
-
-    def _compiled(self, statement: ClauseElement) -> SQLCompiler:
-        compiled = self._statements.get(statement)
-        if compiled is None:
-            built = statement.compile(dialect=self.engine.dialect)
-            # typed binds (dates, JSON) would need SQLAlchemy's conversions: only plain ones are taken
-            if not isinstance(built, SQLCompiler) or built._bind_processors:
-                raise TypeError("read_value takes SELECTs whose parameters need no conversion")
-            compiled = self._statements[statement] = built
-        return compiled
 
     def peek(self, key: Hashable) -> bytes | None:
         """The cached answer by ``key`` if it is still current, without building one."""

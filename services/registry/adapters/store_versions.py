@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, Select, and_, bindparam, or_, select,
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.selectable import Subquery
 
-from services.registry.adapters.db import reading, writing
+from services.registry.adapters.db import fetch_plain, reading, writing
 from services.registry.adapters.group_commit import GroupCommit
 from services.registry.adapters.store_base import (
     COUNT_CHANGE,
@@ -293,13 +293,13 @@ class VersionStore(StoreBase):
         shape, params = _search_params(name, name_prefix, status, tags, limit, page_token)
         query = _json_page_query(self.engine.dialect.name, shape)
         with reading(self.engine) as conn:
-            rows = conn.execute(query, params).all()
+            rows = fetch_plain(conn, query, params)  # (item, name, version)
             if not rows and name is not None:
                 self._model_row(conn, name)  # no versions, or no such model (404)
         token = None
         if len(rows) > limit:
-            token = rules.encode_page_token([rows[limit - 1].name, rows[limit - 1].version])
-        items = ",".join(r.item for r in rows[:limit]).encode()
+            token = rules.encode_page_token([rows[limit - 1][1], rows[limit - 1][2]])
+        items = ",".join(r[0] for r in rows[:limit]).encode()
         return b'{"items":[' + items + b'],"next_page_token":' + msgspec.json.encode(token) + b"}"
 
     def _search_rows(
