@@ -8,7 +8,6 @@ events as Native columns (``ClickHouseSink.write_events``), and every column but
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -20,17 +19,13 @@ from hypothesis import strategies as st
 from services.monitor.adapters.clickhouse.sink import ClickHouseSink
 from services.monitor.adapters.clickhouse.storage import (
     labels_ddl,
-    labels_intake_ddl,
     predictions_ddl,
-    predictions_intake_ddl,
 )
 from services.monitor.domain.intake import check_records
 from services.monitor.domain.tables import LABELS, PREDICTIONS, Table
 from shared import wire
-from shared.clickhouse import clickhouse_client
-from shared.settings import Settings
 from shared.validation import EventKind, EventTimeBounds
-from tests.integration.test_monitor_intake_contract import labels, names, predictions, scalars
+from tests.integration.test_monitor_intake_contract import intake_sink, labels, names, predictions, scalars
 from tests.unit.test_monitor_records import Rec
 
 pytestmark = pytest.mark.integration
@@ -49,23 +44,9 @@ mixed = st.builds(
 
 @pytest.fixture(scope="module")
 def stores(clickhouse_server: Any) -> Iterator[tuple[ClickHouseSink, Any]]:
-    settings = Settings(clickhouse_url=clickhouse_server.url, clickhouse_database=f"t_{uuid.uuid4().hex[:8]}")
-    client = clickhouse_client(settings, create_database=True)
-    for ddl in [
-        predictions_ddl(),
-        *predictions_intake_ddl(),
-        labels_ddl(),
-        *labels_intake_ddl(),
-        predictions_ddl("predictions_columns"),
-        labels_ddl("labels_columns"),
-    ]:
-        client.command(ddl)
-    sink = ClickHouseSink(settings, create_tables=False)
-    try:
-        yield sink, client
-    finally:
-        sink.close()
-        client.command(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
+    more = (predictions_ddl("predictions_columns"), labels_ddl("labels_columns"))
+    with intake_sink(clickhouse_server.url, *more) as made:
+        yield made
 
 
 def _rows(client: Any, table: str, ids: list[str]) -> list[tuple[Any, ...]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,11 +72,13 @@ predictions = st.builds(
 labels = st.builds(wire.LabelWire, model_name=names, prediction_id=names, occurred_at=times, label=outputs)
 
 
-@pytest.fixture(scope="module")
-def sink(clickhouse_server: Any) -> Iterator[tuple[ClickHouseSink, Any]]:
-    settings = Settings(clickhouse_url=clickhouse_server.url, clickhouse_database=f"t_{uuid.uuid4().hex[:8]}")
+@contextmanager
+def intake_sink(clickhouse_url: str, *more_ddl: str) -> Iterator[tuple[ClickHouseSink, Any]]:
+    """A monitor sink on a database of its own holding the stored tables, their intake views and
+    ``more_ddl``, and a client to read it; the database is dropped afterwards."""
+    settings = Settings(clickhouse_url=clickhouse_url, clickhouse_database=f"t_{uuid.uuid4().hex[:8]}")
     client = clickhouse_client(settings, create_database=True)
-    for ddl in [predictions_ddl(), *predictions_intake_ddl(), labels_ddl(), *labels_intake_ddl()]:
+    for ddl in [predictions_ddl(), *predictions_intake_ddl(), labels_ddl(), *labels_intake_ddl(), *more_ddl]:
         client.command(ddl)
     sink = ClickHouseSink(settings, create_tables=False)
     try:
@@ -83,6 +86,12 @@ def sink(clickhouse_server: Any) -> Iterator[tuple[ClickHouseSink, Any]]:
     finally:
         sink.close()
         client.command(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
+
+
+@pytest.fixture(scope="module")
+def sink(clickhouse_server: Any) -> Iterator[tuple[ClickHouseSink, Any]]:
+    with intake_sink(clickhouse_server.url) as made:
+        yield made
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
