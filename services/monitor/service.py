@@ -155,7 +155,8 @@ RESULT_TABLES = (WINDOW_METRICS, DRIFT_TESTS, DRIFT_EVENTS)
 
 
 class WindowJudge:
-    """Closes windows as event time advances: reads each, judges it, holds the results, alerts.
+    """Closes windows as event time advances: takes each from the events in hand or reads it back, judges
+    it, holds the results, alerts.
 
     A batch's results are written together (``flush``), one insert per table rather than one per window:
     every insert is a part the server must write and later merge.

@@ -66,6 +66,12 @@ def test_a_window_built_from_held_events_is_the_window_read_back() -> None:
         }
         if i % 3 == 0:  # another set of feature names, in another order
             features = {"extra": rng.random() < 0.3, **dict(reversed(list(features.items())))}
+        elif i % 3 == 1:  # the same names in another order
+            features = dict(reversed(list(features.items())))
+        if i % 50 == 0:
+            features = {}
+        elif i % 50 == 25:
+            features = {"solo": rng.random()}
         events.append(
             _event(
                 i,
@@ -75,13 +81,15 @@ def test_a_window_built_from_held_events_is_the_window_read_back() -> None:
                 probabilities={"0": 0.25, "1": 0.75} if i % 2 else {"1": 0.5},
             )
         )
-    store = MemoryStore()
-    store.write_lines("predictions_intake", [wire.encode(e) for e in events])
     end = T0 + LENGTH
-    for probabilities in (False, True):
-        held = data_window(events, T0, end, probabilities=probabilities)
-        read = store.data_window("m", "1", T0, end, probabilities=probabilities)
-        _same(held, read)
+    same_names = [e for e in events if set(e.features) == {"num", "cat", "mixed"}]  # in two orders
+    for given in (events, same_names):
+        store = MemoryStore()
+        store.write_lines("predictions_intake", [wire.encode(e) for e in given])
+        for probabilities in (False, True):
+            held = data_window(given, T0, end, probabilities=probabilities)
+            read = store.data_window("m", "1", T0, end, probabilities=probabilities)
+            _same(held, read)
     assert data_window([], T0, end).count == 0
 
 

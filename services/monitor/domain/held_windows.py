@@ -17,12 +17,12 @@ past that gives up its window (its held events are dropped and it is read back w
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 
@@ -40,7 +40,7 @@ from services.monitor.domain.event_columns import (
 from services.monitor.domain.progress import floor_ms
 from shared.wire import PredictionWire
 
-Key = tuple[uuid.UUID, int]
+Key = tuple[int, int]
 """How ``predictions`` tells copies of one event apart within a model: its id and time (ms)."""
 
 
@@ -119,7 +119,7 @@ class HeldWindows:
             window = windows.get(start)
             if window is None:
                 windows[start] = window = {}
-            key = (event.event_id, ms)
+            key = (event.event_id.int, ms)
             if key in window:
                 window[key] = event
                 continue
@@ -161,6 +161,15 @@ class HeldWindows:
         self.held = 0
 
 
+def _feature_groups(events: Sequence[PredictionWire]) -> list[list[PredictionWire]]:
+    """Events grouped by their set of feature names: one group, checked in C, when they all share it (one
+    model's events do), otherwise ``feature_groups``."""
+    first = events[0].features.keys()
+    if all(map(first.__eq__, (e.features.keys() for e in events))):
+        return [list(events)]
+    return [[events[i] for i in group] for group in feature_groups(events)]
+
+
 def data_window(
     events: Sequence[PredictionWire], start: datetime, end: datetime, *, probabilities: bool = False
 ) -> DataWindow:
@@ -173,14 +182,16 @@ def data_window(
     categorical: dict[str, list[str]] = {}
     missing: Counter[str] = Counter()
     ordered: list[PredictionWire] = []
-    for indexes in feature_groups(events):
-        group = [events[i] for i in indexes]
+    for group in _feature_groups(events):
         ordered += group
         names = list(group[0].features)
         rows, width = len(group), len(names)
-        values = np.fromiter(
-            chain.from_iterable(e.features.values() for e in group), dtype=object, count=rows * width
-        ).reshape(rows, width)
+        if width == 0:
+            continue
+        pick = itemgetter(*names)  # by name: events may list the same features in another order
+        picked = map(pick, (e.features for e in group))
+        flat = picked if width == 1 else chain.from_iterable(picked)
+        values = np.fromiter(flat, dtype=object, count=rows * width).reshape(rows, width)
         for j, name in enumerate(names):
             column = values[:, j]
             found = set(map(type, column))
