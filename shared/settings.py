@@ -162,6 +162,12 @@ class Settings(BaseSettings):
         description="Store predictions and labels as typed columns the worker builds (Native) instead of "
         "raw JSON that ClickHouse parses through the intake views: less server CPU, more worker CPU per event.",
     )
+    monitor_held_events: int = Field(
+        100_000,
+        ge=0,
+        description="Predictions a monitor worker keeps in hand to judge their windows without reading them back "
+        "from ClickHouse (about 1.7 KB each with 20 features); a window past the limit is read back. 0: always read back.",
+    )
     monitor_session_timeout_seconds: float = Field(
         10.0, ge=6, description="How soon a dead monitor worker's partitions move to the live ones."
     )

@@ -38,6 +38,7 @@ from services.monitor.domain.evaluation import (
     evaluate_estimate_window,
     evaluate_label_window,
 )
+from services.monitor.domain.held_windows import HeldWindows, data_window
 from services.monitor.domain.intake import Intake, Record, check_records
 from services.monitor.domain.profiles import VersionReference
 from services.monitor.domain.progress import VersionProgress, datetime_to_ms, floor_ms, ms_to_datetime
@@ -154,7 +155,8 @@ RESULT_TABLES = (WINDOW_METRICS, DRIFT_TESTS, DRIFT_EVENTS)
 
 
 class WindowJudge:
-    """Closes windows as event time advances: reads each, judges it, holds the results, alerts.
+    """Closes windows as event time advances: takes each from the events in hand or reads it back, judges
+    it, holds the results, alerts.
 
     A batch's results are written together (``flush``), one insert per table rather than one per window:
     every insert is a part the server must write and later merge.
@@ -167,8 +169,12 @@ class WindowJudge:
         windows: WindowReader,
         profiles: ProfileSource,
         on_judged: Callable[[str], None] | None = None,
+        held: HeldWindows | None = None,
+        on_source: Callable[[str], None] | None = None,
     ) -> None:
         self.on_judged = on_judged or (lambda stream: None)
+        self.on_source = on_source or (lambda source: None)
+        """Called with "held" or "read_back" for every data window judged."""
         self.settings = settings
         self.sink = sink
         self.windows = windows
@@ -177,6 +183,8 @@ class WindowJudge:
         self.lateness_ms = settings.monitor_allowed_lateness_seconds * 1000
         self.label_wait_ms = settings.monitor_label_wait_seconds * 1000
         self.idle_windows = settings.monitor_idle_windows
+        self.held = held or HeldWindows(self.length_ms, 0)
+        """The open windows' events this worker stored: a window seen whole is judged from them."""
         self._labelled: set[str] = set()
         """Models seen with labels: their label windows skip asking whether the model has any."""
         self._pending: dict[Table, list[Row]] = {table: [] for table in RESULT_TABLES}
@@ -194,7 +202,7 @@ class WindowJudge:
             reference = self.profiles.get(model, version)
             progress.data.thresholds = reference.thresholds
             estimated = reference.profile is not None and reference.profile.estimator is not None
-            data = self.windows.data_window(model, version, start, end, probabilities=estimated)
+            data = self._data_window(model, version, start_ms, end_ms, estimated)
             result = evaluate_data_window(data, reference.profile, reference.thresholds)
             estimate = evaluate_estimate_window(data, reference.profile, reference.thresholds)
             cost = estimated_accuracy_change(estimate, reference.profile)
@@ -224,6 +232,18 @@ class WindowJudge:
             )
             progress.next_label_window_ms = end_ms
         return out
+
+    def _data_window(
+        self, model: str, version: str, start_ms: int, end_ms: int, estimated: bool
+    ) -> DataWindow:
+        """From the events held when this worker saw the whole window, else read back from the store."""
+        start, end = ms_to_datetime(start_ms), ms_to_datetime(end_ms)
+        events = self.held.events(model, version, start_ms)
+        if events is None:
+            self.on_source("read_back")
+            return self.windows.data_window(model, version, start, end, probabilities=estimated)
+        self.on_source("held")
+        return data_window(events, start, end, probabilities=estimated)
 
     def _skip_or_pause(
         self, model: str, version: str, progress: VersionProgress, start: datetime, end: datetime
@@ -369,7 +389,13 @@ class Monitor:
         """What the worker waits for (shared with its publisher and its Kafka loop), shown on ``/health``."""
         self.worker = worker
         self.judge = WindowJudge(
-            settings, judging, windows, profiles, lambda stream: self.metrics.windows.labels(stream).inc()
+            settings,
+            judging,
+            windows,
+            profiles,
+            lambda stream: self.metrics.windows.labels(stream).inc(),
+            HeldWindows(settings.monitor_window_seconds * 1000, settings.monitor_held_events),
+            lambda source: self.metrics.data_windows.labels(source).inc(),
         )
         self.checkpoints = ProgressCheckpoints(checkpoints, judging, worker)
         self._stats_at = time.monotonic()
@@ -428,7 +454,7 @@ class Monitor:
             ranges, offsets = event_time_ranges(stored.heads), latest_offsets(stored.heads, stored.records)
             # not marked busy as a whole: judging a long backlog may rightly take more than SLOW_REQUEST_S; a
             # hung server shows in the next batch's insert, which runs beside it
-            announcements = await asyncio.to_thread(self._advance_until_done, ranges, offsets)
+            announcements = await asyncio.to_thread(self._advance_until_done, ranges, offsets, stored.heads)
             for event in announcements:
                 await self.publisher.send(
                     self.topics.drift_events, event.model_name.encode(), codec.encode(event)
@@ -441,6 +467,7 @@ class Monitor:
     def forget(self) -> None:
         """Partitions were revoked: what this worker cached about their models may now be stale."""
         self.checkpoints.forget()
+        self.judge.held.forget()
 
     def waiting_for(self) -> dict[str, Any]:
         """The dependencies the worker is waiting for, since when and why (empty: none)."""
@@ -477,34 +504,58 @@ class Monitor:
         return len(intake.events)
 
     def _advance_until_done(
-        self, ranges: dict[str, dict[str, tuple[int, int]]], offsets: dict[str, int]
+        self,
+        ranges: dict[str, dict[str, tuple[int, int]]],
+        offsets: dict[str, int],
+        heads: Sequence[Wire] = (),
     ) -> list[DriftAnnouncement]:
         """``_advance``, again from the last checkpoint while ClickHouse cannot be reached.
 
         Judging reads windows back; a server that went away mid-batch must not stop the worker (it would
         only be restarted to wait). The batch is not committed until this returns.
         """
-        return self.judging.until_reachable("judging", lambda: self._advance(ranges, offsets))
+        by_model: dict[str, list[Any]] = {}
+        for head in heads:
+            group = by_model.get(head.model_name)
+            if group is None:
+                by_model[head.model_name] = group = []
+            group.append(head)
+        return self.judging.until_reachable("judging", lambda: self._advance(ranges, offsets, by_model))
 
     def _advance(
-        self, ranges: dict[str, dict[str, tuple[int, int]]], offsets: dict[str, int]
+        self,
+        ranges: dict[str, dict[str, tuple[int, int]]],
+        offsets: dict[str, int],
+        events: dict[str, list[Any]] | None = None,
     ) -> list[DriftAnnouncement]:
-        """Move each model's watermark, judge the windows it closed, then checkpoint every model at once."""
+        """Move each model's watermark, judge the windows it closed, then checkpoint every model at once.
+
+        ``events``: the batch's stored predictions per model, held in their windows until judged.
+        """
         self.judge.discard()  # results of an attempt that ClickHouse cut short are judged again
         self.checkpoints.load(set(ranges))
+        held = self.judge.held
         out: list[DriftAnnouncement] = []
         saved: dict[str, tuple[dict[str, Any], int]] = {}
+        judged_until: dict[str, int] = {}
         for model, seen in ranges.items():
-            announcements, state = self._advance_model(model, seen, self.checkpoints.get(model))
+            raw = self.checkpoints.get(model)
+            if not held.owns(model):  # windows up to its checkpoint's watermark may hold events not seen here
+                held.take_over(model, max((p["max_event_ms"] for p in raw.values()), default=None))
+            announcements, state, judged_until[model] = self._advance_model(
+                model, seen, raw, (events or {}).get(model, [])
+            )
             out += announcements
             saved[model] = (state, offsets[model])
         self.judge.flush()  # the results before the checkpoint that moves past their windows
         self.checkpoints.save(saved)
+        for model, until in judged_until.items():  # only now: a retried attempt judges from them again
+            held.release(model, until)
         return out
 
     def _advance_model(
-        self, model: str, seen: dict[str, tuple[int, int]], raw: dict[str, Any]
-    ) -> tuple[list[DriftAnnouncement], dict[str, Any]]:
+        self, model: str, seen: dict[str, tuple[int, int]], raw: dict[str, Any], events: Sequence[Any] = ()
+    ) -> tuple[list[DriftAnnouncement], dict[str, Any], int]:
         """Move the model's event-time watermark and judge every window it closed, for every version.
 
         ``seen`` holds each version's (earliest, latest) event time in this batch: a new version's first
@@ -519,11 +570,13 @@ class Monitor:
                 versions[version] = VersionProgress.starting_at(first, length_ms, thresholds)
             elif versions[version].paused:
                 versions[version].wake(first, length_ms)
+        self.judge.held.hold(model, events, {v: p.next_window_ms for v, p in versions.items()})
         out: list[DriftAnnouncement] = []
         for version, progress in versions.items():
             progress.observe(watermark)
             out += self.judge.advance(model, version, progress)
-        return out, {v: p.to_json() for v, p in versions.items()}
+        judging = [p.next_window_ms for p in versions.values() if not p.paused]
+        return out, {v: p.to_json() for v, p in versions.items()}, min(judging, default=watermark + 1)
 
     # -- data quality, dead letters, registry announcements ----------------------------------------------
     async def on_data_quality(self, records: Sequence[Record]) -> int:

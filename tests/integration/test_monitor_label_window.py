@@ -40,7 +40,7 @@ def _insert(client: Any, table: str, lines: list[bytes]) -> None:
     client.raw_insert(f"{table}_intake", ["line"], b"\n".join(lines), fmt="LineAsString")
 
 
-def test_a_window_nobody_labelled_still_counts_its_predictions(clickhouse_client: Any) -> None:
+def test_a_window_nobody_labelled_is_read_as_no_label_without_counting_it(clickhouse_client: Any) -> None:
     for ddl in schema():
         clickhouse_client.command(ddl)
     _insert(
@@ -49,13 +49,13 @@ def test_a_window_nobody_labelled_still_counts_its_predictions(clickhouse_client
         [_prediction(f"p{i}", START + timedelta(seconds=i), "no") for i in range(5)],
     )
     window = read_label_window(clickhouse_client, "churn", "1", START, END)
-    assert window.count == 5
+    assert window.count == 0  # its coverage is 0 whatever its count: not counted
     assert window.labels == [] and len(window.delay_s) == 0
 
     _insert(clickhouse_client, "labels", [_label("elsewhere", END + timedelta(hours=1), "no")])
     for labelled in (False, True):  # the model now has labels, none of them for this window
         window = read_label_window(clickhouse_client, "churn", "1", START, END, labelled=labelled)
-        assert window.count == 5 and window.labels == []
+        assert window.count == 0 and window.labels == []
 
 
 def test_labelled_predictions_are_joined_in_event_time_order_with_their_delay(clickhouse_client: Any) -> None:

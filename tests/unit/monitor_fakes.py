@@ -154,7 +154,7 @@ class MemoryStore:
         return LabelWindow(
             start=start,
             end=end,
-            count=len(events),
+            count=len(events) if joined else 0,  # as the reader: a window with no label is not counted
             labels=labels,
             label_num=np.asarray([_number(label["label"]) for _, label in joined], dtype=float),
             predictions=predictions,

@@ -203,6 +203,70 @@ def test_a_new_worker_resumes_from_the_checkpoint_without_judging_a_window_twice
     assert publisher.sent == []
 
 
+def _reads(store: MemoryStore) -> list[datetime]:
+    """Counts the windows read back from the store (the rest are judged from the events in hand)."""
+    starts: list[datetime] = []
+    read = store.data_window
+
+    def counted(model: str, version: str, start: datetime, end: datetime, **kw: Any) -> Any:
+        starts.append(start)
+        return read(model, version, start, end, **kw)
+
+    store.data_window = counted  # type: ignore[method-assign]
+    return starts
+
+
+def test_windows_seen_whole_are_judged_from_the_events_in_hand_with_the_same_figures() -> None:
+    held, read = MemoryStore(), MemoryStore()
+    reads_held, reads_read = _reads(held), _reads(read)
+    for store, held_events in ((held, 100_000), (read, 0)):
+        monitor = bootstrap(
+            _settings().model_copy(update={"monitor_held_events": held_events}),
+            profiles=_profiles(), inserts=[store], judging=store, windows=store, checkpoints=store,
+            publisher=MemoryPublisher(), worker="w",
+        )  # fmt: skip
+        feed = Feed(monitor)
+        windows = [_window(index, 0.0 if index < 2 else 1.5, seed=index) for index in range(5)]
+        for events in windows:
+            feed.batch(predictions=events)
+        feed.batch(predictions=windows[4][:50])  # a replayed piece: counted once either way
+        feed.batch(predictions=_window(5, 0.0, seed=5)[:1])
+    assert reads_held == [] and len(reads_read) == 5
+
+    def figures(store: MemoryStore, table: str, *key: str) -> dict[tuple[Any, ...], Any]:
+        return {tuple(r[k] for k in key): r for r in store.table(table)}
+
+    for table, key, value in (
+        ("window_metrics", ("window_start", "metric", "feature"), "value"),
+        ("drift_tests", ("window_start", "feature", "test"), "statistic"),
+    ):
+        got, want = figures(held, table, *key), figures(read, table, *key)
+        assert got.keys() == want.keys()
+        for k in want:
+            assert got[k][value] == pytest.approx(want[k][value], rel=1e-9, abs=1e-12), (table, k)
+    assert _metric(held, "count") == dict.fromkeys([T0 + i * WINDOW for i in range(5)], float(PER_WINDOW))
+    assert [r["window_start"] for r in held.table("drift_events")] == [
+        r["window_start"] for r in read.table("drift_events")
+    ]
+
+
+def test_a_worker_that_did_not_see_a_window_whole_reads_it_back() -> None:
+    """A restart in the middle of window 1: the new worker holds only the window's second half."""
+    store = MemoryStore()
+    first = Feed(_monitor(store, MemoryPublisher()))
+    first.batch(predictions=_window(0, 0.0, seed=0))
+    first.batch(predictions=_window(1, 0.0, seed=1)[: PER_WINDOW // 2])
+
+    reads = _reads(store)
+    second = Feed(_monitor(store, MemoryPublisher()))  # the first worker's checkpoint, nothing in hand
+    second.offsets = dict(first.offsets)
+    second.batch(predictions=_window(1, 0.0, seed=1)[PER_WINDOW // 2 :])
+    second.batch(predictions=_window(2, 0.0, seed=2))
+    second.batch(predictions=_window(3, 0.0, seed=3)[:1])
+    assert reads == [T0 + WINDOW]  # window 2, seen whole, from the events in hand
+    assert _metric(store, "count") == dict.fromkeys([T0 + i * WINDOW for i in range(3)], float(PER_WINDOW))
+
+
 def test_label_windows_are_judged_once_their_data_closed() -> None:
     store = MemoryStore()
     feed = Feed(_monitor(store, MemoryPublisher()))

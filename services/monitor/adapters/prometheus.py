@@ -28,6 +28,12 @@ class MonitorMetrics:
         self.windows = Counter(
             "driftloop_monitor_windows_judged_total", "Windows judged.", ["stream"], registry=self.registry
         )
+        self.data_windows = Counter(
+            "driftloop_monitor_data_windows_total",
+            "Data windows judged, by where their events came from: held (stored by this worker) or read_back.",
+            ["source"],
+            registry=self.registry,
+        )
         self.alerts = Counter(
             "driftloop_monitor_drift_events_total",
             "Drift and recovery events announced.",

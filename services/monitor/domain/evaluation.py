@@ -51,6 +51,8 @@ class LabelWindow:
     start: datetime
     end: datetime
     count: int
+    """The window's predictions, labelled or not; 0 when none has a label yet (not counted: the coverage is
+    0 whatever the count)."""
     labels: list[str]
     label_num: NDArray[np.float64]
     predictions: list[str]

@@ -25,8 +25,8 @@ import pyarrow as pa
 from shared.wire import LabelWire, PredictionWire
 
 NUMBER, TEXT, MISSING = 0, 1, 2
-_KIND = {int: NUMBER, float: NUMBER, bool: NUMBER, str: TEXT, type(None): MISSING}
-_NUMBERS = frozenset((int, float, bool))
+KINDS = {int: NUMBER, float: NUMBER, bool: NUMBER, str: TEXT, type(None): MISSING}
+NUMBERS = frozenset((int, float, bool))
 
 
 @dataclass(frozen=True)
@@ -80,14 +80,14 @@ def prediction_columns(events: Sequence[PredictionWire], ingested_at_ms: int) ->
     num, cat, missing = _features([[e.features for e in group] for group in groups])
     events = list(chain.from_iterable(groups))
     n = len(events)
-    text, number = _outputs([e.prediction for e in events])
+    text, number = output_columns([e.prediction for e in events])
     latency = np.array([e.latency_ms for e in events], dtype=np.float64)
     return {
         "event_id": _uuids([e.event_id.int for e in events]),
         "model_name": [e.model_name for e in events],
         "model_version": [e.model_version for e in events],
         "prediction_id": [e.prediction_id for e in events],
-        "occurred_at": _milliseconds([e.occurred_at for e in events]),
+        "occurred_at": milliseconds([e.occurred_at for e in events]),
         "num_features": num,
         "cat_features": cat,
         "missing_features": missing,
@@ -101,14 +101,14 @@ def prediction_columns(events: Sequence[PredictionWire], ingested_at_ms: int) ->
 
 def label_columns(events: Sequence[LabelWire], ingested_at_ms: int) -> Columns:
     """The ``labels`` columns of ``events`` (every column of ``tables.LABELS``), in their order."""
-    text, number = _outputs([e.label for e in events])
+    text, number = output_columns([e.label for e in events])
     return {
         "event_id": _uuids([e.event_id.int for e in events]),
         "model_name": [e.model_name for e in events],
         "prediction_id": [e.prediction_id for e in events],
         "label": text,
         "label_num": number,
-        "occurred_at": _milliseconds([e.occurred_at for e in events]),
+        "occurred_at": milliseconds([e.occurred_at for e in events]),
         "ingested_at": np.full(len(events), ingested_at_ms, dtype=np.int64),
     }
 
@@ -178,20 +178,20 @@ def _kinds(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for j in range(width):
         column = values[:, j]
         found = set(map(type, column))
-        if found <= _NUMBERS:
+        if found <= NUMBERS:
             kinds[:, j] = NUMBER
             floats[:, j] = column.astype(np.float64)  # OverflowError past Float64
         elif len(found) == 1:
-            kinds[:, j] = _KIND[found.pop()]
+            kinds[:, j] = KINDS[found.pop()]
         else:  # a feature that changes kind within the group: value by value
-            kind = np.fromiter(map(_KIND.__getitem__, map(type, column)), dtype=np.int8, count=rows)
+            kind = np.fromiter(map(KINDS.__getitem__, map(type, column)), dtype=np.int8, count=rows)
             kinds[:, j] = kind
             numeric = kind == NUMBER
             floats[numeric, j] = column[numeric].astype(np.float64)
     return kinds, floats
 
 
-def _outputs(values: list[Any]) -> tuple[list[str], Nullable]:
+def output_columns(values: list[Any]) -> tuple[list[str], Nullable]:
     """A prediction or label as text (the JSON number as written, booleans as 1/0) and as a number (null for text)."""
     kinds = set(map(type, values))
     if kinds == {str}:
@@ -261,7 +261,7 @@ def _uuids(ints: list[int]) -> np.ndarray:
     return np.frombuffer(raw, dtype=">u8").astype("<u8").reshape(len(ints), 2)
 
 
-def _milliseconds(times: list[Any]) -> np.ndarray:
+def milliseconds(times: list[Any]) -> np.ndarray:
     """Aware datetimes as milliseconds since the epoch, cut (not rounded) as ClickHouse parses them."""
     micros = pa.array(times, type=pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy()
     return micros // 1000

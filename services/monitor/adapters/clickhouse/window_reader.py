@@ -1,7 +1,9 @@
 """Reads one closed window of one model version back from ClickHouse, in columnar form for numpy.
 
-ClickHouse already holds every event (deduplicated by ``FINAL``), so windows are read, not buffered in the
-worker: a restarted worker re-reads exactly what the last one would have judged.
+ClickHouse holds every event (deduplicated by ``FINAL``): a window the worker did not see whole (it began
+before a restart or rebalance, or went past the memory bound) is read here, so a restarted worker judges
+exactly what the last one would have. A window it saw whole is judged from the events in hand
+(``domain/held_windows.py``).
 """
 
 from __future__ import annotations
@@ -102,14 +104,9 @@ LABELS_OF_WINDOW = (
 )
 
 
-COUNT_OF_WINDOW = f"SELECT count() FROM predictions FINAL WHERE {WINDOW}"
-
-LABELS_AT_ALL = (
-    "SELECT (SELECT count() > 0 FROM (SELECT 1 FROM labels WHERE model_name = {model:String} LIMIT 1)), "
-    f"({COUNT_OF_WINDOW})"
-)
-"""Whether the model has any label at all, and the window's prediction count, in one round trip: many
-models never get ground truth, and for them the lookup below would scan the window's ids to find none."""
+LABELS_AT_ALL = "SELECT count() > 0 FROM (SELECT 1 FROM labels WHERE model_name = {model:String} LIMIT 1)"
+"""Whether the model has any label at all: many models never get ground truth, and for them the lookup below
+would scan the window's ids to find none."""
 
 
 def read_label_window(
@@ -117,22 +114,18 @@ def read_label_window(
 ) -> LabelWindow:
     """The window's predictions that have a label, in event-time order, with each label's delay.
 
-    Unless the model is known to be ``labelled``, whether it has any label is asked first, with the
-    window's count in the same round trip: a model nobody labels costs one small query per window instead
-    of a join over all its predictions. For a labelled model that check (and its count) is skipped, and the
-    window is counted only if none of its predictions has a label yet.
+    Unless the model is known to be ``labelled``, whether it has any label is asked first: a model nobody
+    labels costs one small query per window instead of a join over all its predictions. A window none of
+    whose predictions has a label yet is not counted (its count is 0): its coverage is 0 whatever the count,
+    and counting it was a scan of the window with ``FINAL``, the largest part of judging a window once its
+    data no longer had to be read back (docs/monitor.md).
     """
     p = _params(model, version, start, end)
-    count = None
-    if not labelled:
-        any_label, count = client.query(LABELS_AT_ALL, parameters=p).first_row
-        if not any_label:
-            return _label_window(start, end, int(count), [])
+    if not labelled and not client.command(LABELS_AT_ALL, parameters={"model": model}):
+        return _label_window(start, end, 0, [])
     labels = {row[0]: row[1:] for row in client.query(LABELS_OF_WINDOW, parameters=p).result_rows}
     if not labels:
-        if count is None:
-            count = client.command(COUNT_OF_WINDOW, parameters=p)
-        return _label_window(start, end, int(count), [])
+        return _label_window(start, end, 0, [])
     window = client.query(
         "SELECT prediction_id, prediction, prediction_num, probabilities, occurred_at "
         f"FROM predictions FINAL WHERE {WINDOW} ORDER BY occurred_at",
