@@ -152,7 +152,7 @@ class VersionStore(StoreBase):
         counts = Counter(r.name for r in batch)
         with writing(self.engine) as conn:
             numbers: dict[str, tuple[int, int]] = {}  # model name -> (model id, first new number)
-            for name, count in counts.items():
+            for name, count in sorted(counts.items()):  # models locked in one order: replicas never deadlock
                 numbered = conn.execute(_NEXT_NUMBERS, {"model_name": name, "count": count}).first()
                 if numbered is None:
                     raise NotFound(f"no registered model named {name!r}", field="name")
