@@ -516,10 +516,7 @@ class Monitor:
         """
         by_model: dict[str, list[Any]] = {}
         for head in heads:
-            group = by_model.get(head.model_name)
-            if group is None:
-                by_model[head.model_name] = group = []
-            group.append(head)
+            by_model.setdefault(head.model_name, []).append(head)
         return self.judging.until_reachable("judging", lambda: self._advance(ranges, offsets, by_model))
 
     def _advance(

@@ -157,16 +157,14 @@ class VersionStore(StoreBase):
                 if numbered is None:
                     raise NotFound(f"no registered model named {name!r}", field="name")
                 numbers[name] = (numbered[0], numbered[1] - count + 1)
-            rows, lineages, answers = [], [], []
+            rows, answers = [], []
             for r in batch:
                 model_id, number = numbers[r.name]
                 numbers[r.name] = (model_id, number + 1)
                 parent = r.body.lineage.parent_version
                 if parent is not None and parent >= number:
                     raise Invalid(f"parent version {parent} does not exist", field="lineage.parent_version")
-                lineage = r.body.lineage.model_dump(mode="json")
-                lineages.append(lineage)
-                rows.append(_version_row(r, model_id, number, lineage, now))
+                rows.append(_version_row(r, model_id, number, r.body.lineage.model_dump(mode="json"), now))
             ids = conn.execute(_INSERT_VERSIONS, rows).scalars().all()
             tags = [
                 {"version_id": version_id, "key": k, "value": v}
@@ -177,7 +175,7 @@ class VersionStore(StoreBase):
                 conn.execute(_INSERT_TAG, tags)
             events: list[tuple[int | None, ModelVersionRegistered]] = []
             audits = []
-            for r, row, lineage in zip(batch, rows, lineages, strict=True):
+            for r, row in zip(batch, rows, strict=True):
                 number = row["version"]
                 events.append(
                     (
@@ -190,7 +188,7 @@ class VersionStore(StoreBase):
                             created_by=r.actor.name,
                             artifact_size=r.artifact.size,
                             metrics=r.body.metrics,
-                            lineage=lineage,
+                            lineage=row["lineage"],
                         ),
                     )
                 )

@@ -32,6 +32,7 @@ from services.registry.domain.mlflow_mapping import version_json_of_item, versio
 from services.registry.domain.schemas import MAX_ID
 from services.registry.entrypoints import mlflow_search
 from services.registry.entrypoints.deps import Registry
+from services.registry.entrypoints.mlflow_common import query_params
 from services.registry.errors import RegistryError
 from shared.events import VersionStatus
 
@@ -75,7 +76,7 @@ class ResolveFastPath:
             return None
         build: Callable[[], bytes]
         if path == _MLFLOW_SEARCH:
-            params = _mlflow_query(query)
+            params = query_params(query)
             if params is None or _has_body(scope):
                 return None
             build = functools.partial(mlflow_search.search_page, registry, params)
@@ -120,16 +121,6 @@ class ResolveFastPath:
             open_reads=settings.registry_open_reads,
             anonymous_writes=settings.registry_allow_anonymous_writes,
         )
-
-
-def _mlflow_query(query: bytes) -> dict[str, Any] | None:
-    """MLflow's GET arguments as ``mlflow_params`` gives them, or None when one repeats (the app decides)."""
-    params: dict[str, Any] = {}
-    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-        if key in params:
-            return None
-        params[key] = value
-    return params
 
 
 def _has_body(scope: Scope) -> bool:

@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import Any
-from urllib.parse import parse_qsl
 
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -31,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.registry.domain.auth import Principal, Role, authenticate, require
 from services.registry.domain.schemas import VersionCreate
 from services.registry.entrypoints import mlflow_registry
-from services.registry.entrypoints.mlflow_common import MAX_BODY
+from services.registry.entrypoints.mlflow_common import MAX_BODY, query_params
 from services.registry.errors import RegistryError
 from services.registry.service import Registry
 from shared.artifacts import ArtifactError
@@ -162,11 +160,9 @@ def _register(registry: Registry, user: Principal, name: str, raw: bytes) -> Ans
 
 def _mlflow_create(registry: Registry, user: Principal, query: bytes, raw: bytes) -> Answer | None:
     """``mlflow_registry.create_model_version`` with the arguments ``mlflow_params`` would give it."""
-    params: dict[str, Any] = {}
-    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-        if key in params:
-            return None  # a repeated argument: the app's parsing decides
-        params[key] = value
+    params = query_params(query)
+    if params is None:
+        return None  # a repeated argument: the app's parsing decides
     if raw.strip():
         parsed = json.loads(raw)
         if not isinstance(parsed, dict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request
 
@@ -47,6 +48,17 @@ def required(params: dict[str, Any], key: str) -> str:
     if not isinstance(value, str | int):
         raise MlflowError("INVALID_PARAMETER_VALUE", f"Parameter '{key}' must be a string, not {value!r}.")
     return str(value)
+
+
+def query_params(query: bytes) -> dict[str, Any] | None:
+    """A request's query arguments as :func:`mlflow_params` gives them when none repeats; None when one
+    does (a list there: the app's route judges it). For the fast paths, which answer before the framework."""
+    params: dict[str, Any] = {}
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if key in params:
+            return None
+        params[key] = value
+    return params
 
 
 def optional(params: dict[str, Any], key: str) -> str | None:
