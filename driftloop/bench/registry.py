@@ -6,6 +6,11 @@ the outbox rows are still written in every registration's transaction), register
 concurrently (the register figures), then drives each read with several client processes, each sending
 one request at a time on its keep-alive connection and checking every answer (status and content; a wrong
 one counts as an error). Prints requests/s and p50/p99 per operation and ends with one JSON line.
+
+Each read is measured beside its MLflow twin, in ``rounds`` rounds that alternate which goes first: the
+two share the machine's conditions of that minute (other work on the cores moves every figure), so their
+ratio is the comparison the MLflow paths are held to. An operation's requests/s is the median of its
+rounds; its p50/p99 are over all its requests.
 """
 
 from __future__ import annotations
@@ -134,19 +139,50 @@ def _worker(port: int, reads: list[Read], start_at: float) -> tuple[float, float
     return wall_start, wall_end, latencies, errors
 
 
-def _drive(port: int, reads: list[Read], clients: int, pool: ProcessPoolExecutor) -> dict[str, float]:
-    """Requests/s and latency percentiles of ``reads`` split over ``clients`` processes."""
+def _drive(
+    port: int, reads: list[Read], clients: int, pool: ProcessPoolExecutor
+) -> tuple[dict[str, float], np.ndarray]:
+    """Requests/s and latency percentiles of ``reads`` split over ``clients`` processes, and every request's
+    latency (ms)."""
     shares = [reads[i::clients] for i in range(clients)]
     start_at = time.time() + 0.5
     results = list(pool.map(_worker, [port] * clients, shares, [start_at] * clients))
     latencies = np.concatenate([r[2] for r in results])
     wall = max(r[1] for r in results) - min(r[0] for r in results)
-    return {
+    figures = {
         "rps": len(latencies) / wall,
         "p50_ms": float(np.percentile(latencies, 50)),
         "p99_ms": float(np.percentile(latencies, 99)),
         "errors": float(sum(r[3] for r in results)),
     }
+    return figures, latencies
+
+
+def _drive_pair(
+    port: int, pair: tuple[list[list[Read]], list[list[Read]]], clients: int, pool: ProcessPoolExecutor
+) -> tuple[dict[str, float], dict[str, float]]:
+    """A read and its MLflow twin, round by round (each round's requests given), alternating which goes
+    first; each one's median requests/s over the rounds and p50/p99 over all its requests."""
+    rounds: tuple[list[dict[str, float]], list[dict[str, float]]] = ([], [])
+    latencies: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+    for i in range(len(pair[0])):
+        for side in (0, 1) if i % 2 == 0 else (1, 0):
+            figures, times = _drive(port, pair[side][i], clients, pool)
+            rounds[side].append(figures)
+            latencies[side].append(times)
+    out = []
+    for side in (0, 1):
+        every = np.concatenate(latencies[side])
+        out.append(
+            {
+                "rps": float(np.median([r["rps"] for r in rounds[side]])),
+                "p50_ms": float(np.percentile(every, 50)),
+                "p99_ms": float(np.percentile(every, 99)),
+                "errors": float(sum(r["errors"] for r in rounds[side])),
+            }
+            | {f"round_{i + 1}_rps": r["rps"] for i, r in enumerate(rounds[side])}
+        )
+    return out[0], out[1]
 
 
 def _tags(i: int) -> dict[str, str]:
@@ -288,6 +324,7 @@ def main(
     clients: int = 2,
     workers: int = 1,
     mlflow_versions: int = 2_000,
+    rounds: int = 3,
 ) -> dict[str, float]:
     port = free_port("127.0.0.1")
     with tempfile.TemporaryDirectory(prefix="driftloop-bench-registry-") as tmp:
@@ -311,10 +348,16 @@ def main(
             if status != 200:
                 raise RuntimeError(f"setting the alias got HTTP {status}: {answer[:500]!r}")
             rng = random.Random(7)
+            workloads = _workloads(versions)
             with ProcessPoolExecutor(clients) as pool:
-                for name, make in _workloads(versions).items():
+                for name in ("resolve", "get_version", "search", "search_uncached"):
+                    twin = f"mlflow_{name}"
                     count = requests if "search" not in name else max(500, requests // 5)
-                    figures[name] = _drive(port, [make(rng) for _ in range(count)], clients, pool)
+                    native, mlflow = (
+                        [[workloads[n](rng) for _ in range(count)] for _ in range(rounds)]
+                        for n in (name, twin)
+                    )
+                    figures[name], figures[twin] = _drive_pair(port, (native, mlflow), clients, pool)
             if mlflow_versions:  # last: its versions (another model, no team tags) stay out of the reads
                 print(f"registering {mlflow_versions} versions through the MLflow API ...", flush=True)
                 figures["mlflow_register"] = _register_all(
@@ -325,13 +368,20 @@ def main(
             process.wait(timeout=30)
 
     for name, f in figures.items():
+        each = [f"{v:.0f}" for k, v in f.items() if k.startswith("round_")]
         print(
-            f"{name:18s} {f['rps']:8.0f} req/s   p50 {f['p50_ms']:7.2f} ms   p99 {f['p99_ms']:7.2f} ms"
-            f"   errors {int(f['errors'])}"
+            f"{name:22s} {f['rps']:8.0f} req/s   p50 {f['p50_ms']:7.2f} ms   p99 {f['p99_ms']:7.2f} ms"
+            f"   errors {int(f['errors'])}" + (f"   rounds {' '.join(each)}" if each else "")
         )
     summary = {"versions": float(versions), "clients": float(clients), "workers": float(workers)}
+    summary["rounds"] = float(rounds)
     for name, f in figures.items():
         summary |= {f"{name}_rps": round(f["rps"], 1), f"{name}_p50_ms": round(f["p50_ms"], 2)}
         summary |= {f"{name}_p99_ms": round(f["p99_ms"], 2), f"{name}_errors": f["errors"]}
+    for name in ("register", "resolve", "get_version", "search", "search_uncached"):
+        if f"mlflow_{name}" in figures:  # MLflow's requests/s over native's, measured side by side
+            summary[f"mlflow_{name}_vs_native"] = round(
+                figures[f"mlflow_{name}"]["rps"] / figures[name]["rps"], 3
+            )
     print(json.dumps(summary))
     return summary

@@ -46,12 +46,13 @@ def registry(
     clients: int = typer.Option(2, help="Concurrent client processes for the read benchmarks."),
     workers: int = typer.Option(1, help="Registry server processes (DRIFTLOOP_REGISTRY_WORKERS)."),
     mlflow_versions: int = typer.Option(2_000, help="Versions registered through the MLflow API (0: none)."),
+    rounds: int = typer.Option(3, help="Rounds of each read, alternating with its MLflow twin."),
 ) -> None:
     """Registry requests/s and p50/p99: register, resolve alias, get version, search over many versions,
     natively and through the MLflow-compatible API."""
     from driftloop.bench.registry import main
 
-    main(versions, requests, clients, workers, mlflow_versions)
+    main(versions, requests, clients, workers, mlflow_versions, rounds)
 
 
 @app.command("monitor")

@@ -24,7 +24,7 @@ from services.registry.adapters.store_base import (
     utc_now,
 )
 from services.registry.adapters.tables import aliases, model_versions, registered_models, version_tags
-from services.registry.adapters.version_json import version_item_json
+from services.registry.adapters.version_json import mlflow_version_json, version_item_json
 from services.registry.domain import rules
 from services.registry.domain.auth import Principal
 from services.registry.domain.schemas import Lineage, Page, VersionCreate, VersionOut, VersionUpdate
@@ -288,8 +288,26 @@ class VersionStore(StoreBase):
     ) -> bytes:
         """:meth:`search_versions`'s page as JSON, built by the database in one query (each item by
         ``json_object``/``json_build_object``, version_json.py) and joined here: no object per row."""
+        items, token = self.search_versions_items(
+            name=name, name_prefix=name_prefix, status=status, tags=tags, limit=limit, page_token=page_token
+        )
+        return b'{"items":[' + items + b'],"next_page_token":' + msgspec.json.encode(token) + b"}"
+
+    def search_versions_items(
+        self,
+        *,
+        name: str | None = None,
+        name_prefix: str = "",
+        status: VersionStatus | None = None,
+        tags: Sequence[str] = (),
+        limit: int = 100,
+        page_token: str | None = None,
+        mlflow: bool = False,
+    ) -> tuple[bytes, str | None]:
+        """A search page's items, each as the database wrote it (``VersionOut``'s JSON, or with ``mlflow``
+        MLflow's ``ModelVersion``), joined by commas; and the next page's token."""
         shape, params = _search_params(name, name_prefix, status, tags, limit, page_token)
-        query = _json_page_query(self.engine.dialect.name, shape)
+        query = _json_page_query(self.engine.dialect.name, shape, mlflow)
         with reading(self.engine) as conn:
             rows = fetch_plain(conn, query, params)  # (item, name, version)
             if not rows and name is not None:
@@ -297,8 +315,7 @@ class VersionStore(StoreBase):
         token = None
         if len(rows) > limit:
             token = rules.encode_page_token([rows[limit - 1][1], rows[limit - 1][2]])
-        items = ",".join(r[0] for r in rows[:limit]).encode()
-        return b'{"items":[' + items + b'],"next_page_token":' + msgspec.json.encode(token) + b"}"
+        return ",".join(r[0] for r in rows[:limit]).encode(), token
 
     def _search_rows(
         self,
@@ -502,11 +519,25 @@ def get_version_json_query(dialect: str) -> Select[Any]:
     )
 
 
-@functools.lru_cache(maxsize=256)
-def _json_page_query(dialect: str, shape: _Shape) -> Select[Any]:
-    page = _page_keys(shape)
+@functools.lru_cache(maxsize=2)
+def get_mlflow_version_json_query(dialect: str) -> Select[Any]:
+    """One version as MLflow's ``ModelVersion`` JSON by ``name`` and ``version``: the same indexed read as
+    :func:`get_version_json_query` (the fast path's MLflow get-version)."""
     return (
-        select(version_item_json(dialect, page.c.name).label("item"), page.c.name, page.c.version)
+        select(mlflow_version_json(dialect, registered_models.c.name))
+        .join_from(model_versions, registered_models, registered_models.c.id == model_versions.c.model_id)
+        .where(
+            registered_models.c.name == bindparam("name"), model_versions.c.version == bindparam("version")
+        )
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _json_page_query(dialect: str, shape: _Shape, mlflow: bool = False) -> Select[Any]:
+    page = _page_keys(shape)
+    item = (mlflow_version_json if mlflow else version_item_json)(dialect, page.c.name)
+    return (
+        select(item.label("item"), page.c.name, page.c.version)
         .join_from(page, model_versions, model_versions.c.id == page.c.id)
         .order_by(page.c.name, page.c.version.desc())
     )

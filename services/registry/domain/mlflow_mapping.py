@@ -6,6 +6,7 @@ Stages (deprecated in MLflow) are aliases here: ``Production`` is the alias ``pr
 
 from __future__ import annotations
 
+import calendar
 from datetime import datetime
 from typing import Any
 
@@ -64,8 +65,14 @@ def mlflow_error(exc: RegistryError) -> tuple[int, dict[str, str]]:
 
 
 def ms(when: datetime) -> int:
-    """Milliseconds since the epoch, MLflow's timestamps."""
-    return int(when.timestamp() * 1000)
+    """Milliseconds since the epoch, MLflow's timestamps: truncated exactly, as the database writes them
+    (``adapters/version_json.mlflow_version_json``); a float product would sometimes land a millisecond low.
+
+    >>> from datetime import UTC
+    >>> ms(datetime(2026, 12, 8, 0, 0, 1, 999999, tzinfo=UTC)), ms(datetime(1970, 1, 1, 0, 0, 0, 1000))
+    (1796688001999, 1)
+    """
+    return calendar.timegm(when.utctimetuple()) * 1000 + when.microsecond // 1000
 
 
 def tags_from_mlflow(tags: Any, *, field: str = "tags") -> dict[str, str]:
@@ -114,7 +121,8 @@ def current_stage(aliases: list[str]) -> str:
     return "None"
 
 
-_STATUS = {"ready": "READY", "pending": "PENDING_REGISTRATION", "failed": "FAILED_REGISTRATION"}
+MLFLOW_STATUS = {"ready": "READY", "pending": "PENDING_REGISTRATION", "failed": "FAILED_REGISTRATION"}
+"""A version's status → MLflow's ``ModelVersionStatus``."""
 
 
 def version_json(v: VersionOut) -> dict[str, Any]:
@@ -123,28 +131,6 @@ def version_json(v: VersionOut) -> dict[str, Any]:
         v.model_name, v.version, ms(v.created_at), ms(v.updated_at), v.created_by, v.aliases,
         v.description, v.tags, v.artifact_uri, v.status.value,
     )  # fmt: skip
-
-
-def version_json_of_item(item: dict[str, Any]) -> dict[str, Any]:
-    """:func:`version_json` of a version as ``VersionOut``'s JSON holds it, decoded (the fast path's reads
-    keep that JSON): the same message without building the model.
-
-    >>> item = {"model_name": "churn", "version": 3, "created_at": "2026-12-07T12:00:00.5Z",
-    ...         "updated_at": "2026-12-07T12:00:01Z", "created_by": "ci", "aliases": ["production"],
-    ...         "description": "", "tags": {"team": "a"}, "artifact_uri": "s3://m/3", "status": "ready"}
-    >>> m = version_json_of_item(item)
-    >>> m["version"], m["creation_timestamp"], m["current_stage"], m["tags"], m["status"]
-    ('3', 1796644800500, 'Production', [{'key': 'team', 'value': 'a'}], 'READY')
-    """
-    return _version_message(
-        item["model_name"], item["version"], _iso_ms(item["created_at"]), _iso_ms(item["updated_at"]),
-        item["created_by"], item["aliases"], item["description"], item["tags"], item["artifact_uri"],
-        item["status"],
-    )  # fmt: skip
-
-
-def _iso_ms(text: str) -> int:
-    return ms(datetime.fromisoformat(text))
 
 
 def _version_message(
@@ -170,7 +156,7 @@ def _version_message(
         "source": tags.get(SOURCE_TAG, artifact_uri),
         "run_id": tags.get(RUN_ID_TAG, ""),
         "model_id": tags.get(MODEL_ID_TAG, ""),
-        "status": _STATUS.get(status, "READY"),
+        "status": MLFLOW_STATUS.get(status, "READY"),
         "status_message": "",
         "tags": tags_to_mlflow(tags),
         "run_link": "",

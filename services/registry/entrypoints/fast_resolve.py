@@ -19,16 +19,15 @@ from collections.abc import Callable, Hashable
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl
 
-import msgspec
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.registry.adapters.store_base import MAX_PAGE
-from services.registry.adapters.store_versions import get_version_json_query
+from services.registry.adapters.store_versions import get_mlflow_version_json_query, get_version_json_query
 from services.registry.domain.auth import authenticate
-from services.registry.domain.mlflow_mapping import version_json_of_item, version_number
+from services.registry.domain.mlflow_mapping import version_number
 from services.registry.domain.schemas import MAX_ID
 from services.registry.entrypoints import mlflow_search
 from services.registry.entrypoints.deps import Registry
@@ -280,7 +279,10 @@ def _version_json(registry: Registry, name: str, number: int) -> bytes:
 
 
 def _mlflow_body(registry: Registry, name: str, number: int) -> bytes:
-    """MLflow's get-version answer from the JSON the database wrote (decoded, not validated: the database
-    wrote it from validated rows), as compact JSON like the app's."""
-    item = msgspec.json.decode(_version_json(registry, name, number))
-    return msgspec.json.encode({"model_version": version_json_of_item(item)})
+    """MLflow's get-version answer, its ``ModelVersion`` written by the database in one read (as
+    :func:`_version_json`); :class:`NotCached` when there is none."""
+    query = get_mlflow_version_json_query(registry.engine.dialect.name)
+    item = registry.resolve_cache.read_value(query, {"name": name, "version": number})
+    if item is None:
+        raise NotCached("no such version")
+    return b'{"model_version":' + str(item).encode() + b"}"

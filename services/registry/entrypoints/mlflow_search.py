@@ -1,8 +1,7 @@
-"""MLflow's version search, built from the native search's JSON page (what the database writes).
-
-The page's items are decoded, not validated again (the database wrote them from validated rows) and
-mapped to MLflow's ``ModelVersion`` messages: no ``VersionOut`` object per version. Used by the route and,
-for a GET the cache has not seen, by the resolve middleware before the framework (fast_resolve.py).
+"""MLflow's version search, its page built by the database (each ``ModelVersion`` written by
+``adapters/version_json.mlflow_version_json``, as the native search writes ``VersionOut``'s): no Python
+object per version. Used by the route and, for a GET the cache has not seen, by the resolve middleware
+before the framework (fast_resolve.py).
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from typing import Any
 import msgspec
 
 from services.registry.domain.mlflow_filter import parse_filter
-from services.registry.domain.mlflow_mapping import version_json, version_json_of_item
+from services.registry.domain.mlflow_mapping import version_json
 from services.registry.entrypoints.mlflow_common import check_order_by, max_results, optional
 from services.registry.errors import Invalid, NotFound
 from services.registry.service import Registry
@@ -33,19 +32,19 @@ def search_page(registry: Registry, params: dict[str, Any]) -> bytes:
         matches = all(found.tags.get(k) == v for k, v in tags.items())
         return msgspec.json.encode({"model_versions": [version_json(found)] if matches else []})
     try:
-        page = registry.store.search_versions_json(
+        items, token = registry.store.search_versions_items(
             name=wanted.name,
             name_prefix=wanted.name_prefix,
             tags=wanted.tags,
             limit=max_results(params, default=1000),
             page_token=optional(params, "page_token"),
+            mlflow=True,
         )
     except NotFound:
         if wanted.name is None:
             raise
         return msgspec.json.encode({"model_versions": []})  # MLflow's answer for a model that does not exist
-    native = msgspec.json.decode(page)
-    result: dict[str, Any] = {"model_versions": [version_json_of_item(item) for item in native["items"]]}
-    if native["next_page_token"]:
-        result["next_page_token"] = native["next_page_token"]
-    return msgspec.json.encode(result)
+    page = b'{"model_versions":[' + items + b"]"
+    if token:
+        page += b',"next_page_token":' + msgspec.json.encode(token)
+    return page + b"}"
