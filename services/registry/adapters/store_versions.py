@@ -286,8 +286,8 @@ class VersionStore(StoreBase):
         limit: int = 100,
         page_token: str | None = None,
     ) -> bytes:
-        """:meth:`search_versions`'s page as JSON, built by the database in one query (each item by
-        ``json_object``/``json_build_object``, version_json.py) and joined here: no object per row."""
+        """:meth:`search_versions`'s page as JSON, built by the database in one query (each item written by
+        version_json.py) and joined here: no object per row."""
         items, token = self.search_versions_items(
             name=name, name_prefix=name_prefix, status=status, tags=tags, limit=limit, page_token=page_token
         )

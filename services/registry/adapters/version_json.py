@@ -6,8 +6,8 @@ the database (``json_quote``, ``to_json``) and the JSON columns are embedded as 
 and written as JSON), not parsed again: 8 µs a read on SQLite against 19 µs with ``json_object`` (2026-12-08).
 Datetimes are written the way pydantic and msgspec write a UTC datetime (``...T12:00:00.123456Z``, no
 fraction when it is zero) and aliases come sorted, so a page says what ``Page[VersionOut]`` and
-``mlflow_mapping.version_json`` say (tests/integration/test_registry_search.py and
-test_registry_mlflow_json.py compare them on both databases).
+``mlflow_mapping.version_json`` say (tests/integration/test_registry_search.py compares them on both
+databases).
 """
 
 from __future__ import annotations
