@@ -30,16 +30,14 @@ KINDS = {int: NUMBER, float: NUMBER, bool: NUMBER, str: TEXT, type(None): MISSIN
 NUMBERS = frozenset((int, float, bool))
 NUMERIC_DTYPES = frozenset("biuf")
 """numpy's kinds for an array it made of Python numbers only (bool, int, unsigned, float)."""
-_HEAD = attrgetter(
-    "event_id",
-    "model_name",
-    "model_version",
-    "prediction_id",
-    "occurred_at",
-    "prediction",
-    "probabilities",
-    "latency_ms",
-)
+_HEAD = [
+    attrgetter(name)
+    for name in (
+        "event_id", "model_name", "model_version", "prediction_id", "occurred_at", "prediction", "probabilities",
+        "latency_ms",
+    )
+]  # fmt: skip
+"""A prediction's fields other than its features, each read for a whole batch in one ``map``."""
 _FEATURES = attrgetter("features")
 _INT = attrgetter("int")
 
@@ -102,22 +100,20 @@ def prediction_columns(events: Sequence[PredictionWire], ingested_at_ms: int) ->
         features = list(map(features.__getitem__, order))
     num, cat, missing = _features(features, [(names, len(rows)) for names, rows in groups])
     n = len(events)
-    ids, models, versions, pids, times, outputs, probas, latencies = (
-        zip(*map(_HEAD, events), strict=True) if n else ((),) * 8
-    )
-    text, number = output_columns(list(outputs))
+    ids, models, versions, pids, times, outputs, probas, latencies = (list(map(get, events)) for get in _HEAD)
+    text, number = output_columns(outputs)
     return {
         "event_id": _uuids(list(map(_INT, ids))),
-        "model_name": list(models),
-        "model_version": list(versions),
-        "prediction_id": list(pids),
-        "occurred_at": milliseconds(list(times)),
+        "model_name": models,
+        "model_version": versions,
+        "prediction_id": pids,
+        "occurred_at": milliseconds(times),
         "num_features": num,
         "cat_features": cat,
         "missing_features": missing,
         "prediction": text,
         "prediction_num": number,
-        "probabilities": _probabilities(list(probas)),
+        "probabilities": _probabilities(probas),
         "latency_ms": _nullable(np.array(latencies, dtype=np.float64)),
         "ingested_at": np.full(n, ingested_at_ms, dtype=np.int64),
     }
@@ -204,16 +200,13 @@ def _features(
         values = np.fromiter(
             chain.from_iterable(map(dict.values, part)), dtype=object, count=rows * width
         ).reshape(rows, width)
-        found = [set(map(type, column)) for column in values.T.tolist()]
-        numbers = [j for j, types in enumerate(found) if types <= NUMBERS]
-        texts = [j for j, types in enumerate(found) if types == {str}]
-        nulls = [j for j, types in enumerate(found) if types == {type(None)}]
-        if len(numbers) + len(texts) + len(nulls) < width:  # a feature changes kind within the group
+        split = _split_by_kind(values)
+        if split is None:  # a feature changes kind within the group
             _mixed(values, codes, num, cat, missing)
             continue
-        floats = values[:, numbers].astype(np.float64)  # OverflowError past Float64
-        num.same_in_every_row(codes[numbers], rows, floats.ravel())
-        cat.same_in_every_row(codes[texts], rows, values[:, texts].ravel().tolist())
+        numbers, texts, nulls, floats, words = split
+        num.same_in_every_row(codes[numbers], rows, floats)
+        cat.same_in_every_row(codes[texts], rows, words)
         missing.same_in_every_row(codes[nulls], rows, None)
     names_list = list(vocab)
     return (
@@ -221,6 +214,36 @@ def _features(
         cat.nested(names_list, list(chain.from_iterable(cat.values))),
         missing.nested(names_list, None),
     )
+
+
+def _split_by_kind(
+    values: np.ndarray,
+) -> tuple[list[int], list[int], list[int], np.ndarray, list[str]] | None:
+    """A group's features by kind (numbers, text, nulls: column indexes), its numbers as floats row by row
+    (booleans 1/0) and its text row by row; None when a feature mixes kinds.
+
+    The first row's kinds are taken as every row's and checked with one set of types per kind; only when
+    that fails is each feature's set of types read on its own.
+    """
+    first = list(map(type, values[0].tolist()))
+    numbers = [j for j, kind in enumerate(first) if kind in NUMBERS]
+    texts = [j for j, kind in enumerate(first) if kind is str]
+    nulls = [j for j, kind in enumerate(first) if kind is type(None)]
+    numeric, text = np.take(values, numbers, axis=1), np.take(values, texts, axis=1)  # row by row (C order)
+    if not (
+        set(map(type, numeric.ravel())) <= NUMBERS
+        and set(map(type, text.ravel())) <= {str}
+        and set(map(type, np.take(values, nulls, axis=1).ravel())) <= {type(None)}
+    ):
+        found = [set(map(type, column)) for column in values.T.tolist()]
+        numbers = [j for j, types in enumerate(found) if types <= NUMBERS]
+        texts = [j for j, types in enumerate(found) if types == {str}]
+        nulls = [j for j, types in enumerate(found) if types == {type(None)}]
+        if len(numbers) + len(texts) + len(nulls) < len(found):
+            return None
+        numeric, text = np.take(values, numbers, axis=1), np.take(values, texts, axis=1)
+    floats = numeric.astype(np.float64).ravel()  # OverflowError past Float64
+    return numbers, texts, nulls, floats, text.ravel().tolist()
 
 
 def _mixed(values: np.ndarray, codes: np.ndarray, num: _Parts, cat: _Parts, missing: _Parts) -> None:
