@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -37,6 +37,7 @@ from services.monitor.domain.evaluation import (
     evaluate_data_window,
     evaluate_estimate_window,
     evaluate_label_window,
+    unlabelled_window,
 )
 from services.monitor.domain.held_windows import HeldWindows, data_window
 from services.monitor.domain.intake import Intake, Record, check_records
@@ -124,6 +125,9 @@ class WindowReader(Protocol):
 
     def next_event_time(self, model: str, version: str, after: datetime) -> datetime | None: ...
 
+    def labelled_models(self, models: Sequence[str]) -> set[str]:
+        """Which of ``models`` have any label stored now (one question for all of them)."""
+
 
 class CheckpointReader(Protocol):
     """Reads back the newest ``monitor_progress`` checkpoint of each model."""
@@ -187,6 +191,10 @@ class WindowJudge:
         """The open windows' events this worker stored: a window seen whole is judged from them."""
         self._labelled: set[str] = set()
         """Models seen with labels: their label windows skip asking whether the model has any."""
+        self._batch_models: set[str] = set()
+        """The models of the batch being judged: a batch asks once, for all of them, which have labels."""
+        self._asked = False
+        """Whether this batch asked already: a model still not labelled then has no label window to read."""
         self._pending: dict[Table, list[Row]] = {table: [] for table in RESULT_TABLES}
         """Results of the windows judged since the last ``flush``, per table."""
 
@@ -221,7 +229,10 @@ class WindowJudge:
             start, end = ms_to_datetime(start_ms), ms_to_datetime(end_ms)
             reference = self.profiles.get(model, version)
             progress.performance.thresholds = reference.thresholds
-            labels = self.windows.label_window(model, version, start, end, labelled=model in self._labelled)
+            if self._may_have_labels(model):
+                labels = self.windows.label_window(model, version, start, end, labelled=True)
+            else:
+                labels = unlabelled_window(start, end)
             if labels.labels:
                 self._labelled.add(model)
             result = evaluate_label_window(
@@ -232,6 +243,24 @@ class WindowJudge:
             )
             progress.next_label_window_ms = end_ms
         return out
+
+    def judging(self, models: Iterable[str]) -> None:
+        """A batch's models are about to be judged: which of them have labels is asked at most once for all
+        of them (``_may_have_labels``), not once per window."""
+        self._batch_models = set(models)
+        self._asked = False
+
+    def _may_have_labels(self, model: str) -> bool:
+        """Whether ``model``'s label window must be read: it is known to have labels, or the one question of
+        this batch (asked now, for every model of the batch not known to have any) says it has. A model's
+        first label is noticed by the first batch that judges a label window after it was stored."""
+        if model in self._labelled:
+            return True
+        if not self._asked:
+            unknown = sorted((self._batch_models | {model}) - self._labelled)
+            self._labelled |= self.windows.labelled_models(unknown)
+            self._asked = True
+        return model in self._labelled
 
     def _data_window(
         self, model: str, version: str, start_ms: int, end_ms: int, estimated: bool
@@ -530,6 +559,7 @@ class Monitor:
         ``events``: the batch's stored predictions per model, held in their windows until judged.
         """
         self.judge.discard()  # results of an attempt that ClickHouse cut short are judged again
+        self.judge.judging(ranges)
         self.checkpoints.load(set(ranges))
         held = self.judge.held
         out: list[DriftAnnouncement] = []

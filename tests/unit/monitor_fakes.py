@@ -178,6 +178,9 @@ class MemoryStore:
         upcoming = [t for t in times if t >= after]
         return min(upcoming) if upcoming else None
 
+    def labelled_models(self, models: Sequence[str]) -> set[str]:
+        return {label["model_name"] for label in self.labels} & set(models)
+
     # -- CheckpointReader
     def latest(self, models: Sequence[str]) -> dict[str, dict[str, Any]]:
         newest: dict[str, dict[str, Any]] = {}

@@ -287,6 +287,42 @@ def test_label_windows_are_judged_once_their_data_closed() -> None:
     assert _metric(store, "accuracy") == {T0: pytest.approx(0.9)}
 
 
+def test_a_model_without_labels_costs_one_question_per_batch_and_its_first_label_is_noticed() -> None:
+    store = MemoryStore()
+    asked: list[list[str]] = []
+    read: list[datetime] = []
+    labelled_models, label_window = store.labelled_models, store.label_window
+
+    def asking(models: Any) -> set[str]:
+        asked.append(list(models))
+        return labelled_models(models)
+
+    def reading(model: str, version: str, start: datetime, end: datetime, *, labelled: bool) -> Any:
+        read.append(start)
+        return label_window(model, version, start, end, labelled=labelled)
+
+    store.labelled_models, store.label_window = asking, reading  # type: ignore[method-assign]
+    feed = Feed(_monitor(store, MemoryPublisher()))
+    feed.batch(
+        predictions=[*_window(0, 0.0, 0), *_window(1, 0.0, 1), *_window(2, 0.0, 2), *_window(3, 0.0, 3)[:1]]
+    )
+    assert (asked, read) == ([["churn"]], [])  # three label windows closed, one question, nothing read
+    third = _window(3, 0.0, 3)
+    labels = [
+        LabelWire(
+            model_name="churn", prediction_id=p.prediction_id, label=p.prediction, occurred_at=p.occurred_at
+        )
+        for p in third
+    ]
+    feed.batch(labels=labels, predictions=[*third[1:], *_window(4, 0.0, 4)[:1]])
+    assert (asked, read) == ([["churn"], ["churn"]], [T0 + 3 * WINDOW])  # the first label is noticed
+    assert _metric(store, "labelled") == {
+        T0 + i * WINDOW: 0.0 if i < 3 else float(PER_WINDOW) for i in range(4)
+    }
+    feed.batch(predictions=[*_window(4, 0.0, 4)[1:], *_window(5, 0.0, 5)[:1]])
+    assert len(asked) == 2 and read[-1] == T0 + 4 * WINDOW  # known to be labelled: not asked again
+
+
 @pytest.mark.parametrize("columns", [False, True], ids=["json", "columns"])
 def test_refused_and_invalid_records_are_dead_lettered_and_side_topics_are_stored(columns: bool) -> None:
     store = MemoryStore(refuse=lambda line: b'"p0-7"' in line)

@@ -61,6 +61,12 @@ class LabelWindow:
     delay_s: NDArray[np.float64]
 
 
+def unlabelled_window(start: datetime, end: datetime) -> LabelWindow:
+    """The label window of a model that has no label at all: nothing to judge, not counted."""
+    empty = np.empty(0, dtype=np.float64)
+    return LabelWindow(start, end, 0, [], empty, [], empty, None, empty)
+
+
 @dataclass(frozen=True)
 class WindowResult:
     metrics: list[m.MetricRow]

@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,18 @@ from shared.wire import LabelWire, PredictionWire
 NUMBER, TEXT, MISSING = 0, 1, 2
 KINDS = {int: NUMBER, float: NUMBER, bool: NUMBER, str: TEXT, type(None): MISSING}
 NUMBERS = frozenset((int, float, bool))
+NUMERIC_DTYPES = frozenset("biuf")
+"""numpy's kinds for an array it made of Python numbers only (bool, int, unsigned, float)."""
+_HEAD = [
+    attrgetter(name)
+    for name in (
+        "event_id", "model_name", "model_version", "prediction_id", "occurred_at", "prediction", "probabilities",
+        "latency_ms",
+    )
+]  # fmt: skip
+"""A prediction's fields other than its features, each read for a whole batch in one ``map``."""
+_FEATURES = attrgetter("features")
+_INT = attrgetter("int")
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,9 @@ class Coded:
 
     vocab: list[str]
     codes: np.ndarray
+    runs: list[tuple[np.ndarray, int]] | None = None
+    """The same codes as runs of a pattern repeated (pattern, times), in order, when the builder knows them:
+    rows that share their feature names repeat one pattern of keys, written once and copied."""
 
 
 Strings = list[str] | Coded
@@ -76,25 +92,29 @@ def prediction_columns(events: Sequence[PredictionWire], ingested_at_ms: int) ->
     >>> cols["num_features"].values.tolist(), cols["missing_features"].offsets.tolist(), cols["prediction"]
     ([2.0], [1], ['1'])
     """
-    groups = [[events[i] for i in group] for group in feature_groups(events)]
-    num, cat, missing = _features([[e.features for e in group] for group in groups])
-    events = list(chain.from_iterable(groups))
+    features = list(map(_FEATURES, events))
+    groups = _name_groups(features)
+    if len(groups) > 1:
+        order = list(chain.from_iterable(rows for _, rows in groups))
+        events = list(map(events.__getitem__, order))
+        features = list(map(features.__getitem__, order))
+    num, cat, missing = _features(features, [(names, len(rows)) for names, rows in groups])
     n = len(events)
-    text, number = output_columns([e.prediction for e in events])
-    latency = np.array([e.latency_ms for e in events], dtype=np.float64)
+    ids, models, versions, pids, times, outputs, probas, latencies = (list(map(get, events)) for get in _HEAD)
+    text, number = output_columns(outputs)
     return {
-        "event_id": _uuids([e.event_id.int for e in events]),
-        "model_name": [e.model_name for e in events],
-        "model_version": [e.model_version for e in events],
-        "prediction_id": [e.prediction_id for e in events],
-        "occurred_at": milliseconds([e.occurred_at for e in events]),
+        "event_id": _uuids(list(map(_INT, ids))),
+        "model_name": models,
+        "model_version": versions,
+        "prediction_id": pids,
+        "occurred_at": milliseconds(times),
         "num_features": num,
         "cat_features": cat,
         "missing_features": missing,
         "prediction": text,
         "prediction_num": number,
-        "probabilities": _probabilities([e.probabilities for e in events]),
-        "latency_ms": _nullable(latency),
+        "probabilities": _probabilities(probas),
+        "latency_ms": _nullable(np.array(latencies, dtype=np.float64)),
         "ingested_at": np.full(n, ingested_at_ms, dtype=np.int64),
     }
 
@@ -115,55 +135,123 @@ def label_columns(events: Sequence[LabelWire], ingested_at_ms: int) -> Columns:
 
 def feature_groups(events: Sequence[PredictionWire]) -> list[list[int]]:
     """Event indexes grouped by feature names (first seen first), each group in batch order."""
+    return [list(rows) for _, rows in _name_groups(list(map(_FEATURES, events)))]
+
+
+def _name_groups(features: list[dict[str, Any]]) -> list[tuple[tuple[str, ...], Sequence[int]]]:
+    """Indexes grouped by their feature names in order, first seen first: checked in C alone when the whole
+    batch shares them (one model's events do, and often every model's)."""
+    if not features:
+        return []
+    names = tuple(features[0])
+    if all(map(names.__eq__, map(tuple, features))):
+        return [(names, range(len(features)))]
     groups: dict[tuple[str, ...], list[int]] = {}
-    for i, e in enumerate(events):
-        names = tuple(e.features)
-        group = groups.get(names)
-        if group is None:
-            groups[names] = group = []
-        group.append(i)
-    return list(groups.values())
+    for i, f in enumerate(features):
+        groups.setdefault(tuple(f), []).append(i)
+    return list(groups.items())
 
 
-def _features(groups: list[list[dict[str, Any]]]) -> tuple[Nested, Nested, Nested]:
+class _Parts:
+    """One kind's share (numbers, text or nulls) of every group's features, gathered group by group."""
+
+    def __init__(self) -> None:
+        self.counts: list[np.ndarray] = []
+        self.codes: list[np.ndarray] = []
+        self.runs: list[tuple[np.ndarray, int]] = []
+        self.values: list[Any] = []
+
+    def same_in_every_row(self, pattern: np.ndarray, rows: int, values: Any) -> None:
+        self.counts.append(np.full(rows, len(pattern), dtype=np.int64))
+        self.codes.append(np.tile(pattern, rows))
+        self.runs.append((pattern, rows))
+        self.values.append(values)
+
+    def masked(self, mask: np.ndarray, codes: np.ndarray, values: Any) -> None:
+        self.counts.append(mask.sum(axis=1))
+        taken = np.broadcast_to(codes, mask.shape)[mask]
+        self.codes.append(taken)
+        self.runs.append((taken, 1))
+        self.values.append(values)
+
+    def nested(self, vocab: list[str], values: np.ndarray | Strings | None) -> Nested:
+        keys = Coded(vocab, _concat(self.codes, np.int64), [run for run in self.runs if len(run[0])])
+        return Nested(_offsets(self.counts), keys, values)
+
+
+def _features(
+    features: list[dict[str, Any]], groups: list[tuple[tuple[str, ...], int]]
+) -> tuple[Nested, Nested, Nested]:
     """Numeric features (booleans as 1/0), text features, and the names of null ones, per event, in order.
 
-    Each group holds events with the same feature names (``feature_groups``): it is one matrix, split by
-    each value's kind.
+    ``features`` come grouped: each of ``groups`` (names, rows) is that many consecutive events with the same
+    feature names in the same order, so a group is one matrix. A feature keeps one kind across its group as
+    a rule: each feature's kinds are read as a set, and its numbers become floats in one cast of the group's
+    numeric features; only a group with a feature that mixes kinds is split value by value (``_mixed``).
     """
     vocab: dict[str, int] = {}
-    parts: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {NUMBER: [], TEXT: [], MISSING: []}
-    numbers: list[np.ndarray] = []
-    texts: list[np.ndarray] = []
-    counts: dict[int, list[np.ndarray]] = {NUMBER: [], TEXT: [], MISSING: []}
-    for features in groups:
-        names = tuple(features[0])
-        rows, width = len(features), len(names)
+    num, cat, missing = _Parts(), _Parts(), _Parts()
+    at = 0
+    for names, rows in groups:
+        part = features[at : at + rows]
+        at += rows
+        width = len(names)
         codes = np.array([vocab.setdefault(name, len(vocab)) for name in names], dtype=np.int64)
         values = np.fromiter(
-            chain.from_iterable(map(dict.values, features)), dtype=object, count=rows * width
+            chain.from_iterable(map(dict.values, part)), dtype=object, count=rows * width
         ).reshape(rows, width)
-        kinds, floats = _kinds(values)
-        for kind in (NUMBER, TEXT, MISSING):
-            mask = kinds == kind
-            counts[kind].append(mask.sum(axis=1))
-            parts[kind].append((mask, codes))
-            if kind == NUMBER:
-                numbers.append(floats[mask])
-            elif kind == TEXT:
-                texts.append(values[mask])
+        split = _split_by_kind(values)
+        if split is None:  # a feature changes kind within the group
+            _mixed(values, codes, num, cat, missing)
+            continue
+        numbers, texts, nulls, floats, words = split
+        num.same_in_every_row(codes[numbers], rows, floats)
+        cat.same_in_every_row(codes[texts], rows, words)
+        missing.same_in_every_row(codes[nulls], rows, None)
     names_list = list(vocab)
-
-    def nested(kind: int, values: np.ndarray | Strings | None) -> Nested:
-        keys = [np.broadcast_to(c, m.shape)[m] for m, c in parts[kind]]
-        return Nested(_offsets(counts[kind]), Coded(names_list, _concat(keys, np.int64)), values)
-
-    text_values: list[str] = np.concatenate(texts).tolist() if texts else []
     return (
-        nested(NUMBER, _concat(numbers, np.float64)),
-        nested(TEXT, text_values),
-        nested(MISSING, None),
+        num.nested(names_list, _concat(num.values, np.float64)),
+        cat.nested(names_list, list(chain.from_iterable(cat.values))),
+        missing.nested(names_list, None),
     )
+
+
+def _split_by_kind(
+    values: np.ndarray,
+) -> tuple[list[int], list[int], list[int], np.ndarray, list[str]] | None:
+    """A group's features by kind (numbers, text, nulls: column indexes), its numbers as floats row by row
+    (booleans 1/0) and its text row by row; None when a feature mixes kinds.
+
+    The first row's kinds are taken as every row's and checked with one set of types per kind; only when
+    that fails is each feature's set of types read on its own.
+    """
+    first = list(map(type, values[0].tolist()))
+    numbers = [j for j, kind in enumerate(first) if kind in NUMBERS]
+    texts = [j for j, kind in enumerate(first) if kind is str]
+    nulls = [j for j, kind in enumerate(first) if kind is type(None)]
+    numeric, text = np.take(values, numbers, axis=1), np.take(values, texts, axis=1)  # row by row (C order)
+    if not (
+        set(map(type, numeric.ravel())) <= NUMBERS
+        and set(map(type, text.ravel())) <= {str}
+        and set(map(type, np.take(values, nulls, axis=1).ravel())) <= {type(None)}
+    ):
+        found = [set(map(type, column)) for column in values.T.tolist()]
+        numbers = [j for j, types in enumerate(found) if types <= NUMBERS]
+        texts = [j for j, types in enumerate(found) if types == {str}]
+        nulls = [j for j, types in enumerate(found) if types == {type(None)}]
+        if len(numbers) + len(texts) + len(nulls) < len(found):
+            return None
+        numeric, text = np.take(values, numbers, axis=1), np.take(values, texts, axis=1)
+    floats = numeric.astype(np.float64).ravel()  # OverflowError past Float64
+    return numbers, texts, nulls, floats, text.ravel().tolist()
+
+
+def _mixed(values: np.ndarray, codes: np.ndarray, num: _Parts, cat: _Parts, missing: _Parts) -> None:
+    """A group in which some feature changes kind: every value's kind read (``_kinds``), split by masks."""
+    kinds, floats = _kinds(values)
+    num.masked(kinds == NUMBER, codes, floats[kinds == NUMBER])
+    cat.masked(kinds == TEXT, codes, values[kinds == TEXT].tolist())
+    missing.masked(kinds == MISSING, codes, None)
 
 
 def _kinds(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -87,15 +87,24 @@ def _write(column: Column | None, out: bytearray) -> None:
 
 
 def _gather(column: Coded) -> bytes:
-    """The coded strings, each with its length, gathered from the encoded vocabulary without a Python loop."""
+    """The coded strings, each with its length: a run of rows sharing one pattern of keys is the pattern's
+    bytes repeated, anything else is gathered from the encoded vocabulary without a Python loop."""
     encoded = [leb128(len(raw)) + raw for raw in (name.encode() for name in column.vocab)]
     if not encoded or not len(column.codes):
         return b""
     sizes = np.array([len(e) for e in encoded], dtype=np.int64)
     starts = np.cumsum(sizes) - sizes
     source = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-    taken = sizes[column.codes]
+    if column.runs is None:
+        return _gathered(column.codes, source, sizes, starts)
+    return b"".join(_gathered(pattern, source, sizes, starts) * times for pattern, times in column.runs)
+
+
+def _gathered(codes: np.ndarray, source: np.ndarray, sizes: np.ndarray, starts: np.ndarray) -> bytes:
+    taken = sizes[codes]
     ends = np.cumsum(taken)
+    if not len(ends):
+        return b""
     # byte k of the output comes from source[starts[code] + (k - where this value starts in the output)]
-    shift = np.repeat(starts[column.codes] - (ends - taken), taken)
+    shift = np.repeat(starts[codes] - (ends - taken), taken)
     return source[np.arange(int(ends[-1])) + shift].tobytes()

@@ -9,6 +9,7 @@ exactly what the last one would have. A window it saw whole is judged from the e
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -109,6 +110,12 @@ LABELS_AT_ALL = "SELECT count() > 0 FROM (SELECT 1 FROM labels WHERE model_name 
 would scan the window's ids to find none."""
 
 
+LABELLED_MODELS = (
+    "SELECT model_name FROM labels WHERE model_name IN {models:Array(String)} LIMIT 1 BY model_name"
+)
+"""Which of the models have any label: asked once per batch for the models not yet seen with labels."""
+
+
 def read_label_window(
     client: Any, model: str, version: str, start: datetime, end: datetime, *, labelled: bool = False
 ) -> LabelWindow:
@@ -180,3 +187,10 @@ class ClickHouseWindowReader:
     def next_event_time(self, model: str, version: str, after: datetime) -> datetime | None:
         with self.sink.waits.timing():
             return next_event_time(self.sink.client, model, version, after)
+
+    def labelled_models(self, models: Sequence[str]) -> set[str]:
+        if not models:
+            return set()
+        with self.sink.waits.timing():
+            rows = self.sink.client.query(LABELLED_MODELS, parameters={"models": list(models)}).result_rows
+        return {row[0] for row in rows}
