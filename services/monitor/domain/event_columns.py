@@ -28,8 +28,6 @@ from shared.wire import LabelWire, PredictionWire
 NUMBER, TEXT, MISSING = 0, 1, 2
 KINDS = {int: NUMBER, float: NUMBER, bool: NUMBER, str: TEXT, type(None): MISSING}
 NUMBERS = frozenset((int, float, bool))
-NUMERIC_DTYPES = frozenset("biuf")
-"""numpy's kinds for an array it made of Python numbers only (bool, int, unsigned, float)."""
 _HEAD = [
     attrgetter(name)
     for name in (
