@@ -161,7 +161,9 @@ def test_the_databases_mlflow_version_is_the_routes(client: TestClient) -> None:
     # keys a locale would order differently from Python (case, accents, punctuation)
     _register_one(client, name, {"b": "1", "B": "2", "é": "3", "a-b": "4", "a_b": "5", "Z": "6"}, "first one")
     _register_one(client, name, {})
-    _register_one(client, name, {"team": "t0", "q": "a \"quoted\" \\ back\\slash\n\ttab 🎉"}, "naïve ✓ \"x\" \\ \u2028")
+    _register_one(
+        client, name, {"team": "t0", "q": 'a "quoted" \\ back\\slash\n\ttab 🎉'}, 'naïve ✓ "x" \\ \u2028'
+    )
     _register_one(client, name, {"team": "t1"})
     uri = client.get(f"/models/{name}/versions/1").json()["artifact_uri"]
     created = client.post(
