@@ -119,9 +119,8 @@ class WindowReader(Protocol):
     ) -> DataWindow:
         """The window's events; with ``probabilities``, the class probabilities they logged too."""
 
-    def label_window(
-        self, model: str, version: str, start: datetime, end: datetime, *, labelled: bool
-    ) -> LabelWindow: ...
+    def label_window(self, model: str, version: str, start: datetime, end: datetime) -> LabelWindow:
+        """The window's labelled predictions; asked only for a model ``labelled_models`` named."""
 
     def next_event_time(self, model: str, version: str, after: datetime) -> datetime | None: ...
 
@@ -230,7 +229,7 @@ class WindowJudge:
             reference = self.profiles.get(model, version)
             progress.performance.thresholds = reference.thresholds
             if self._may_have_labels(model):
-                labels = self.windows.label_window(model, version, start, end, labelled=True)
+                labels = self.windows.label_window(model, version, start, end)
             else:
                 labels = unlabelled_window(start, end)
             if labels.labels:

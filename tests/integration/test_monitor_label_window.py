@@ -53,9 +53,9 @@ def test_a_window_nobody_labelled_is_read_as_no_label_without_counting_it(clickh
     assert window.labels == [] and len(window.delay_s) == 0
 
     _insert(clickhouse_client, "labels", [_label("elsewhere", END + timedelta(hours=1), "no")])
-    for labelled in (False, True):  # the model now has labels, none of them for this window
-        window = read_label_window(clickhouse_client, "churn", "1", START, END, labelled=labelled)
-        assert window.count == 0 and window.labels == []
+    # the model now has labels, none of them for this window
+    window = read_label_window(clickhouse_client, "churn", "1", START, END)
+    assert window.count == 0 and window.labels == []
 
 
 def test_labelled_predictions_are_joined_in_event_time_order_with_their_delay(clickhouse_client: Any) -> None:
@@ -82,10 +82,9 @@ def test_labelled_predictions_are_joined_in_event_time_order_with_their_delay(cl
             _label("next-window", END + timedelta(seconds=5), "no"),
         ],
     )
-    for labelled in (False, True):  # asked whether the model has labels, or known to have them
-        window = read_label_window(clickhouse_client, "churn", "1", START, END, labelled=labelled)
-        assert window.count == 3, "every prediction of the version in the window, labelled or not"
-        assert window.predictions == ["no", "yes"]
-        assert window.labels == ["yes", "yes"]
-        assert window.delay_s.tolist() == [7190.0, 30.0]
-        assert window.positive_proba is not None and window.positive_proba.tolist() == [0.2, 0.7]
+    window = read_label_window(clickhouse_client, "churn", "1", START, END)
+    assert window.count == 3, "every prediction of the version in the window, labelled or not"
+    assert window.predictions == ["no", "yes"]
+    assert window.labels == ["yes", "yes"]
+    assert window.delay_s.tolist() == [7190.0, 30.0]
+    assert window.positive_proba is not None and window.positive_proba.tolist() == [0.2, 0.7]

@@ -138,9 +138,7 @@ class MemoryStore:
             probabilities={k: np.asarray(v, dtype=float) for k, v in logged.items()},
         )
 
-    def label_window(
-        self, model: str, version: str, start: datetime, end: datetime, *, labelled: bool
-    ) -> LabelWindow:
+    def label_window(self, model: str, version: str, start: datetime, end: datetime) -> LabelWindow:
         events = self._window(model, version, start, end)
         latest = {label["prediction_id"]: label for label in self.labels if label["model_name"] == model}
         joined = [(e, latest[e["prediction_id"]]) for e in events if e["prediction_id"] in latest]

@@ -297,9 +297,9 @@ def test_a_model_without_labels_costs_one_question_per_batch_and_its_first_label
         asked.append(list(models))
         return labelled_models(models)
 
-    def reading(model: str, version: str, start: datetime, end: datetime, *, labelled: bool) -> Any:
+    def reading(model: str, version: str, start: datetime, end: datetime) -> Any:
         read.append(start)
-        return label_window(model, version, start, end, labelled=labelled)
+        return label_window(model, version, start, end)
 
     store.labelled_models, store.label_window = asking, reading  # type: ignore[method-assign]
     feed = Feed(_monitor(store, MemoryPublisher()))

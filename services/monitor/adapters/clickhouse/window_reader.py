@@ -105,31 +105,22 @@ LABELS_OF_WINDOW = (
 )
 
 
-LABELS_AT_ALL = "SELECT count() > 0 FROM (SELECT 1 FROM labels WHERE model_name = {model:String} LIMIT 1)"
-"""Whether the model has any label at all: many models never get ground truth, and for them the lookup below
-would scan the window's ids to find none."""
-
-
 LABELLED_MODELS = (
     "SELECT model_name FROM labels WHERE model_name IN {models:Array(String)} LIMIT 1 BY model_name"
 )
-"""Which of the models have any label: asked once per batch for the models not yet seen with labels."""
+"""Which of the models have any label: asked once per batch for the models not yet seen with labels, since
+many models never get ground truth, and for them the window's lookup would scan its ids to find none."""
 
 
-def read_label_window(
-    client: Any, model: str, version: str, start: datetime, end: datetime, *, labelled: bool = False
-) -> LabelWindow:
+def read_label_window(client: Any, model: str, version: str, start: datetime, end: datetime) -> LabelWindow:
     """The window's predictions that have a label, in event-time order, with each label's delay.
 
-    Unless the model is known to be ``labelled``, whether it has any label is asked first: a model nobody
-    labels costs one small query per window instead of a join over all its predictions. A window none of
-    whose predictions has a label yet is not counted (its count is 0): its coverage is 0 whatever the count,
-    and counting it was a scan of the window with ``FINAL``, the largest part of judging a window once its
-    data no longer had to be read back (docs/monitor.md).
+    Read only for a model that has labels (``LABELLED_MODELS`` says which). A window none of whose
+    predictions has a label yet is not counted (its count is 0): its coverage is 0 whatever the count, and
+    counting it was a scan of the window with ``FINAL``, the largest part of judging a window once its data
+    no longer had to be read back (docs/monitor.md).
     """
     p = _params(model, version, start, end)
-    if not labelled and not client.command(LABELS_AT_ALL, parameters={"model": model}):
-        return _label_window(start, end, 0, [])
     labels = {row[0]: row[1:] for row in client.query(LABELS_OF_WINDOW, parameters=p).result_rows}
     if not labels:
         return _label_window(start, end, 0, [])
@@ -178,11 +169,9 @@ class ClickHouseWindowReader:
         with self.sink.waits.timing():
             return read_data_window(self.sink.client, model, version, start, end, probabilities=probabilities)
 
-    def label_window(
-        self, model: str, version: str, start: datetime, end: datetime, *, labelled: bool
-    ) -> LabelWindow:
+    def label_window(self, model: str, version: str, start: datetime, end: datetime) -> LabelWindow:
         with self.sink.waits.timing():
-            return read_label_window(self.sink.client, model, version, start, end, labelled=labelled)
+            return read_label_window(self.sink.client, model, version, start, end)
 
     def next_event_time(self, model: str, version: str, after: datetime) -> datetime | None:
         with self.sink.waits.timing():
