@@ -506,25 +506,13 @@ def _page_keys(shape: _Shape) -> Subquery:
     )
 
 
-@functools.lru_cache(maxsize=2)
-def get_version_json_query(dialect: str) -> Select[Any]:
-    """One version's ``VersionOut`` JSON by ``name`` and ``version``: one indexed read (the fast path's
-    get-version, resolve_cache.read_value)."""
+@functools.lru_cache(maxsize=4)
+def get_version_json_query(dialect: str, mlflow: bool = False) -> Select[Any]:
+    """One version's ``VersionOut`` JSON (with ``mlflow``, MLflow's ``ModelVersion``) by ``name`` and
+    ``version``: one indexed read (the fast path's get-versions, resolve_cache.read_value)."""
+    item = (mlflow_version_json if mlflow else version_item_json)(dialect, registered_models.c.name)
     return (
-        select(version_item_json(dialect, registered_models.c.name))
-        .join_from(model_versions, registered_models, registered_models.c.id == model_versions.c.model_id)
-        .where(
-            registered_models.c.name == bindparam("name"), model_versions.c.version == bindparam("version")
-        )
-    )
-
-
-@functools.lru_cache(maxsize=2)
-def get_mlflow_version_json_query(dialect: str) -> Select[Any]:
-    """One version as MLflow's ``ModelVersion`` JSON by ``name`` and ``version``: the same indexed read as
-    :func:`get_version_json_query` (the fast path's MLflow get-version)."""
-    return (
-        select(mlflow_version_json(dialect, registered_models.c.name))
+        select(item)
         .join_from(model_versions, registered_models, registered_models.c.id == model_versions.c.model_id)
         .where(
             registered_models.c.name == bindparam("name"), model_versions.c.version == bindparam("version")

@@ -25,7 +25,7 @@ from starlette.datastructures import State
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.registry.adapters.store_base import MAX_PAGE
-from services.registry.adapters.store_versions import get_mlflow_version_json_query, get_version_json_query
+from services.registry.adapters.store_versions import get_version_json_query
 from services.registry.domain.auth import authenticate
 from services.registry.domain.mlflow_mapping import version_number
 from services.registry.domain.schemas import MAX_ID
@@ -268,10 +268,11 @@ class NotCached(RegistryError):
     """Not in the cache: the app answers (and caches the answer)."""
 
 
-def _version_json(registry: Registry, name: str, number: int) -> bytes:
-    """The version as ``GET /models/{name}/versions/{v}`` answers it, written by the database in one read
-    on the cache's connection; :class:`NotCached` when there is none (the app answers the 404)."""
-    query = get_version_json_query(registry.engine.dialect.name)
+def _version_json(registry: Registry, name: str, number: int, *, mlflow: bool = False) -> bytes:
+    """The version as ``GET /models/{name}/versions/{v}`` answers it (with ``mlflow``, MLflow's
+    ``ModelVersion``), written by the database in one read on the cache's connection; :class:`NotCached`
+    when there is none (the app answers the 404)."""
+    query = get_version_json_query(registry.engine.dialect.name, mlflow)
     item = registry.resolve_cache.read_value(query, {"name": name, "version": number})
     if item is None:
         raise NotCached("no such version")
@@ -279,10 +280,5 @@ def _version_json(registry: Registry, name: str, number: int) -> bytes:
 
 
 def _mlflow_body(registry: Registry, name: str, number: int) -> bytes:
-    """MLflow's get-version answer, its ``ModelVersion`` written by the database in one read (as
-    :func:`_version_json`); :class:`NotCached` when there is none."""
-    query = get_mlflow_version_json_query(registry.engine.dialect.name)
-    item = registry.resolve_cache.read_value(query, {"name": name, "version": number})
-    if item is None:
-        raise NotCached("no such version")
-    return b'{"model_version":' + str(item).encode() + b"}"
+    """MLflow's get-version answer."""
+    return b'{"model_version":' + _version_json(registry, name, number, mlflow=True) + b"}"
